@@ -1,0 +1,38 @@
+"""Exceptions that the command line reports as one clear line and a non-zero exit.
+
+Every error that a user can cause by bad input (a file, a field, a value) derives from
+:class:`DriveILError`; its message names the file, field or value and what was expected.
+``drive_il.cli`` catches it, prints ``drive-il: error: <message>`` and exits with 2.
+"""
+
+from __future__ import annotations
+
+
+class DriveILError(Exception):
+    """Base class of user-facing errors (bad input, missing files, unreachable server)."""
+
+
+class ConfigError(DriveILError, ValueError):
+    """A TOML file (scenario, expert preset, model preset, calibration) is malformed,
+    has an unknown key, a value of the wrong type or out of range."""
+
+
+class MapError(DriveILError):
+    """A town cannot be resolved or its OpenDRIVE file is missing or corrupt."""
+
+
+class ScenarioError(DriveILError):
+    """A scenario cannot be set up: spawn off the road, unreachable goal, ..."""
+
+
+class DataError(DriveILError):
+    """An episode file or dataset is unreadable, of an unknown schema version, or
+    inconsistent (mixed camera rigs, empty directory)."""
+
+
+class CheckpointError(DriveILError):
+    """A checkpoint is missing, corrupt, of another architecture or format version."""
+
+
+class SimulatorConnectionError(DriveILError):
+    """A CARLA server cannot be reached or was lost."""

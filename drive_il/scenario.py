@@ -1,0 +1,385 @@
+"""Scenarios: where and in what conditions we drive (``scenarios/*.toml``).
+
+A scenario names a town (a generated road network or an OpenDRIVE file), the routes or
+how to generate them, the weather, the traffic, the camera rig, the vehicle, the fixed
+time step and the episode length, and a seed. Loading is strict (see
+:mod:`drive_il.config`): an unknown key, a wrong type or an out-of-range value is a
+:class:`~drive_il.errors.ConfigError` naming the file and field.
+
+Example (``scenarios/default.toml``)::
+
+    name = "default"
+    town = "circuit"
+    weather = "ClearNoon"
+    dt = 0.05
+    episode_seconds = 60.0
+    seed = 0
+    route_length = 400.0
+
+    [[cameras]]
+    name = "center"
+    width = 200
+    height = 66
+    fov_deg = 60.0
+    x = 1.4
+    z = 1.5
+    pitch_deg = -8.0
+
+Units: metres, seconds, m/s; angles in TOML are in degrees where the key says so
+(``fov_deg``, ``pitch_deg``, ``yaw_deg``, ``max_steer_deg``) and in radians inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, from_dict, read_toml, to_dict
+
+__all__ = [
+    "WEATHER_PRESETS",
+    "CameraConfig",
+    "VehicleConfig",
+    "TrafficConfig",
+    "RouteSpec",
+    "TestConfig",
+    "PipelineConfig",
+    "Scenario",
+    "load_scenario",
+    "default_scenario_path",
+    "SCENARIOS_DIR",
+]
+
+#: Weather presets, named as ``carla.WeatherParameters`` attributes.
+WEATHER_PRESETS: tuple[str, ...] = (
+    "ClearNoon", "CloudyNoon", "WetNoon", "WetCloudyNoon", "MidRainyNoon", "HardRainNoon",
+    "SoftRainNoon", "ClearSunset", "CloudySunset", "WetSunset", "WetCloudySunset",
+    "MidRainSunset", "HardRainSunset", "SoftRainSunset",
+)
+
+#: Repository folder with the shipped scenarios (next to the package in a checkout).
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def R(lo: float | None, hi: float | None, doc: str = "") -> dict[str, Any]:
+    """Field metadata helper: closed range [lo, hi] and a doc line."""
+    return {"range": (lo, hi), "doc": doc}
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One RGB camera of the rig, mounted in CARLA's vehicle frame (relative to the
+    vehicle's reference point, the bounding-box centre at ground level: x forward,
+    y right, z up), as ``carla.Transform`` + ``sensor.camera.rgb`` attributes.
+
+    Attributes:
+        name: unique within the rig ("center", "left", "right", ...).
+        width, height: image size [px] (``image_size_x``/``image_size_y``).
+        fov_deg: horizontal field of view [deg] (``fov``).
+        x, y, z: mount position [m].
+        pitch_deg, yaw_deg: mount rotation [deg]; pitch + = up, yaw + = right.
+    """
+
+    name: str = "center"
+    width: int = field(default=200, metadata=R(8, 4096))
+    height: int = field(default=66, metadata=R(8, 4096))
+    fov_deg: float = field(default=60.0, metadata=R(10.0, 170.0))
+    x: float = field(default=1.4, metadata=R(-10.0, 10.0))
+    y: float = field(default=0.0, metadata=R(-5.0, 5.0))
+    z: float = field(default=1.5, metadata=R(0.2, 10.0))
+    pitch_deg: float = field(default=-8.0, metadata=R(-89.0, 89.0))
+    yaw_deg: float = field(default=0.0, metadata=R(-180.0, 180.0))
+
+    @property
+    def fov(self) -> float:
+        """Horizontal field of view [rad]."""
+        return math.radians(self.fov_deg)
+
+    @property
+    def pitch(self) -> float:
+        """[rad]"""
+        return math.radians(self.pitch_deg)
+
+    @property
+    def yaw(self) -> float:
+        """[rad]"""
+        return math.radians(self.yaw_deg)
+
+    @property
+    def focal_px(self) -> float:
+        """Pinhole focal length [px]: width / (2 tan(fov/2)) (CARLA's convention)."""
+        return self.width / (2.0 * math.tan(self.fov / 2.0))
+
+
+@dataclass(frozen=True)
+class VehicleConfig:
+    """The ego vehicle: a mid-size car (defaults close to CARLA's Tesla Model 3).
+
+    Attributes:
+        blueprint: CARLA blueprint id (used by the CARLA backend).
+        wheelbase: [m].
+        length, width, height: bounding box [m].
+        max_steer_deg: road-wheel angle at |steer| = 1 [deg].
+        steer_time_constant: first-order lag of the road-wheel angle [s].
+        max_steer_rate_deg: road-wheel angle rate limit [deg/s].
+        max_acceleration: at full throttle from standstill [m/s^2].
+        max_power_per_mass: engine power over mass [W/kg] (limits acceleration at speed).
+        max_deceleration: at full brake [m/s^2].
+        drag_coefficient: aerodynamic 0.5 rho Cd A / m [1/m].
+        rolling_resistance: rolling resistance coefficient [-].
+        max_speed: top speed [m/s].
+    """
+
+    blueprint: str = "vehicle.tesla.model3"
+    wheelbase: float = field(default=2.9, metadata=R(1.0, 10.0))
+    length: float = field(default=4.8, metadata=R(1.0, 20.0))
+    width: float = field(default=1.9, metadata=R(0.5, 4.0))
+    height: float = field(default=1.5, metadata=R(0.5, 5.0))
+    max_steer_deg: float = field(default=35.0, metadata=R(5.0, 80.0))
+    steer_time_constant: float = field(default=0.1, metadata=R(0.0, 2.0))
+    max_steer_rate_deg: float = field(default=120.0, metadata=R(1.0, 2000.0))
+    max_acceleration: float = field(default=3.5, metadata=R(0.1, 20.0))
+    max_power_per_mass: float = field(default=60.0, metadata=R(1.0, 1000.0))
+    max_deceleration: float = field(default=8.0, metadata=R(0.5, 30.0))
+    drag_coefficient: float = field(default=0.00035, metadata=R(0.0, 0.1))
+    rolling_resistance: float = field(default=0.015, metadata=R(0.0, 0.5))
+    max_speed: float = field(default=50.0, metadata=R(1.0, 120.0))
+
+    @property
+    def max_steer_angle(self) -> float:
+        """[rad]"""
+        return math.radians(self.max_steer_deg)
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """NPC vehicles.
+
+    Attributes:
+        vehicles: number of NPC vehicles spawned at reset.
+        target_speed: NPC desired speed [m/s] (IDM v0).
+        speed_spread: NPC desired speeds are drawn uniformly in
+            target_speed * [1 - spread, 1 + spread].
+        min_gap: IDM standstill gap s0 [m].
+        time_headway: IDM time headway T [s].
+        min_spawn_distance: NPCs spawn at least this far from the ego and each other [m].
+    """
+
+    vehicles: int = field(default=0, metadata=R(0, 500))
+    target_speed: float = field(default=7.0, metadata=R(0.0, 40.0))
+    speed_spread: float = field(default=0.2, metadata=R(0.0, 0.9))
+    min_gap: float = field(default=2.5, metadata=R(0.5, 20.0))
+    time_headway: float = field(default=1.2, metadata=R(0.1, 5.0))
+    min_spawn_distance: float = field(default=12.0, metadata=R(5.0, 200.0))
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One explicit route: from ``start`` through ``via`` to ``goal`` (world x, y [m]).
+
+    The start is projected onto the nearest driving lane (an error if farther than the
+    lane's half width + 2 m from it: "spawn off the road"); the route is planned with A*
+    over the lane graph (``drive_il.expert.route_planner``).
+
+    Attributes:
+        start: [x, y] [m].
+        goal: [x, y] [m].
+        via: intermediate [x, y] points, in order.
+        start_yaw_deg: optional heading hint [deg] to choose the lane direction at start.
+    """
+
+    start: tuple[float, float]
+    goal: tuple[float, float]
+    via: tuple[tuple[float, float], ...] = ()
+    start_yaw_deg: float | None = None
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """Where the learner is evaluated: overrides applied to the training scenario.
+
+    Attributes:
+        town: test town (None = the training town).
+        routes: explicit test routes (empty = random routes from ``seed``).
+        route_length: random test route length [m] (None = the scenario's).
+        seed: base seed of the test episodes (distinct from training by default).
+        episodes: test episodes per evaluation seed.
+        weathers: weather presets the learner is evaluated in ("train" weather first).
+        unseen_weathers: presets never used for training, reported separately.
+        traffic_vehicles: NPCs in test episodes (None = the scenario's).
+    """
+
+    town: str | None = None
+    routes: tuple[RouteSpec, ...] = ()
+    route_length: float | None = field(default=None, metadata=R(20.0, 100_000.0))
+    seed: int = field(default=10_000, metadata=R(0, 2**31 - 1))
+    episodes: int = field(default=3, metadata=R(1, 10_000))
+    weathers: tuple[str, ...] = ()
+    unseen_weathers: tuple[str, ...] = ()
+    traffic_vehicles: int | None = field(default=None, metadata=R(0, 500))
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What ``python run_sim.py SCENARIO`` runs (the main job).
+
+    Attributes:
+        model: model preset (name in ``models/`` or a path).
+        expert: expert preset (name in ``experts/`` or a path); None = scenario's.
+        bc_episodes: expert demonstration episodes for round 0 (behaviour cloning).
+        dagger_rounds: DAgger rounds after round 0.
+        dagger_episodes: learner rollouts per DAgger round.
+        beta_schedule: "constant", "linear", "exponential" or "lbc".
+        beta: beta_1 / constant beta / exponential base p.
+        mixing: "step" or "episode" mixing of expert and learner control.
+        epochs: training epochs per round.
+        warm_start: continue from the previous round's weights (else retrain).
+        eval_seeds: evaluation seeds.
+    """
+
+    model: str = "dave2"
+    expert: str | None = None
+    bc_episodes: int = field(default=8, metadata=R(1, 100_000))
+    dagger_rounds: int = field(default=4, metadata=R(1, 100))
+    dagger_episodes: int = field(default=4, metadata=R(1, 100_000))
+    beta_schedule: str = field(default="exponential", metadata={"choices": ("constant", "linear", "exponential", "lbc")})
+    beta: float = field(default=0.5, metadata=R(0.0, 1.0))
+    mixing: str = field(default="step", metadata={"choices": ("step", "episode")})
+    epochs: int = field(default=6, metadata=R(1, 10_000))
+    warm_start: bool = True
+    eval_seeds: int = field(default=3, metadata=R(1, 100))
+
+
+def _default_cameras() -> tuple[CameraConfig, ...]:
+    return (CameraConfig(),)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Where and in what conditions we drive.
+
+    Attributes:
+        name: scenario name (used for run directories).
+        town: a generated town ("circuit", "grid") or an OpenDRIVE town name resolved
+            in the maps directory (e.g. "Town01"); see ``drive_il.sim.maps``.
+        weather: a preset of :data:`WEATHER_PRESETS`.
+        dt: fixed simulation step [s] (CARLA: never above 0.1 s).
+        episode_seconds: episode time limit [s] (the episode also ends when the route
+            is completed).
+        seed: base seed; episode i uses seed + i.
+        routes: explicit routes; episode i uses routes[i % len(routes)]. Empty = random
+            routes of ``route_length`` metres drawn from the episode seed.
+        route_length: random route length [m].
+        target_speed: cruise speed for learners and the default expert speed [m/s].
+        cameras: the camera rig.
+        vehicle: the ego vehicle.
+        traffic: NPC vehicles.
+        expert: expert preset (name in ``experts/`` or a path).
+        test: where learners are evaluated.
+        pipeline: what the main job runs.
+        source: the file this scenario came from ("" if built in code).
+    """
+
+    name: str = "default"
+    town: str = "circuit"
+    weather: str = field(default="ClearNoon", metadata={"choices": WEATHER_PRESETS})
+    dt: float = field(default=0.05, metadata=R(0.001, 0.1))
+    episode_seconds: float = field(default=60.0, metadata=R(0.1, 36_000.0))
+    seed: int = field(default=0, metadata=R(0, 2**31 - 1))
+    routes: tuple[RouteSpec, ...] = ()
+    route_length: float = field(default=400.0, metadata=R(20.0, 100_000.0))
+    target_speed: float = field(default=8.0, metadata=R(0.5, 40.0))
+    cameras: tuple[CameraConfig, ...] = field(default_factory=_default_cameras)
+    vehicle: VehicleConfig = field(default_factory=VehicleConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    expert: str = "default"
+    test: TestConfig = field(default_factory=TestConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            raise ValueError("cameras: at least one camera is required")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cameras: camera names must be unique, got {names}")
+        for w in (*self.test.weathers, *self.test.unseen_weathers):
+            if w not in WEATHER_PRESETS:
+                raise ValueError(f"test.weathers: unknown weather preset {w!r} (known: {', '.join(WEATHER_PRESETS)})")
+
+    @property
+    def max_steps(self) -> int:
+        """Episode step limit: ceil(episode_seconds / dt)."""
+        return int(math.ceil(self.episode_seconds / self.dt - 1e-9))
+
+    def replace(self, **changes: Any) -> "Scenario":
+        """A copy with fields replaced (dataclasses.replace)."""
+        return dataclasses.replace(self, **changes)
+
+    def test_scenario(self, weather: str | None = None) -> "Scenario":
+        """The evaluation variant: the test town, routes and seed applied.
+
+        Args:
+            weather: override the weather (default: first of ``test.weathers`` or the
+                scenario's own).
+        """
+        t = self.test
+        w = weather or (t.weathers[0] if t.weathers else self.weather)
+        traffic = self.traffic if t.traffic_vehicles is None else dataclasses.replace(
+            self.traffic, vehicles=t.traffic_vehicles)
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}-test",
+            town=t.town or self.town,
+            routes=t.routes if (t.routes or t.town) else self.routes,
+            route_length=t.route_length or self.route_length,
+            seed=t.seed,
+            weather=w,
+            traffic=traffic,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (TOML/JSON-able) of this scenario."""
+        d = to_dict(self)
+        d.pop("source", None)
+        return d
+
+
+def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
+    """Build a Scenario from a parsed TOML mapping (strict)."""
+    data = dict(data)
+    data.pop("source", None)
+    sc = from_dict(Scenario, data, source=source)
+    return dataclasses.replace(sc, source=source)
+
+
+def default_scenario_path() -> Path:
+    """``scenarios/default.toml`` of the checkout."""
+    return SCENARIOS_DIR / "default.toml"
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Load a scenario TOML file strictly; ``None`` loads the default scenario.
+
+    A bare name (no ``.toml`` suffix, no directory) is looked up in ``scenarios/``.
+
+    Raises:
+        ConfigError: file missing, invalid TOML, unknown key, bad value (one line
+            naming the file and field).
+    """
+    if path is None:
+        p = default_scenario_path()
+        if not p.exists():
+            return Scenario(source="<built-in default>")
+    else:
+        p = Path(path)
+        if not p.exists() and p.suffix == "" and len(p.parts) == 1:
+            cand = SCENARIOS_DIR / f"{p}.toml"
+            if cand.exists():
+                p = cand
+        if not p.exists():
+            raise ConfigError(f"{p}: scenario file not found")
+    return scenario_from_dict(read_toml(p), source=str(p))

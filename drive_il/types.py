@@ -1,0 +1,441 @@
+"""Frozen value types shared by every part of drive_il.
+
+Conventions (see DESIGN.md):
+
+* SI units everywhere: metres [m], seconds [s], metres per second [m/s], radians [rad].
+* CARLA's world frame: x forward/east, y right/south, z up (left-handed). Yaw is measured
+  from +x towards +y (clockwise seen from above), in radians inside drive_il; degrees
+  appear only at the CARLA boundary.
+* ``Control.steer`` in [-1, 1], +1 = full right, as ``carla.VehicleControl``.
+
+The types are plain frozen dataclasses (``slots=True`` for speed, they are built at
+every simulation step). Validation that is cheap happens in ``__post_init__`` and raises
+``ValueError`` quoting the offending value.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+__all__ = [
+    "Control",
+    "VehicleState",
+    "ActorState",
+    "RoadOption",
+    "RouteWaypoint",
+    "Route",
+    "EventKind",
+    "Event",
+    "Observation",
+    "WorldState",
+    "Step",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A vehicle command with ``carla.VehicleControl`` semantics.
+
+    Attributes:
+        steer: [-1, 1], +1 = full right; multiplied by the vehicle's maximum road-wheel
+            angle to give the commanded steering angle.
+        throttle: [0, 1].
+        brake: [0, 1].
+        hand_brake: locks the rear wheels (strong deceleration).
+        reverse: drive backwards.
+
+    Raises:
+        ValueError: a value outside its range or not finite.
+    """
+
+    steer: float = 0.0
+    throttle: float = 0.0
+    brake: float = 0.0
+    hand_brake: bool = False
+    reverse: bool = False
+
+    def __post_init__(self) -> None:
+        s, t, b = self.steer, self.throttle, self.brake
+        if not (-1.0 <= s <= 1.0):
+            raise ValueError(f"Control.steer must be in [-1, 1], got {s!r}")
+        if not (0.0 <= t <= 1.0):
+            raise ValueError(f"Control.throttle must be in [0, 1], got {t!r}")
+        if not (0.0 <= b <= 1.0):
+            raise ValueError(f"Control.brake must be in [0, 1], got {b!r}")
+
+    @staticmethod
+    def clipped(steer: float, throttle: float = 0.0, brake: float = 0.0,
+                hand_brake: bool = False, reverse: bool = False) -> "Control":
+        """Build a Control with each value clipped into its range (NaN -> 0)."""
+        def clip(v: float, lo: float, hi: float) -> float:
+            v = float(v)
+            if v != v:  # NaN
+                return 0.0
+            return lo if v < lo else hi if v > hi else v
+        return Control(clip(steer, -1.0, 1.0), clip(throttle, 0.0, 1.0),
+                       clip(brake, 0.0, 1.0), bool(hand_brake), bool(reverse))
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleState:
+    """Pose and motion of a vehicle.
+
+    The reference point is the centre of the bounding box at ground level, as CARLA's
+    ``actor.get_location()``; drift and camera mounts are relative to it. The rear axle
+    lies ``wheelbase / 2`` behind it (see :meth:`rear_axle`).
+
+    Attributes:
+        x, y, z: reference point [m] in CARLA's world frame.
+        yaw: heading [rad], from +x towards +y (CARLA's yaw in radians).
+        speed: signed longitudinal speed [m/s] (negative when reversing).
+        steer_angle: current road-wheel angle [rad], + = right.
+        yaw_rate: [rad/s].
+        acceleration: longitudinal acceleration [m/s^2].
+        length, width, height: bounding box [m].
+        wheelbase: [m].
+        max_steer_angle: road-wheel angle at |steer| = 1 [rad].
+    """
+
+    x: float
+    y: float
+    yaw: float
+    speed: float = 0.0
+    z: float = 0.0
+    steer_angle: float = 0.0
+    yaw_rate: float = 0.0
+    acceleration: float = 0.0
+    length: float = 4.8
+    width: float = 1.9
+    height: float = 1.5
+    wheelbase: float = 2.9
+    max_steer_angle: float = math.radians(70.0)
+
+    def rear_axle(self) -> tuple[float, float]:
+        """Centre of the rear axle (x, y) [m]."""
+        h = 0.5 * self.wheelbase
+        return (self.x - h * math.cos(self.yaw), self.y - h * math.sin(self.yaw))
+
+    @property
+    def velocity(self) -> tuple[float, float]:
+        """World-frame velocity (vx, vy) [m/s]."""
+        return (self.speed * math.cos(self.yaw), self.speed * math.sin(self.yaw))
+
+
+@dataclass(frozen=True, slots=True)
+class ActorState:
+    """Another vehicle in the world (privileged information for the expert).
+
+    Attributes:
+        actor_id: unique id within the episode.
+        x, y, z: centre of the bounding box at ground level [m], world frame.
+        yaw: heading [rad].
+        speed: [m/s].
+        length, width, height: bounding box [m].
+        color: RGB uint8 triple used by the embedded camera.
+    """
+
+    actor_id: int
+    x: float
+    y: float
+    yaw: float
+    speed: float = 0.0
+    z: float = 0.0
+    length: float = 4.5
+    width: float = 1.9
+    height: float = 1.5
+    color: tuple[int, int, int] = (160, 30, 30)
+
+
+class RoadOption(enum.IntEnum):
+    """Navigation command, numbered as CARLA's ``agents.navigation.local_planner.RoadOption``."""
+
+    VOID = -1
+    LEFT = 1
+    RIGHT = 2
+    STRAIGHT = 3
+    LANEFOLLOW = 4
+    CHANGELANELEFT = 5
+    CHANGELANERIGHT = 6
+
+
+@dataclass(frozen=True, slots=True)
+class RouteWaypoint:
+    """One point of a dense route on a lane centre line.
+
+    Attributes:
+        x, y, z: [m] world frame.
+        yaw: lane direction [rad].
+        command: the RoadOption in force at this point.
+        road_id, section_id, lane_id: OpenDRIVE identifiers of the lane.
+        lane_width: [m].
+        is_junction: inside a junction.
+        speed_limit: [m/s], or None where the map gives none.
+    """
+
+    x: float
+    y: float
+    yaw: float
+    command: RoadOption = RoadOption.LANEFOLLOW
+    z: float = 0.0
+    road_id: int = 0
+    section_id: int = 0
+    lane_id: int = 0
+    lane_width: float = 3.5
+    is_junction: bool = False
+    speed_limit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A dense route: waypoints every ``spacing`` metres along lane centres.
+
+    Attributes:
+        waypoints: the route, in driving order (at least 2).
+        spacing: nominal distance between consecutive waypoints [m].
+        xy: (N, 2) float64 array of waypoint positions [m] (derived).
+        yaw: (N,) float64 lane directions [rad] (derived).
+        s: (N,) float64 cumulative arc length [m] (derived).
+        commands: (N,) int8 RoadOption values (derived).
+
+    Raises:
+        ValueError: fewer than 2 waypoints.
+    """
+
+    waypoints: tuple[RouteWaypoint, ...]
+    spacing: float = 1.0
+    xy: np.ndarray = field(init=False, repr=False, compare=False)
+    yaw: np.ndarray = field(init=False, repr=False, compare=False)
+    s: np.ndarray = field(init=False, repr=False, compare=False)
+    commands: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.waypoints) < 2:
+            raise ValueError(f"Route needs at least 2 waypoints, got {len(self.waypoints)}")
+        xy = np.array([(w.x, w.y) for w in self.waypoints], dtype=np.float64)
+        yaw = np.array([w.yaw for w in self.waypoints], dtype=np.float64)
+        seg = np.hypot(*np.diff(xy, axis=0).T)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        cmds = np.array([int(w.command) for w in self.waypoints], dtype=np.int8)
+        for a in (xy, yaw, s, cmds):
+            a.setflags(write=False)
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "yaw", yaw)
+        object.__setattr__(self, "s", s)
+        object.__setattr__(self, "commands", cmds)
+
+    @property
+    def length(self) -> float:
+        """Total arc length [m]."""
+        return float(self.s[-1])
+
+    def __len__(self) -> int:
+        return len(self.waypoints)
+
+
+class EventKind(enum.Enum):
+    """What can happen to the ego vehicle during a step."""
+
+    COLLISION = "collision"          # with another vehicle (or a static object in CARLA)
+    OFF_ROAD = "off_road"            # the vehicle left the drivable surface
+    LANE_INVASION = "lane_invasion"  # crossed a lane marking
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event reported by the simulator during one step.
+
+    Attributes:
+        kind: the EventKind.
+        frame: simulation frame number.
+        sim_time: [s].
+        other_actor: id of the other actor (collisions), else -1.
+        marking: lane-marking types crossed, e.g. ("Broken",) or ("Solid", "Solid")
+            (lane invasions, CARLA's ``carla.LaneMarkingType`` names), else ().
+        impulse: collision impulse magnitude [N s] where known, else 0.
+    """
+
+    kind: EventKind
+    frame: int
+    sim_time: float
+    other_actor: int = -1
+    marking: tuple[str, ...] = ()
+    impulse: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a learner may see.
+
+    Attributes:
+        frames: camera name -> (H, W, 3) uint8 RGB image.
+        speed: ego speed [m/s].
+        command: the navigation command in force at the ego's position.
+        frame: simulation frame number.
+        sim_time: [s].
+    """
+
+    frames: Mapping[str, np.ndarray]
+    speed: float
+    command: RoadOption = RoadOption.LANEFOLLOW
+    frame: int = 0
+    sim_time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorldState:
+    """Privileged world state read by the expert, the metrics and the overlay.
+
+    Attributes:
+        ego: the ego vehicle.
+        actors: other vehicles.
+        route: the route the ego is asked to follow (None if none).
+        frame: simulation frame number.
+        sim_time: [s].
+        dt: fixed step [s].
+        town: map name.
+        weather: weather preset name.
+    """
+
+    ego: VehicleState
+    actors: tuple[ActorState, ...] = ()
+    route: Route | None = None
+    frame: int = 0
+    sim_time: float = 0.0
+    dt: float = 0.05
+    town: str = ""
+    weather: str = "ClearNoon"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of ``Simulator.reset`` or ``Simulator.step``.
+
+    Attributes:
+        observation: what the learner sees.
+        world_state: what the expert sees.
+        events: events during the step (empty after reset).
+    """
+
+    observation: Observation
+    world_state: WorldState
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """Everything known about one control step, as the rollout loop hands it to the
+    recorder, the metrics and the overlay (composition, not subclassing).
+
+    ``step`` is the state *at which* the control was decided (observation + world
+    state); ``executed`` is what was sent to the simulator for the next step; ``events``
+    are those reported while executing it.
+
+    Attributes:
+        step: the Step the drivers saw.
+        executed: the control sent to the simulator.
+        expert: the expert's label for this state (always present).
+        learner: the learner's prediction (None when no learner runs).
+        driver: who produced ``executed``: "expert", "learner" or "human".
+        intervention: the expert (or a human) took over at this step (gated mode or
+            evaluation interventions).
+        noise: the executed control was perturbed by noise injection.
+        lateral_deviation: drift [m], signed, + = right of the route's lane centre.
+        heading_error: [rad], vehicle yaw minus lane direction.
+        route_progress: arc length along the route [m].
+        events: events reported while executing the control.
+        expert_path: (K, 2) the expert's intended path [m] (world x, y), or None.
+        beta: DAgger mixing probability in force (None outside DAgger).
+        dagger_round: DAgger round (None outside DAgger).
+    """
+
+    step: Step
+    executed: Control
+    expert: Control
+    learner: Control | None = None
+    driver: str = "expert"
+    intervention: bool = False
+    noise: bool = False
+    lateral_deviation: float = 0.0
+    heading_error: float = 0.0
+    route_progress: float = 0.0
+    events: tuple[Event, ...] = ()
+    expert_path: np.ndarray | None = None
+    beta: float | None = None
+    dagger_round: int | None = None
+
+
+__all__ += ["StepRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeInfo:
+    """What is known when an episode starts (stored as episode metadata).
+
+    Attributes:
+        scenario: scenario name.
+        scenario_source: the scenario file ("" if built in code).
+        scenario_dict: the full scenario as plain values (JSON-able).
+        town: map name.
+        seed: episode seed.
+        episode: episode index within the run.
+        weather: weather preset.
+        backend: "embedded" or "carla".
+        dt: fixed step [s].
+        cameras: camera rig, as plain dicts (name, width, height, fov_deg, x, y, z,
+            pitch_deg, yaw_deg).
+        vehicle: vehicle parameters as a plain dict (wheelbase, max_steer_deg, ...).
+        route: the route of the episode.
+        expert_preset: name or path of the expert preset.
+        driver: who drives ("expert", "learner", "mixture", "human").
+        dagger_round: DAgger round (None outside DAgger).
+        beta: DAgger beta (None outside DAgger).
+        noise: noise-injection settings as a plain dict ({} when off).
+    """
+
+    scenario: str
+    town: str
+    seed: int
+    episode: int = 0
+    weather: str = "ClearNoon"
+    backend: str = "embedded"
+    dt: float = 0.05
+    cameras: tuple[dict, ...] = ()
+    vehicle: dict = field(default_factory=dict)
+    route: Route | None = None
+    expert_preset: str = "default"
+    driver: str = "expert"
+    dagger_round: int | None = None
+    beta: float | None = None
+    noise: dict = field(default_factory=dict)
+    scenario_source: str = ""
+    scenario_dict: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeResult:
+    """How an episode ended.
+
+    Attributes:
+        info: the EpisodeInfo it started with.
+        termination: "route_completed", "timeout", "collision", "off_road",
+            "stuck", "interrupted", "failed" (backend lost).
+        steps: number of control steps.
+        summary: metric name -> value (DESIGN.md names: route_completion [%],
+            distance [m], drift_mean, drift_p95, drift_max [m], collisions, off_road,
+            lane_invasions, interventions, autonomy [%], steps_per_s, ...).
+        path: the episode file, when recorded.
+    """
+
+    info: EpisodeInfo
+    termination: str
+    steps: int
+    summary: dict = field(default_factory=dict)
+    path: str | None = None
+
+
+__all__ += ["EpisodeInfo", "EpisodeResult"]
