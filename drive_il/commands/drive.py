@@ -1,0 +1,92 @@
+"""``drive-il drive [SCENARIO] --driver expert|policy|human``: drive episodes and print
+a per-episode summary (distance, route completion, |lateral deviation|, collisions,
+off-road, lane invasions, steps/s)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_scenario_arg, add_sim_args, load_scenario_arg, make_sim
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "drive", help="drive a scenario with the expert, a trained policy or by hand",
+        description="Drive episodes of a scenario and print a summary per episode.")
+    add_scenario_arg(p)
+    p.add_argument("--driver", choices=("expert", "policy", "human"), default="expert",
+                   help="who drives (default expert)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="trained run or checkpoint directory (--driver policy)")
+    p.add_argument("--expert", default=None, help="expert preset name in experts/ or a TOML path")
+    p.add_argument("--episodes", type=int, default=1, help="number of episodes (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the scenario's)")
+    p.add_argument("--max-steps", type=int, default=None, help="step limit per episode")
+    p.add_argument("--interventions", action="store_true",
+                   help="policy: DAVE-2 interventions (the expert takes over past --threshold)")
+    p.add_argument("--threshold", type=float, default=1.0, help="intervention threshold [m] (default 1.0)")
+    p.add_argument("--save-frames", type=Path, default=None, metavar="DIR", help="write camera PNGs")
+    p.add_argument("--save-every", type=int, default=1, help="with --save-frames: every N-th step")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the summaries as JSON")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR", help="record episodes (HDF5) into DIR")
+    p.add_argument("--overlay", action="store_true", help="show the live pygame overlay")
+    p.add_argument("--record-screens", type=Path, default=None, metavar="DIR",
+                   help="save overlay screens as PNG (implies --overlay; works headless)")
+    p.add_argument("--calibration", type=Path, default=None, help="--driver human: controls TOML")
+    p.add_argument("--joystick", type=int, default=None, help="--driver human: joystick index")
+    add_sim_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..factory import make_expert, make_human, make_learner, make_overlay, make_recorder
+    from ..observers import FrameSaver, format_summary, write_json
+    from ..rollout import TakeoverConfig, run_episode
+
+    scenario = load_scenario_arg(args)
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes: expected an integer >= 1, got {args.episodes}")
+    if args.driver == "policy" and args.checkpoint is None:
+        raise ConfigError("--driver policy needs --checkpoint RUN (a directory written by drive-il train)")
+    expert = make_expert(scenario, preset=args.expert)
+    learner = make_learner(args.checkpoint, scenario) if args.driver == "policy" else None
+    human = make_human(calibration=args.calibration, joystick=args.joystick) if args.driver == "human" else None
+    sim = make_sim(args)
+    observers = []
+    if args.save_frames:
+        observers.append(FrameSaver(args.save_frames, every=args.save_every))
+    if args.record:
+        observers.append(make_recorder(args.record))
+    overlay = None
+    try:
+        summaries = []
+        first_seed = scenario.seed if args.seed is None else args.seed
+        for k in range(args.episodes):
+            seed = first_seed + k
+            obs = list(observers)
+            if (args.overlay or args.record_screens) and overlay is None:
+                overlay = make_overlay(show=True, record_screens=args.record_screens, threshold=args.threshold)
+            if overlay is not None:
+                obs.append(overlay)
+            result = run_episode(
+                sim, scenario, seed, expert=expert,
+                driver={"expert": "expert", "policy": "learner", "human": "human"}[args.driver],
+                learner=learner, human=human, episode=k, max_steps=args.max_steps,
+                takeover=TakeoverConfig(threshold=args.threshold) if (args.interventions and learner) else None,
+                observers=obs,
+            )
+            print(format_summary(result), flush=True)
+            summaries.append({"episode": k, "seed": seed, "town": result.info.town,
+                              "termination": result.termination, "path": result.path, **result.summary})
+        if args.json:
+            write_json(args.json, {"scenario": scenario.name, "driver": args.driver, "episodes": summaries})
+            print(f"wrote {args.json}")
+        if args.save_frames:
+            print(f"camera frames in {args.save_frames}/")
+    finally:
+        if overlay is not None and hasattr(overlay, "close"):
+            overlay.close()
+        sim.close()
+    return 0

@@ -1,0 +1,82 @@
+"""``drive-il eval --checkpoint RUN --scenario S [--seeds 3]``: closed-loop evaluation
+with DAVE-2 interventions; prints the metrics, writes a JSON report and TensorBoard
+``eval/`` scalars."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_scenario_arg, add_sim_args, make_sim
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained policy closed-loop (autonomy, drift, interventions)",
+                       description="Drive the learner with the expert shadowing it; DAVE-2 interventions "
+                                   "when |lateral deviation| > --threshold.")
+    p.add_argument("--checkpoint", type=Path, required=True, help="run or checkpoint directory")
+    add_scenario_arg(p, positional=False)
+    p.add_argument("--split", choices=("test", "train"), default="test",
+                   help="drive the scenario's test routes/town (default) or its training ones")
+    p.add_argument("--weather", default=None, help="override the weather preset")
+    p.add_argument("--seeds", type=int, default=3, help="evaluation seeds (default 3)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per seed (default: scenario test.episodes)")
+    p.add_argument("--threshold", type=float, default=1.0, help="intervention threshold [m] (default 1.0)")
+    p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<weather>.json)")
+    p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb)")
+    add_sim_args(p)
+    p.set_defaults(func=run)
+
+
+def print_report(rep) -> None:
+    a = rep.aggregate
+    print(f"{rep.scenario} on {rep.town} ({rep.weather}), {int(a.get('episodes', 0))} episodes, "
+          f"threshold {rep.threshold:.2f} m")
+    print(f"  autonomy {a['autonomy']:.2f} % (seed mean {rep.seed_mean['autonomy']:.2f} "
+          f"+- {rep.seed_std['autonomy']:.2f}) | interventions {int(a['interventions'])} "
+          f"({a['interventions_per_km']:.2f}/km) | first after {a['distance_to_first_intervention']:.0f} m")
+    print(f"  |lateral deviation| mean {a['drift_mean']:.3f} p95 {a['drift_p95']:.3f} max {a['drift_max']:.3f} m"
+          f" | heading error mean {a['heading_error_mean']:.3f} rad")
+    print(f"  route completion {a['route_completion']:.1f} % | collisions {a['collisions_per_km']:.2f}/km | "
+          f"lane invasions {a['lane_invasions_per_km']:.2f}/km | steering disagreement {a['disagreement_mean']:.3f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..evaluation.evaluate import REPORT_KEYS, evaluate
+    from ..factory import make_expert, make_learner
+    from ..observers import write_json
+    from ..rollout import TakeoverConfig
+    from ..scenario import WEATHER_PRESETS, load_scenario
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds: expected an integer >= 1, got {args.seeds}")
+    if args.weather is not None and args.weather not in WEATHER_PRESETS:
+        raise ConfigError(f"--weather: unknown preset {args.weather!r} (known: {', '.join(WEATHER_PRESETS)})")
+    if not args.threshold > 0:
+        raise ConfigError(f"--threshold: expected a distance > 0 m, got {args.threshold}")
+    base = load_scenario(args.scenario)
+    scenario = base.test_scenario(args.weather) if args.split == "test" else (
+        base.replace(weather=args.weather) if args.weather else base)
+    learner = make_learner(args.checkpoint, scenario)
+    expert = make_expert(scenario)
+    sim = make_sim(args)
+    try:
+        rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
+                       takeover=TakeoverConfig(threshold=args.threshold), checkpoint=str(args.checkpoint),
+                       progress=True)
+    finally:
+        sim.close()
+    print_report(rep)
+    run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    out = args.out or run_dir / "eval" / f"{scenario.name}-{scenario.town}-{scenario.weather}.json"
+    write_json(out, rep.to_dict())
+    print(f"wrote {out}")
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        with SummaryWriter(str(args.logdir or run_dir / "tb")) as w:
+            for k in REPORT_KEYS:
+                w.add_scalar(f"eval/{k}", rep.aggregate[k], 0)
+    except ImportError:  # pragma: no cover
+        pass
+    return 0

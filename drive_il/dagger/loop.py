@@ -1,0 +1,453 @@
+"""DAgger as rounds on disk (Ross, Gordon, Bagnell, "A Reduction of Imitation Learning
+and Structured Prediction to No-Regret Online Learning", AISTATS 2011).
+
+Round 0 is behaviour cloning on expert demonstrations. Each DAgger round i >= 1 rolls
+out pi_i = beta_i pi* + (1 - beta_i) pi_hat_(i-1) (per step or per episode), lets the
+expert label every visited state, aggregates the data of all rounds, retrains (warm
+start or from scratch) and evaluates the new policy with beta = 0 on the test scenario.
+In **gated** mode (HG-DAgger, Kelly et al. ICRA 2019, with the expert as the gate) the
+learner drives, the expert takes over when the learner's drift passes a threshold, and
+only those takeover segments are used as new labels.
+
+A run directory (resumable: a round with ``round.json`` is finished and never redone;
+an unfinished round resumes its collection episode by episode and its training from the
+last checkpoint)::
+
+    RUN/
+      dagger.json              the run's configuration (scenario, test scenario, model,
+                               schedule, ...); a re-run must match it
+      round_000/               behaviour cloning on expert demonstrations
+        data/                  episodes (HDF5) + manifest.jsonl
+        model/                 checkpoint (drive-il train output)
+        eval/<weather>.json    evaluation reports on the test scenario (beta = 0)
+        round.json             written last: beta, frames, expert queries, timings, eval
+      round_001/ ...           learner/mixture rollouts labelled by the expert
+      bc_matched/              BC trained on as many expert-labelled frames as DAgger's
+        data/ model/ eval/     final dataset (the fair comparison), bc.json written last
+      tb/                      TensorBoard: dagger/, eval/, perf/
+
+If a round produced no labelled frames (e.g. gated mode where the learner never needed
+help), training says so and keeps the previous round's weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import to_dict
+from ..errors import ConfigError, DriveILError
+from ..observers import jsonable, write_json
+from ..rollout import TakeoverConfig
+from ..scenario import Scenario
+from .schedules import BetaSchedule
+
+__all__ = ["DaggerConfig", "RoundSummary", "run_dagger", "round_dir", "load_rounds"]
+
+log = logging.getLogger(__name__)
+
+EVAL_KEYS = ("autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max",
+             "route_completion", "collisions_per_km", "lane_invasions_per_km", "disagreement_mean",
+             "heading_error_mean", "distance_to_first_intervention")
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    """Settings of a DAgger run.
+
+    Attributes:
+        model: model preset (name in ``models/`` or a path).
+        rounds: DAgger rounds after round 0 (>= 1).
+        bc_episodes: expert episodes of round 0.
+        episodes_per_round: rollouts per DAgger round.
+        schedule: beta schedule.
+        mixing: "step" or "episode".
+        mode: "mixture" (DAgger) or "gated" (HG-DAgger with the expert as the gate).
+        gate_threshold: gated mode: drift [m] at which the expert takes over.
+        warm_start: initialise each round from the previous round's weights.
+        epochs: training epochs per round (None = the model preset's).
+        eval_seeds: evaluation seeds per round.
+        eval_episodes: episodes per evaluation seed (None = the test scenario's).
+        intervention_threshold: evaluation interventions [m] (DAVE-2: 1.0).
+        eval_weathers: weathers evaluated (first = the training weather).
+        bc_matched: also train BC on as many expert frames as DAgger's final dataset.
+        seed: training seed.
+        max_train_frames: cap on frames per training epoch (None = all).
+    """
+
+    model: str = "dave2"
+    rounds: int = 4
+    bc_episodes: int = 8
+    episodes_per_round: int = 4
+    schedule: BetaSchedule = field(default_factory=BetaSchedule)
+    mixing: str = "step"
+    mode: str = "mixture"
+    gate_threshold: float = 0.6
+    warm_start: bool = True
+    epochs: int | None = None
+    eval_seeds: int = 3
+    eval_episodes: int | None = None
+    intervention_threshold: float = 1.0
+    eval_weathers: tuple[str, ...] = ()
+    bc_matched: bool = True
+    seed: int = 0
+    max_train_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"rounds: expected an integer >= 1, got {self.rounds}")
+        if self.bc_episodes < 1 or self.episodes_per_round < 1:
+            raise ConfigError("bc_episodes and episodes_per_round must be >= 1, got "
+                              f"{self.bc_episodes} and {self.episodes_per_round}")
+        if self.mixing not in ("step", "episode"):
+            raise ConfigError(f"mixing: expected 'step' or 'episode', got {self.mixing!r}")
+        if self.mode not in ("mixture", "gated"):
+            raise ConfigError(f"mode: expected 'mixture' or 'gated', got {self.mode!r}")
+        if self.eval_seeds < 1:
+            raise ConfigError(f"eval_seeds: expected an integer >= 1, got {self.eval_seeds}")
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """What ``round.json`` holds (one finished round)."""
+
+    round: int
+    beta: float
+    episodes: int
+    frames: int
+    labelled_frames: int
+    total_labelled_frames: int
+    expert_queries: int
+    intervention_rate: float
+    seconds: dict[str, float]
+    eval: dict[str, dict[str, Any]]
+    checkpoint: str
+
+
+def round_dir(run: Path, i: int) -> Path:
+    return Path(run) / f"round_{i:03d}"
+
+
+def load_rounds(run: str | Path) -> list[dict[str, Any]]:
+    """The finished rounds' ``round.json`` contents, in order."""
+    out = []
+    for p in sorted(Path(run).glob("round_*/round.json")):
+        out.append(json.loads(p.read_text()))
+    return out
+
+
+def _episode_seed_base(scenario: Scenario, i: int) -> int:
+    return scenario.seed + 100_000 * i
+
+
+def _count_frames(data_dir: Path, *, labelled_only: bool) -> tuple[int, int, int]:
+    """(frames, labelled frames, intervention steps) of finished episodes in a dir."""
+    from ..data.storage import EpisodeReader, list_episodes
+    frames = labelled = inter = 0
+    for p in list_episodes(data_dir):
+        with EpisodeReader(p) as r:
+            n = r.steps
+            flags = r.step_array("intervention")
+            k = int(flags.sum())
+        frames += n
+        inter += k
+        labelled += k if labelled_only else n
+    return frames, labelled, inter
+
+
+def run_dagger(
+    *,
+    scenario: Scenario,
+    test_scenario: Scenario,
+    config: DaggerConfig,
+    out_dir: str | Path,
+    make_sim: Callable[[], Any],
+    make_expert: Callable[[Scenario], Any],
+    test_weathers: tuple[str, ...] = (),
+    progress: bool = True,
+    log_fn: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run (or resume) a DAgger experiment; returns the finished rounds' summaries.
+
+    Args:
+        scenario: where the expert and learner drive (training).
+        test_scenario: where each round's policy is evaluated (beta = 0).
+        config: DaggerConfig.
+        out_dir: the run directory (see module docstring).
+        make_sim: builds a simulator (called once).
+        make_expert: builds the expert for a scenario.
+        test_weathers: weathers for evaluation (default: the test scenario's weather).
+        progress: progress bars.
+        log_fn: where per-round lines go (printed by the CLI).
+
+    Raises:
+        ConfigError: a run directory made with another configuration.
+        MapError: the test town is not available (checked before any work).
+    """
+    from ..collect import collect
+    from ..evaluation.evaluate import evaluate
+    from ..factory import make_learner
+    from ..training.trainer import train_policy
+
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg_dict = {"scenario": scenario.to_dict(), "test_scenario": test_scenario.to_dict(),
+                "dagger": to_dict(config), "test_weathers": list(test_weathers)}
+    cfg_path = run / "dagger.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old != json.loads(json.dumps(jsonable(cfg_dict))):
+            raise ConfigError(f"{cfg_path}: this run directory was made with another configuration; "
+                              f"use a new --out or delete it")
+    else:
+        write_json(cfg_path, cfg_dict)
+    weathers = tuple(test_weathers) or (test_scenario.weather,)
+
+    sim = make_sim()
+    tb = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        tb = SummaryWriter(str(run / "tb"))
+    except ImportError:  # pragma: no cover
+        pass
+    expert = make_expert(scenario)
+    test_expert = make_expert(test_scenario)
+    takeover = TakeoverConfig(threshold=config.intervention_threshold)
+    summaries: list[dict[str, Any]] = []
+    data_dirs: list[Path] = []
+    prev_ckpt: Path | None = None
+    global_episode = 0
+    try:
+        # fail fast on a test town that is not available
+        sim.reset(test_scenario, test_scenario.seed)
+        for i in range(config.rounds + 1):
+            rd = round_dir(run, i)
+            data = rd / "data"
+            data_dirs.append(data)
+            done = rd / "round.json"
+            if done.exists():
+                s = json.loads(done.read_text())
+                summaries.append(s)
+                prev_ckpt = Path(s["checkpoint"])
+                global_episode += s["episodes"]
+                log_fn(f"round {i}: finished earlier (beta {s['beta']:.3f}, {s['total_labelled_frames']} "
+                       f"labelled frames) - skipped")
+                continue
+            t_round = time.perf_counter()
+            beta = config.schedule(i, global_episode)
+            gated = config.mode == "gated" and i > 0
+            # 1. collect
+            t0 = time.perf_counter()
+            if i == 0:
+                cres = collect(sim, scenario, data, episodes=config.bc_episodes, expert=expert,
+                               first_seed=_episode_seed_base(scenario, 0), progress=progress)
+                n_eps = config.bc_episodes
+            else:
+                learner = make_learner(prev_ckpt, scenario)
+                if gated:
+                    cres = collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
+                                   first_seed=_episode_seed_base(scenario, i), driver="learner",
+                                   learner=learner, takeover=TakeoverConfig(threshold=config.gate_threshold),
+                                   dagger_round=i, gated_labels_only=True, progress=progress)
+                else:
+                    b = beta
+                    cres = collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
+                                   first_seed=_episode_seed_base(scenario, i), driver="mixture",
+                                   learner=learner, beta=b, mixing=config.mixing, dagger_round=i,
+                                   progress=progress)
+                n_eps = config.episodes_per_round
+            t_collect = time.perf_counter() - t0
+            frames, labelled, inter = _count_frames(data, labelled_only=gated)
+            # 2. train on the aggregate
+            t0 = time.perf_counter()
+            total_labelled = labelled + sum(s["labelled_frames"] for s in summaries)
+            if labelled == 0 and prev_ckpt is not None:
+                log_fn(f"round {i}: no labelled frames (the learner never needed the expert); "
+                       f"keeping round {i - 1}'s policy")
+                ckpt = prev_ckpt
+                train_info: dict[str, Any] = {}
+            else:
+                tr = train_policy(
+                    data_dirs=list(data_dirs), model_config=config.model, out_dir=rd / "model",
+                    epochs=config.epochs, seed=config.seed + i, resume=True,
+                    init_from=prev_ckpt if (config.warm_start and prev_ckpt is not None) else None,
+                    sample_filter=_gated_filter if config.mode == "gated" else None,
+                    max_frames=config.max_train_frames, progress=progress)
+                ckpt = Path(tr.checkpoint)
+                train_info = {"val_steer_error_deg": getattr(tr, "best_val_steer_error_deg", None),
+                              "samples_per_s": getattr(tr, "samples_per_s", None)}
+            t_train = time.perf_counter() - t0
+            # 3. evaluate with beta = 0 on the test scenario
+            t0 = time.perf_counter()
+            learner = make_learner(ckpt, test_scenario)
+            evals = {}
+            for w in weathers:
+                rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=test_expert,
+                               seeds=config.eval_seeds, episodes=config.eval_episodes, takeover=takeover,
+                               checkpoint=str(ckpt), progress=progress)
+                write_json(rd / "eval" / f"{w}.json", rep.to_dict())
+                evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
+                evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
+                evals[w]["episodes"] = rep.aggregate["episodes"]
+            t_eval = time.perf_counter() - t0
+            secs = {"collect": t_collect, "train": t_train, "eval": t_eval,
+                    "total": time.perf_counter() - t_round}
+            summary = dataclasses.asdict(RoundSummary(
+                round=i, beta=beta, episodes=n_eps, frames=frames, labelled_frames=labelled,
+                total_labelled_frames=total_labelled, expert_queries=labelled,
+                intervention_rate=(inter / frames if frames else 0.0), seconds=secs, eval=evals,
+                checkpoint=str(ckpt)))
+            summary["train"] = train_info
+            write_json(done, summary)
+            summaries.append(json.loads(done.read_text()))
+            prev_ckpt = ckpt
+            global_episode += n_eps
+            if tb is not None:
+                tb.add_scalar("dagger/round", i, i)
+                tb.add_scalar("dagger/beta", beta, i)
+                tb.add_scalar("dagger/dataset_size", total_labelled, i)
+                tb.add_scalar("dagger/expert_queries", labelled, i)
+                tb.add_scalar("dagger/intervention_rate", summary["intervention_rate"], i)
+                for w, ev in evals.items():
+                    tag = "" if w == weathers[0] else f"_{w}"
+                    for k in EVAL_KEYS:
+                        if ev.get(k) is not None:
+                            tb.add_scalar(f"eval/{k}{tag}", ev[k], i)
+                for k, v in secs.items():
+                    tb.add_scalar(f"perf/round_{k}_s", v, i)
+                tb.flush()
+            e0 = evals[weathers[0]]
+            log_fn(f"round {i}: beta {beta:.3f} | {frames} frames ({labelled} labelled, total "
+                   f"{total_labelled}) | autonomy {e0['autonomy']:.1f} % | interventions/km "
+                   f"{e0['interventions_per_km']:.2f} | |drift| mean {e0['drift_mean']:.3f} m | "
+                   f"collect {t_collect:.0f} s, train {t_train:.0f} s, eval {t_eval:.0f} s")
+        # BC with the same number of expert labels
+        if config.bc_matched:
+            _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
+                        takeover, progress, log_fn, tb)
+        _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, progress, log_fn)
+    finally:
+        if tb is not None:
+            tb.close()
+        sim.close()
+    return summaries
+
+
+def _gated_filter(sample_meta: dict[str, Any]) -> bool:
+    """Gated DAgger: frames of rounds >= 1 are labels only where the expert took over."""
+    rnd = sample_meta.get("dagger_round")
+    return rnd is None or rnd <= 0 or bool(sample_meta.get("intervention"))
+
+
+def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
+                takeover, progress, log_fn, tb) -> None:
+    from ..collect import collect
+    from ..data.storage import list_episodes
+    from ..evaluation.evaluate import evaluate
+    from ..factory import make_learner
+    from ..training.trainer import train_policy
+
+    bc = run / "bc_matched"
+    done = bc / "bc.json"
+    if done.exists():
+        log_fn("bc_matched: finished earlier - skipped")
+        return
+    target = summaries[-1]["total_labelled_frames"]
+    data = bc / "data"
+    # reuse round 0's expert episodes, then add expert episodes until the frame count matches
+    data.mkdir(parents=True, exist_ok=True)
+    r0 = round_dir(run, 0) / "data"
+    for p in list_episodes(r0):
+        dst = data / p.name
+        if not dst.exists():
+            shutil.copy2(p, dst)
+    man0 = r0 / "manifest.jsonl"
+    if man0.exists() and not (data / "manifest.jsonl").exists():
+        shutil.copy2(man0, data / "manifest.jsonl")
+    t0 = time.perf_counter()
+    frames, _, _ = _count_frames(data, labelled_only=False)
+    n = len(list_episodes(data))
+    while frames < target:
+        extra = max(1, int((target - frames) / max(frames / max(n, 1), 1.0) + 0.999))
+        collect(sim, scenario, data, episodes=n + extra, expert=expert,
+                first_seed=_episode_seed_base(scenario, 0), progress=progress)
+        frames, _, _ = _count_frames(data, labelled_only=False)
+        n_new = len(list_episodes(data))
+        if n_new == n:
+            raise DriveILError(f"bc_matched: could not collect more expert episodes into {data}")
+        n = n_new
+    t_collect = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tr = train_policy(data_dirs=[data], model_config=config.model, out_dir=bc / "model",
+                      epochs=_bc_epochs(config, summaries), seed=config.seed, resume=True, init_from=None,
+                      max_frames=config.max_train_frames, progress=progress)
+    t_train = time.perf_counter() - t0
+    ckpt = Path(tr.checkpoint)
+    learner = make_learner(ckpt, test_scenario)
+    evals = {}
+    t0 = time.perf_counter()
+    for w in weathers:
+        rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=test_expert,
+                       seeds=config.eval_seeds, episodes=config.eval_episodes, takeover=takeover,
+                       checkpoint=str(ckpt), progress=progress)
+        write_json(bc / "eval" / f"{w}.json", rep.to_dict())
+        evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
+        evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
+    t_eval = time.perf_counter() - t0
+    write_json(done, {"frames": frames, "target_frames": target, "episodes": n, "eval": evals,
+                      "checkpoint": str(ckpt),
+                      "seconds": {"collect": t_collect, "train": t_train, "eval": t_eval}})
+    e0 = evals[weathers[0]]
+    log_fn(f"bc_matched: {frames} expert frames (DAgger: {target}) | autonomy {e0['autonomy']:.1f} % | "
+           f"interventions/km {e0['interventions_per_km']:.2f} | |drift| mean {e0['drift_mean']:.3f} m")
+
+
+def _bc_epochs(config: DaggerConfig, summaries: list[dict[str, Any]]) -> int | None:
+    """Epochs for matched BC: with warm start, DAgger's final policy has seen
+    (rounds + 1) x epochs passes over growing data; BC gets the same number of epochs
+    as one round times (rounds + 1) / 2, at least the per-round epochs, so its number of
+    gradient steps is comparable."""
+    if config.epochs is None:
+        return None
+    if not config.warm_start:
+        return config.epochs
+    return max(config.epochs, int(round(config.epochs * (config.rounds + 1) / 2)))
+
+
+def _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, progress, log_fn) -> None:
+    """Evaluate BC and the final DAgger policy on the training town too (training town
+    against test town), with evaluation seeds distinct from the training episodes."""
+    from ..evaluation.evaluate import evaluate
+    from ..factory import make_learner
+
+    out = run / "train_eval" / "train_eval.json"
+    if out.exists():
+        return
+    bc_json = run / "bc_matched" / "bc.json"
+    policies = {"DAgger": summaries[-1]["checkpoint"]}
+    policies["BC"] = (json.loads(bc_json.read_text())["checkpoint"] if bc_json.exists()
+                      else summaries[0]["checkpoint"])
+    train_sc = scenario.replace(seed=scenario.seed + 500_000)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for name, ck in policies.items():
+        learner = make_learner(Path(ck), train_sc)
+        rep = evaluate(sim, train_sc, learner=learner, expert=expert, seeds=1,
+                       episodes=config.eval_episodes, takeover=takeover, checkpoint=ck, progress=progress)
+        row = {"town": train_sc.town, "weather": train_sc.weather, "split": "train",
+               **{k: rep.aggregate[k] for k in EVAL_KEYS}}
+        test_rows = []
+        src = (summaries[-1]["eval"] if name == "DAgger" else
+               (json.loads(bc_json.read_text())["eval"] if bc_json.exists() else summaries[0]["eval"]))
+        test_town = json.loads((run / "dagger.json").read_text())["test_scenario"]["town"]
+        for w, ev in src.items():
+            test_rows.append({"town": test_town, "weather": w, "split": "test", **ev})
+        rows[name] = [row, *test_rows]
+        log_fn(f"{name} on the training town {train_sc.town}: autonomy {row['autonomy']:.1f} %, "
+               f"|drift| mean {row['drift_mean']:.3f} m")
+    write_json(out, {"policies": rows})

@@ -1,0 +1,149 @@
+"""Closed-loop evaluation of a learner with the expert shadowing it.
+
+The learner drives; the expert computes its label at every step (steering
+disagreement); DAVE-2 interventions (Bojarski et al. 2016): when |lateral deviation| >
+threshold (1.0 m), or on a collision or leaving the road, the expert takes over until the
+car is re-centred, and the episode goes on. Metrics are the pure functions of
+:mod:`drive_il.evaluation.metrics`; this module only drives and aggregates.
+
+Seeds: evaluation seed k (0 <= k < seeds) drives ``scenario.test.episodes`` episodes
+with episode seeds ``base + 1000 k + j``, where base is the (test) scenario's seed; the
+report gives the aggregate over all episodes and the mean and spread (standard
+deviation) of the per-seed aggregates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..rollout import TakeoverConfig, run_episode
+from ..scenario import Scenario
+from ..types import StepRecord
+from .metrics import aggregate
+
+__all__ = ["EvalReport", "evaluate", "DriftProfile", "REPORT_KEYS"]
+
+log = logging.getLogger(__name__)
+
+#: The metrics logged under ``eval/`` in TensorBoard and shown in reports.
+REPORT_KEYS = ("autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max",
+               "heading_error_mean", "route_completion", "collisions_per_km",
+               "lane_invasions_per_km", "disagreement_mean", "distance_to_first_intervention")
+
+
+class DriftProfile:
+    """Observer keeping lateral deviation against distance along the route (1 m bins)
+    for the report's drift-versus-distance plot."""
+
+    def __init__(self) -> None:
+        self.profiles: list[dict[str, list[float]]] = []
+        self._s: list[float] = []
+        self._d: list[float] = []
+        self._i: list[bool] = []
+
+    def on_episode_start(self, info, first) -> None:
+        self._s, self._d, self._i = [], [], []
+
+    def on_step(self, record: StepRecord) -> None:
+        self._s.append(record.route_progress)
+        self._d.append(record.lateral_deviation)
+        self._i.append(record.intervention)
+
+    def on_episode_end(self, result) -> None:
+        s = np.asarray(self._s)
+        if s.size == 0:
+            return None
+        keep = np.concatenate([[True], np.diff(np.floor(s)) != 0])
+        self.profiles.append({"s": s[keep].round(2).tolist(),
+                              "lateral": np.asarray(self._d)[keep].round(3).tolist(),
+                              "intervention": np.asarray(self._i)[keep].tolist()})
+        return None
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Result of :func:`evaluate`.
+
+    Attributes:
+        scenario: scenario name; town, weather: where.
+        checkpoint: what was evaluated.
+        threshold: intervention threshold [m].
+        episodes: per-episode summaries (+ seed, eval_seed, termination).
+        aggregate: over all episodes (see metrics.aggregate).
+        seed_mean, seed_std: mean and standard deviation over evaluation seeds of the
+            per-seed aggregates, for :data:`REPORT_KEYS`.
+        profiles: lateral deviation against route distance per episode.
+    """
+
+    scenario: str
+    town: str
+    weather: str
+    checkpoint: str
+    threshold: float
+    episodes: tuple[dict, ...]
+    aggregate: dict[str, float]
+    seed_mean: dict[str, float]
+    seed_std: dict[str, float]
+    profiles: tuple[dict, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episodes: int | None = None,
+             takeover: TakeoverConfig | None = None, observers: Sequence[Any] = (),
+             checkpoint: str = "", progress: bool = False) -> EvalReport:
+    """Drive the learner on ``scenario`` (use ``scenario.test_scenario()`` for the test
+    routes) with DAVE-2 interventions and the expert shadowing.
+
+    Args:
+        sim: the simulator.
+        scenario: where to drive (its seed is the base seed).
+        learner: a Driver (e.g. PolicyDriver).
+        expert: the expert Driver.
+        seeds: number of evaluation seeds (>= 1).
+        episodes: episodes per seed (default ``scenario.test.episodes``).
+        takeover: intervention rule (default TakeoverConfig(): 1.0 m).
+        observers: extra observers (overlay, recorder).
+        checkpoint: label for the report.
+        progress: show a tqdm progress bar.
+
+    Raises:
+        ValueError: seeds < 1 or episodes < 1.
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    n_ep = scenario.test.episodes if episodes is None else episodes
+    if n_ep < 1:
+        raise ValueError(f"episodes must be >= 1, got {n_ep}")
+    takeover = takeover or TakeoverConfig()
+    prof = DriftProfile()
+    rows: list[dict] = []
+    per_seed: list[dict[str, float]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=seeds * n_ep, desc=f"eval {scenario.town}/{scenario.weather}", unit="ep", leave=False)
+    for k in range(seeds):
+        sums = []
+        for j in range(n_ep):
+            seed = scenario.seed + 1000 * k + j
+            res = run_episode(sim, scenario, seed, expert=expert, driver="learner", learner=learner,
+                              takeover=takeover, observers=[prof, *observers], episode=len(rows))
+            sums.append(res.summary)
+            rows.append({"seed": seed, "eval_seed": k, "termination": res.termination, **res.summary})
+            if bar is not None:
+                bar.update(1)
+        per_seed.append(aggregate(sums))
+    if bar is not None:
+        bar.close()
+    agg = aggregate([{k: v for k, v in r.items() if k not in ("seed", "eval_seed", "termination")} for r in rows])
+    mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in REPORT_KEYS}
+    std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in REPORT_KEYS}
+    return EvalReport(scenario=scenario.name, town=scenario.town, weather=scenario.weather,
+                      checkpoint=str(checkpoint), threshold=takeover.threshold, episodes=tuple(rows),
+                      aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles))

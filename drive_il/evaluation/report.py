@@ -1,0 +1,207 @@
+"""``drive-il report RUN``: markdown with tables and PNG plots (matplotlib) of a DAgger run.
+
+Reads only what the run wrote (``round_*/round.json``, ``round_*/eval/*.json``,
+``bc_matched/``, ``train_eval/``) and writes ``RUN/report.md`` and ``RUN/plots/*.png``:
+
+* autonomy, mean drift and interventions per km against the number of expert labels,
+  per round, for DAgger, with behaviour cloning given the same number of expert labels;
+* lateral deviation against distance along a test route for BC and the final DAgger
+  policy;
+* failure rate against route length (the compounding-error curve: the share of test
+  episodes whose first intervention happened before a given distance);
+* training town against test town, seen against unseen weather.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["write_report", "failure_curve"]
+
+
+def _load(p: Path) -> Any:
+    return json.loads(p.read_text())
+
+
+def failure_curve(profiles: list[dict], lengths: np.ndarray) -> np.ndarray:
+    """Share of episodes whose first intervention happened before each route length.
+
+    Args:
+        profiles: per-episode dicts with "s" (route distance [m]) and "intervention"
+            (bool per sample), as written by evaluation.
+        lengths: (K,) route lengths [m].
+
+    Returns:
+        (K,) failure rate in [0, 1]; an episode that ended before length L without an
+        intervention counts as a success up to its end (censored: excluded beyond it).
+    """
+    firsts, ends = [], []
+    for pr in profiles:
+        s = np.asarray(pr["s"], float)
+        it = np.asarray(pr["intervention"], bool)
+        firsts.append(float(s[np.argmax(it)]) if it.any() else math.inf)
+        ends.append(float(s.max()) if s.size else 0.0)
+    out = np.zeros(len(lengths))
+    for k, L in enumerate(lengths):
+        at_risk = [f for f, e in zip(firsts, ends) if f <= L or e >= L]
+        out[k] = (sum(f <= L for f in at_risk) / len(at_risk)) if at_risk else np.nan
+    return out
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def write_report(run: str | Path) -> Path:
+    """Write ``RUN/report.md`` and ``RUN/plots/*.png``; returns the report path.
+
+    Raises:
+        DataError: no finished round in RUN.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run)
+    rounds = [_load(p) for p in sorted(run.glob("round_*/round.json"))]
+    if not rounds:
+        raise DataError(f"{run}: no finished DAgger round (round_*/round.json); run drive-il dagger first")
+    cfg = _load(run / "dagger.json") if (run / "dagger.json").exists() else {}
+    bc = _load(run / "bc_matched" / "bc.json") if (run / "bc_matched" / "bc.json").exists() else None
+    weathers = list(rounds[-1]["eval"].keys())
+    w0 = weathers[0]
+    plots = run / "plots"
+    plots.mkdir(exist_ok=True)
+    labels = [r["total_labelled_frames"] for r in rounds]
+
+    # 1. metrics against expert labels
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, key, title in zip(axes, ("autonomy", "drift_mean", "interventions_per_km"),
+                              ("autonomy [%]", "mean |lateral deviation| [m]", "interventions per km")):
+        ys = [r["eval"][w0][key] for r in rounds]
+        es = [r["eval"][w0].get(f"{key}_seed_std", 0.0) or 0.0 for r in rounds]
+        ax.errorbar(labels, ys, yerr=es, marker="o", capsize=3, label="DAgger (round 0 = BC)")
+        for r, x, y in zip(rounds, labels, ys):
+            ax.annotate(str(r["round"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if bc is not None:
+            ax.errorbar([bc["frames"]], [bc["eval"][w0][key]], yerr=[bc["eval"][w0].get(f"{key}_seed_std", 0.0)],
+                        marker="s", color="C3", capsize=3, label="BC, same number of expert labels")
+        ax.set_xlabel("expert-labelled frames")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(plots / "rounds.png", dpi=110)
+    plt.close(fig)
+
+    # 2. drift along a route, and 3. failure rate against route length
+    last_eval = _load(run / f"round_{rounds[-1]['round']:03d}" / "eval" / f"{w0}.json")
+    bc_eval = _load(run / "bc_matched" / "eval" / f"{w0}.json") if bc is not None else None
+    r0_eval = _load(run / "round_000" / "eval" / f"{w0}.json")
+    ref = bc_eval or r0_eval
+    ref_name = "BC (same labels)" if bc_eval else "BC (round 0)"
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for ev, name, c in ((ref, ref_name, "C3"), (last_eval, f"DAgger round {rounds[-1]['round']}", "C0")):
+        if ev["profiles"]:
+            pr = ev["profiles"][0]
+            ax.plot(pr["s"], pr["lateral"], color=c, label=name)
+            s = np.asarray(pr["s"])
+            it = np.asarray(pr["intervention"], bool)
+            if it.any():
+                ax.scatter(s[it], np.asarray(pr["lateral"])[it], color=c, s=6, alpha=0.5)
+    thr = last_eval.get("threshold", 1.0)
+    ax.axhline(thr, color="k", ls="--", lw=0.8)
+    ax.axhline(-thr, color="k", ls="--", lw=0.8, label=f"intervention threshold +-{thr} m")
+    ax.set_xlabel("distance along the route [m]")
+    ax.set_ylabel("lateral deviation [m] (+ right)")
+    ax.set_title(f"Lateral deviation on a test route ({last_eval['town']}, {w0}); dots: expert in control")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(plots / "drift_along_route.png", dpi=110)
+    plt.close(fig)
+
+    max_len = max([max(p["s"]) for ev in (ref, last_eval) for p in ev["profiles"] if p["s"]] or [100.0])
+    lengths = np.linspace(0, max_len, 60)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for ev, name, c in ((ref, ref_name, "C3"), (last_eval, f"DAgger round {rounds[-1]['round']}", "C0")):
+        ax.plot(lengths, failure_curve(list(ev["profiles"]), lengths) * 100, color=c, label=name)
+    ax.set_xlabel("route length [m]")
+    ax.set_ylabel("episodes with an intervention [%]")
+    ax.set_title("Failure rate against route length (compounding error)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(plots / "failure_vs_length.png", dpi=110)
+    plt.close(fig)
+
+    # markdown
+    sc = cfg.get("scenario", {})
+    ts = cfg.get("test_scenario", {})
+    dg = cfg.get("dagger", {})
+    L = [f"# DAgger report: {run}", ""]
+    L.append(f"Training scenario **{sc.get('name', '?')}** on **{sc.get('town', '?')}** "
+             f"({sc.get('weather', '?')}); test on **{ts.get('town', '?')}** ({', '.join(weathers)}). "
+             f"Model `{dg.get('model', '?')}`, {dg.get('rounds', '?')} DAgger rounds, mode {dg.get('mode', '?')}, "
+             f"beta schedule {dg.get('schedule', {}).get('kind', '?')} (beta {dg.get('schedule', {}).get('beta', '?')}), "
+             f"mixing per {dg.get('mixing', '?')}. Interventions: |lateral deviation| > "
+             f"{last_eval.get('threshold', 1.0)} m, collision or off-road (DAVE-2); autonomy = (1 - interventions x 6 s / "
+             f"elapsed s) x 100. Values: aggregate over all test episodes; +- the spread (std) over evaluation seeds.")
+    L += ["", f"## Per round (test town, {w0})", "",
+          "| round | beta | new frames | labelled (total) | autonomy [%] | interventions/km | mean drift [m] | "
+          "p95 drift [m] | route completion [%] | collisions/km | disagreement | time [s] |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rounds:
+        e = r["eval"][w0]
+        L.append(f"| {r['round']} | {r['beta']:.3f} | {r['frames']} | {r['labelled_frames']} ({r['total_labelled_frames']}) | "
+                 f"{_fmt(e['autonomy'])} +- {_fmt(e.get('autonomy_seed_std'))} | {_fmt(e['interventions_per_km'])} | "
+                 f"{_fmt(e['drift_mean'], 3)} | {_fmt(e['drift_p95'], 3)} | {_fmt(e['route_completion'], 1)} | "
+                 f"{_fmt(e['collisions_per_km'])} | {_fmt(e['disagreement_mean'], 3)} | {r['seconds']['total']:.0f} |")
+    L += ["", "## Behaviour cloning against DAgger (same number of expert labels)", "",
+          "| policy | weather | expert labels | autonomy [%] | interventions/km | mean drift [m] | p95 drift [m] | "
+          "route completion [%] |", "|---|---|---|---|---|---|---|---|"]
+    final = rounds[-1]
+    for w in weathers:
+        tag = "" if w == w0 else " (unseen)" if w in cfg.get("scenario", {}).get("test", {}).get("unseen_weathers", []) else ""
+        if bc is not None and w in bc["eval"]:
+            e = bc["eval"][w]
+            L.append(f"| BC | {w}{tag} | {bc['frames']} | {_fmt(e['autonomy'])} +- {_fmt(e.get('autonomy_seed_std'))} | "
+                     f"{_fmt(e['interventions_per_km'])} | {_fmt(e['drift_mean'], 3)} | {_fmt(e['drift_p95'], 3)} | "
+                     f"{_fmt(e['route_completion'], 1)} |")
+        e = final["eval"][w]
+        L.append(f"| DAgger round {final['round']} | {w}{tag} | {final['total_labelled_frames']} | "
+                 f"{_fmt(e['autonomy'])} +- {_fmt(e.get('autonomy_seed_std'))} | {_fmt(e['interventions_per_km'])} | "
+                 f"{_fmt(e['drift_mean'], 3)} | {_fmt(e['drift_p95'], 3)} | {_fmt(e['route_completion'], 1)} |")
+    tt = run / "train_eval" / "train_eval.json"
+    if tt.exists():
+        te = _load(tt)
+        L += ["", "## Training town against test town", "",
+              "| policy | town | weather | autonomy [%] | interventions/km | mean drift [m] |", "|---|---|---|---|---|---|"]
+        for name, rows in te["policies"].items():
+            for row in rows:
+                L.append(f"| {name} | {row['town']} | {row['weather']} | {_fmt(row['autonomy'])} | "
+                         f"{_fmt(row['interventions_per_km'])} | {_fmt(row['drift_mean'], 3)} |")
+    if bc is not None:
+        eb, ed = bc["eval"][w0], final["eval"][w0]
+        ahead = ed["autonomy"] >= eb["autonomy"] and ed["interventions_per_km"] <= eb["interventions_per_km"]
+        L += ["", f"**Verdict ({w0}, test town):** DAgger is {'ahead of' if ahead else 'NOT ahead of'} behaviour "
+              f"cloning with the same number of expert labels (autonomy {ed['autonomy']:.2f} % vs {eb['autonomy']:.2f} %, "
+              f"interventions/km {ed['interventions_per_km']:.2f} vs {eb['interventions_per_km']:.2f})."]
+    L += ["", "## Plots", "", "![metrics against expert labels](plots/rounds.png)", "",
+          "![lateral deviation along a route](plots/drift_along_route.png)", "",
+          "![failure rate against route length](plots/failure_vs_length.png)", "",
+          f"TensorBoard: `tensorboard --logdir {run / 'tb'}`", ""]
+    out = run / "report.md"
+    out.write_text("\n".join(L))
+    return out

@@ -1,0 +1,29 @@
+import pytest
+
+from drive_il.dagger.schedules import BetaSchedule
+
+
+def test_round_zero_is_behaviour_cloning():
+    for kind in ("constant", "linear", "exponential", "lbc"):
+        assert BetaSchedule(kind=kind, beta=0.3, rounds=4)(0) == 1.0
+
+
+def test_schedules():
+    assert BetaSchedule("constant", 0.3, 4)(3) == 0.3
+    assert BetaSchedule("exponential", 0.5, 4)(1) == 0.5
+    assert BetaSchedule("exponential", 0.5, 4)(3) == pytest.approx(0.125)
+    lin = BetaSchedule("linear", 0.8, 4)
+    assert [round(lin(i), 3) for i in (1, 2, 3, 4)] == [0.8, 0.6, 0.4, 0.2]
+    lbc = BetaSchedule("lbc", 0.5, 4)
+    # LBC: P(student) = 0.5 + 0.5 (1 - 0.95^e)  ->  beta = 0.5 * 0.95^e
+    assert lbc(1, 0) == pytest.approx(0.5) and lbc(2, 10) == pytest.approx(0.5 * 0.95 ** 10)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"kind": "cosine"}, "beta schedule must be one of"),
+    ({"beta": 1.5}, "beta must be in"),
+    ({"rounds": 0}, "rounds must be >= 1"),
+])
+def test_bad_schedule(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        BetaSchedule(**kw)
