@@ -1,0 +1,45 @@
+"""CLI wiring: help works, bad input is one line and a non-zero exit."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=REPO):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_run_sim_help():
+    cp = run("run_sim.py", "--help")
+    assert cp.returncode == 0 and "SCENARIO" in cp.stdout.upper() and "--backend" in cp.stdout
+
+
+def test_drive_il_help_lists_commands():
+    cp = run("-m", "drive_il", "--help")
+    assert cp.returncode == 0
+    for cmd in ("drive", "collect", "eval", "dagger", "report", "bench", "routes"):
+        assert cmd in cp.stdout
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('twon = "circuit"\n', "field 'twon': unknown key"),
+    ('[pipeline]\nbeta = 2.0\n', "field 'pipeline.beta'"),
+])
+def test_bad_scenario_is_one_line(tmp_path, content, fragment):
+    p = tmp_path / "typo.toml"
+    p.write_text(content)
+    cp = run("-m", "drive_il", "drive", str(p))
+    assert cp.returncode == 2
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(p) in lines[0] and fragment in lines[0]
+
+
+def test_dagger_bad_arguments(tmp_path):
+    cp = run("-m", "drive_il", "dagger", "--rounds", "0", "--out", str(tmp_path / "r"))
+    assert cp.returncode == 2 and "--rounds" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+    cp = run("-m", "drive_il", "dagger", "--beta", "1.5", "--out", str(tmp_path / "r"))
+    assert cp.returncode == 2 and "--beta" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
