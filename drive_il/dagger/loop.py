@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from ..config import to_dict
 from ..errors import ConfigError, DriveILError
 from ..observers import jsonable, write_json
@@ -152,9 +154,8 @@ def _count_frames(data_dir: Path, *, labelled_only: bool) -> tuple[int, int, int
     frames = labelled = inter = 0
     for p in list_episodes(data_dir):
         with EpisodeReader(p) as r:
-            n = r.steps
-            flags = r.step_array("intervention")
-            k = int(flags.sum())
+            n = len(r)
+            k = int(np.count_nonzero(r.steps["intervention"]))
         frames += n
         inter += k
         labelled += k if labelled_only else n

@@ -187,10 +187,11 @@ def write_report(run: str | Path) -> Path:
     if tt.exists():
         te = _load(tt)
         L += ["", "## Training town against test town", "",
-              "| policy | town | weather | autonomy [%] | interventions/km | mean drift [m] |", "|---|---|---|---|---|---|"]
+              "| policy | split | town | weather | autonomy [%] | interventions/km | mean drift [m] |",
+              "|---|---|---|---|---|---|---|"]
         for name, rows in te["policies"].items():
             for row in rows:
-                L.append(f"| {name} | {row['town']} | {row['weather']} | {_fmt(row['autonomy'])} | "
+                L.append(f"| {name} | {row.get('split', '')} | {row['town']} | {row['weather']} | {_fmt(row['autonomy'])} | "
                          f"{_fmt(row['interventions_per_km'])} | {_fmt(row['drift_mean'], 3)} |")
     if bc is not None:
         eb, ed = bc["eval"][w0], final["eval"][w0]
