@@ -36,3 +36,14 @@ class CheckpointError(DriveILError):
 
 class SimulatorConnectionError(DriveILError):
     """A CARLA server cannot be reached or was lost."""
+
+
+class SimulatorLostError(SimulatorConnectionError):
+    """The simulator was lost in the middle of an episode (a time-out or a dropped
+    connection). The episode in progress is failed and must not be kept; calling
+    ``Simulator.reset`` again reconnects (with back-off) and starts the next one."""
+
+
+class SensorTimeoutError(SimulatorLostError):
+    """A sensor produced no data for the simulation frame just ticked (CARLA backend):
+    the episode in progress is failed; ``reset`` starts the next one."""

@@ -15,8 +15,9 @@ One episode, step by step::
 Observers are composed, not subclassed (imitation's ``TrajectoryAccumulator``): any
 object with ``on_episode_start(info, first_step)``, ``on_step(record)`` and
 ``on_episode_end(result)`` (which may return the path of a file it wrote), and
-optionally ``on_episode_abort(reason)`` (called instead of ``on_episode_end`` when the
-episode is interrupted or the backend is lost: a recorder discards its partial file).
+optionally ``on_episode_abort(reason)`` or ``discard()`` (called instead of
+``on_episode_end`` when the episode is interrupted or the backend is lost: a recorder
+discards its partial file).
 """
 
 from __future__ import annotations
@@ -356,7 +357,7 @@ def run_episode(
     except BaseException as exc:  # KeyboardInterrupt, lost server, bugs: no half-written episode
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         for o in observers:
-            abort = getattr(o, "on_episode_abort", None)
+            abort = getattr(o, "on_episode_abort", None) or getattr(o, "discard", None)
             if abort is not None:
                 try:
                     abort(reason)

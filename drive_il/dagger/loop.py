@@ -191,11 +191,6 @@ def run_dagger(
         ConfigError: a run directory made with another configuration.
         MapError: the test town is not available (checked before any work).
     """
-    from ..collect import collect
-    from ..evaluation.evaluate import evaluate
-    from ..factory import make_learner
-    from ..training.trainer import train_policy
-
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
     cfg_dict = {"scenario": scenario.to_dict(), "test_scenario": test_scenario.to_dict(),
@@ -210,23 +205,25 @@ def run_dagger(
         write_json(cfg_path, cfg_dict)
     weathers = tuple(test_weathers) or (test_scenario.weather,)
 
-    sim = make_sim()
+    sim = make_sim()  # before torch is imported: an unreachable CARLA server fails fast
     tb = None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        tb = SummaryWriter(str(run / "tb"))
-    except ImportError:  # pragma: no cover
-        pass
-    expert = make_expert(scenario)
-    test_expert = make_expert(test_scenario)
-    takeover = TakeoverConfig(threshold=config.intervention_threshold)
-    summaries: list[dict[str, Any]] = []
-    data_dirs: list[Path] = []
-    prev_ckpt: Path | None = None
-    global_episode = 0
     try:
         # fail fast on a test town that is not available
         sim.reset(test_scenario, test_scenario.seed)
+        from torch.utils.tensorboard import SummaryWriter
+
+        from ..collect import collect
+        from ..evaluation.evaluate import evaluate
+        from ..factory import make_learner
+        from ..training.trainer import train_policy
+        tb = SummaryWriter(str(run / "tb"))
+        expert = make_expert(scenario)
+        test_expert = make_expert(test_scenario)
+        takeover = TakeoverConfig(threshold=config.intervention_threshold)
+        summaries: list[dict[str, Any]] = []
+        data_dirs: list[Path] = []
+        prev_ckpt: Path | None = None
+        global_episode = 0
         for i in range(config.rounds + 1):
             rd = round_dir(run, i)
             data = rd / "data"
