@@ -53,8 +53,11 @@ def make_recorder(out_dir: str | Path, **kwargs: Any):
 
 
 def make_overlay(*, show: bool = True, record_screens: str | Path | None = None,
-                 threshold: float = 1.0, carla_map: Any = None):
-    """The pygame overlay observer."""
+                 threshold: float = 1.0, simulator: Any = None, gif: str | Path | None = None,
+                 camera: str = "center", realtime: bool = False):
+    """The pygame overlay observer (lane boundaries from ``simulator.map``, read at
+    every episode start)."""
     from .viz.overlay import Overlay
     return Overlay(show=show, record_screens=Path(record_screens) if record_screens else None,
-                   threshold=threshold, carla_map=carla_map)
+                   threshold=threshold, simulator=simulator, gif=Path(gif) if gif else None,
+                   camera=camera, realtime=realtime)

@@ -5,6 +5,7 @@ off-road, lane invasions, steps/s)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .common import add_scenario_arg, add_sim_args, load_scenario_arg, make_sim
@@ -33,7 +34,11 @@ def register(sub) -> None:
     p.add_argument("--overlay", action="store_true", help="show the live pygame overlay")
     p.add_argument("--record-screens", type=Path, default=None, metavar="DIR",
                    help="save overlay screens as PNG (implies --overlay; works headless)")
-    p.add_argument("--calibration", type=Path, default=None, help="--driver human: controls TOML")
+    p.add_argument("--gif", type=Path, default=None, metavar="FILE", help="with the overlay: also write a GIF")
+    p.add_argument("--keyboard", action="store_true",
+                   help="--driver human: keyboard only (ignore joysticks and --calibration)")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="--driver human: controls TOML written by drive-il calibrate (joystick/wheel)")
     p.add_argument("--joystick", type=int, default=None, help="--driver human: joystick index")
     add_sim_args(p)
     p.set_defaults(func=run)
@@ -52,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--driver policy needs --checkpoint RUN (a directory written by drive-il train)")
     expert = make_expert(scenario, preset=args.expert)
     learner = make_learner(args.checkpoint, scenario) if args.driver == "policy" else None
-    human = make_human(calibration=args.calibration, joystick=args.joystick) if args.driver == "human" else None
+    human = None
+    if args.driver == "human":
+        human = (make_human() if args.keyboard else
+                 make_human(calibration=args.calibration, joystick=args.joystick))
     sim = make_sim(args)
     observers = []
     if args.save_frames:
@@ -67,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
             seed = first_seed + k
             obs = list(observers)
             if (args.overlay or args.record_screens) and overlay is None:
-                overlay = make_overlay(show=True, record_screens=args.record_screens, threshold=args.threshold)
+                overlay = make_overlay(show=True, record_screens=args.record_screens, threshold=args.threshold,
+                                       simulator=sim, gif=args.gif, camera=scenario.cameras[0].name,
+                                       realtime=(args.driver != "human"
+                                                 and os.environ.get("SDL_VIDEODRIVER") != "dummy"))
             if overlay is not None:
                 obs.append(overlay)
             result = run_episode(

@@ -1,0 +1,129 @@
+"""The overlay drawn from StepRecords, headless: 200 steps, screenshots, quitting, GIF,
+TensorBoard images, the README screenshot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pygame
+import pytest
+
+from drive_il.viz.demo import run_demo
+from drive_il.viz.overlay import Layout, Overlay, render_demo_screenshot
+from drive_il.viz.recording import surface_to_array
+
+
+def _region(ov: Overlay, rect) -> np.ndarray:
+    a = surface_to_array(ov.surface)
+    return a[rect.top:rect.bottom, rect.left:rect.right]
+
+
+def test_200_steps_with_screenshots(tmp_path, demo_world):
+    shots = tmp_path / "screens"
+    ov = Overlay(show=True, size=(800, 450), record_screens=shots, record_every=10, carla_map=demo_world.map)
+    records = run_demo(demo_world, [ov], steps=200, seed=3, human_steps=range(120, 150))
+    ov.close()
+    assert len(records) == 200
+    pngs = sorted(shots.glob("overlay_*.png"))
+    # 200 steps + the final frame drawn at the end of the episode, every 10th saved
+    assert [p.name for p in pngs[:2]] == ["overlay_000000.png", "overlay_000010.png"]
+    assert len(pngs) == 21
+    first = pygame.image.load(str(pngs[0]))
+    assert first.get_size() == (800, 450)
+    a0 = pygame.surfarray.array3d(first)
+    a1 = pygame.surfarray.array3d(pygame.image.load(str(pngs[15])))
+    assert (a0 != a1).any()
+    h = ov.history
+    assert h.count == 200
+    assert h.human_takeovers == 1
+    assert h.interventions >= 1
+    assert any(m.kind == "human" for m in h.markers)
+
+
+def test_panels_show_the_step(demo_world):
+    ov = Overlay(show=False, carla_map=demo_world.map)
+    recs = run_demo(demo_world, [ov], steps=40, seed=0, human_steps=None)
+    lay = ov.layout(recs[-1].step.observation.frames["center"])
+    # the bird's-eye panel shows road (grey) and grass (green) pixels
+    bird = _region(ov, lay.birdseye)
+    road = np.all(bird == ov.theme.road, axis=-1).mean()
+    grass = np.all(bird == ov.theme.grass, axis=-1).mean()
+    assert road > 0.05 and grass > 0.05
+    # the camera area holds the (scaled) camera image: its sky colour
+    cam = _region(ov, lay.camera)
+    assert np.all(cam == (150, 190, 235), axis=-1).mean() > 0.05
+    # the expert path colour appears on the bird's-eye panel
+    assert np.all(bird == ov.theme.expert_path, axis=-1).any()
+
+
+def test_without_map_draws_route_lane(demo_world):
+    ov = Overlay(show=False)  # no carla.Map: the route's own lane
+    recs = run_demo(demo_world, [ov], steps=10, seed=0, human_steps=None)
+    lay = ov.layout(recs[-1].step.observation.frames["center"])
+    bird = _region(ov, lay.birdseye)
+    assert np.all(bird == ov.theme.road, axis=-1).mean() > 0.02
+
+
+def test_quit_event_raises_keyboard_interrupt(demo_world, pump):
+    ov = Overlay(show=True, carla_map=demo_world.map, pump=pump)
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(demo_world, [ov], steps=50, seed=0)
+    assert ov.quit_requested
+    assert ov.history.count == 1  # stopped at the first step
+
+
+def test_quit_flag_only(demo_world, pump):
+    ov = Overlay(show=True, carla_map=demo_world.map, pump=pump, raise_on_quit=False)
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0, unicode="", scancode=0))
+    recs = run_demo(demo_world, [ov], steps=5, seed=0)
+    assert len(recs) == 5 and ov.quit_requested
+    # q does not quit the live overlay (it toggles reverse for a human driver)
+    ov2 = Overlay(show=True, carla_map=demo_world.map, pump=pump, raise_on_quit=False)
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q, mod=0, unicode="q", scancode=0))
+    run_demo(demo_world, [ov2], steps=3, seed=0)
+    assert not ov2.quit_requested
+
+
+def test_gif(tmp_path, demo_world):
+    from PIL import Image
+
+    ov = Overlay(show=False, size=(640, 360), carla_map=demo_world.map, gif=tmp_path / "ov.gif")
+    run_demo(demo_world, [ov], steps=20, seed=0)
+    ov.close()
+    with Image.open(tmp_path / "ov.gif") as im:
+        assert im.size == (320, 180)
+        assert im.n_frames == 11  # 21 presented frames (20 steps + end), every 2nd kept
+
+
+def test_tensorboard_images(demo_world):
+    class Writer:
+        def __init__(self):
+            self.calls = []
+
+        def add_image(self, tag, img, step, dataformats="CHW"):
+            self.calls.append((tag, img.shape, img.dtype, step, dataformats))
+
+    w = Writer()
+    ov = Overlay(show=False, carla_map=demo_world.map, size=(640, 360), tensorboard=w, tensorboard_every=10)
+    run_demo(demo_world, [ov], steps=25, seed=0)
+    assert [c[3] for c in w.calls][:3] == [1, 11, 21]
+    tag, shape, dtype, _, fmt = w.calls[0]
+    assert tag == "overlay/episode_0" and shape == (360, 640, 3) and dtype == np.uint8 and fmt == "HWC"
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (800, 600), (640, 360)])
+def test_layout_inside_window(size):
+    lay = Layout.compute(size, (66, 200))
+    win = pygame.Rect(0, 0, *size)
+    rects = [lay.camera, lay.gauges, lay.chart, lay.birdseye, lay.hud]
+    for r in rects:
+        assert win.contains(r) and r.width > 0 and r.height > 0
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not a.colliderect(b)
+
+
+def test_demo_screenshot(tmp_path):
+    p = render_demo_screenshot(tmp_path / "overlay.png", steps=60, world="demo")
+    assert p.exists() and 5_000 < p.stat().st_size < 300_000
+    assert pygame.image.load(str(p)).get_size() == (1280, 720)
