@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, from_dict, read_toml, to_dict
+from .data.noise import NoiseConfig
 
 __all__ = [
     "WEATHER_PRESETS",
@@ -257,6 +258,10 @@ def _default_cameras() -> tuple[CameraConfig, ...]:
     return (CameraConfig(),)
 
 
+def _no_noise() -> NoiseConfig:
+    return NoiseConfig(episode_share=0.0)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Where and in what conditions we drive.
@@ -278,6 +283,10 @@ class Scenario:
         vehicle: the ego vehicle.
         traffic: NPC vehicles.
         expert: expert preset (name in ``experts/`` or a path).
+        noise: noise injection into the expert's executed control while collecting
+            demonstrations (CIL triangular spikes or DART Gaussian noise; the stored label
+            stays the expert's clean control); ``episode_share = 0`` (the default) turns
+            it off.
         test: where learners are evaluated.
         pipeline: what the main job runs.
         source: the file this scenario came from ("" if built in code).
@@ -296,6 +305,7 @@ class Scenario:
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     expert: str = "default"
+    noise: NoiseConfig = field(default_factory=_no_noise)
     test: TestConfig = field(default_factory=TestConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     source: str = ""

@@ -1,0 +1,337 @@
+"""Summaries and integrity checks of episode directories (``drive-il data info|verify``).
+
+Pure functions returning report dataclasses; :mod:`drive_il.commands.data` prints them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from .storage import (EPISODE_SUFFIX, MANIFEST_NAME, PARTIAL_SUFFIX, STEP_FIELDS, EpisodeMeta, EpisodeReader,
+                      RigChecker, list_episodes, read_manifest, scan_dir)
+
+__all__ = ["DataInfo", "VerifyReport", "data_info", "verify_dir", "rig_problem", "format_info",
+           "steering_histogram"]
+
+
+@dataclass
+class DataInfo:
+    """What one or many episode directories hold.
+
+    Attributes:
+        dirs: the directories.
+        episodes: finished, readable episodes.
+        steps: control steps over all episodes.
+        frames: camera frames (steps x cameras).
+        hours: driven time [h]; km: driven distance [km].
+        cameras: camera name -> image sizes seen ("HxW").
+        rigs: camera name -> mount poses and fields of view seen.
+        towns, weathers: name -> (episodes, hours, km).
+        drivers, terminations: name -> episodes.
+        dagger_rounds: round (None outside DAgger) -> (episodes, betas seen).
+        noisy_episodes, noisy_steps, intervention_steps: counts.
+        steer: every expert steering label (for the histogram).
+        partial: partial files; damaged: (file, reason).
+    """
+
+    dirs: list[Path]
+    episodes: int = 0
+    steps: int = 0
+    frames: int = 0
+    hours: float = 0.0
+    km: float = 0.0
+    cameras: dict[str, set] = field(default_factory=dict)
+    rigs: dict[str, set] = field(default_factory=dict)
+    towns: dict[str, list] = field(default_factory=dict)
+    weathers: dict[str, list] = field(default_factory=dict)
+    drivers: Counter = field(default_factory=Counter)
+    terminations: Counter = field(default_factory=Counter)
+    dagger_rounds: dict = field(default_factory=dict)
+    noisy_episodes: int = 0
+    noisy_steps: int = 0
+    intervention_steps: int = 0
+    steer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    partial: list[Path] = field(default_factory=list)
+    damaged: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def data_info(dirs: Sequence[str | Path]) -> DataInfo:
+    """Summarise episode directories (reads each file's attributes and labels).
+
+    Raises:
+        DataError: a directory is missing, or no directory holds a finished episode
+            ("no finished episodes in DIR (N partial)").
+    """
+    ds = [Path(d) for d in dirs]
+    info = DataInfo(dirs=ds)
+    steers: list[np.ndarray] = []
+    for d in ds:
+        rep = scan_dir(d)
+        info.partial.extend(rep.partial)
+        info.damaged.extend(rep.damaged)
+        for p in rep.finished:
+            try:
+                with EpisodeReader(p) as r:
+                    m = r.meta
+                    expert = r.steps["expert"]
+                    noise = r.steps["noise"]
+                    inter = r.steps["intervention"]
+                    shapes = {c: r.frames(c).shape[1:3] for c in r.cameras}
+            except DataError as e:
+                info.damaged.append((p, str(e)))
+                continue
+            h = m.steps * m.dt / 3600.0
+            km = m.distance / 1000.0
+            info.episodes += 1
+            info.steps += m.steps
+            info.frames += m.steps * len(shapes)
+            info.hours += h
+            info.km += km
+            for c, (hh, ww) in shapes.items():
+                info.cameras.setdefault(c, set()).add(f"{hh}x{ww}")
+                e = {r.get("name"): r for r in m.cameras}.get(c, {})
+                info.rigs.setdefault(c, set()).add(
+                    f"x={float(e.get('x', 0)):+.2f} y={float(e.get('y', 0)):+.2f} z={float(e.get('z', 0)):.2f} m, "
+                    f"yaw={float(e.get('yaw_deg', 0)):+.1f} pitch={float(e.get('pitch_deg', 0)):+.1f} "
+                    f"fov={float(e.get('fov_deg', 0)):.0f} deg")
+            for table, key in ((info.towns, m.town), (info.weathers, m.weather)):
+                row = table.setdefault(key, [0, 0.0, 0.0])
+                row[0] += 1
+                row[1] += h
+                row[2] += km
+            info.drivers[m.driver] += 1
+            info.terminations[m.termination] += 1
+            dr = info.dagger_rounds.setdefault(m.dagger_round, [0, set()])
+            dr[0] += 1
+            if m.beta is not None:
+                dr[1].add(round(m.beta, 4))
+            n_noisy = int(np.count_nonzero(noise))
+            info.noisy_steps += n_noisy
+            info.noisy_episodes += int(n_noisy > 0)
+            info.intervention_steps += int(np.count_nonzero(inter))
+            steers.append(np.asarray(expert[:, 0], dtype=np.float32))
+    if info.episodes == 0:
+        where = ", ".join(str(d) for d in ds)
+        extra = f", {len(info.damaged)} damaged" if info.damaged else ""
+        raise DataError(f"no finished episodes in {where} ({len(info.partial)} partial{extra})")
+    info.steer = np.concatenate(steers) if steers else np.zeros(0, np.float32)
+    return info
+
+
+def steering_histogram(steer: np.ndarray, *, bins: int = 10, width: int = 40) -> list[str]:
+    """Text histogram of steering values over [-1, 1] (one line per bin)."""
+    steer = np.asarray(steer, dtype=np.float64)
+    steer = steer[np.isfinite(steer)]
+    counts, edges = np.histogram(np.clip(steer, -1.0, 1.0), bins=bins, range=(-1.0, 1.0))
+    total = max(int(counts.sum()), 1)
+    top = max(int(counts.max()), 1) if len(counts) else 1
+    lines = []
+    for i, c in enumerate(counts):
+        bar = "#" * int(round(width * c / top))
+        close = "]" if i == bins - 1 else ")"
+        lines.append(f"[{edges[i]:+.1f}, {edges[i + 1]:+.1f}{close} {bar:<{width}} {int(c):>8d} {100.0 * c / total:5.1f}%")
+    return lines
+
+
+def format_info(info: DataInfo) -> list[str]:
+    """The lines ``drive-il data info`` prints."""
+    cams = ", ".join(f"{c} {'/'.join(sorted(s))}" for c, s in info.cameras.items())
+    out = [
+        f"data: {', '.join(str(d) for d in info.dirs)}",
+        f"episodes: {info.episodes}   steps: {info.steps}   frames: {info.frames} ({cams})",
+        "camera rig:",
+        *(f"  {c:<8} {' | '.join(sorted(v))}" for c, v in info.rigs.items()),
+        f"driven: {info.hours:.3f} h   {info.km:.2f} km",
+        "per town:    " + "; ".join(f"{k or '?'}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
+                                     for k, v in sorted(info.towns.items())),
+        "per weather: " + "; ".join(f"{k or '?'}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
+                                     for k, v in sorted(info.weathers.items())),
+        "drivers:     " + ", ".join(f"{k or '?'} {v}" for k, v in sorted(info.drivers.items())),
+        "terminations: " + ", ".join(f"{k or '?'} {v}" for k, v in sorted(info.terminations.items())),
+    ]
+    rounds = sorted((k for k in info.dagger_rounds if k is not None))
+    if rounds:
+        parts = []
+        for k in rounds:
+            n, betas = info.dagger_rounds[k]
+            b = ", ".join(f"{x:g}" for x in sorted(betas))
+            parts.append(f"round {k}: {n} ep" + (f" (beta {b})" if b else ""))
+        if None in info.dagger_rounds:
+            parts.insert(0, f"no round: {info.dagger_rounds[None][0]} ep")
+        out.append("DAgger rounds: " + "; ".join(parts))
+    else:
+        out.append("DAgger rounds: none")
+    share = 100.0 * info.noisy_steps / max(info.steps, 1)
+    out.append(f"noise: {info.noisy_episodes} episodes with injected noise, {info.noisy_steps} noisy steps "
+               f"({share:.1f}%)   interventions: {info.intervention_steps} steps")
+    out.append("expert steering histogram (steer, +1 = right):")
+    out.extend("  " + line for line in steering_histogram(info.steer))
+    out.append(f"partial files: {len(info.partial)}" + (
+        " (" + ", ".join(p.name for p in info.partial) + ")" if info.partial else ""))
+    out.append(f"damaged files: {len(info.damaged)}")
+    out.extend(f"  {reason}" for _, reason in info.damaged)
+    return out
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify_dir`.
+
+    Attributes:
+        directory: the directory checked.
+        checked: finished files opened.
+        problems: one line per problem (empty = OK).
+        partial: partial files found (each also listed in ``problems``).
+    """
+
+    directory: Path
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    partial: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_dir(directory: str | Path, *, read_frames: bool = True, block: int = 256) -> VerifyReport:
+    """Check every file of an episode directory and the manifest.
+
+    Checks: each finished file opens, has a supported schema version and was completed
+    by its writer; every per-step array exists with length T and the expected trailing
+    shape; every camera's frames are (T, H, W, 3) uint8 in one-frame chunks matching the
+    stored rig; the expert labels are finite and in range; (``read_frames``) every frame
+    can be read; the manifest parses, lists every finished file once with its step
+    count and names no missing file. Partial files are reported as such.
+
+    Raises:
+        DataError: ``directory`` does not exist.
+    """
+    d = Path(directory)
+    rep = VerifyReport(directory=d)
+    files = list_episodes(d)
+    for p in sorted(q for q in d.iterdir() if q.name.endswith(EPISODE_SUFFIX + PARTIAL_SUFFIX)):
+        rep.partial.append(p)
+        rep.problems.append(f"{p}: partial file (an episode that was interrupted or is being written)")
+    steps_of: dict[str, int] = {}
+    metas: list[EpisodeMeta] = []
+    for p in files:
+        rep.checked += 1
+        probs, meta = _verify_file(p, read_frames=read_frames, block=block)
+        rep.problems.extend(probs)
+        if meta is not None:
+            steps_of[p.name] = meta.steps
+            metas.append(meta)
+    present = {p.name for p in files}
+    entries, mprobs = read_manifest(d)
+    rep.problems.extend(mprobs)
+    seen: Counter = Counter(e["file"] for e in entries)
+    for name, n in seen.items():
+        if n > 1:
+            rep.problems.append(f"{d / MANIFEST_NAME}: {name} listed {n} times")
+    for e in entries:
+        name = e["file"]
+        if name not in present:
+            rep.problems.append(f"{d / MANIFEST_NAME}: lists {name}, which is not in the directory")
+        elif name in steps_of and e.get("steps") is not None and int(e["steps"]) != steps_of[name]:
+            rep.problems.append(f"{d / MANIFEST_NAME}: {name} has {e['steps']} steps in the manifest "
+                                f"but {steps_of[name]} in the file")
+    checker = RigChecker(None)
+    try:
+        for m in metas:
+            checker.add(m)
+    except DataError as e:
+        rep.problems.append(str(e))
+    for p in files:
+        if p.name not in seen:
+            rep.problems.append(f"{p}: finished file missing from {MANIFEST_NAME} "
+                                "(a crash between rename and manifest append?)")
+    return rep
+
+
+def _verify_file(p: Path, *, read_frames: bool, block: int) -> tuple[list[str], EpisodeMeta | None]:
+    """(problems, meta); meta is None when the file cannot be opened."""
+    probs: list[str] = []
+    m: EpisodeMeta | None = None
+    try:
+        with EpisodeReader(p) as r:
+            m = r.meta
+            n = m.steps
+            if not m.complete:
+                return [f"{p}: not finished by its writer (attribute complete is false)"], m
+            f = r.h5
+            if "steps" not in f:
+                return [f"{p}: group /steps missing"], m
+            g = f["steps"]
+            for k, (dtype, tail, _) in STEP_FIELDS.items():
+                if k not in g:
+                    probs.append(f"{p}: steps/{k} missing")
+                    continue
+                ds = g[k]
+                if ds.shape != (n, *tail):
+                    probs.append(f"{p}: steps/{k} has shape {ds.shape}, expected {(n, *tail)}")
+                elif np.dtype(ds.dtype).kind != np.dtype(dtype).kind:
+                    probs.append(f"{p}: steps/{k} has dtype {ds.dtype}, expected {dtype}")
+            if not probs:
+                ex = r.steps["expert"]
+                if not np.isfinite(ex).all():
+                    probs.append(f"{p}: steps/expert holds non-finite labels")
+                elif n and (np.abs(ex[:, 0]).max() > 1.0 or ex[:, 1:].min() < 0.0 or ex[:, 1:].max() > 1.0):
+                    probs.append(f"{p}: steps/expert holds labels out of range")
+                names = r.driver_names
+                if n and int(r.steps["driver"].max()) >= len(names):
+                    probs.append(f"{p}: steps/driver codes exceed the {len(names)} driver names")
+            rig = {c.get("name"): c for c in m.cameras}
+            cams = r.cameras
+            if set(rig) != set(cams):
+                probs.append(f"{p}: camera rig lists {sorted(rig)} but frames hold {sorted(cams)}")
+            if not cams:
+                probs.append(f"{p}: no camera frames")
+            for c in cams:
+                ds = r.frames(c)
+                if ds.ndim != 4 or ds.shape[0] != n or ds.shape[3] != 3 or ds.dtype != np.uint8:
+                    probs.append(f"{p}: frames/{c} is {ds.shape} {ds.dtype}, expected ({n}, H, W, 3) uint8")
+                    continue
+                if ds.chunks != (1, *ds.shape[1:]):
+                    probs.append(f"{p}: frames/{c} chunks {ds.chunks}, expected one frame per chunk")
+                e = rig.get(c, {})
+                if (e.get("height"), e.get("width")) != tuple(ds.shape[1:3]):
+                    probs.append(f"{p}: frames/{c} are {ds.shape[1]}x{ds.shape[2]} but the rig says "
+                                 f"{e.get('height')}x{e.get('width')}")
+                if read_frames:
+                    try:
+                        for t0 in range(0, n, block):
+                            ds[t0:t0 + block]
+                    except (OSError, RuntimeError) as err:
+                        probs.append(f"{p}: frames/{c} unreadable near frame {t0} ({' '.join(str(err).split())[:120]})")
+            if not math.isfinite(m.dt) or m.dt <= 0:
+                probs.append(f"{p}: dt = {m.dt} is not a positive number")
+    except DataError as e:
+        probs.append(str(e))
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        probs.append(f"{p}: damaged episode file ({' '.join(str(e).split())[:160]})")
+    return probs, m
+
+
+def rig_problem(paths: Sequence[Path]) -> str | None:
+    """The first camera-rig mismatch among episode files (one line naming both files),
+    or None when they share one rig (unreadable files are skipped: reported elsewhere)."""
+    checker = RigChecker(None)
+    for p in paths:
+        try:
+            with EpisodeReader(p) as r:
+                checker.add(r.meta)
+        except DataError as e:
+            if "mixed camera rigs" in str(e):
+                return str(e)
+    return None

@@ -1,0 +1,86 @@
+"""``drive-il data info|verify``: reports, problems and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+
+from drive_il.cli import main
+from drive_il.data.synthetic import write_synthetic_episodes
+
+
+def test_info_reports_episodes(small_dir, tmp_path, capsys):
+    r1 = tmp_path / "round1"
+    write_synthetic_episodes(r1, 2, steps=20, height=16, width=24, dagger_round=1, beta=0.5, noise_from=5)
+    assert main(["data", "info", str(small_dir), str(r1)]) == 0
+    out = capsys.readouterr().out
+    assert "episodes: 5   steps: 130   frames: 130 (center 16x24)" in out
+    assert "Town01: 5 ep" in out and "ClearNoon: 5 ep" in out
+    assert "round 1: 2 ep (beta 0.5)" in out and "no round: 3 ep" in out
+    assert "2 episodes with injected noise, 30 noisy steps" in out
+    assert out.count("%\n") >= 10  # the histogram
+    assert "partial files: 0" in out and "damaged files: 0" in out
+
+
+def test_verify_ok_and_problems(small_dir, capsys):
+    assert main(["data", "verify", str(small_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"{small_dir}: OK (3 episodes)"
+    # unknown schema version, truncated file, manifest out of step
+    bad = small_dir / "episode_000000.h5"
+    with h5py.File(bad, "r+") as f:
+        f.attrs["schema_version"] = 7
+    trunc = small_dir / "episode_000001.h5"
+    with open(trunc, "r+b") as fh:
+        fh.truncate(trunc.stat().st_size - 100)
+    (small_dir / "episode_000002.h5").rename(small_dir / "episode_000009.h5")
+    assert main(["data", "verify", "--quick", str(small_dir)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(str(bad) in ln and "schema version 7" in ln for ln in lines)
+    assert any(str(trunc) in ln and "truncated" in ln for ln in lines)
+    assert any("lists episode_000002.h5, which is not in the directory" in ln for ln in lines)
+    assert any("episode_000009.h5: finished file missing from manifest" in ln for ln in lines)
+    assert lines[-1].startswith(f"{small_dir}: ") and "problem(s)" in lines[-1]
+
+
+def test_verify_catches_inconsistent_file(small_dir, capsys):
+    p = small_dir / "episode_000001.h5"
+    with h5py.File(p, "r+") as f:
+        del f["steps/speed"]
+        f["steps/speed"] = [1.0, 2.0]
+    entries = [json.loads(x) for x in (small_dir / "manifest.jsonl").read_text().splitlines()]
+    entries[0]["steps"] = 99
+    (small_dir / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries) + '{"torn')
+    assert main(["data", "verify", str(small_dir)]) == 1
+    out = capsys.readouterr().out
+    assert f"{p}: steps/speed has shape (2,), expected (30,)" in out
+    assert "episode_000000.h5 has 99 steps in the manifest but 30 in the file" in out
+    assert "unreadable manifest line" in out
+
+
+def test_verify_mixed_rigs_across_directories(small_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    write_synthetic_episodes(other, 1, steps=5, height=20, width=24)
+    assert main(["data", "verify", str(small_dir), str(other)]) == 1
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("mixed camera rigs: camera 'center' has height=16")
+    assert str(small_dir / "episode_000000.h5") in last and str(other / "episode_000000.h5") in last
+
+
+def _cli(*args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *sys.path])
+    return subprocess.run([sys.executable, "-m", "drive_il", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_cli_one_line_errors(tmp_path):
+    r = _cli("data", "info", str(tmp_path))
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [f"drive-il: error: no finished episodes in {tmp_path} (0 partial)"]
+    r = _cli("data", "verify", str(tmp_path / "missing"))
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [f"drive-il: error: {tmp_path / 'missing'}: no such data directory"]
