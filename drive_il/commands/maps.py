@@ -1,0 +1,191 @@
+"""``drive-il maps list|export|pull``: the towns the embedded world can drive in.
+
+- ``list``: every town that resolves (``--maps-dir``, ``$DRIVE_IL_MAPS_DIR``,
+  ``~/.local/share/drive_il/maps``, then the generated ``circuit`` and ``grid``), where it
+  comes from, its driving-lane length, junctions and generated spawn points.
+- ``export NAME --out FILE.xodr``: write a town's OpenDRIVE (e.g. a generated town, to
+  load it into CARLA with ``client.generate_opendrive_world(text)``).
+- ``pull``: save the towns of a running CARLA server (``world.get_map().to_opendrive()``)
+  as ``<maps_dir>/<Town>.xodr``, so the embedded world drives on the same roads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PULL_DIR = Path("~/.local/share/drive_il/maps")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("maps", help="list, export and pull OpenDRIVE towns",
+                       description="Towns for the embedded world: list them, export a generated "
+                                   "town's OpenDRIVE, or pull the towns of a CARLA server.")
+    msub = p.add_subparsers(dest="maps_command", metavar="ACTION")
+
+    lp = msub.add_parser("list", help="list the towns, their source and spawn-point counts")
+    _maps_dir_arg(lp)
+    lp.set_defaults(func=run_list)
+
+    ep = msub.add_parser("export", help="write a town's OpenDRIVE (.xodr) to a file")
+    ep.add_argument("name", help="town name (e.g. circuit, grid, Town01) or an .xodr path")
+    ep.add_argument("--out", required=True, metavar="FILE.xodr",
+                    help="output file ('-' for standard output)")
+    _maps_dir_arg(ep)
+    ep.set_defaults(func=run_export)
+
+    pp = msub.add_parser("pull", help="save a CARLA server's towns as .xodr files",
+                         description="Connect to a CARLA 0.9.16 server, load each town and save "
+                                     "world.get_map().to_opendrive() as <maps_dir>/<Town>.xodr.")
+    pp.add_argument("--host", default="localhost", help="CARLA server host (default localhost)")
+    pp.add_argument("--port", type=int, default=2000, help="CARLA RPC port (default 2000)")
+    pp.add_argument("--timeout", type=float, default=10.0,
+                    help="client time-out [s] for connecting and each request (default 10)")
+    pp.add_argument("--load-timeout", type=float, default=120.0,
+                    help="time-out [s] for loading one town on the server (default 120)")
+    pp.add_argument("--town", action="append", default=None, metavar="NAME",
+                    help="town to pull (repeatable; default: every town of the server)")
+    pp.add_argument("--maps-dir", type=Path, default=None,
+                    help="where to save (default: $DRIVE_IL_MAPS_DIR, then "
+                         "~/.local/share/drive_il/maps, created if needed)")
+    pp.set_defaults(func=run_pull)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _maps_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--maps-dir", type=Path, default=None,
+                   help="folder of OpenDRIVE towns (*.xodr); default: $DRIVE_IL_MAPS_DIR, "
+                        "then ~/.local/share/drive_il/maps")
+
+
+# --------------------------------------------------------------------------- list
+def run_list(args: argparse.Namespace) -> int:
+    from ..errors import MapError
+    from ..sim import maps
+
+    d = maps.resolve_maps_dir(args.maps_dir)
+    if d is None:
+        print("maps directory: none (use --maps-dir, $DRIVE_IL_MAPS_DIR or `drive-il maps pull`)")
+    else:
+        print(f"maps directory: {d}{'' if d.is_dir() else ' (does not exist)'}")
+    print(f"{'town':<16} {'source':<10} {'lanes km':>8} {'junctions':>9} {'spawn pts':>9}  file")
+    for name in maps.available_towns(args.maps_dir):
+        try:
+            town = maps.load_town(name, args.maps_dir)
+        except MapError as e:
+            print(f"{name:<16} {'error':<10} {'':>8} {'':>9} {'':>9}  {e}")
+            continue
+        wps = town.map.generate_waypoints(2.0)
+        km = sum(1 for w in wps if not w.is_junction) * 2.0 / 1000.0
+        junctions = len({w.junction_id for w in wps if w.is_junction})
+        n_spawn = len(maps.spawn_points(town.map))
+        source = "generated" if town.generated else "file"
+        print(f"{town.name:<16} {source:<10} {km:>8.2f} {junctions:>9d} {n_spawn:>9d}  "
+              f"{town.path if town.path else '-'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def run_export(args: argparse.Namespace) -> int:
+    from ..sim import maps
+
+    town = maps.load_town(args.name, args.maps_dir)  # validates: the file written parses
+    if args.out == "-":
+        sys.stdout.write(town.xodr)
+        return 0
+    out = Path(args.out).expanduser()
+    _write_atomic(out, town.xodr)
+    n_roads = town.xodr.count("<road ")
+    print(f"wrote {out} ({town.name}, {n_roads} roads, {len(town.xodr.encode()) / 1024:.0f} KiB)")
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    from ..errors import MapError
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise MapError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+# --------------------------------------------------------------------------- pull
+def _connect(host: str, port: int, timeout: float):
+    """A connected carla.Client, or SimulatorConnectionError within ``timeout``."""
+    import carla
+
+    from ..errors import SimulatorConnectionError
+
+    hint = (f"cannot reach a CARLA server at {host}:{port} within {timeout:g} s: is a CARLA "
+            f"0.9.16 server running? check --host/--port")
+    try:
+        client = carla.Client(host, port)
+        client.set_timeout(timeout)
+        version = client.get_server_version()
+    except RuntimeError as e:
+        raise SimulatorConnectionError(f"{hint} ({str(e).splitlines()[0] if str(e) else 'no reply'})") from None
+    log.info("connected to CARLA server %s at %s:%d (client %s)", version, host, port,
+             client.get_client_version())
+    return client
+
+
+def _basename(map_path: str) -> str:
+    """'/Game/Carla/Maps/Town01' or 'Carla/Maps/Town01' -> 'Town01'."""
+    return map_path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from ..errors import MapError, SimulatorConnectionError
+    from ..sim import maps
+
+    if args.timeout <= 0:
+        from ..errors import ConfigError
+        raise ConfigError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    client = _connect(args.host, args.port, args.timeout)
+    try:
+        available = {_basename(m): m for m in client.get_available_maps()}
+        world = client.get_world()
+        current = _basename(world.get_map().name)
+    except RuntimeError as e:
+        raise SimulatorConnectionError(
+            f"CARLA server at {args.host}:{args.port} stopped answering: {str(e).splitlines()[0]}") from None
+    wanted = args.town or sorted(available)
+    lower = {k.lower(): k for k in available}
+    unknown = [t for t in wanted if t.lower() not in lower]
+    if unknown:
+        raise MapError(f"--town {', '.join(unknown)}: not on the CARLA server at "
+                       f"{args.host}:{args.port}; it has {', '.join(sorted(available))}")
+    out_dir = maps.resolve_maps_dir(args.maps_dir) or DEFAULT_PULL_DIR.expanduser()
+    # Pull the currently loaded town first: it needs no (slow) load_world.
+    ordered = sorted((lower[t.lower()] for t in wanted), key=lambda t: (t != current, t))
+    for town in ordered:
+        t0 = time.perf_counter()
+        try:
+            if town != current:
+                client.set_timeout(max(args.load_timeout, args.timeout))
+                world = client.load_world(town)
+                client.set_timeout(args.timeout)
+                current = town
+            text = world.get_map().to_opendrive()
+        except RuntimeError as e:
+            raise SimulatorConnectionError(
+                f"CARLA server at {args.host}:{args.port} failed on {town}: "
+                f"{str(e).splitlines()[0]} (a slow load? raise --load-timeout)") from None
+        maps.parse_xodr(text, name=town, source=f"{town} from {args.host}:{args.port}")
+        path = out_dir / f"{town}.xodr"
+        _write_atomic(path, text)
+        print(f"{town:<16} -> {path} ({len(text.encode()) / 1024:.0f} KiB, "
+              f"{time.perf_counter() - t0:.1f} s)")
+    print(f"server now has {current} loaded; load towns with --maps-dir {out_dir}"
+          if args.maps_dir is None and out_dir == DEFAULT_PULL_DIR.expanduser()
+          else f"server now has {current} loaded")
+    return 0
