@@ -1,0 +1,199 @@
+"""``drive-il bench sim``: embedded-world steps per second.
+
+Configurations, each on the same town, route and seed:
+
+* ``physics``: ego dynamics + events + route command, no camera (``render=False``);
+* ``1 camera 66x200``: physics + one 66x200 camera + events (DAVE-2's input size);
+* ``3 cameras 66x200``: left/centre/right cameras (yaw -30/0/+30 deg, as CIL's rig);
+* ``1 camera 600x800``: one 800x600 camera.
+
+Each camera configuration is compared with a bare minimal render of the same frame
+size measured in the same run on the same raster: one ``cv2.warpPerspective`` (a remap) of the map raster
+per frame (the renderer's ``bare_remap_baseline``). The ratio is
+``n bare frames' time / one simulator step's time`` for ``n`` cameras (1.0: a step
+costs as much as bare warps of its frames; the renderer adds shading, haze, sky and
+vehicles, the world adds physics, traffic and events, but picks pyramid levels
+that a bare level-0 warp does not). Targets (issue 2, one core):
+>= 2,000 steps/s with one 66x200 camera, >= 800 with three, >= 60 at 800x600; with
+``--driver expert`` (the rule-based expert's ``act`` in the loop, issue 3) >= 1,000
+steps/s with one 66x200 camera.
+
+Driving: with ``--driver none`` the controls are recorded once from a tiny pure-pursuit
+follower on the route (untimed) and replayed in every timed run -- the world is
+deterministic, so each configuration drives the same trajectory and the loop contains
+no driver cost. With ``--driver expert`` the expert acts at every timed step.
+
+Timing: steps are timed in chunks of 50, each followed by a chunk of bare renders (50 x
+the number of cameras), so that both see the same load; each timed chunk follows 5
+untimed calls of the same loop (the bare warp of the full-resolution raster evicts the
+caches the simulator uses); rates come from the median chunk (robust to other
+processes on a shared machine). The process pins itself to one CPU
+(``os.sched_setaffinity``) and OpenCV to one thread unless ``--no-pin``; for the
+reported figures also run it under ``taskset -c 0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+
+NAME = "sim"
+HELP = "embedded world steps/s (physics, cameras, events) vs a bare cv2.remap of the same frame size"
+
+_CHUNK = 50
+#: Untimed calls before each timed chunk when two loops are interleaved.
+_WARM = 5
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--town", default="circuit", help="town (generated or in --maps-dir; default circuit)")
+    p.add_argument("--maps-dir", type=Path, default=None, help="folder of OpenDRIVE towns")
+    p.add_argument("--steps", type=int, default=1000, help="timed steps per configuration (default 1000)")
+    p.add_argument("--driver", choices=("none", "expert"), default="none",
+                   help="none: replay recorded controls; expert: the rule-based expert acts in the loop")
+    p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    p.add_argument("--traffic", type=int, default=0, help="NPC vehicles (default 0)")
+    p.add_argument("--weather", default="ClearNoon", help="weather preset (default ClearNoon)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
+
+
+def _pin() -> str:
+    if not hasattr(os, "sched_setaffinity"):  # pragma: no cover
+        return "not pinned"
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to cpu {cpu}"
+    except OSError:  # pragma: no cover
+        return "not pinned"
+
+
+def _follower(step, target_speed: float, state: dict):
+    """A tiny pure-pursuit route follower (records the replayed controls)."""
+    from ..geometry import project_onto_polyline, wrap_angle
+    from ..types import Control
+    ws = step.world_state
+    ego, route = ws.ego, ws.route
+    rx, ry = ego.rear_axle()
+    p = project_onto_polyline(route.xy, route.s, rx, ry, hint=state.get("hint"))
+    state["hint"] = p.index
+    ld = 4.0 + 0.6 * max(ego.speed, 0.0)
+    j = min(int(route.s.searchsorted(p.s + ld)), len(route) - 1)
+    gx, gy = route.xy[j]
+    alpha = wrap_angle(math.atan2(gy - ry, gx - rx) - ego.yaw)
+    delta = math.atan2(2.0 * ego.wheelbase * math.sin(alpha), max(math.hypot(gx - rx, gy - ry), 1e-3))
+    dv = target_speed - ego.speed
+    return Control.clipped(delta / ego.max_steer_angle, throttle=0.4 * dv,
+                           brake=-0.3 * dv if dv < -0.5 else 0.0)
+
+
+def _chunk_time(fn, n: int) -> float:
+    """Seconds per call of ``fn`` over ``n`` calls."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def _timed(fn, steps: int, baseline=None, per_step: int = 1) -> tuple[float, float | None]:
+    """Median-chunk rates [1/s] of ``fn`` (``steps`` calls) and, when given, of
+    ``baseline`` (``per_step`` calls per step of ``fn``), their chunks interleaved so
+    that both see the same machine load."""
+    import numpy as np
+    a, b = [], []
+    done = 0
+    while done < steps:
+        n = min(_CHUNK, steps - done)
+        if baseline is not None:  # untimed calls first: caches warm again after a switch
+            _chunk_time(fn, _WARM)
+        a.append(_chunk_time(fn, n))
+        if baseline is not None:
+            _chunk_time(baseline, _WARM * per_step)
+            b.append(_chunk_time(baseline, n * per_step))
+        done += n
+    return 1.0 / float(np.median(a)), (1.0 / float(np.median(b)) if b else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    if args.steps < _CHUNK:
+        raise ConfigError(f"--steps: at least {_CHUNK} steps, got {args.steps}")
+    pinned = "not pinned" if args.no_pin else _pin()
+    import cv2
+    if not args.no_pin:
+        cv2.setNumThreads(1)
+    from ..scenario import CameraConfig, Scenario, TrafficConfig
+    from ..sim.embedded.world import EmbeddedSimulator
+
+    steps = int(args.steps)
+    target = 8.0
+    dt = 0.05
+    base = Scenario(name="bench", town=args.town, weather=args.weather, seed=args.seed,
+                    route_length=max(100.0, (steps * 1.2 + 200) * dt * target * 1.2),
+                    target_speed=target, traffic=TrafficConfig(vehicles=args.traffic))
+    cam = CameraConfig(name="center", width=200, height=66)
+    rigs = [
+        ("physics (no camera)", None, (cam,)),
+        ("1 camera 66x200", (66, 200, 1), (cam,)),
+        ("3 cameras 66x200", (66, 200, 3), (
+            dataclasses.replace(cam, name="left", yaw_deg=-30.0), cam,
+            dataclasses.replace(cam, name="right", yaw_deg=30.0))),
+        ("1 camera 600x800", (600, 800, 1), (CameraConfig(name="center", width=800, height=600, fov_deg=90.0),)),
+    ]
+    sim = EmbeddedSimulator(maps_dir=args.maps_dir, render=False)
+    # record the controls once (untimed)
+    step = sim.reset(base, args.seed)
+    state: dict = {}
+    controls = []
+    for _ in range(steps + (steps // _CHUNK + 1) * _WARM + 20):
+        c = _follower(step, target, state)
+        controls.append(c)
+        step = sim.step(c)
+    expert = None
+    if args.driver == "expert":
+        from ..expert.config import load_expert_config
+        from ..expert.expert import Expert
+        expert = Expert(config=load_expert_config(base.expert), vehicle=base.vehicle)
+
+    print(f"sim bench: town {args.town}, {steps} steps per configuration, dt {dt} s, "
+          f"driver {args.driver}, traffic {args.traffic}, {pinned}")
+    for label, size, rig in rigs:
+        sim.render = size is not None
+        sc = base.replace(cameras=rig)
+        step = sim.reset(sc, args.seed)
+        if expert is not None:
+            expert.reset(step)
+        for _ in range(3):  # warm caches
+            sim.step(controls[0])
+        step = sim.reset(sc, args.seed)
+        if expert is not None:
+            expert.reset(step)
+        it = iter(controls)
+        holder = [step]
+
+        if expert is None:
+            def one(it=it) -> None:
+                sim.step(next(it))
+        else:
+            def one(holder=holder) -> None:
+                holder[0] = sim.step(expert.act(holder[0]))
+        if size is None:
+            rate, _ = _timed(one, steps)
+            print(f"{label:>22}: {rate:9.0f} steps/s ({1e6 / rate:7.1f} us/step)")
+            continue
+        h, w, n = size
+        from ..sim.embedded.camera import bare_remap_baseline
+        bare_fn = bare_remap_baseline(h, w, sim._raster)
+        for _ in range(5):
+            bare_fn()
+        rate, bare = _timed(one, steps, bare_fn, n)
+        ratio = (n / bare) * rate  # (n bare frames' time) / (one step's time)
+        print(f"{label:>22}: {rate:9.0f} steps/s ({1e6 / rate:7.1f} us/step); bare remap {h}x{w}: "
+              f"{bare:8.0f} frames/s ({1e6 / bare:6.1f} us/frame); ratio {ratio:4.2f} "
+              f"(= {n} bare frame{'s' if n > 1 else ''} / one step)")
+    sim.close()
+    return 0

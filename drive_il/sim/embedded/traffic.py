@@ -1,0 +1,555 @@
+"""NPC traffic of the embedded world: lane following, random junction branches, IDM.
+
+Every NPC drives along the centre line of its lane: its path is a list of lane-centre
+points every :data:`PATH_SPACING` metres obtained with ``carla.Waypoint.next``, extended
+ahead as it drives; where ``next`` offers several branches (a junction entry) one is
+drawn uniformly with the scenario's ``numpy.random.Generator``. The NPC's pose is the
+point at its arc length on that path (bounding-box centre on the lane centre, heading
+interpolated from the lane direction) -- the lane-keeping behaviour of CARLA's Traffic
+Manager without a lateral controller to tune (exact lane centres, no oscillation, a few
+microseconds per vehicle; a pure-pursuit controller on the same waypoints would only
+add a lateral error the NPCs do not need).
+
+Longitudinal motion follows the Intelligent Driver Model (Treiber, Hennecke, Helbing,
+"Congested traffic states in empirical observations and microscopic simulations",
+Phys. Rev. E 62, 2000):
+
+    a = a_max [1 - (v / v0)^4 - (s* / s)^2],   s* = s0 + v T + v (v - v_lead) / (2 sqrt(a_max b))
+
+with the desired speed v0 (``TrafficConfig.target_speed``, spread per vehicle), the
+standstill gap s0 (``min_gap``), the time headway T (``time_headway``), the maximum
+acceleration :data:`IDM_ACCELERATION` and comfortable deceleration
+:data:`IDM_DECELERATION`. v0 is further capped in curves to keep the lateral
+acceleration below :data:`LATERAL_ACCELERATION`. The leader is the nearest vehicle ahead
+on the NPC's own path (within :data:`PATH_TOLERANCE` of it): other NPCs going the same
+way or crossing it (not oncoming ones), static vehicles, and the ego in any heading, so
+NPCs do not rear-end or run into the ego; the gap is bumper to bumper. The leaders are
+found with one vectorised distance pass over all pairs per step, then a scan of the
+part of each path that can hold them.
+
+Junctions are entered first come, first served: an NPC claims the junction ahead when
+it is within its braking distance of it; other NPCs may join the claim only for the
+same movement (same lane in and out, a platoon) and otherwise wait at the entry until
+the claims are released (:meth:`Traffic._junction_gap`), so NPCs do not drive through
+each other at junctions.
+
+No deadlock: a vehicle is a leader only when it is ahead on the path; two NPCs that see
+each other as leaders (merging side by side) are resolved by id (the lower id ignores
+the other); an NPC blocked by another NPC or waiting at a junction for more than
+:data:`MAX_BLOCKED_S` ignores NPC leaders and junction claims until it moves again; an
+NPC whose lane ends (dead end) is removed. NPCs do not change lanes or overtake.
+
+Everything is pure Python floats and the given rng: the same seed gives the same
+traffic, bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from bisect import bisect_left
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...scenario import TrafficConfig
+from ...types import ActorState
+
+__all__ = ["NPCVehicle", "Traffic", "PATH_SPACING", "IDM_ACCELERATION", "IDM_DECELERATION",
+           "LATERAL_ACCELERATION", "MAX_BLOCKED_S", "PATH_TOLERANCE", "JUNCTION_LEADER",
+           "NPC_COLORS"]
+
+log = logging.getLogger(__name__)
+
+#: Lane-centre path resolution [m].
+PATH_SPACING = 2.0
+#: IDM maximum acceleration a_max [m/s^2] (Treiber et al. 2000 use 0.73-1.0 for cars;
+#: a little more for urban driving).
+IDM_ACCELERATION = 1.5
+#: IDM comfortable deceleration b [m/s^2] (Treiber et al. 2000: 1.67).
+IDM_DECELERATION = 2.0
+#: Hardest braking of an NPC [m/s^2].
+MAX_BRAKING = 8.0
+#: Lateral acceleration limit that caps speed in curves [m/s^2].
+LATERAL_ACCELERATION = 2.5
+#: After this long blocked by another NPC [s], NPC leaders are ignored.
+MAX_BLOCKED_S = 15.0
+#: A vehicle whose centre is within this distance of a path point [m] is on the path.
+PATH_TOLERANCE = 1.6
+#: Other NPCs on the path heading more than this from its direction are oncoming and
+#: not followed [rad]; crossing ones are (an NPC yields to a vehicle crossing its path).
+ONCOMING_HEADING = math.radians(135.0)
+#: ``NPCVehicle.leader`` while waiting at a junction's entry.
+JUNCTION_LEADER = -2
+#: Car body colours (RGB) drawn for NPCs.
+NPC_COLORS: tuple[tuple[int, int, int], ...] = (
+    (160, 30, 30), (30, 60, 150), (220, 220, 220), (25, 25, 25), (120, 120, 125),
+    (200, 160, 40), (40, 110, 60), (90, 20, 80), (180, 90, 30), (70, 140, 170),
+)
+_DEG = math.pi / 180.0
+_TWO_PI = 2.0 * math.pi
+#: Above this many moving NPCs the leader broad phase runs in numpy.
+_VECTORISE_ABOVE = 40
+
+
+class NPCVehicle:
+    """One NPC (or a static vehicle): pose, speed and its lane path ahead.
+
+    Attributes:
+        actor_id: unique id (>= 1; the ego is 0).
+        x, y, yaw: bounding-box centre [m] and heading [rad].
+        speed: [m/s].
+        length, width, height: bounding box [m].
+        color: RGB body colour.
+        desired_speed: IDM v0 [m/s].
+        static: never moves (a parked or stopped vehicle).
+    """
+
+    __slots__ = ("actor_id", "x", "y", "yaw", "speed", "length", "width", "height", "color",
+                 "desired_speed", "static", "px", "py", "pyaw", "ps", "pk", "pj", "plane", "i", "s", "tail",
+                 "dead_end", "blocked", "leader", "ignore_npcs", "claim", "cached")
+
+    def __init__(self, *, actor_id: int, x: float, y: float, yaw: float, length: float,
+                 width: float, height: float, color: tuple[int, int, int],
+                 desired_speed: float = 0.0, static: bool = False) -> None:
+        self.actor_id = actor_id
+        self.x, self.y, self.yaw = float(x), float(y), float(yaw)
+        self.speed = 0.0
+        self.length, self.width, self.height = float(length), float(width), float(height)
+        self.color = color
+        self.desired_speed = float(desired_speed)
+        self.static = static
+        self.px: list[float] = []
+        self.py: list[float] = []
+        self.pyaw: list[float] = []
+        self.ps: list[float] = []
+        self.pk: list[float] = []  # |curvature| [1/m] of the segment ending at each point
+        self.pj: list[int] = []  # junction id of each point (-1 outside junctions)
+        self.plane: list[tuple[int, int]] = []  # (road_id, lane_id) of each point
+        self.i = 0
+        self.s = 0.0
+        self.tail: Any = None
+        self.dead_end = False
+        self.blocked = 0.0
+        self.leader = -1
+        self.ignore_npcs = False
+        self.claim: list[tuple[int, float]] = []  # junctions held: (junction id, exit s)
+        self.cached: ActorState | None = None
+
+    def actor_state(self) -> ActorState:
+        """The vehicle as a frozen :class:`ActorState` (cached for static vehicles)."""
+        if self.static and self.cached is not None:
+            return self.cached
+        st = ActorState(actor_id=self.actor_id, x=self.x, y=self.y, yaw=self.yaw,
+                        speed=self.speed, length=self.length, width=self.width,
+                        height=self.height, color=self.color)
+        if self.static:
+            self.cached = st
+        return st
+
+
+def _lerp_angle(a: float, b: float, t: float) -> float:
+    d = (b - a + math.pi) % _TWO_PI - math.pi
+    return a + d * t
+
+
+class Traffic:
+    """NPC vehicles of one episode.
+
+    Args:
+        carla_map: the town.
+        config: the scenario's TrafficConfig.
+        dt: fixed step [s].
+        rng: the only source of randomness (spawn choice, speeds, colours, branches).
+    """
+
+    def __init__(self, carla_map: Any, config: TrafficConfig, *, dt: float,
+                 rng: np.random.Generator) -> None:
+        import carla
+        self.map = carla_map
+        self.config = config
+        self.dt = float(dt)
+        self.rng = rng
+        self.vehicles: list[NPCVehicle] = []
+        self._next_id = 1
+        self._loc = carla.Location
+        self._driving = carla.LaneType.Driving
+        self._sqrt_ab = math.sqrt(IDM_ACCELERATION * IDM_DECELERATION)
+        # junction id -> {npc id: movement ((road, lane) in, (road, lane) out)}
+        self._claims: dict[int, dict[int, tuple]] = {}
+
+    # ------------------------------------------------------------------ spawning
+    def _new_id(self) -> int:
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    def spawn(self, count: int, spawn_points: Sequence[Any], *,
+              avoid: Sequence[tuple[float, float]] = (),
+              length: float = 4.5, width: float = 1.9, height: float = 1.5) -> int:
+        """Spawn up to ``count`` moving NPCs at rest on spawn points drawn with the rng,
+        at least ``config.min_spawn_distance`` from each point of ``avoid`` (the ego's
+        start) and from each other.
+
+        Args:
+            count: how many.
+            spawn_points: candidates with ``x, y, yaw`` (``drive_il.sim.maps.spawn_points``).
+            avoid: (x, y) points to keep clear.
+
+        Returns:
+            The number spawned (fewer than ``count`` when the town is too small; logged).
+        """
+        if count <= 0 or not spawn_points:
+            return 0
+        d2 = self.config.min_spawn_distance ** 2
+        taken = [(float(x), float(y)) for x, y in avoid] + [(v.x, v.y) for v in self.vehicles]
+        order = self.rng.permutation(len(spawn_points))
+        n = 0
+        cfg = self.config
+        for k in order:
+            if n >= count:
+                break
+            p = spawn_points[int(k)]
+            if any((p.x - x) ** 2 + (p.y - y) ** 2 < d2 for x, y in taken):
+                continue
+            wp = self.map.get_waypoint(self._loc(float(p.x), float(p.y), 0.0), True, self._driving)
+            if wp is None:
+                continue
+            v0 = cfg.target_speed * (1.0 + cfg.speed_spread * float(self.rng.uniform(-1.0, 1.0)))
+            color = NPC_COLORS[int(self.rng.integers(len(NPC_COLORS)))]
+            npc = NPCVehicle(actor_id=self._new_id(), x=p.x, y=p.y, yaw=p.yaw, length=length,
+                             width=width, height=height, color=color, desired_speed=v0)
+            self._start_path(npc, wp)
+            self.vehicles.append(npc)
+            taken.append((npc.x, npc.y))
+            n += 1
+        if n < count:
+            log.warning("traffic: spawned %d of %d vehicles (not enough free spawn points)", n, count)
+        return n
+
+    def add_static(self, x: float, y: float, yaw: float, *, length: float = 4.5,
+                   width: float = 1.9, height: float = 1.5,
+                   color: tuple[int, int, int] = (120, 120, 125)) -> int:
+        """Place a vehicle that never moves (e.g. a stopped lead vehicle); returns its id."""
+        npc = NPCVehicle(actor_id=self._new_id(), x=x, y=y, yaw=yaw, length=length, width=width,
+                         height=height, color=tuple(int(c) for c in color), static=True)
+        self.vehicles.append(npc)
+        return npc.actor_id
+
+    def _start_path(self, npc: NPCVehicle, wp: Any) -> None:
+        t = wp.transform
+        npc.px, npc.py = [t.location.x], [t.location.y]
+        npc.pyaw, npc.ps, npc.pk = [t.rotation.yaw * _DEG], [0.0], [0.0]
+        npc.pj = [wp.junction_id if wp.is_junction else -1]
+        npc.plane = [(wp.road_id, wp.lane_id)]
+        npc.i, npc.s, npc.tail = 0, 0.0, wp
+        npc.x, npc.y, npc.yaw = npc.px[0], npc.py[0], npc.pyaw[0]
+        self._extend(npc, 60.0)
+
+    def _extend(self, npc: NPCVehicle, until: float) -> None:
+        """Grow the path until it reaches arc length ``until`` [m] (or a dead end)."""
+        ps = npc.ps
+        while ps[-1] < until and not npc.dead_end:
+            nxt = npc.tail.next(PATH_SPACING)
+            if not nxt:
+                npc.dead_end = True
+                break
+            wp = nxt[0] if len(nxt) == 1 else nxt[int(self.rng.integers(len(nxt)))]
+            t = wp.transform
+            x, y = t.location.x, t.location.y
+            d = math.hypot(x - npc.px[-1], y - npc.py[-1])
+            if d < 1e-3:  # degenerate: skip ahead
+                npc.tail = wp
+                continue
+            yaw = t.rotation.yaw * _DEG
+            npc.pk.append(abs((yaw - npc.pyaw[-1] + math.pi) % _TWO_PI - math.pi) / d)
+            npc.px.append(x)
+            npc.py.append(y)
+            npc.pyaw.append(yaw)
+            npc.pj.append(wp.junction_id if wp.is_junction else -1)
+            npc.plane.append((wp.road_id, wp.lane_id))
+            ps.append(ps[-1] + d)
+            npc.tail = wp
+
+    # ------------------------------------------------------------------ stepping
+    def _leader(self, npc: NPCVehicle, cands: Sequence[tuple[Any, float]], ego: Any,
+                lookahead: float) -> tuple[float, float, int, float]:
+        """(gap [m], leader speed [m/s], leader id, max curvature ahead [1/m]).
+
+        ``cands`` are (vehicle, distance [m]) pairs within the lookahead circle and not
+        behind. A vehicle at distance D can only lie near path points whose arc length
+        ahead is at least D - tolerance (an arc is never shorter than its chord) and,
+        for paths turning by at most ~90 deg within the lookahead, at most 1.5 D + 4 m;
+        only that window of the path is scanned.
+        """
+        px, py, ps, pyaw = npc.px, npc.py, npc.ps, npc.pyaw
+        s0 = npc.s
+        i0 = npc.i + 1
+        n = len(ps)
+        j_end = i0
+        while j_end < n and ps[j_end] - s0 <= lookahead:
+            j_end += 1
+        # curvature ahead within the braking horizon
+        kmax = 0.0
+        horizon = s0 + 5.0 + 2.0 * npc.speed
+        jh = i0
+        while jh < j_end and ps[jh] <= horizon:
+            jh += 1
+        if jh > i0:
+            kmax = max(npc.pk[i0:jh])
+        best_gap, best_v, best_id = math.inf, 0.0, -1
+        if npc.dead_end:
+            best_gap = ps[-1] - s0 - 0.5 * npc.length
+        if j_end <= i0 or not cands:
+            return best_gap, best_v, best_id, kmax
+        half = 0.5 * npc.length
+        tol2 = PATH_TOLERANCE * PATH_TOLERANCE
+        j_lo = i0 - 1
+        for o, dist in cands:
+            is_ego = o is ego
+            if not is_ego and not o.static and npc.ignore_npcs:
+                continue
+            # nearest path point in the window
+            lo = bisect_left(ps, s0 + dist - PATH_TOLERANCE - PATH_SPACING, j_lo, j_end) - 1
+            if lo < j_lo:
+                lo = j_lo
+            hi_s = s0 + 1.5 * dist + 4.0
+            jb, db = -1, tol2
+            ox, oy = o.x, o.y
+            j = lo
+            while j < j_end and ps[j] <= hi_s:
+                ex, ey = px[j] - ox, py[j] - oy
+                d = ex * ex + ey * ey
+                if d < db:
+                    db, jb = d, j
+                j += 1
+            if jb < 0:
+                continue
+            dyaw = (o.yaw - pyaw[jb] + math.pi) % _TWO_PI - math.pi
+            if not is_ego and not o.static and abs(dyaw) > ONCOMING_HEADING:
+                continue  # oncoming NPC on a shared junction surface: not a leader
+            c, s = math.cos(pyaw[jb]), math.sin(pyaw[jb])
+            s_o = ps[jb] + (ox - px[jb]) * c + (oy - py[jb]) * s
+            if s_o <= s0:
+                continue  # beside or behind
+            ext = 0.5 * (o.length * abs(math.cos(dyaw)) + o.width * abs(math.sin(dyaw)))
+            gap = s_o - s0 - half - ext
+            if gap < best_gap:
+                best_gap, best_id = gap, o.actor_id
+                best_v = o.speed * math.cos(dyaw)
+        return best_gap, best_v, best_id, kmax
+
+    @staticmethod
+    def _candidates(movers: list[NPCVehicle], looks: list[float],
+                    others: list[Any]) -> list[list[tuple[Any, float]]]:
+        """Per mover, the (vehicle, distance) pairs within its lookahead + 5 m and not
+        more than 3 m behind it (a plain loop for a few vehicles, one vectorised pass
+        over all pairs for many)."""
+        if len(movers) <= _VECTORISE_ABOVE:
+            out = []
+            for v, look in zip(movers, looks):
+                r2 = (look + 5.0) ** 2
+                x, y = v.x, v.y
+                c, sn = math.cos(v.yaw), math.sin(v.yaw)
+                row = []
+                for o in others:
+                    dx, dy = o.x - x, o.y - y
+                    d2 = dx * dx + dy * dy
+                    if d2 <= r2 and dx * c + dy * sn >= -3.0 and o is not v:
+                        row.append((o, math.sqrt(d2)))
+                out.append(row)
+            return out
+        ox = np.fromiter((o.x for o in others), float, len(others))
+        oy = np.fromiter((o.y for o in others), float, len(others))
+        m = len(movers)
+        mx = np.fromiter((v.x for v in movers), float, m)
+        my = np.fromiter((v.y for v in movers), float, m)
+        myaw = np.fromiter((v.yaw for v in movers), float, m)
+        r = np.asarray(looks) + 5.0
+        dx = ox[None, :] - mx[:, None]
+        dy = oy[None, :] - my[:, None]
+        d2 = dx * dx + dy * dy
+        ok = (d2 <= (r * r)[:, None]) & (dx * np.cos(myaw)[:, None] + dy * np.sin(myaw)[:, None] >= -3.0)
+        ok &= d2 > 1e-12  # itself
+        dist = np.sqrt(d2)
+        out: list[list[tuple[Any, float]]] = []
+        for k in range(m):
+            idx = np.flatnonzero(ok[k]).tolist()
+            row = dist[k]
+            out.append([(others[j], float(row[j])) for j in idx if others[j] is not movers[k]])
+        return out
+
+    def step(self, ego: Any) -> None:
+        """Advance every moving NPC by ``dt``.
+
+        Args:
+            ego: the ego, an object with ``x, y, yaw, speed, length, width`` (its
+                ``actor_id`` is taken as 0).
+        """
+        if not self.vehicles:
+            return
+        dt = self.dt
+        ego_o = _EgoView(ego)
+        others: list[Any] = list(self.vehicles)
+        others.append(ego_o)
+        cfg = self.config
+        s0_gap, T = cfg.min_gap, cfg.time_headway
+        plans: list[tuple[NPCVehicle, float, float]] = []  # (npc, new speed, v0 in force)
+        leaders: dict[int, int] = {}
+        movers = [v for v in self.vehicles if not v.static]
+        looks = []
+        for npc in movers:
+            v = npc.speed
+            look = 20.0 + 3.0 * v + v * v / (2.0 * IDM_DECELERATION)
+            if npc.ps[-1] - npc.s < look + 10.0:
+                self._extend(npc, npc.s + look + 30.0)
+            looks.append(look)
+        cands = self._candidates(movers, looks, others) if movers else []
+        for npc, look, cand in zip(movers, looks, cands):
+            v = npc.speed
+            gap, v_lead, lid, kmax = self._leader(npc, cand, ego_o, look)
+            jgap = self._junction_gap(npc)
+            if jgap < gap:
+                gap, v_lead, lid = jgap, 0.0, JUNCTION_LEADER
+            leaders[npc.actor_id] = lid
+            npc.leader = lid
+            # IDM
+            v0 = npc.desired_speed
+            if kmax > 1e-6:
+                vc = math.sqrt(LATERAL_ACCELERATION / kmax)
+                if vc < v0:
+                    v0 = vc
+            free = 1.0 - (v / v0) ** 4 if v0 > 0.1 else -1.0
+            if gap < math.inf:
+                g = gap if gap > 0.05 else 0.05
+                s_star = s0_gap + v * T + v * (v - v_lead) / (2.0 * self._sqrt_ab)
+                if s_star < s0_gap:
+                    s_star = s0_gap
+                a = IDM_ACCELERATION * (free - (s_star / g) ** 2)
+            else:
+                a = IDM_ACCELERATION * free
+            if a < -MAX_BRAKING:
+                a = -MAX_BRAKING
+            v1 = v + a * dt
+            plans.append((npc, v1 if v1 > 0.0 else 0.0, v0))
+        # two NPCs that lead each other: the lower id ignores its leader this step
+        by_id = {n.actor_id: n for n, _, _ in plans}
+        for npc, v1, v0 in plans:
+            lid = leaders.get(npc.actor_id, -1)
+            if lid > 0 and leaders.get(lid) == npc.actor_id and npc.actor_id < lid:
+                v = npc.speed
+                a = IDM_ACCELERATION * (1.0 - (v / v0) ** 4) if v0 > 0.1 else 0.0
+                v1 = max(0.0, v + a * dt)
+            # blocked bookkeeping
+            lead = by_id.get(lid)
+            if v1 < 0.1 and (lid == JUNCTION_LEADER or (lead is not None and not lead.static)):
+                npc.blocked += dt
+                if npc.blocked > MAX_BLOCKED_S:
+                    npc.ignore_npcs = True
+            else:
+                npc.blocked = 0.0
+                if v1 > 1.0:
+                    npc.ignore_npcs = False
+            self._move(npc, 0.5 * (npc.speed + v1) * dt, v1)
+        gone = [n for n in self.vehicles if n.dead_end and not n.static and n.ps[-1] - n.s < 0.5]
+        if gone:
+            for n in gone:
+                for jid, _ in n.claim:
+                    self._claims.get(jid, {}).pop(n.actor_id, None)
+                log.debug("traffic: vehicle %d reached a dead end and was removed", n.actor_id)
+            self.vehicles = [n for n in self.vehicles if n not in gone]
+
+    def _junction_gap(self, npc: NPCVehicle) -> float:
+        """Distance [m] to the stop line of the next junction when the NPC may not
+        enter it yet (inf when it may).
+
+        First come, first served: an NPC claims a junction when it comes within its
+        braking distance + 8 m of it; others may claim it too only for the same
+        movement (same lane in, same lane out: a platoon); the rest wait at the entry
+        until every claim is released (the claimant's rear has left the junction). An
+        NPC that has waited :data:`MAX_BLOCKED_S` enters regardless.
+        """
+        s = npc.s
+        claims = self._claims
+        if npc.claim:
+            keep = []
+            for jid, exit_s in npc.claim:
+                if s > exit_s + 0.5 * npc.length:
+                    held = claims.get(jid)
+                    if held is not None:
+                        held.pop(npc.actor_id, None)
+                        if not held:
+                            del claims[jid]
+                else:
+                    keep.append((jid, exit_s))
+            npc.claim = keep
+        ps, pj = npc.ps, npc.pj
+        n = len(ps)
+        v = npc.speed
+        reach = s + v * v / (2.0 * IDM_DECELERATION) + 8.0
+        held_ids = [jid for jid, _ in npc.claim]
+        j = npc.i + 1
+        while j < n and ps[j] <= reach:
+            jid = pj[j]
+            if jid != -1 and jid not in held_ids:
+                break
+            j += 1
+        else:
+            return math.inf
+        k = j
+        while k < n and pj[k] == jid:
+            k += 1
+        exit_s = ps[k] if k < n else ps[-1]
+        movement = (npc.plane[j - 1], npc.plane[k] if k < n else None)
+        held = claims.get(jid)
+        if not held or npc.ignore_npcs or all(m == movement for m in held.values()):
+            claims.setdefault(jid, {})[npc.actor_id] = movement
+            npc.claim.append((jid, exit_s))
+            return math.inf
+        return ps[j - 1] - s - 0.5 * npc.length
+
+    def _move(self, npc: NPCVehicle, ds: float, v1: float) -> None:
+        npc.speed = v1
+        s = npc.s + ds
+        ps = npc.ps
+        if s > ps[-1]:
+            s = ps[-1]
+        i = npc.i
+        n = len(ps)
+        while i + 1 < n - 1 and ps[i + 1] <= s:
+            i += 1
+        npc.s = s
+        seg = ps[i + 1] - ps[i] if i + 1 < n else 0.0
+        t = (s - ps[i]) / seg if seg > 1e-9 else 0.0
+        if t > 1.0:
+            t = 1.0
+        px, py = npc.px, npc.py
+        if i + 1 < n:
+            npc.x = px[i] + (px[i + 1] - px[i]) * t
+            npc.y = py[i] + (py[i + 1] - py[i]) * t
+            yaw = _lerp_angle(npc.pyaw[i], npc.pyaw[i + 1], t)
+            npc.yaw = (yaw + math.pi) % _TWO_PI - math.pi
+        else:
+            npc.x, npc.y, npc.yaw = px[i], py[i], npc.pyaw[i]
+        # drop the path behind
+        if i > 64:
+            del npc.px[:i], npc.py[:i], npc.pyaw[:i], npc.ps[:i], npc.pk[:i]
+            del npc.pj[:i], npc.plane[:i]
+            i = 0
+        npc.i = i
+
+    def actor_states(self) -> tuple[ActorState, ...]:
+        """The NPCs as :class:`ActorState` values (privileged world state)."""
+        return tuple(v.actor_state() for v in self.vehicles)
+
+
+class _EgoView:
+    """The ego as an obstacle for the NPCs (id 0)."""
+
+    __slots__ = ("actor_id", "x", "y", "yaw", "speed", "length", "width", "static")
+
+    def __init__(self, ego: Any) -> None:
+        self.actor_id = 0
+        self.x, self.y, self.yaw, self.speed = ego.x, ego.y, ego.yaw, ego.speed
+        self.length, self.width = ego.length, ego.width
+        self.static = False

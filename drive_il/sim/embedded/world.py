@@ -1,0 +1,374 @@
+"""The embedded world: an in-process :class:`~drive_il.sim.base.Simulator`.
+
+Road geometry is a real ``carla.Map`` parsed offline from OpenDRIVE
+(:mod:`drive_il.sim.maps`); the ego moves with a kinematic bicycle model
+(:mod:`.dynamics`), NPCs follow lanes with IDM (:mod:`.traffic`), events are detected
+each step (:mod:`.events`) and RGB cameras are rendered from a map raster
+(:mod:`.raster`, :mod:`.camera`, :mod:`.weather`).
+
+One step (``dt`` fixed by the scenario, default 0.05 s, as CARLA's synchronous mode):
+
+1. the ego's control is applied for ``dt`` (steering lag, engine, brakes, drag);
+2. NPCs advance (IDM on the vehicle ahead, the ego included);
+3. events of the new state: collisions, leaving the road, lane invasions;
+4. cameras render the new state (skipped with ``render=False``);
+5. a frozen :class:`~drive_il.types.Step` is returned.
+
+Episode set-up (route and start for a scenario and seed) is shared with the CARLA
+backend: see :mod:`drive_il.sim.episode` (scenario route
+``routes[(seed - scenario.seed) % len(routes)]``, else a random route from
+``numpy.random.default_rng(seed)``).
+
+Determinism: the world is a pure function of the scenario and the seed (traffic draws
+from ``numpy.random.default_rng([seed, 1])``; cameras get the seed and frame number), so
+the same scenario and seed give bit-identical frames and poses.
+
+The cameras see a flat ground plane; ``VehicleState.z`` is the road height under the ego
+(of the lane found by the event detector each step), so ``carla.Map`` queries with the
+ego's location pick the right level where roads cross over (Town04). NPCs keep z = 0.
+
+Caches (per simulator instance): parsed towns, their spawn points and rasters, the
+cameras of a rig under a weather preset -- a new episode on the same town and rig costs
+only the route planning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ...errors import ScenarioError
+from ...geometry import project_onto_polyline
+from ...scenario import CameraConfig, Scenario
+from ...types import (ActorState, Control, Event, Observation, RoadOption, Route, Step,
+                      VehicleState, WorldState)
+from ..base import StartPose
+from ..episode import EpisodeSetup, plan_episode
+from .dynamics import BicycleModel
+from .events import EventDetector
+from .traffic import Traffic
+
+__all__ = ["EmbeddedSimulator", "TRAFFIC_STREAM"]
+
+log = logging.getLogger(__name__)
+
+#: Second entry of the traffic rng's seed: ``default_rng([seed, TRAFFIC_STREAM])``
+#: (the route uses ``default_rng(seed)``; the two streams are independent).
+TRAFFIC_STREAM = 1
+
+_COMMANDS = {int(o): o for o in RoadOption}
+
+
+class EmbeddedSimulator:
+    """The embedded world (no server, no GPU).
+
+    Args:
+        maps_dir: folder of OpenDRIVE towns (default: ``$DRIVE_IL_MAPS_DIR``, then the
+            user default; generated towns need none).
+        render: render the cameras at each step (False: physics, traffic and events
+            only; ``Observation.frames`` is then empty). Can be changed at any time.
+
+    Attributes:
+        backend: "embedded".
+        render: see above.
+        ego: the ego's :class:`BicycleModel` (mutable internal state; read-only use).
+        traffic: the episode's :class:`Traffic`.
+        frame: frame number of the current state (0 after reset).
+        setup: the :class:`~drive_il.sim.episode.EpisodeSetup` of the episode.
+
+    Beyond the protocol: :meth:`spawn_static_vehicle` / :meth:`spawn_static_vehicle_on_route`
+    (a stopped lead vehicle), :meth:`teleport`, :meth:`current_step` (the Step of the
+    current state, e.g. after adding vehicles), :meth:`render_frames`, :meth:`render_at`
+    (views from another pose), and
+    ``step(control, render=False)`` to skip the cameras for one step.
+
+    Raises (``reset``): MapError (unknown town, missing or corrupt .xodr) and
+    ScenarioError (start off the road, goal unreachable), each one line.
+    """
+
+    backend = "embedded"
+
+    def __init__(self, *, maps_dir: str | Path | None = None, render: bool = True) -> None:
+        self.maps_dir = maps_dir
+        self.render = bool(render)
+        self._towns: dict[str, Any] = {}
+        self._spawns: dict[str, list] = {}
+        self._rasters: dict[str, Any] = {}
+        self._rigs: dict[tuple, tuple] = {}
+        self._town: Any = None
+        self._scenario: Scenario | None = None
+        self._route: Route | None = None
+        self.setup: EpisodeSetup | None = None
+        self.ego: BicycleModel | None = None
+        self.traffic: Traffic | None = None
+        self.events: EventDetector | None = None
+        self._cameras: tuple = ()
+        self._raster: Any = None
+        self.frame = 0
+        self.seed = 0
+        self.dt = 0.05
+        self._route_i = 0
+        self._route_search_frame = 0
+        self._route_lists: tuple[list, list, list] = ([], [], [])
+        self._actors: tuple[ActorState, ...] = ()
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def map(self) -> "Any":
+        """The current town's ``carla.Map`` (None before the first reset)."""
+        return None if self._town is None else self._town.map
+
+    @property
+    def town(self) -> Any:
+        """The current :class:`~drive_il.sim.maps.TownMap` (None before reset)."""
+        return self._town
+
+    @property
+    def scenario(self) -> Scenario | None:
+        return self._scenario
+
+    @property
+    def route(self) -> Route | None:
+        return self._route
+
+    @property
+    def sim_time(self) -> float:
+        """[s] since reset."""
+        return self.frame * self.dt
+
+    def reset(self, scenario: Scenario, seed: int, *, route: Route | None = None,
+              start: StartPose | None = None) -> Step:
+        """Start an episode (see :meth:`drive_il.sim.base.Simulator.reset`).
+
+        Raises:
+            MapError: the town cannot be loaded (unknown, missing or corrupt .xodr).
+            ScenarioError: the start is off the road or the goal unreachable.
+        """
+        town = self._load_town(scenario.town)
+        carla_map = town.map
+        setup = plan_episode(carla_map, scenario, seed, route=route, start=start)
+        # nothing has changed until here: a failed reset leaves the last episode intact
+        self._town = town
+        self._scenario = scenario
+        self.setup = setup
+        self._route = setup.route
+        self.seed = int(seed)
+        self.dt = float(scenario.dt)
+        self.frame = 0
+        self._set_route_lists()
+        st = setup.start
+        self.ego = BicycleModel(scenario.vehicle, x=st.x, y=st.y, yaw=st.yaw, speed=st.speed)
+        self._raster = self._get_raster()
+        self._cameras = self._get_cameras(scenario.cameras, scenario.weather)
+        self.traffic = Traffic(carla_map, scenario.traffic, dt=self.dt,
+                               rng=np.random.default_rng([self.seed, TRAFFIC_STREAM]))
+        if scenario.traffic.vehicles > 0:
+            self.traffic.spawn(scenario.traffic.vehicles, self._spawn_points(),
+                               avoid=[(st.x, st.y)])
+        self.events = EventDetector(carla_map, length=self.ego.length, width=self.ego.width,
+                                    is_drivable=self._raster.is_drivable)
+        self._actors = self.traffic.actor_states()
+        self.events.reset(st.x, st.y, st.yaw, self.traffic.vehicles,
+                          z=float(setup.route.waypoints[0].z))
+        self.ego.z = self.events.road_z
+        return self._make_step(())
+
+    def step(self, control: Control, *, render: bool | None = None) -> Step:
+        """Apply ``control`` for one ``dt`` and return the next Step.
+
+        Args:
+            control: the ego's command.
+            render: override :attr:`render` for this step.
+        """
+        ego = self.ego
+        if ego is None:
+            raise RuntimeError("EmbeddedSimulator.step: call reset() first")
+        ego.step_raw(control.steer, control.throttle, control.brake, control.hand_brake,
+                     control.reverse, self.dt)
+        traffic = self.traffic
+        if traffic.vehicles or self._actors:
+            traffic.step(ego)
+            self._actors = traffic.actor_states()
+        self.frame += 1
+        x, y = ego.x, ego.y
+        events = self.events.detect(x, y, ego.yaw, traffic.vehicles, self.frame, self.frame * self.dt)
+        ego.z = self.events.road_z
+        return self._make_step(events, render)
+
+    def close(self) -> None:
+        """Drop the episode (caches are kept for the next reset)."""
+        self.ego = None
+        self.traffic = None
+        self.events = None
+
+    # ------------------------------------------------------------------ extras
+    def spawn_static_vehicle(self, x: float, y: float, yaw: float, *, length: float = 4.5,
+                             width: float = 1.9, height: float = 1.5,
+                             color: tuple[int, int, int] = (120, 120, 125)) -> int:
+        """Place a vehicle that never moves (after reset); returns its actor id.
+
+        It is drawn by the cameras, collides with the ego, and NPCs stop behind it.
+        """
+        if self.traffic is None:
+            raise RuntimeError("spawn_static_vehicle: call reset() first")
+        aid = self.traffic.add_static(x, y, yaw, length=length, width=width, height=height,
+                                      color=color)
+        self._actors = self.traffic.actor_states()
+        return aid
+
+    def spawn_static_vehicle_on_route(self, distance: float, **kwargs: Any) -> int:
+        """Place a stopped vehicle on the route, its centre ``distance`` [m] of route
+        arc length ahead of the route's start (a stopped lead vehicle).
+
+        Raises:
+            ScenarioError: ``distance`` beyond the route's end.
+        """
+        route = self._route
+        if route is None:
+            raise RuntimeError("spawn_static_vehicle_on_route: call reset() first")
+        if not 0.0 <= distance <= route.length:
+            raise ScenarioError(f"static vehicle at {distance:.1f} m: outside the route "
+                                f"(0 .. {route.length:.1f} m)")
+        i = int(np.searchsorted(route.s, distance, side="right")) - 1
+        i = min(max(i, 0), len(route) - 2)
+        seg = float(route.s[i + 1] - route.s[i])
+        t = (distance - float(route.s[i])) / seg if seg > 1e-9 else 0.0
+        x = float(route.xy[i, 0] + t * (route.xy[i + 1, 0] - route.xy[i, 0]))
+        y = float(route.xy[i, 1] + t * (route.xy[i + 1, 1] - route.xy[i, 1]))
+        yaw = math.atan2(route.xy[i + 1, 1] - route.xy[i, 1], route.xy[i + 1, 0] - route.xy[i, 0])
+        return self.spawn_static_vehicle(x, y, yaw, **kwargs)
+
+    def teleport(self, x: float, y: float, yaw: float, speed: float = 0.0) -> Step:
+        """Move the ego to a pose (same frame; event state taken at the new pose, no
+        events reported) and return the Step there."""
+        if self.ego is None:
+            raise RuntimeError("teleport: call reset() first")
+        self.ego.set_pose(x, y, yaw, speed)
+        self.events.reset(x, y, yaw, self.traffic.vehicles, z=self.ego.z)
+        self.ego.z = self.events.road_z
+        self._route_i = 0
+        self._route_search_frame = 0
+        return self._make_step(())
+
+    def render_frames(self) -> dict[str, np.ndarray]:
+        """Render every camera at the current state."""
+        return self._render(self.ego.state())
+
+    def render_at(self, x: float, y: float, yaw: float) -> dict[str, np.ndarray]:
+        """Render every camera as if the ego stood at (x, y) [m] with heading ``yaw``
+        [rad] (same frame, same other vehicles; the ego does not move) -- e.g. the
+        shifted and rotated views of DAVE-2-style augmentation."""
+        st = self.ego.state()
+        return self._render(VehicleState(x=float(x), y=float(y), yaw=float(yaw), speed=st.speed,
+                                         z=st.z, length=st.length, width=st.width,
+                                         height=st.height, wheelbase=st.wheelbase,
+                                         max_steer_angle=st.max_steer_angle))
+
+    def current_step(self) -> Step:
+        """The Step of the current state (rendered), without advancing."""
+        return self._make_step(())
+
+    # ------------------------------------------------------------------ internals
+    def _set_route_lists(self) -> None:
+        r = self._route
+        self._route_lists = (r.xy[:, 0].tolist(), r.xy[:, 1].tolist(),
+                             [_COMMANDS[int(c)] for c in r.commands])
+        self._route_i = 0
+        self._route_search_frame = 0
+
+    def _load_town(self, name: str) -> Any:
+        town = self._towns.get(name)
+        if town is None:
+            from ..maps import load_town
+            town = load_town(name, self.maps_dir)  # MapError on unknown/corrupt towns
+            self._towns[name] = town
+        return town
+
+    def _spawn_points(self) -> list:
+        key = self._town.digest
+        sp = self._spawns.get(key)
+        if sp is None:
+            from ..maps import spawn_points
+            sp = spawn_points(self._town.map)
+            self._spawns[key] = sp
+        return sp
+
+    def _get_raster(self) -> Any:
+        key = self._town.digest
+        if key in self._rasters:
+            return self._rasters[key]
+        from .raster import MapRaster
+        r = MapRaster.for_town(self._town)
+        self._rasters[key] = r
+        return r
+
+    def _get_cameras(self, rig: tuple[CameraConfig, ...], weather: str) -> tuple:
+        key = (self._town.digest, tuple(rig), weather)
+        cams = self._rigs.get(key)
+        if cams is None:
+            from .camera import Camera
+            from .weather import WeatherLook
+            look = WeatherLook.from_preset(weather)
+            cams = tuple((c.name, Camera(c, self._raster, look)) for c in rig)
+            self._rigs[key] = cams
+        return cams
+
+    def _render(self, ego: VehicleState) -> dict[str, np.ndarray]:
+        frame, seed, actors = self.frame, self.seed, self._actors
+        return {name: cam.render(ego, actors, frame=frame, seed=seed) for name, cam in self._cameras}
+
+    def _command(self, x: float, y: float) -> RoadOption:
+        """Route command at the ego's projected route position.
+
+        The projection is tracked: from the previous segment the index walks forward or
+        backward (O(1) per step on plain floats); farther than 20 m from the route (a
+        teleport, or the car far off it) a full search
+        (:func:`~drive_il.geometry.project_onto_polyline`) runs, at most every 20 frames.
+        The command is that of the nearer vertex of the segment.
+        """
+        rx, ry, cmds = self._route_lists
+        n = len(rx)
+        i = self._route_i
+        for _ in range(64):
+            ax, ay = rx[i], ry[i]
+            dx, dy = rx[i + 1] - ax, ry[i + 1] - ay
+            L2 = dx * dx + dy * dy
+            t = ((x - ax) * dx + (y - ay) * dy) / L2 if L2 > 1e-12 else 0.0
+            if t > 1.0 and i + 2 < n:
+                i += 1
+            elif t < 0.0 and i > 0:
+                i -= 1
+            else:
+                break
+        ax, ay = rx[i], ry[i]
+        bx, by = rx[i + 1], ry[i + 1]
+        da = (x - ax) ** 2 + (y - ay) ** 2
+        db = (x - bx) ** 2 + (y - by) ** 2
+        if da > 400.0 and db > 400.0 and self.frame >= self._route_search_frame:
+            route = self._route
+            i = min(project_onto_polyline(route.xy, route.s, x, y).index, n - 2)
+            self._route_search_frame = self.frame + 20
+            ax, ay = rx[i], ry[i]
+            bx, by = rx[i + 1], ry[i + 1]
+            da = (x - ax) ** 2 + (y - ay) ** 2
+            db = (x - bx) ** 2 + (y - by) ** 2
+        self._route_i = i
+        return cmds[i + 1] if db < da else cmds[i]
+
+    def _make_step(self, events: tuple[Event, ...], render: bool | None = None) -> Step:
+        ego = self.ego.state()
+        frame = self.frame
+        t = frame * self.dt
+        sc = self._scenario
+        do_render = self.render if render is None else render
+        frames: Mapping[str, np.ndarray] = self._render(ego) if do_render else {}
+        obs = Observation(frames=frames, speed=ego.speed, command=self._command(ego.x, ego.y),
+                          frame=frame, sim_time=t)
+        ws = WorldState(ego=ego, actors=self._actors, route=self._route, frame=frame,
+                        sim_time=t, dt=self.dt, town=self._town.name, weather=sc.weather)
+        return Step(observation=obs, world_state=ws, events=events)
+
