@@ -1,0 +1,110 @@
+"""DAgger rounds on disk: a killed run resumes from the last finished round; bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """
+name = "tiny"
+town = "circuit"
+episode_seconds = 4.0
+route_length = 60.0
+target_speed = 6.0
+
+[test]
+seed = 10000
+episodes = 1
+
+[pipeline]
+model = "alvinn"
+bc_episodes = 1
+dagger_rounds = 2
+dagger_episodes = 1
+epochs = 1
+eval_seeds = 1
+"""
+
+
+def dagger_cmd(scenario: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "drive_il", "dagger", "--scenario", str(scenario), "--out", str(out),
+            "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_finished_round(tmp_path):
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(TINY)
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(dagger_cmd(sc, out, "--no-bc-matched"), cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # kill -9 as soon as round 1 has started (round 0 finished, round 1 collecting or training)
+    deadline = time.time() + 300
+    r0 = out / "round_000" / "round.json"
+    while time.time() < deadline and not (r0.exists() and (out / "round_001").exists()):
+        if proc.poll() is not None:
+            pytest.fail(f"dagger exited early: {proc.stdout.read()}")
+        time.sleep(0.2)
+    assert r0.exists(), "round 0 did not finish in time"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "round_002" / "round.json").exists()
+    before = r0.read_text()
+    mtime = r0.stat().st_mtime_ns
+    cp = subprocess.run(dagger_cmd(sc, out, "--no-bc-matched"), cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=600)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "round 0: finished earlier" in cp.stdout
+    assert r0.read_text() == before and r0.stat().st_mtime_ns == mtime  # not redone
+    rounds = [json.loads((out / f"round_{i:03d}" / "round.json").read_text()) for i in range(3)]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert rounds[1]["beta"] == pytest.approx(0.5) and rounds[2]["beta"] == pytest.approx(0.25)
+    assert rounds[2]["total_labelled_frames"] > rounds[0]["total_labelled_frames"]
+    # the report reads what the run wrote
+    cp = subprocess.run([sys.executable, "-m", "drive_il", "report", str(out)], cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    text = (out / "report.md").read_text()
+    assert "| 2 |" in text and (out / "plots" / "rounds.png").exists()
+
+
+def test_unavailable_test_town_is_one_line(tmp_path):
+    sc = tmp_path / "s.toml"
+    sc.write_text(TINY + '\n')
+    t = tmp_path / "t.toml"
+    t.write_text('name = "t"\ntown = "NoSuchTown"\n')
+    cp = subprocess.run(dagger_cmd(sc, tmp_path / "run", "--test-scenario", str(t), "--maps-dir", str(tmp_path)),
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 2
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NoSuchTown" in lines[0]
+
+
+def test_run_directory_of_another_configuration_is_refused(tmp_path):
+    from drive_il.dagger.loop import DaggerConfig, run_dagger
+    from drive_il.errors import ConfigError
+    from drive_il.scenario import Scenario
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "dagger.json").write_text(json.dumps({"scenario": {"name": "other"}}))
+    sc = Scenario()
+    with pytest.raises(ConfigError, match="made with another configuration"):
+        run_dagger(scenario=sc, test_scenario=sc.test_scenario(), config=DaggerConfig(), out_dir=out,
+                   make_sim=lambda: pytest.fail("the simulator must not be built"), make_expert=lambda s: None)
+
+
+def test_gated_filter_keeps_round0_and_takeovers_only():
+    from drive_il.dagger.loop import _gated_filter
+    assert _gated_filter({"dagger_round": None, "intervention": False})
+    assert _gated_filter({"dagger_round": 0, "intervention": False})
+    assert not _gated_filter({"dagger_round": 2, "intervention": False})
+    assert _gated_filter({"dagger_round": 2, "intervention": True})
