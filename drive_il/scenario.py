@@ -236,7 +236,9 @@ class PipelineConfig:
         beta_schedule: "constant", "linear", "exponential" or "lbc".
         beta: beta_1 / constant beta / exponential base p.
         mixing: "step" or "episode" mixing of expert and learner control.
-        epochs: training epochs per round.
+        epochs: training epochs of round 0 (behaviour cloning), of BC with as many
+            labels as DAgger, and of DAgger rounds trained from scratch.
+        dagger_epochs: training epochs of warm-started DAgger rounds (None = ``epochs``).
         warm_start: continue from the previous round's weights (else retrain).
         eval_seeds: evaluation seeds.
     """
@@ -250,6 +252,7 @@ class PipelineConfig:
     beta: float = field(default=0.5, metadata=R(0.0, 1.0))
     mixing: str = field(default="step", metadata={"choices": ("step", "episode")})
     epochs: int = field(default=6, metadata=R(1, 10_000))
+    dagger_epochs: int | None = field(default=None, metadata=R(1, 10_000))
     warm_start: bool = True
     eval_seeds: int = field(default=3, metadata=R(1, 100))
 

@@ -32,7 +32,9 @@ def register(sub) -> None:
                    help="mixture (DAgger) or gated (HG-DAgger with the expert as the gate)")
     p.add_argument("--gate-threshold", type=float, default=0.6, help="gated mode: takeover drift [m]")
     p.add_argument("--no-warm-start", action="store_true", help="retrain from scratch each round")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs per round")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs of round 0, matched BC and rounds trained from scratch")
+    p.add_argument("--dagger-epochs", type=int, default=None, help="epochs of warm-started DAgger rounds")
     p.add_argument("--eval-seeds", type=int, default=None, help="evaluation seeds per round")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation seed")
     p.add_argument("--threshold", type=float, default=1.0, help="evaluation intervention threshold [m]")
@@ -63,7 +65,7 @@ def dagger_config_from(args: argparse.Namespace, scenario):
         sched = BetaSchedule(kind=args.schedule or pl.beta_schedule, beta=beta, rounds=rounds)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    for name in ("bc_episodes", "episodes_per_round", "eval_seeds", "eval_episodes", "epochs"):
+    for name in ("bc_episodes", "episodes_per_round", "eval_seeds", "eval_episodes", "epochs", "dagger_epochs"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {v}")
@@ -78,6 +80,7 @@ def dagger_config_from(args: argparse.Namespace, scenario):
         gate_threshold=args.gate_threshold,
         warm_start=(not args.no_warm_start) and pl.warm_start,
         epochs=args.epochs or pl.epochs,
+        dagger_epochs=args.dagger_epochs or (None if args.epochs else pl.dagger_epochs),
         eval_seeds=args.eval_seeds or pl.eval_seeds,
         eval_episodes=args.eval_episodes,
         intervention_threshold=args.threshold,

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{scenario.source}: field 'pipeline': {e}") from None
     cfg = DaggerConfig(model=pl.model, rounds=pl.dagger_rounds, bc_episodes=pl.bc_episodes,
                        episodes_per_round=pl.dagger_episodes, schedule=sched, mixing=pl.mixing,
-                       warm_start=pl.warm_start, epochs=pl.epochs, eval_seeds=pl.eval_seeds,
+                       warm_start=pl.warm_start, epochs=pl.epochs, dagger_epochs=pl.dagger_epochs, eval_seeds=pl.eval_seeds,
                        eval_episodes=scenario.test.episodes, seed=scenario.seed)
     out = args.out or Path("runs") / scenario.name
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))

@@ -23,7 +23,8 @@ last checkpoint)::
         round.json             written last: beta, frames, expert queries, timings, eval
       round_001/ ...           learner/mixture rollouts labelled by the expert
       bc_matched/              BC trained on as many expert-labelled frames as DAgger's
-        data/ model/ eval/     final dataset (the fair comparison), bc.json written last
+        data/ model/ eval/     final dataset (the fair comparison; round 0's recipe: the
+                               same epochs, from scratch), bc.json written last
       tb/                      TensorBoard: dagger/, eval/, perf/
 
 If a round produced no labelled frames (e.g. gated mode where the learner never needed
@@ -73,7 +74,9 @@ class DaggerConfig:
         mode: "mixture" (DAgger) or "gated" (HG-DAgger with the expert as the gate).
         gate_threshold: gated mode: drift [m] at which the expert takes over.
         warm_start: initialise each round from the previous round's weights.
-        epochs: training epochs per round (None = the model preset's).
+        epochs: training epochs of round 0, of matched BC and of rounds trained from
+            scratch (None = the model preset's).
+        dagger_epochs: epochs of warm-started rounds (None = ``epochs``).
         eval_seeds: evaluation seeds per round.
         eval_episodes: episodes per evaluation seed (None = the test scenario's).
         intervention_threshold: evaluation interventions [m] (DAVE-2: 1.0).
@@ -93,6 +96,7 @@ class DaggerConfig:
     gate_threshold: float = 0.6
     warm_start: bool = True
     epochs: int | None = None
+    dagger_epochs: int | None = None
     eval_seeds: int = 3
     eval_episodes: int | None = None
     intervention_threshold: float = 1.0
@@ -271,10 +275,11 @@ def run_dagger(
                 ckpt = prev_ckpt
                 train_info: dict[str, Any] = {}
             else:
+                warm = config.warm_start and prev_ckpt is not None
                 tr = train_policy(
                     data_dirs=list(data_dirs), model_config=config.model, out_dir=rd / "model",
-                    epochs=config.epochs, seed=config.seed + i, resume=True,
-                    init_from=prev_ckpt if (config.warm_start and prev_ckpt is not None) else None,
+                    epochs=(config.dagger_epochs or config.epochs) if warm else config.epochs,
+                    seed=config.seed + i, resume=True, init_from=prev_ckpt if warm else None,
                     sample_filter=_gated_filter if config.mode == "gated" else None,
                     max_frames=config.max_train_frames, progress=progress)
                 ckpt = Path(tr.checkpoint)
@@ -383,7 +388,7 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     t_collect = time.perf_counter() - t0
     t0 = time.perf_counter()
     tr = train_policy(data_dirs=[data], model_config=config.model, out_dir=bc / "model",
-                      epochs=_bc_epochs(config, summaries), seed=config.seed, resume=True, init_from=None,
+                      epochs=config.epochs, seed=config.seed, resume=True, init_from=None,
                       max_frames=config.max_train_frames, progress=progress)
     t_train = time.perf_counter() - t0
     ckpt = Path(tr.checkpoint)
@@ -404,18 +409,6 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     e0 = evals[weathers[0]]
     log_fn(f"bc_matched: {frames} expert frames (DAgger: {target}) | autonomy {e0['autonomy']:.1f} % | "
            f"interventions/km {e0['interventions_per_km']:.2f} | |drift| mean {e0['drift_mean']:.3f} m")
-
-
-def _bc_epochs(config: DaggerConfig, summaries: list[dict[str, Any]]) -> int | None:
-    """Epochs for matched BC: with warm start, DAgger's final policy has seen
-    (rounds + 1) x epochs passes over growing data; BC gets the same number of epochs
-    as one round times (rounds + 1) / 2, at least the per-round epochs, so its number of
-    gradient steps is comparable."""
-    if config.epochs is None:
-        return None
-    if not config.warm_start:
-        return config.epochs
-    return max(config.epochs, int(round(config.epochs * (config.rounds + 1) / 2)))
 
 
 def _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, progress, log_fn) -> None:

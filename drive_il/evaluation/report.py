@@ -55,6 +55,25 @@ def failure_curve(profiles: list[dict], lengths: np.ndarray) -> np.ndarray:
     return out
 
 
+def verdict(dagger: dict[str, float], bc: dict[str, float], *, weather: str) -> str:
+    """One line comparing DAgger's final policy with BC given the same expert labels.
+
+    DAgger is "ahead" when it is no worse on autonomy, interventions per km and mean
+    |lateral deviation| and strictly better on at least one of them (Pareto
+    dominance); "behind" in the mirrored case; otherwise "mixed".
+    """
+    keys = (("autonomy", +1), ("interventions_per_km", -1), ("drift_mean", -1))
+    better = [sgn * (dagger[k] - bc[k]) > 1e-9 for k, sgn in keys]
+    worse = [sgn * (dagger[k] - bc[k]) < -1e-9 for k, sgn in keys]
+    word = ("ahead of" if any(better) and not any(worse) else
+            "behind" if any(worse) and not any(better) else
+            "level with" if not any(better) and not any(worse) else "mixed against")
+    return (f"**Verdict ({weather}, test routes):** DAgger is {word} behaviour cloning with the same number "
+            f"of expert labels: autonomy {dagger['autonomy']:.2f} % vs {bc['autonomy']:.2f} %, interventions/km "
+            f"{dagger['interventions_per_km']:.2f} vs {bc['interventions_per_km']:.2f}, mean |lateral deviation| "
+            f"{dagger['drift_mean']:.3f} m vs {bc['drift_mean']:.3f} m.")
+
+
 def _fmt(v: Any, nd: int = 2) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -195,10 +214,7 @@ def write_report(run: str | Path) -> Path:
                          f"{_fmt(row['interventions_per_km'])} | {_fmt(row['drift_mean'], 3)} |")
     if bc is not None:
         eb, ed = bc["eval"][w0], final["eval"][w0]
-        ahead = ed["autonomy"] >= eb["autonomy"] and ed["interventions_per_km"] <= eb["interventions_per_km"]
-        L += ["", f"**Verdict ({w0}, test town):** DAgger is {'ahead of' if ahead else 'NOT ahead of'} behaviour "
-              f"cloning with the same number of expert labels (autonomy {ed['autonomy']:.2f} % vs {eb['autonomy']:.2f} %, "
-              f"interventions/km {ed['interventions_per_km']:.2f} vs {eb['interventions_per_km']:.2f})."]
+        L += ["", verdict(ed, eb, weather=w0)]
     L += ["", "## Plots", "", "![metrics against expert labels](plots/rounds.png)", "",
           "![lateral deviation along a route](plots/drift_along_route.png)", "",
           "![failure rate against route length](plots/failure_vs_length.png)", "",

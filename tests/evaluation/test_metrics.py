@@ -80,3 +80,12 @@ def test_trace_length_mismatch_raises():
                      heading_error=t.heading_error, route_progress=t.route_progress, expert_steer=t.expert_steer,
                      learner_steer=t.learner_steer, executed_steer=t.executed_steer, intervention=t.intervention,
                      collision=t.collision, off_road=t.off_road, lane_invasion=t.lane_invasion)
+
+
+def test_report_verdict_is_pareto():
+    from drive_il.evaluation.report import verdict
+    d = {"autonomy": 100.0, "interventions_per_km": 0.0, "drift_mean": 0.05}
+    assert "ahead of" in verdict(d, {**d, "drift_mean": 0.2}, weather="w")
+    assert "level with" in verdict(d, dict(d), weather="w")
+    assert "behind" in verdict(d, {**d, "autonomy": 100.0, "drift_mean": 0.01}, weather="w")
+    assert "mixed" in verdict(d, {**d, "autonomy": 99.0, "drift_mean": 0.01}, weather="w")
