@@ -233,21 +233,22 @@ def test_each_reset_replaces_the_previous_episode(server, sim):
 # ----------------------------------------------------------------------------- units
 
 def test_pose_units_and_reference_point(server, sim):
-    yaw = math.radians(30.0)
-    step = sim.reset(scenario(), seed=0, start=StartPose(x=50.0, y=1.75, yaw=yaw))
+    # the fake road's topology holds the lane running along -x (y = -1.75): start on it, 30 deg off
+    yaw = math.radians(-150.0)
+    step = sim.reset(scenario(), seed=0, start=StartPose(x=350.0, y=-1.75, yaw=yaw))
     ego = ego_actor(server)
-    assert ego.get_transform().rotation.yaw == pytest.approx(30.0)  # degrees at the boundary
+    assert ego.get_transform().rotation.yaw == pytest.approx(-150.0)  # degrees at the boundary
     e = step.world_state.ego
-    assert e.yaw == pytest.approx(yaw) and (e.x, e.y) == pytest.approx((50.0, 1.75), abs=1e-4)
+    assert e.yaw == pytest.approx(yaw) and (e.x, e.y) == pytest.approx((350.0, -1.75), abs=1e-4)
     loc = ego.get_transform().location  # the actor origin is 0.2 m behind the bbox centre
-    assert (loc.x, loc.y) == pytest.approx((50.0 - 0.2 * math.cos(yaw), 1.75 - 0.2 * math.sin(yaw)), abs=1e-4)
+    assert (loc.x, loc.y) == pytest.approx((350.0 - 0.2 * math.cos(yaw), -1.75 - 0.2 * math.sin(yaw)), abs=1e-4)
     assert e.z == pytest.approx(0.0)  # ground, not the spawn lift
-    assert e.wheelbase == pytest.approx(WHEELBASE) and e.max_steer_angle == pytest.approx(math.radians(MAX_STEER_DEG))
+    assert e.wheelbase == pytest.approx(WHEELBASE, abs=1e-3) and e.max_steer_angle == pytest.approx(math.radians(MAX_STEER_DEG))
     assert (e.length, e.width, e.height) == pytest.approx((4.8, 2.0, 1.5))
 
 
 def test_start_pose_with_speed(server, sim):
-    step = sim.reset(scenario(), seed=0, start=StartPose(x=40.0, y=1.75, yaw=0.0, speed=5.0))
+    step = sim.reset(scenario(), seed=0, start=StartPose(x=340.0, y=-1.75, yaw=math.pi, speed=5.0))
     assert step.world_state.ego.speed == pytest.approx(5.0, abs=0.01)
 
 

@@ -1,0 +1,140 @@
+"""Behaviour cloning end to end on synthetic episodes: checkpoints, TensorBoard,
+resume, determinism, filters, and the ``drive-il train`` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from drive_il.data.synthetic import write_synthetic_episodes
+from drive_il.policies.checkpoint import load_checkpoint
+from drive_il.policies.registry import load_model_preset
+from drive_il.training.trainer import train_policy
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bc") / "data"
+    write_synthetic_episodes(d, 4, steps=16, n_cameras=3, seed=3)
+    return d
+
+
+def _tiny(arch, **training):
+    p = load_model_preset(arch)
+    tr = dataclasses.replace(p.training, batch_size=16, val_fraction=0.25, threads=1, **training)
+    return p.replace(training=tr)
+
+
+def _weights(run):
+    m, _ = load_checkpoint(run / "last")
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+def test_dave2_end_to_end_writes_checkpoints_and_tensorboard(data, tmp_path):
+    res = train_policy(data_dirs=[data], model_config=_tiny("dave2"), out_dir=tmp_path / "run", epochs=2,
+                       seed=0, progress=False)
+    assert res.epochs == 2 and res.train_samples == 3 * 16 * 3 and res.val_samples == 16
+    assert np.isfinite(res.best_val_loss) and res.val_steer_error_deg >= 0
+    _, info = load_checkpoint(res.best, expected_architecture="dave2")
+    assert info.vehicle.wheelbase > 0 and [c["name"] for c in info.cameras] == ["center", "left", "right"]
+    assert info.training["epoch"] in (0, 1) and info.preset.architecture == "dave2"
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["epochs"] == 2
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"images": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for t in ("train/loss", "train/lr", "train/steer_error_deg", "val/loss", "val/steer_error_deg",
+              "perf/samples_per_s"):
+        assert t in tags["scalars"], t
+    assert "val/frames" in tags["images"]
+    assert "val/steer_error_deg_hist" in tags["histograms"]
+    assert any("hparams" in t for t in tags["tensors"])
+
+
+def test_same_seed_same_weights_other_seed_differs(data, tmp_path):
+    runs = []
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        train_policy(data_dirs=[data], model_config=_tiny("alvinn"), out_dir=tmp_path / name, epochs=2, seed=seed,
+                     progress=False)
+        runs.append(_weights(tmp_path / name))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    preset = _tiny("alvinn", lr_schedule="constant")
+    train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "full", epochs=3, seed=0, progress=False)
+    train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "cut", epochs=1, seed=0, progress=False)
+    res = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "cut", epochs=3, seed=0,
+                       resume=True, progress=False)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # resuming a finished run trains nothing more
+    again = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "cut", epochs=3, seed=0,
+                         resume=True, progress=False)
+    assert again.history == () and again.checkpoint == tmp_path / "cut" / "best"
+
+
+def test_warm_start_filter_and_max_frames(data, tmp_path):
+    base = train_policy(data_dirs=[data], model_config=_tiny("alvinn"), out_dir=tmp_path / "r0", epochs=1,
+                        seed=0, progress=False)
+    seen = []
+
+    def only_lanefollow(meta):
+        seen.append(meta)
+        return meta["command"] == 4
+
+    res = train_policy(data_dirs=[data], model_config=_tiny("alvinn"), out_dir=tmp_path / "r1", epochs=1, seed=0,
+                       init_from=base.checkpoint, sample_filter=only_lanefollow, max_frames=10, progress=False)
+    assert res.train_samples == 10 * 3
+    assert {"dagger_round", "intervention", "command", "frame"} <= set(seen[0])
+    assert res.val_samples == sum(1 for m in seen if m["command"] == 4) - sum(
+        1 for m in seen[: 3 * 16] if m["command"] == 4)
+
+
+def test_train_command_in_a_subprocess(data, tmp_path):
+    out = tmp_path / "cli"
+    r = subprocess.run([sys.executable, "-m", "drive_il", "train", "--data", str(data), "--model", "alvinn",
+                        "--out", str(out), "--epochs", "1", "--no-progress"], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "val steering error" in r.stdout and (out / "best" / "model.safetensors").exists()
+    bad = subprocess.run([sys.executable, "-m", "drive_il", "train", "--data", str(tmp_path / "nope"), "--model",
+                          "alvinn", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.stderr.startswith("drive-il: error:")
+
+
+def test_steering_balance_weights_favour_rare_labels(data):
+    from drive_il.data.dataset import EpisodeDataset
+    from drive_il.training.data_source import Subset
+    from drive_il.training.trainer import steering_balance_weights
+
+    ds = EpisodeDataset(data)
+    w = steering_balance_weights(ds)
+    steer = ds.labels["steer"]
+    assert w is not None and np.isclose(w.mean(), 1.0)
+    edges = np.linspace(-1, 1, 22)
+    b = np.clip(np.digitize(steer, edges) - 1, 0, 20)
+    counts = np.bincount(b, minlength=21)
+    rare, common = np.argmin(np.where(counts > 0, counts, 10**9)), np.argmax(counts)
+    if rare != common:
+        assert w[b == rare][0] > w[b == common][0]
+    sub = Subset(ds, [0, 2, 4])
+    assert len(steering_balance_weights(sub)) == 3
+    assert steering_balance_weights([{"steer": 0.0}]) is None
+
+
+def test_balanced_training_runs(data, tmp_path):
+    res = train_policy(data_dirs=[data], model_config=_tiny("alvinn", balance_steering=True), out_dir=tmp_path / "b",
+                       epochs=1, seed=0, progress=False)
+    assert res.train_samples > 0 and np.isfinite(res.best_val_loss)
