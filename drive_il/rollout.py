@@ -36,7 +36,7 @@ from .evaluation.metrics import EpisodeTrace, summarize
 from .geometry import project_onto_polyline
 from .scenario import Scenario
 from .sim.base import Simulator, StartPose
-from .types import Control, EpisodeInfo, EpisodeResult, EventKind, Route, Step, StepRecord
+from .types import EpisodeInfo, EpisodeResult, EventKind, Route, Step, StepRecord
 
 __all__ = [
     "Observer",

@@ -33,8 +33,6 @@ def register(sub) -> None:
 def noise_from_args(args: argparse.Namespace, scenario):
     """The NoiseInjector config: the scenario's [noise] table with CLI overrides, or
     None when the share of noisy episodes is 0."""
-    import dataclasses
-
     from ..data.noise import NoiseConfig
     cfg = getattr(scenario, "noise", None) or NoiseConfig()
     over = {k: v for k, v in {

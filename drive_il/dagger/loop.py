@@ -217,7 +217,6 @@ def run_dagger(
         from torch.utils.tensorboard import SummaryWriter
 
         from ..collect import collect
-        from ..evaluation.evaluate import evaluate
         from ..factory import make_learner
         from ..training.trainer import train_policy
         tb = SummaryWriter(str(run / "tb"))
@@ -247,19 +246,19 @@ def run_dagger(
             # 1. collect
             t0 = time.perf_counter()
             if i == 0:
-                cres = collect(sim, scenario, data, episodes=config.bc_episodes, expert=expert,
+                collect(sim, scenario, data, episodes=config.bc_episodes, expert=expert,
                                first_seed=_episode_seed_base(scenario, 0), progress=progress)
                 n_eps = config.bc_episodes
             else:
                 learner = make_learner(prev_ckpt, scenario)
                 if gated:
-                    cres = collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
+                    collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
                                    first_seed=_episode_seed_base(scenario, i), driver="learner",
                                    learner=learner, takeover=TakeoverConfig(threshold=config.gate_threshold),
                                    dagger_round=i, gated_labels_only=True, progress=progress)
                 else:
                     b = beta
-                    cres = collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
+                    collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
                                    first_seed=_episode_seed_base(scenario, i), driver="mixture",
                                    learner=learner, beta=b, mixing=config.mixing, dagger_round=i,
                                    progress=progress)
@@ -288,16 +287,8 @@ def run_dagger(
             t_train = time.perf_counter() - t0
             # 3. evaluate with beta = 0 on the test scenario
             t0 = time.perf_counter()
-            learner = make_learner(ckpt, test_scenario)
-            evals = {}
-            for w in weathers:
-                rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=test_expert,
-                               seeds=config.eval_seeds, episodes=config.eval_episodes, takeover=takeover,
-                               checkpoint=str(ckpt), progress=progress)
-                write_json(rd / "eval" / f"{w}.json", rep.to_dict())
-                evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
-                evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
-                evals[w]["episodes"] = rep.aggregate["episodes"]
+            evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, takeover,
+                                       rd / "eval", progress)
             t_eval = time.perf_counter() - t0
             secs = {"collect": t_collect, "train": t_train, "eval": t_eval,
                     "total": time.perf_counter() - t_round}
@@ -342,6 +333,26 @@ def run_dagger(
     return summaries
 
 
+def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weathers, config: DaggerConfig,
+                       takeover: TakeoverConfig, out: Path, progress: bool) -> dict[str, dict[str, Any]]:
+    """Evaluate a checkpoint (beta = 0) on the test scenario in each weather; writes
+    ``out/<weather>.json`` and returns the :data:`EVAL_KEYS` (+ per-seed spread) per weather."""
+    from ..evaluation.evaluate import evaluate
+    from ..factory import make_learner
+
+    learner = make_learner(ckpt, test_scenario)
+    evals: dict[str, dict[str, Any]] = {}
+    for w in weathers:
+        rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=expert,
+                       seeds=config.eval_seeds, episodes=config.eval_episodes, takeover=takeover,
+                       checkpoint=str(ckpt), progress=progress)
+        write_json(out / f"{w}.json", rep.to_dict())
+        evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
+        evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
+        evals[w]["episodes"] = rep.aggregate["episodes"]
+    return evals
+
+
 def _gated_filter(sample_meta: dict[str, Any]) -> bool:
     """Gated DAgger: frames of rounds >= 1 are labels only where the expert took over."""
     rnd = sample_meta.get("dagger_round")
@@ -352,8 +363,6 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
                 takeover, progress, log_fn, tb) -> None:
     from ..collect import collect
     from ..data.storage import list_episodes
-    from ..evaluation.evaluate import evaluate
-    from ..factory import make_learner
     from ..training.trainer import train_policy
 
     bc = run / "bc_matched"
@@ -392,16 +401,9 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
                       max_frames=config.max_train_frames, progress=progress)
     t_train = time.perf_counter() - t0
     ckpt = Path(tr.checkpoint)
-    learner = make_learner(ckpt, test_scenario)
-    evals = {}
     t0 = time.perf_counter()
-    for w in weathers:
-        rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=test_expert,
-                       seeds=config.eval_seeds, episodes=config.eval_episodes, takeover=takeover,
-                       checkpoint=str(ckpt), progress=progress)
-        write_json(bc / "eval" / f"{w}.json", rep.to_dict())
-        evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
-        evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
+    evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, takeover, bc / "eval",
+                               progress)
     t_eval = time.perf_counter() - t0
     write_json(done, {"frames": frames, "target_frames": target, "episodes": n, "eval": evals,
                       "checkpoint": str(ckpt),

@@ -20,7 +20,6 @@ rollout loop while driving or read back from an episode file.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,7 +202,6 @@ def aggregate(summaries: list[dict[str, float]]) -> dict[str, float]:
     if not summaries:
         return {"episodes": 0.0}
     w = np.array([s["steps"] for s in summaries], float)
-    wsum = max(w.sum(), 1.0)
 
     def wmean(k: str) -> float:
         v = np.array([s[k] for s in summaries], float)
