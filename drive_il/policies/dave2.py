@@ -1,0 +1,240 @@
+"""DAVE-2 / PilotNet (Bojarski et al. 2016) and its command-conditioned variant.
+
+M. Bojarski et al., "End to End Learning for Self-Driving Cars", arXiv:1604.07316, 2016.
+
+The network, as in the paper's Figure 4 (``Dave2``)::
+
+    input 3@66x200 (YUV)                                 (B, 3, 66, 200), values [0, 255]
+    normalisation (fixed, x / 127.5 - 1)                  (B, 3, 66, 200)
+    conv 5x5 stride 2, 24  -> 24@31x98
+    conv 5x5 stride 2, 36  -> 36@14x47
+    conv 5x5 stride 2, 48  -> 48@5x22
+    conv 3x3 stride 1, 64  -> 64@3x20
+    conv 3x3 stride 1, 64  -> 64@1x18
+    flatten 1152
+    FC 100, FC 50, FC 10
+    output 1: inverse turning radius 1/r [1/m] (+ = right)
+
+252,219 parameters (tested). The paper gives no activation function; ReLU by default
+(``activation = "elu"`` available). The last unit predicts ``output_scale * (1/r)``
+(a fixed, dimensionless re-scaling so that its typical magnitude is ~1; the module
+returns 1/r in 1/m). The loss is the mean squared error on 1/r
+(:class:`drive_il.training.losses.CurvatureLoss`). The steer command follows from the
+kinematic bicycle relation 1/r = tan(delta)/L (:mod:`drive_il.policies.labels`).
+
+``Dave2Branched`` is the command-conditioned variant for routes through junctions
+(Codevilla et al., "End-to-end Driving via Conditional Imitation Learning", ICRA 2018,
+branched architecture): the DAVE-2 convolutional trunk is shared and one DAVE-2 fully
+connected head (100/50/10/1) per navigation command predicts 1/r; the head of the
+command in force is selected. Heads: LANEFOLLOW, LEFT, RIGHT, STRAIGHT; lane changes
+(CHANGELANELEFT/RIGHT) use the LANEFOLLOW head unless ``lane_change_heads = true``; VOID
+uses LANEFOLLOW. An optional speed input (``speed_input``, Codevilla's measurement
+module, here one FC layer) is concatenated to the image features of every head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..types import RoadOption
+from .labels import curvature_to_steer
+
+__all__ = ["Dave2", "Dave2Branched", "Dave2BranchedConfig", "Dave2Config", "head_commands"]
+
+
+@dataclass(frozen=True)
+class Dave2Config:
+    """DAVE-2 architecture.
+
+    Attributes:
+        activation: ``"relu"`` or ``"elu"`` (the paper names none).
+        dropout: dropout before each FC layer (0 = the paper's network).
+        output_scale: the last unit predicts ``output_scale * (1/r)`` [m]; forward
+            returns 1/r [1/m].
+    """
+
+    activation: str = field(default="relu", metadata={"choices": ("relu", "elu")})
+    dropout: float = field(default=0.0, metadata={"range": (0.0, 0.9)})
+    output_scale: float = field(default=10.0, metadata={"range": (0.01, 1000.0)})
+
+
+@dataclass(frozen=True)
+class Dave2BranchedConfig:
+    """Command-conditioned DAVE-2 (Codevilla et al. 2018 branches on DAVE-2's trunk).
+
+    Attributes:
+        activation: ``"relu"`` or ``"elu"``.
+        dropout: dropout before each FC layer.
+        output_scale: as :class:`Dave2Config`.
+        lane_change_heads: separate heads for CHANGELANELEFT/CHANGELANERIGHT.
+        speed_input: feed the measured speed [m/s] (divided by ``speed_norm``) to the heads.
+        speed_features: width of the speed FC layer.
+        speed_norm: speed normalisation [m/s].
+    """
+
+    activation: str = field(default="relu", metadata={"choices": ("relu", "elu")})
+    dropout: float = field(default=0.0, metadata={"range": (0.0, 0.9)})
+    output_scale: float = field(default=10.0, metadata={"range": (0.01, 1000.0)})
+    lane_change_heads: bool = False
+    speed_input: bool = False
+    speed_features: int = field(default=32, metadata={"range": (1, 1024)})
+    speed_norm: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
+
+
+def head_commands(lane_change_heads: bool) -> tuple[RoadOption, ...]:
+    """The commands that own a head, in head order."""
+    base = (RoadOption.LANEFOLLOW, RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT)
+    if lane_change_heads:
+        return base + (RoadOption.CHANGELANELEFT, RoadOption.CHANGELANERIGHT)
+    return base
+
+
+class _Normalize(nn.Module):
+    """DAVE-2's fixed normalisation layer: x / 127.5 - 1 (not trained)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (1.0 / 127.5) - 1.0
+
+
+def _act(name: str) -> nn.Module:
+    return nn.ELU() if name == "elu" else nn.ReLU()
+
+
+def _trunk(channels: int, activation: str) -> nn.Sequential:
+    """DAVE-2's five convolutional layers + flatten."""
+    return nn.Sequential(
+        nn.Conv2d(channels, 24, 5, stride=2), _act(activation),   # (B, 24, 31, 98)
+        nn.Conv2d(24, 36, 5, stride=2), _act(activation),         # (B, 36, 14, 47)
+        nn.Conv2d(36, 48, 5, stride=2), _act(activation),         # (B, 48, 5, 22)
+        nn.Conv2d(48, 64, 3), _act(activation),                   # (B, 64, 3, 20)
+        nn.Conv2d(64, 64, 3), _act(activation),                   # (B, 64, 1, 18)
+        nn.Flatten(),                                             # (B, 1152)
+    )
+
+
+def _head(n_in: int, activation: str, dropout: float) -> nn.Sequential:
+    """DAVE-2's fully connected layers 100/50/10 and the output unit."""
+    layers: list[nn.Module] = []
+    for a, b in ((n_in, 100), (100, 50), (50, 10)):
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.Linear(a, b), _act(activation)]
+    layers.append(nn.Linear(10, 1))
+    return nn.Sequential(*layers)
+
+
+def _flat_size(trunk: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    with torch.no_grad():
+        return int(trunk(torch.zeros(1, *input_shape)).shape[1])
+
+
+class _CurvatureOutput:
+    """Shared conversion of a 1/r output to steer."""
+
+    output_kind: ClassVar[str] = "curvature"
+
+    def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any, max_steer_angle: Any) -> torch.Tensor:
+        """(B, 1) or (B,) 1/r [1/m] -> (B,) steer in [-1, 1] via atan(L/r)/max_steer."""
+        return curvature_to_steer(output.reshape(-1), wheelbase, max_steer_angle)
+
+
+class Dave2(_CurvatureOutput, nn.Module):
+    """DAVE-2 (Bojarski et al. 2016), see the module docstring.
+
+    Args:
+        config: :class:`Dave2Config`.
+        input_shape: (C, H, W) of the preprocessed input (3, 66, 200 in the paper).
+
+    Forward:
+        image (B, C, H, W) float in [0, 255] -> (B, 1) inverse turning radius [1/m].
+    """
+
+    architecture: ClassVar[str] = "dave2"
+    uses_command: ClassVar[bool] = False
+    uses_speed: ClassVar[bool] = False
+
+    def __init__(self, config: Dave2Config, input_shape: tuple[int, int, int] = (3, 66, 200)) -> None:
+        super().__init__()
+        self.config = config
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.normalize = _Normalize()
+        self.trunk = _trunk(self.input_shape[0], config.activation)
+        self.head = _head(_flat_size(self.trunk, self.input_shape), config.activation, config.dropout)
+        self._inv_scale = 1.0 / config.output_scale
+
+    def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
+                speed: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.trunk(self.normalize(image))   # (B, 1152)
+        return self.head(features) * self._inv_scale   # (B, 1) 1/r [1/m]
+
+
+class Dave2Branched(_CurvatureOutput, nn.Module):
+    """Command-conditioned DAVE-2 (Codevilla et al. 2018 branches), see module docstring.
+
+    Args:
+        config: :class:`Dave2BranchedConfig`.
+        input_shape: (C, H, W) of the preprocessed input.
+
+    Forward:
+        image (B, C, H, W) float in [0, 255], command (B,) int RoadOption values
+        (None = LANEFOLLOW), speed (B,) [m/s] (used only with ``speed_input``)
+        -> (B, 1) inverse turning radius [1/m] of the head of each sample's command.
+    """
+
+    architecture: ClassVar[str] = "dave2_branched"
+    uses_command: ClassVar[bool] = True
+
+    def __init__(self, config: Dave2BranchedConfig, input_shape: tuple[int, int, int] = (3, 66, 200)) -> None:
+        super().__init__()
+        self.config = config
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.normalize = _Normalize()
+        self.trunk = _trunk(self.input_shape[0], config.activation)
+        n_feat = _flat_size(self.trunk, self.input_shape)
+        if config.speed_input:
+            self.speed_fc = nn.Sequential(nn.Linear(1, config.speed_features), _act(config.activation))
+            n_feat += config.speed_features
+        else:
+            self.speed_fc = None
+        cmds = head_commands(config.lane_change_heads)
+        self.heads = nn.ModuleList(_head(n_feat, config.activation, config.dropout) for _ in cmds)
+        # RoadOption value (VOID=-1 .. 6) + 1 -> head index; anything else -> LANEFOLLOW (0).
+        table = torch.zeros(8, dtype=torch.long)
+        for i, c in enumerate(cmds):
+            table[int(c) + 1] = i
+        self.register_buffer("_head_of", table, persistent=False)
+        self._inv_scale = 1.0 / config.output_scale
+
+    @property
+    def uses_speed(self) -> bool:  # type: ignore[override]
+        return bool(self.config.speed_input)
+
+    def head_index(self, command: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B,) head index of each sample's command."""
+        if command is None:
+            return torch.zeros(batch, dtype=torch.long, device=self._head_of.device)
+        c = command.reshape(-1).long().clamp(-1, 6) + 1
+        return self._head_of[c]
+
+    def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
+                speed: torch.Tensor | None = None) -> torch.Tensor:
+        b = image.shape[0]
+        features = self.trunk(self.normalize(image))                      # (B, 1152)
+        if self.speed_fc is not None:
+            sp = torch.zeros(b, 1) if speed is None else speed.reshape(b, 1).float()
+            features = torch.cat([features, self.speed_fc(sp / self.config.speed_norm)], dim=1)
+        outs = torch.cat([h(features) for h in self.heads], dim=1)       # (B, n_heads)
+        idx = self.head_index(command, b)[:, None]                        # (B, 1)
+        return outs.gather(1, idx) * self._inv_scale                      # (B, 1) 1/r [1/m]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ += ["count_parameters"]

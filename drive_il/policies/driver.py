@@ -1,0 +1,168 @@
+"""The learner as a :class:`~drive_il.driver.Driver`: a trained policy drives.
+
+``PolicyDriver`` reads **only** ``step.observation`` (the frame of the camera it was
+trained on, the speed and the navigation command), never the privileged world state:
+
+* **lateral**: the policy's prediction, preprocessed exactly as in training (the
+  checkpoint's :class:`~drive_il.policies.preprocessing.PreprocessConfig`), batch 1,
+  ``torch.no_grad``, one intra-op thread (restored afterwards). DAVE-2's 1/r is
+  converted to ``steer`` with the driven vehicle's wheelbase and maximum road-wheel
+  angle (1/r is independent of the car geometry, Bojarski et al. 2016); ALVINN's
+  direction units decode to ``steer`` directly.
+* **longitudinal**: a cruise controller — the expert's PID
+  (:class:`drive_il.expert.controllers.LongitudinalController`, with the gains of the
+  scenario's expert preset) — holds the scenario's ``target_speed``; while the command
+  is a junction turn (LEFT/RIGHT) it holds ``turn_speed`` instead (the expert's
+  ``junction_speed`` by default; the command is part of the observation). The learners
+  of the papers predict steering only (ALVINN, DAVE-2); CIL's expert also slowed to
+  ~15 km/h in turns (REFERENCES.md).
+
+``predict_steer(observation)`` gives the learner's steer without acting (DAgger and
+evaluation need the learner's prediction even when the expert drives).
+
+Example::
+
+    driver = PolicyDriver.from_checkpoint("runs/dave2", scenario=scenario)
+    driver.reset(step)
+    control = driver.act(step)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError
+from ..types import Control, Observation, RoadOption, Step
+from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
+from .labels import curvature_to_steer
+from .preprocessing import preprocess
+
+__all__ = ["PolicyDriver"]
+
+log = logging.getLogger(__name__)
+
+
+class PolicyDriver:
+    """A trained policy driving from camera frames (see module docstring).
+
+    Args:
+        policy: a checkpoint path (run or checkpoint directory), or a
+            ``(module, CheckpointInfo)`` pair as returned by ``load_checkpoint``.
+        scenario: the scenario driven: its camera rig is checked against the
+            checkpoint's, its vehicle converts 1/r to steer, its ``target_speed`` and
+            expert preset set the cruise control.
+        vehicle: vehicle geometry override (default: the scenario's, else the
+            checkpoint's).
+        target_speed: cruise speed [m/s] (default: the scenario's, else 8 m/s).
+        turn_speed: cruise speed while the command is LEFT or RIGHT [m/s] (default: the
+            expert preset's ``junction_speed``; None there = ``target_speed``).
+        expert_config: gains of the cruise controller (default: the scenario's expert
+            preset).
+        dt: control period [s] when the observation's sim time gives none (default:
+            the scenario's).
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or a scenario rig that lacks the model's
+            camera or differs from the training rig.
+    """
+
+    name = "learner"
+
+    def __init__(self, policy: str | Path | tuple[Any, CheckpointInfo], *, scenario: Any = None,
+                 vehicle: VehicleParams | None = None, target_speed: float | None = None,
+                 turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None) -> None:
+        import torch  # noqa: F401  (fail early if torch is missing)
+
+        if isinstance(policy, (str, Path)):
+            module, info = load_checkpoint(policy)
+        else:
+            module, info = policy
+        module.eval()
+        self.policy = module
+        self.info = info
+        self.preprocessing = info.preprocessing
+        if scenario is not None:
+            check_camera_rig(info, scenario.cameras, source=f"scenario {scenario.name!r}")
+        if vehicle is None:
+            vehicle = (VehicleParams(wheelbase=scenario.vehicle.wheelbase,
+                                     max_steer_angle=scenario.vehicle.max_steer_angle)
+                       if scenario is not None else info.vehicle)
+        self.vehicle = vehicle
+        if expert_config is None:
+            from ..expert.config import ExpertConfig, load_expert_config
+            expert_config = load_expert_config(scenario.expert) if scenario is not None else ExpertConfig()
+        self.expert_config = expert_config
+        self.target_speed = float(target_speed if target_speed is not None else
+                                  (scenario.target_speed if scenario is not None else 8.0))
+        if turn_speed is None:
+            turn_speed = getattr(expert_config, "junction_speed", None)
+        self.turn_speed = min(float(turn_speed), self.target_speed) if turn_speed is not None else self.target_speed
+        self.dt = float(dt if dt is not None else (scenario.dt if scenario is not None else 0.05))
+        from ..expert.controllers import LongitudinalController
+        self.cruise = LongitudinalController(expert_config)
+        self._last_time: float | None = None
+        self.last_steer: float = 0.0
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, *, scenario: Any = None, **kwargs: Any) -> PolicyDriver:
+        """Load a checkpoint (run or checkpoint directory) and check it against the
+        scenario's camera rig (see the class docstring for ``kwargs``)."""
+        return cls(checkpoint, scenario=scenario, **kwargs)
+
+    def reset(self, step: Step) -> None:
+        """Episode start: clear the cruise controller."""
+        self.cruise.reset()
+        self._last_time = None
+        self.last_steer = 0.0
+
+    def predict_steer(self, observation: Observation) -> float:
+        """The policy's steer in [-1, 1] for this observation (no side effects).
+
+        Raises:
+            CheckpointError: the observation lacks the model's camera.
+        """
+        import torch
+
+        cam = self.preprocessing.camera
+        frame = observation.frames.get(cam)
+        if frame is None:
+            raise CheckpointError(f"{self.info.path}: the model reads camera {cam!r}, the observation has "
+                                  f"{', '.join(observation.frames) or 'no cameras'}")
+        x = torch.from_numpy(preprocess(np.asarray(frame), self.preprocessing))[None]   # (1, C, h, w)
+        p = self.policy
+        command = torch.tensor([int(observation.command)], dtype=torch.long) if p.uses_command else None
+        speed = torch.tensor([float(observation.speed)], dtype=torch.float32) if p.uses_speed else None
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                out = p(x, command, speed)                                    # (1, 1) or (1, K)
+                if p.output_kind == "curvature":
+                    s = curvature_to_steer(float(out.reshape(-1)[0]), self.vehicle.wheelbase,
+                                           self.vehicle.max_steer_angle)
+                else:
+                    s = float(p.output_to_steer(out).reshape(-1)[0])
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
+        return 0.0 if math.isnan(s) else max(-1.0, min(1.0, s))
+
+    def act(self, step: Step) -> Control:
+        """Steer from the policy, throttle/brake from the cruise controller."""
+        obs = step.observation
+        steer = self.predict_steer(obs)
+        self.last_steer = steer
+        dt = self.dt
+        if self._last_time is not None and obs.sim_time > self._last_time:
+            dt = obs.sim_time - self._last_time
+        self._last_time = obs.sim_time
+        turning = obs.command in (RoadOption.LEFT, RoadOption.RIGHT)
+        target = self.turn_speed if turning else self.target_speed
+        throttle, brake = self.cruise.control(float(obs.speed), target, dt)
+        return Control.clipped(steer, throttle, brake)

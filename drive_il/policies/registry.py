@@ -1,0 +1,247 @@
+"""Model registry and model presets (``models/*.toml``).
+
+``ARCHITECTURES`` maps an architecture name to its config dataclass, its ``nn.Module``
+class and its default preprocessing:
+
+=================  ==========================  ============================================
+name               module                      paper
+=================  ==========================  ============================================
+``alvinn``         :class:`~.alvinn.Alvinn`    Pomerleau 1989 (30x32 blue band, 45 units)
+``dave2``          :class:`~.dave2.Dave2`      Bojarski et al. 2016 (66x200 YUV, 1/r)
+``dave2_branched`` :class:`~.dave2.Dave2Branched`  DAVE-2 trunk + Codevilla et al. 2018 branches
+=================  ==========================  ============================================
+
+A model preset is a TOML file, loaded strictly (:mod:`drive_il.config`)::
+
+    name = "dave2"
+    architecture = "dave2"          # a key of ARCHITECTURES
+
+    [model]                         # the architecture's config dataclass
+    activation = "relu"
+
+    [preprocessing]                 # PreprocessConfig; missing keys: the architecture's default
+    camera = "center"
+    crop_top = 0.0
+    color_space = "yuv"
+
+    [augmentation]                  # drive_il.training.augment.AugmentConfig
+    side_cameras = true
+
+    [training]                      # TrainConfig
+    batch_size = 64
+    epochs = 10
+
+A bare name (``"dave2"``) resolves to ``models/dave2.toml`` of the checkout, else to the
+built-in defaults of the architecture of that name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import from_dict, read_toml, to_dict
+from ..errors import ConfigError
+from ..training.augment import AugmentConfig
+from .alvinn import Alvinn, AlvinnConfig
+from .dave2 import Dave2, Dave2Branched, Dave2BranchedConfig, Dave2Config
+from .preprocessing import PreprocessConfig
+
+__all__ = [
+    "ARCHITECTURES",
+    "MODELS_DIR",
+    "Architecture",
+    "ModelPreset",
+    "TrainConfig",
+    "build_policy",
+    "load_model_preset",
+    "model_preset_from_dict",
+    "resolve_model_preset",
+]
+
+#: Repository folder with the shipped model presets.
+MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registered architecture.
+
+    Attributes:
+        name: registry key.
+        config_cls: its config dataclass.
+        module_cls: its ``nn.Module`` (constructor ``(config, input_shape)``).
+        preprocessing: its default preprocessing (the paper's input).
+        paper: citation.
+    """
+
+    name: str
+    config_cls: type
+    module_cls: type
+    preprocessing: PreprocessConfig
+    paper: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "alvinn": Architecture(
+        "alvinn", AlvinnConfig, Alvinn,
+        PreprocessConfig(height=30, width=32, color_space="blue"),
+        "Pomerleau 1989, ALVINN"),
+    "dave2": Architecture(
+        "dave2", Dave2Config, Dave2,
+        PreprocessConfig(height=66, width=200, color_space="yuv"),
+        "Bojarski et al. 2016, arXiv:1604.07316"),
+    "dave2_branched": Architecture(
+        "dave2_branched", Dave2BranchedConfig, Dave2Branched,
+        PreprocessConfig(height=66, width=200, color_space="yuv"),
+        "Bojarski et al. 2016 + Codevilla et al. 2018 (branched CIL)"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Behaviour-cloning hyper-parameters (the ``[training]`` table).
+
+    Attributes:
+        batch_size: samples per step.
+        epochs: passes over the training split.
+        lr: Adam learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        lr_schedule: ``"cosine"`` (to 0 over the run) or ``"constant"``.
+        grad_clip: max gradient norm (0 = off).
+        balance_steering: draw training samples with weights inversely proportional to
+            the frequency of their steering label (DAVE-2 over-sampled curves).
+        val_fraction: share of *episodes* held out for validation.
+        seed: default seed (``--seed`` overrides).
+        num_workers: DataLoader workers (0 = in the training process; on 2 cores the
+            input pipeline is far cheaper than the model, see ``drive-il bench train``).
+        threads: torch intra-op threads (0 = torch's default).
+        image_log_every: log frames with steering drawn every N epochs (0 = never).
+        images_logged: frames per image grid.
+    """
+
+    batch_size: int = field(default=64, metadata={"range": (1, 65536)})
+    epochs: int = field(default=10, metadata={"range": (1, 100_000)})
+    lr: float = field(default=1e-3, metadata={"range": (1e-8, 10.0)})
+    weight_decay: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
+    lr_schedule: str = field(default="cosine", metadata={"choices": ("cosine", "constant")})
+    grad_clip: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
+    balance_steering: bool = False
+    val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
+    seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    num_workers: int = field(default=0, metadata={"range": (0, 64)})
+    threads: int = field(default=0, metadata={"range": (0, 256)})
+    image_log_every: int = field(default=1, metadata={"range": (0, 100_000)})
+    images_logged: int = field(default=8, metadata={"range": (1, 64)})
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A complete model preset: architecture + preprocessing + augmentation + training.
+
+    Attributes:
+        name: preset name.
+        architecture: key of :data:`ARCHITECTURES`.
+        model: the architecture's config dataclass instance.
+        preprocessing: input preprocessing.
+        augmentation: training augmentation.
+        training: hyper-parameters.
+        source: the file it came from ("" if built in code).
+    """
+
+    name: str
+    architecture: str
+    model: Any
+    preprocessing: PreprocessConfig
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    source: str = ""
+
+    def replace(self, **changes: Any) -> ModelPreset:
+        """A copy with fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-able dict (the inverse of :func:`model_preset_from_dict`)."""
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "model": to_dict(self.model),
+            "preprocessing": to_dict(self.preprocessing),
+            "augmentation": to_dict(self.augmentation),
+            "training": to_dict(self.training),
+        }
+
+
+def model_preset_from_dict(data: Mapping[str, Any], *, source: str = "<model>") -> ModelPreset:
+    """Build a :class:`ModelPreset` strictly from a parsed TOML/JSON mapping.
+
+    Raises:
+        ConfigError: unknown architecture, unknown key, bad value (one line naming the
+            source and the field).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: top level: expected a table")
+    known = {"name", "architecture", "model", "preprocessing", "augmentation", "training"}
+    for k in data:
+        if k not in known:
+            raise ConfigError(f"{source}: field '{k}': unknown key (known keys: {', '.join(sorted(known))})")
+    arch_name = data.get("architecture")
+    if arch_name not in ARCHITECTURES:
+        raise ConfigError(f"{source}: field 'architecture': expected one of {list(ARCHITECTURES)}, "
+                          f"got {arch_name!r}")
+    arch = ARCHITECTURES[arch_name]
+    name = data.get("name", arch_name)
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: field 'name': expected a string, got {name!r}")
+    model = from_dict(arch.config_cls, data.get("model", {}), source=source, prefix="model.")
+    pre_data = {**to_dict(arch.preprocessing), **dict(data.get("preprocessing", {}))} \
+        if isinstance(data.get("preprocessing", {}), Mapping) else data.get("preprocessing")
+    pre = from_dict(PreprocessConfig, pre_data, source=source, prefix="preprocessing.")
+    aug = from_dict(AugmentConfig, data.get("augmentation", {}), source=source, prefix="augmentation.")
+    tr = from_dict(TrainConfig, data.get("training", {}), source=source, prefix="training.")
+    if arch_name == "alvinn" and pre.channels * pre.height * pre.width > 1_000_000:
+        raise ConfigError(f"{source}: field 'preprocessing': ALVINN input too large "
+                          f"({pre.height}x{pre.width}x{pre.channels})")
+    return ModelPreset(name=name, architecture=arch_name, model=model, preprocessing=pre,
+                       augmentation=aug, training=tr, source=source)
+
+
+def resolve_model_preset(name_or_path: str | Path) -> Path | None:
+    """The preset file for a name or path (``models/<name>.toml`` for a bare name), or
+    None for a bare architecture name without a file."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    if p.suffix == "" and len(p.parts) == 1:
+        cand = MODELS_DIR / f"{p}.toml"
+        if cand.exists():
+            return cand
+        if str(p) in ARCHITECTURES:
+            return None
+    raise ConfigError(f"{p}: model preset not found (a TOML file, or one of "
+                      f"{sorted(set(ARCHITECTURES) | {f.stem for f in MODELS_DIR.glob('*.toml')})})")
+
+
+def load_model_preset(name_or_path: str | Path | ModelPreset) -> ModelPreset:
+    """Load a model preset (path, name in ``models/``, or architecture name).
+
+    Raises:
+        ConfigError: file missing or invalid (one line).
+    """
+    if isinstance(name_or_path, ModelPreset):
+        return name_or_path
+    p = resolve_model_preset(name_or_path)
+    if p is None:
+        return model_preset_from_dict({"architecture": str(name_or_path)}, source=f"<built-in {name_or_path}>")
+    return model_preset_from_dict(read_toml(p), source=str(p))
+
+
+def build_policy(preset: ModelPreset):
+    """A freshly initialised ``nn.Module`` for a preset (torch's default init, seeded by
+    the caller through ``torch.manual_seed``)."""
+    arch = ARCHITECTURES[preset.architecture]
+    return arch.module_cls(preset.model, preset.preprocessing.shape)

@@ -1,0 +1,392 @@
+"""Data augmentation for behaviour cloning, with steering labels corrected geometrically.
+
+**Recovery label** (DAVE-2, Bojarski et al. 2016, arXiv:1604.07316: "the steering label
+for transformed images is adjusted to one that would steer the vehicle back to the
+desired location and orientation in two seconds"). A frame seen from a camera that is
+``y`` metres to the right of the car's centre line and yawed ``psi`` rad to the right is
+the view of a virtual car displaced and rotated by (y, psi) from the path the expert
+drives. We steer the virtual car back by *pure pursuit* towards the point of the
+expert's path ``d = max(v * T, d_min)`` metres ahead (T = ``recovery_seconds`` = 2 s,
+v = speed [m/s]). In the virtual car's frame that point lies
+
+    forward f = d cos(psi) - y sin(psi),    right r = -d sin(psi) - y cos(psi)
+
+and the arc through it has curvature ``2 r / (f^2 + r^2) = 2 r / (d^2 + y^2)``, i.e. for
+small offsets ``dkappa ~ -2 (y + d psi) / d^2``: a camera (or a shifted view) to the RIGHT
+of the centre line, or yawed right, gets a LEFT (negative) correction. The corrected
+label is the expert's own path curvature plus this correction,
+
+    1/r_label = tan(steer * max_steer) / L + dkappa,    steer_label = atan(L / r_label) / max_steer
+
+(kinematic bicycle relation, clipped to [-1, 1]; the path curvature is treated as
+constant over the short correction, and the camera's longitudinal mount is neglected).
+The same rule labels the centre camera's frames after a viewpoint shift/rotation.
+
+**Viewpoint transform** (DAVE-2: "a viewpoint transformation ... assuming all points
+below the horizon are on flat ground and all points above the horizon are infinitely
+far away"): the frame is re-rendered as seen by a virtual camera shifted ``dy`` m right
+and yawed ``dpsi`` rad right of the real one: rays below the horizon are intersected
+with the ground plane z = 0 and re-projected into the real camera, rays above it are
+rotated only. Without camera roll both parts are homographies
+(:func:`viewpoint_homographies`, applied by :func:`warp_viewpoint` with two
+``cv2.warpPerspective`` calls); :func:`viewpoint_maps` gives the same mapping
+per pixel (a reference for tests). Needs the camera intrinsics and mount
+(:class:`CameraModel`, from the episode's camera rig).
+
+**Photometric**: random brightness (a factor on the RGB frame) and random shadows (one
+side of a random line across the frame darkened), as in common DAVE-2 reproductions.
+
+Every random draw comes from the ``numpy.random.Generator`` passed in;
+:class:`SampleTransform` is handed one per sample, seeded from (seed, epoch, index), so
+a run is reproducible whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..policies.labels import curvature_to_steer, steer_to_curvature
+from ..policies.preprocessing import PreprocessConfig, preprocess_uint8
+
+__all__ = [
+    "AugmentConfig",
+    "CameraModel",
+    "SampleTransform",
+    "corrected_steer",
+    "random_brightness",
+    "random_shadow",
+    "recovery_curvature",
+    "viewpoint_homographies",
+    "viewpoint_maps",
+    "warp_viewpoint",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation (the ``[augmentation]`` table of a model preset).
+
+    Attributes:
+        side_cameras: train on every camera of the rig listed in ``cameras`` (or all),
+            with the recovery correction of the camera's mount offset and yaw.
+        cameras: cameras used for training (empty = every camera in the data).
+        recovery_seconds: T of the recovery label [s] (DAVE-2: 2 s).
+        min_recovery_distance: d_min [m], the look-ahead at low speed.
+        brightness_prob: probability of a brightness change.
+        brightness_range: factor drawn uniformly in [1 - range, 1 + range].
+        shadow_prob: probability of a random shadow.
+        shadow_strength: (lo, hi) darkening factor range of a shadow.
+        viewpoint_prob: probability of a viewpoint shift/rotation of a frame.
+        viewpoint_shift_std: std of the lateral shift [m] (clipped at 2.5 std).
+        viewpoint_yaw_std_deg: std of the yaw rotation [deg] (clipped at 2.5 std).
+    """
+
+    side_cameras: bool = True
+    cameras: tuple[str, ...] = ()
+    recovery_seconds: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
+    min_recovery_distance: float = field(default=4.0, metadata={"range": (0.5, 100.0)})
+    brightness_prob: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    brightness_range: float = field(default=0.3, metadata={"range": (0.0, 0.95)})
+    shadow_prob: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
+    shadow_strength: tuple[float, float] = (0.4, 0.8)
+    viewpoint_prob: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
+    viewpoint_shift_std: float = field(default=0.4, metadata={"range": (0.0, 5.0)})
+    viewpoint_yaw_std_deg: float = field(default=2.0, metadata={"range": (0.0, 45.0)})
+
+    def __post_init__(self) -> None:
+        lo, hi = self.shadow_strength
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise ValueError(f"shadow_strength: expected 0 <= lo <= hi <= 1, got {self.shadow_strength}")
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Pinhole camera with its mount in the vehicle frame (x fwd, y right, z up).
+
+    Attributes:
+        width, height: [px].
+        fov: horizontal field of view [rad] (CARLA: f = width / (2 tan(fov / 2))).
+        x, y, z: mount [m] relative to the vehicle reference point at ground level.
+        pitch: [rad], + = up.
+        yaw: [rad], + = right.
+    """
+
+    width: int
+    height: int
+    fov: float
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 1.5
+    pitch: float = 0.0
+    yaw: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CameraModel:
+        """From a camera-rig dict (name, width, height, fov_deg, x, y, z, pitch_deg, yaw_deg)
+        as stored in episode metadata (``EpisodeInfo.cameras``)."""
+        return cls(width=int(d["width"]), height=int(d["height"]),
+                   fov=math.radians(float(d.get("fov_deg", 60.0))),
+                   x=float(d.get("x", 0.0)), y=float(d.get("y", 0.0)), z=float(d.get("z", 1.5)),
+                   pitch=math.radians(float(d.get("pitch_deg", 0.0))),
+                   yaw=math.radians(float(d.get("yaw_deg", 0.0))))
+
+    @property
+    def focal(self) -> float:
+        return self.width / (2.0 * math.tan(self.fov / 2.0))
+
+
+def recovery_curvature(lateral_offset: float, heading_offset: float, speed: float, *,
+                       recovery_seconds: float = 2.0, min_distance: float = 4.0) -> float:
+    """Curvature correction that brings a displaced view back to the path (see module doc).
+
+    Args:
+        lateral_offset: y [m] of the (virtual) car from the expert's path, + = right.
+        heading_offset: psi [rad] relative to the path, + = yawed right.
+        speed: v [m/s] (the look-ahead is d = max(v * recovery_seconds, min_distance)).
+        recovery_seconds: T [s].
+        min_distance: d_min [m].
+
+    Returns:
+        dkappa [1/m] to add to the expert's 1/r; negative (left) for a view displaced or
+        yawed to the right.
+    """
+    d = max(abs(float(speed)) * recovery_seconds, min_distance)
+    y, psi = float(lateral_offset), float(heading_offset)
+    right = -d * math.sin(psi) - y * math.cos(psi)
+    return 2.0 * right / (d * d + y * y)
+
+
+def corrected_steer(steer: float, lateral_offset: float, heading_offset: float, speed: float, *,
+                    wheelbase: float, max_steer_angle: float, recovery_seconds: float = 2.0,
+                    min_distance: float = 4.0) -> float:
+    """The expert's steer label corrected for a view displaced by (y, psi) (module doc).
+
+    Returns:
+        steer in [-1, 1].
+    """
+    if lateral_offset == 0.0 and heading_offset == 0.0:
+        return float(steer)
+    kappa = steer_to_curvature(float(steer), wheelbase, max_steer_angle)
+    kappa += recovery_curvature(lateral_offset, heading_offset, speed,
+                                recovery_seconds=recovery_seconds, min_distance=min_distance)
+    return float(curvature_to_steer(kappa, wheelbase, max_steer_angle))
+
+
+def _scale_lut(factor: float) -> np.ndarray:
+    return np.clip(np.arange(256, dtype=np.float32) * np.float32(factor) + 0.5, 0, 255).astype(np.uint8)
+
+
+def random_brightness(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """(H, W, 3) uint8 frame scaled by a factor drawn in [1 - strength, 1 + strength]
+    (rounded, saturated at 255; a lookup table)."""
+    import cv2
+
+    f = rng.uniform(1.0 - strength, 1.0 + strength)
+    return cv2.LUT(image, _scale_lut(f))
+
+
+def random_shadow(image: np.ndarray, rng: np.random.Generator, strength: tuple[float, float]) -> np.ndarray:
+    """(H, W, 3) uint8 frame with one side of a random top-to-bottom line darkened by a
+    factor drawn in ``strength`` (lo, hi)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x_top, x_bot = rng.uniform(0, w, size=2)
+    factor = rng.uniform(*strength)
+    left_side = rng.random() < 0.5
+    edge = 0 if left_side else w
+    poly = np.array([[x_top, 0], [x_bot, h], [edge, h], [edge, 0]], dtype=np.float64)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    out = image.copy()
+    cv2.copyTo(cv2.LUT(image, _scale_lut(factor)), mask, out)
+    return out
+
+
+def _cam_to_vehicle(cam: CameraModel, yaw: float) -> np.ndarray:
+    """3x3 rotation taking camera axes (fwd, right, up) to vehicle axes (x, y, z)."""
+    cp, sp = math.cos(cam.pitch), math.sin(cam.pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    pitch = np.array([[cp, 0.0, -sp], [0.0, 1.0, 0.0], [sp, 0.0, cp]])     # columns: fwd, right, up
+    yaw_m = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])     # yaw from x towards y
+    return yaw_m @ pitch
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_rays(cam: CameraModel) -> np.ndarray:
+    """(H*W, 3) float32 rays of every pixel in camera axes (fwd, right, up), read-only."""
+    h, w, f = cam.height, cam.width, cam.focal
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    rays = np.stack([np.ones_like(u), (u - (w - 1) / 2.0) / f, -(v - (h - 1) / 2.0) / f], axis=-1)
+    rays = rays.reshape(-1, 3).astype(np.float32)
+    rays.setflags(write=False)
+    return rays
+
+
+def viewpoint_maps(cam: CameraModel, shift: float, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """Remap tables from a virtual camera (shifted ``shift`` m right, yawed ``yaw`` rad
+    right of ``cam``) to the real camera's pixels (flat ground below the horizon,
+    infinitely far above it).
+
+    For a virtual-camera ray ``d`` (vehicle axes) that hits the ground at
+    ``t = z / -d_z``, the point seen is ``t d + (0, shift, 0)`` from the real camera,
+    i.e. the direction ``d + (shift / t) e_y``; above the horizon it is ``d``. Both are
+    expressed in the real camera's axes and projected (pinhole, CARLA's focal length).
+
+    Returns:
+        (map_x, map_y): (H, W) float32 for ``cv2.remap`` (output pixel -> source pixel);
+        -1 where the source would lie behind the real camera.
+    """
+    h, w, f = cam.height, cam.width, cam.focal
+    rays = _pixel_rays(cam)                                        # (N, 3) virtual cam axes
+    r_virt = _cam_to_vehicle(cam, cam.yaw + yaw)
+    r_real = _cam_to_vehicle(cam, cam.yaw)
+    m = (r_real.T @ r_virt).T.astype(np.float32)                  # virtual cam -> real cam axes
+    q = rays @ m                                                   # (N, 3) direction, real axes
+    dz = rays @ r_virt[2].astype(np.float32)                       # vehicle z of each ray
+    if shift != 0.0:
+        k = np.where(dz < -1e-3, np.float32(shift / cam.z) * -dz, np.float32(0.0))   # shift / t
+        q += k[:, None] * r_real[1].astype(np.float32)[None, :]   # e_y in real cam axes
+    fwd = q[:, 0]
+    behind = fwd <= 1e-6
+    inv = np.float32(f) / np.where(behind, np.float32(1.0), fwd)
+    map_x = np.float32((w - 1) / 2.0) + q[:, 1] * inv
+    map_y = np.float32((h - 1) / 2.0) - q[:, 2] * inv
+    map_x[behind] = -1.0
+    map_y[behind] = -1.0
+    return map_x.reshape(h, w), map_y.reshape(h, w)
+
+
+def viewpoint_homographies(cam: CameraModel, shift: float, yaw: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The same transform as :func:`viewpoint_maps`, as two 3x3 homographies.
+
+    With no roll, the virtual camera's horizon is a row; below it the flat-ground
+    mapping is the plane-induced homography, above it the rotation homography:
+    ``p_real ~ B G A p_virt`` with ``A`` the inverse intrinsics (pixel -> ray in
+    camera axes), ``G = M - (shift / z) e_y' r_z^T`` (``M`` the rotation between the
+    two cameras, ``e_y'`` the vehicle's y axis in real-camera axes, ``r_z`` the virtual
+    ray's vehicle z component) and ``B`` the intrinsics.
+
+    Returns:
+        (H_ground, H_sky, first_ground_row): homographies mapping virtual (output)
+        pixels to real (source) pixels, and the first row below the horizon.
+    """
+    h, w, f = cam.height, cam.width, cam.focal
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    a = np.array([[0.0, 0.0, 1.0], [1.0 / f, 0.0, -cx / f], [0.0, -1.0 / f, cy / f]])   # pixel -> ray
+    b = np.array([[cx, f, 0.0], [cy, 0.0, -f], [1.0, 0.0, 0.0]])                        # ray -> pixel
+    r_virt = _cam_to_vehicle(cam, cam.yaw + yaw)
+    r_real = _cam_to_vehicle(cam, cam.yaw)
+    m = r_real.T @ r_virt
+    g = m - (shift / cam.z) * np.outer(r_real[1], r_virt[2])
+    # vehicle z of the ray of row v (no roll: independent of the column)
+    rows = np.arange(h, dtype=np.float64)
+    dz = r_virt[2, 0] * 1.0 + r_virt[2, 2] * (-(rows - cy) / f)
+    below = np.flatnonzero(dz < -1e-3)
+    first = int(below[0]) if len(below) else h
+    return b @ g @ a, b @ m @ a, first
+
+
+def warp_viewpoint(image: np.ndarray, cam: CameraModel, shift: float, yaw: float) -> np.ndarray:
+    """The (H, W, 3) uint8 frame as seen from the shifted/rotated virtual camera
+    (two ``cv2.warpPerspective`` calls, see :func:`viewpoint_homographies`).
+
+    Raises:
+        ValueError: the frame size differs from the camera model's.
+    """
+    import cv2
+
+    if image.shape[0] != cam.height or image.shape[1] != cam.width:
+        raise ValueError(f"frame {image.shape[:2]} does not match the camera model "
+                         f"{cam.height}x{cam.width}")
+    hg, hs, first = viewpoint_homographies(cam, shift, yaw)
+    h, w = cam.height, cam.width
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    out = np.empty_like(image)
+    if first > 0:   # sky rows [0, first): rotation only
+        out[:first] = cv2.warpPerspective(image, hs, (w, first), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    if first < h:   # ground rows [first, h): output row r is row r - first of this warp
+        shift_rows = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(first)], [0.0, 0.0, 1.0]])
+        out[first:] = cv2.warpPerspective(image, hg @ shift_rows, (w, h - first), flags=flags,
+                                          borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+class SampleTransform:
+    """Turns one dataset sample (dict) into a training example (dict of arrays).
+
+    Args:
+        preprocessing: the model's preprocessing.
+        augment: augmentation settings, or None (validation: no augmentation and no
+            camera correction other than the mount's).
+        rig: camera name -> :class:`CameraModel` (needed by the viewpoint transform;
+            None disables it).
+        reference: (y [m], yaw [rad]) mount of the model's own camera (the correction
+            is relative to it).
+
+    Input sample keys (``drive_il.data.dataset.EpisodeDataset``): ``image`` (H, W, 3)
+    uint8, ``camera``, ``camera_y`` [m], ``camera_yaw`` [rad], ``steer``, ``speed``
+    [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad].
+
+    Output: ``image`` (C, h, w) uint8, ``steer`` float32 (corrected label),
+    ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
+    (uncorrected), ``speed`` float32, ``command`` int64, ``max_steer_angle`` float32,
+    ``wheelbase`` float32.
+    """
+
+    def __init__(self, preprocessing: PreprocessConfig, augment: AugmentConfig | None = None, *,
+                 rig: Mapping[str, CameraModel] | None = None,
+                 reference: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.preprocessing = preprocessing
+        self.augment = augment
+        self.rig = dict(rig or {})
+        self.reference = reference
+
+    def __call__(self, sample: Mapping[str, Any], rng: np.random.Generator | None = None) -> dict[str, Any]:
+        a = self.augment
+        img = sample["image"]
+        y = float(sample.get("camera_y", 0.0)) - self.reference[0]
+        psi = float(sample.get("camera_yaw", 0.0)) - self.reference[1]
+        if a is not None and rng is not None:
+            if a.viewpoint_prob > 0 and rng.random() < a.viewpoint_prob:
+                cam = self.rig.get(str(sample.get("camera", "")))
+                if cam is not None and cam.height == img.shape[0] and cam.width == img.shape[1]:
+                    ds = float(np.clip(rng.normal(0.0, a.viewpoint_shift_std), -2.5 * a.viewpoint_shift_std,
+                                       2.5 * a.viewpoint_shift_std))
+                    std = math.radians(a.viewpoint_yaw_std_deg)
+                    dp = float(np.clip(rng.normal(0.0, std), -2.5 * std, 2.5 * std))
+                    img = warp_viewpoint(img, cam, ds, dp)
+                    y += ds
+                    psi += dp
+            if a.brightness_prob > 0 and rng.random() < a.brightness_prob:
+                img = random_brightness(img, rng, a.brightness_range)
+            if a.shadow_prob > 0 and rng.random() < a.shadow_prob:
+                img = random_shadow(img, rng, a.shadow_strength)
+        wheelbase = float(sample.get("wheelbase", 2.9))
+        max_steer = float(sample.get("max_steer_angle", math.radians(35.0)))
+        expert = float(sample["steer"])
+        speed = float(sample.get("speed", 0.0))
+        if a is not None:
+            steer = corrected_steer(expert, y, psi, speed, wheelbase=wheelbase, max_steer_angle=max_steer,
+                                    recovery_seconds=a.recovery_seconds, min_distance=a.min_recovery_distance)
+        else:
+            steer = corrected_steer(expert, y, psi, speed, wheelbase=wheelbase, max_steer_angle=max_steer)
+        return {
+            "image": preprocess_uint8(img, self.preprocessing),
+            "steer": np.float32(steer),
+            "curvature": np.float32(steer_to_curvature(steer, wheelbase, max_steer)),
+            "expert_steer": np.float32(expert),
+            "speed": np.float32(speed),
+            "command": np.int64(int(sample.get("command", 4))),
+            "wheelbase": np.float32(wheelbase),
+            "max_steer_angle": np.float32(max_steer),
+        }

@@ -1,0 +1,533 @@
+"""Behaviour cloning: the training loop, read top to bottom (CleanRL style).
+
+``train_policy`` is what ``drive-il train`` and the DAgger loop call::
+
+    result = train_policy(data_dirs=["runs/demo/data"], model_config="models/dave2.toml",
+                          out_dir="runs/demo/dave2", epochs=10, seed=0)
+    policy, info = load_checkpoint(result.best)
+
+A run directory::
+
+    RUN/
+      best/            checkpoint with the lowest validation loss (drive_il.policies.checkpoint)
+      last/            checkpoint after the last finished epoch + optimizer and loop state
+      tb/              TensorBoard events (torch.utils.tensorboard.SummaryWriter)
+      train.json       TrainResult summary of the last run (epochs, losses, figures)
+
+Data: the episodes of ``data_dirs`` are split into training and validation **by
+episode** (``drive_il.data.dataset.split_by_episode``, seeded). Training samples are
+every frame of every camera used (the model's camera plus, with
+``augmentation.side_cameras``, the side cameras whose labels get the recovery
+correction, :mod:`drive_il.training.augment`), with photometric and viewpoint
+augmentation; validation samples are the model's own camera, unaugmented.
+
+Reproducibility: the weights are initialised from ``torch.manual_seed(seed)``; the
+shuffling of epoch e uses a ``torch.Generator`` seeded from (seed, e) and each sample's
+augmentation a ``numpy.random.Generator`` seeded from (seed, e, index), so a run is the
+same whatever the number of workers, and ``--resume`` continues exactly where an
+interrupted run stopped (epoch granularity).
+
+TensorBoard tags: ``train/loss``, ``train/steer_error_deg``, ``train/lr`` (every few
+steps and per epoch: ``train/epoch_*``), ``val/loss``, ``val/steer_error_deg``,
+``val/steer_mae``, ``val/curvature_mae``, histograms ``val/steer_error_deg_hist``,
+``val/steer_pred``, ``val/steer_label``, image ``val/frames`` (a grid of validation
+frames with the expert's steering needle in green and the prediction in red), ``perf/samples_per_s``,
+``perf/data_wait_fraction``, and the preset and run settings as text (``hparams``).
+Steering errors are in degrees of road-wheel angle (:mod:`drive_il.policies.labels`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..policies.checkpoint import (
+    VehicleParams,
+    load_checkpoint,
+    load_optimizer,
+    save_checkpoint,
+    save_optimizer,
+)
+from ..policies.registry import ModelPreset, build_policy, load_model_preset
+from .augment import CameraModel, SampleTransform
+
+__all__ = ["BCDataset", "TrainResult", "draw_steering", "fit", "train_loader", "train_policy", "train_step"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of a training run.
+
+    Attributes:
+        out_dir: the run directory.
+        best: best checkpoint directory (lowest validation loss; the last one when
+            there is no validation split).
+        last: last checkpoint directory.
+        epochs: epochs finished in total (including resumed ones).
+        best_epoch: epoch of ``best``.
+        best_val_loss: its validation loss (NaN without validation).
+        val_steer_error_deg: its mean validation steering error [deg road-wheel].
+        train_samples: training samples per epoch.
+        val_samples: validation samples.
+        samples_per_s: training throughput of the last epoch.
+        history: one dict of metrics per epoch run in this call.
+    """
+
+    out_dir: Path
+    best: Path
+    last: Path
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    val_steer_error_deg: float
+    train_samples: int
+    val_samples: int
+    samples_per_s: float
+    history: tuple[dict, ...] = ()
+
+    @property
+    def checkpoint(self) -> Path:
+        """The checkpoint to use (``best``)."""
+        return self.best
+
+    @property
+    def best_val_steer_error_deg(self) -> float:
+        """Alias of ``val_steer_error_deg``."""
+        return self.val_steer_error_deg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("out_dir", "best", "last"):
+            d[k] = str(d[k])
+        d["history"] = list(self.history)
+        return d
+
+
+class BCDataset:
+    """A torch-style Dataset: raw samples -> transformed training examples.
+
+    Args:
+        base: a sequence of raw sample dicts (``EpisodeDataset`` or any list).
+        transform: a :class:`~drive_il.training.augment.SampleTransform`.
+        seed: run seed.
+        augment: draw a per-sample Generator (else the transform gets None).
+        indices: subset of ``base`` (None = all).
+
+    ``set_epoch(e)`` before creating the epoch's DataLoader iterator: sample i of
+    epoch e is augmented with ``numpy.random.default_rng([seed, e, i])``.
+    """
+
+    def __init__(self, base: Sequence[Mapping[str, Any]], transform: SampleTransform, *, seed: int = 0,
+                 augment: bool = True, indices: Sequence[int] | None = None) -> None:
+        self.base = base
+        self.transform = transform
+        self.seed = int(seed)
+        self.augment = augment
+        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base) if self.indices is None else len(self.indices)
+
+    def raw(self, i: int) -> Mapping[str, Any]:
+        """The untransformed sample i."""
+        return self.base[int(i) if self.indices is None else int(self.indices[i])]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.augment else None
+        return self.transform(self.raw(i), rng)
+
+
+def draw_steering(image: np.ndarray, expert: float, predicted: float, *, scale: int = 2) -> np.ndarray:
+    """An (H*scale, W*scale, 3) uint8 copy of an RGB frame with the expert's steer (green)
+    and the predicted steer (red) drawn as needles from the bottom centre (steer +1
+    = 60 deg to the right) and written as numbers."""
+    import cv2
+
+    img = cv2.resize(image, (image.shape[1] * scale, image.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    h, w = img.shape[:2]
+    base = (w // 2, h - 2)
+    length = 0.6 * h
+    for s, colour in ((expert, (0, 220, 0)), (predicted, (230, 30, 30))):
+        a = math.radians(60.0) * float(np.clip(s, -1, 1))
+        tip = (int(base[0] + length * math.sin(a)), int(base[1] - length * math.cos(a)))
+        cv2.line(img, base, tip, colour, 2, cv2.LINE_AA)
+    cv2.putText(img, f"E {expert:+.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 220, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"P {predicted:+.2f}", (4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 30, 30), 1, cv2.LINE_AA)
+    return img
+
+
+def _grid(frames: Sequence[np.ndarray], cols: int = 2, pad: int = 2) -> np.ndarray:
+    """Tile (H, W, 3) uint8 frames of equal size into one image, ``cols`` per row."""
+    h, w = frames[0].shape[:2]
+    rows = (len(frames) + cols - 1) // cols
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), 255, np.uint8)
+    for i, f in enumerate(frames):
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = f
+    return out
+
+
+def _cosine_lr(base_lr: float, step: int, total: int, schedule: str) -> float:
+    if schedule == "constant" or total <= 0:
+        return base_lr
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+def _hparams_text(preset: ModelPreset, extra: Mapping[str, Any]) -> str:
+    rows = ["| key | value |", "| --- | --- |"]
+
+    def walk(prefix: str, v: Any) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(f"{prefix}.{k}" if prefix else k, x)
+        else:
+            rows.append(f"| {prefix} | {v} |")
+
+    walk("", preset.to_dict())
+    walk("run", dict(extra))
+    return "\n".join(rows)
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    import torch
+    out = {}
+    for k in items[0]:
+        out[k] = torch.from_numpy(np.stack([it[k] for it in items]))
+    return out
+
+
+def train_loader(dataset: BCDataset, training: Any, *, seed: int, epoch: int):
+    """The shuffled DataLoader of one epoch (``dataset.set_epoch`` is called here).
+
+    Shuffling uses a ``torch.Generator`` seeded from (seed, epoch); the per-sample
+    augmentation seeds come from the dataset, so workers do not change the result. With
+    ``training.balance_steering`` samples are drawn (with replacement) with
+    :func:`steering_balance_weights`.
+    """
+    import torch
+    from torch.utils.data import DataLoader, WeightedRandomSampler
+
+    dataset.set_epoch(epoch)
+    g = torch.Generator()
+    g.manual_seed(seed * 1_000_003 + epoch)
+    sampler = None
+    weights = steering_balance_weights(dataset.base) if getattr(training, "balance_steering", False) else None
+    if weights is not None:
+        # DAVE-2 over-sampled curves against the straight-driving bias (Bojarski et al. 2016)
+        sampler = WeightedRandomSampler(torch.from_numpy(weights), num_samples=len(dataset), replacement=True,
+                                        generator=g)
+    return DataLoader(dataset, batch_size=training.batch_size, shuffle=sampler is None,
+                      sampler=sampler, generator=g if sampler is None else None,
+                      num_workers=training.num_workers, collate_fn=_collate,
+                      drop_last=len(dataset) > training.batch_size, persistent_workers=False)
+
+
+def steering_balance_weights(samples: Sequence[Mapping[str, Any]], bins: int = 21) -> np.ndarray | None:
+    """Per-sample weights inversely proportional to the count of the expert's steer in
+    its histogram bin (mean 1), from the dataset's label arrays (no image read); None
+    when ``samples`` has no label arrays."""
+    labels = getattr(samples, "labels", None)
+    idx = None
+    if labels is None and hasattr(samples, "base") and hasattr(samples, "indices"):
+        labels, idx = getattr(samples.base, "labels", None), samples.indices
+    if labels is None or "steer" not in labels:
+        return None
+    steer = np.asarray(labels["steer"], dtype=np.float64)
+    if idx is not None:
+        steer = steer[idx]
+    if len(steer) == 0:
+        return None
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    b = np.clip(np.digitize(steer, edges) - 1, 0, bins - 1)
+    counts = np.bincount(b, minlength=bins).astype(np.float64)
+    w = 1.0 / counts[b]
+    return w * (len(w) / w.sum())
+
+
+def train_step(policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: float, grad_clip: float = 0.0):
+    """One optimisation step on a collated batch; returns the :class:`LossOutput`."""
+    import torch
+
+    for grp in optimizer.param_groups:
+        grp["lr"] = lr
+    x = batch["image"].float()                                   # (B, C, h, w) in [0, 255]
+    output = policy(x, batch["command"], batch["speed"])         # (B, 1) 1/r or (B, K) units
+    lo = loss_fn(policy, output, batch)
+    optimizer.zero_grad(set_to_none=True)
+    lo.loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+    optimizer.step()
+    return lo
+
+
+def _evaluate(policy, loss_fn, loader) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
+    """Mean metrics over a loader; per-sample errors [deg], predictions and labels."""
+    import torch
+
+    policy.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    errs, preds, labels = [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            out = policy(batch["image"].float(), batch["command"], batch["speed"])
+            lo = loss_fn(policy, out, batch)
+            b = int(batch["image"].shape[0])
+            for k, v in lo.metrics.items():
+                sums[k] = sums.get(k, 0.0) + v * b
+            n += b
+            errs.append(lo.steer_error_deg.numpy())
+            preds.append(lo.steer.numpy())
+            labels.append(batch["steer"].numpy())
+    if n == 0:
+        return {}, np.zeros(0), np.zeros(0), np.zeros(0)
+    return ({k: v / n for k, v in sums.items()}, np.concatenate(errs), np.concatenate(preds),
+            np.concatenate(labels))
+
+
+def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
+        val_data: Sequence[Mapping[str, Any]] | None, out_dir: str | Path, epochs: int | None = None,
+        seed: int = 0, vehicle: VehicleParams | None = None, cameras: Sequence[Mapping[str, Any]] = (),
+        resume: bool = False, progress: bool = True, run_info: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train ``policy`` by behaviour cloning on raw sample sequences (the loop itself).
+
+    Args:
+        policy: a freshly built (or warm-started) module from the registry.
+        preset: its model preset (preprocessing, augmentation, training settings).
+        train_data: raw samples (dicts as ``EpisodeDataset`` returns) for training.
+        val_data: raw samples for validation (the model's camera only), or None.
+        out_dir: the run directory.
+        epochs: total epochs (default: ``preset.training.epochs``).
+        seed: run seed.
+        vehicle: geometry stored with the checkpoint (labels use each sample's own;
+            default: :class:`VehicleParams` defaults).
+        cameras: the training camera rig (stored with the checkpoint; used by the
+            viewpoint augmentation).
+        resume: continue from ``out_dir/last`` (its weights, optimizer and epoch) when it
+            exists (else start afresh); a finished run trains no further.
+        progress: show tqdm progress bars.
+        run_info: extra JSON-able info stored in the checkpoints and in TensorBoard text.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        DataError: no training samples.
+        CheckpointError: ``out_dir/last`` is corrupt or of another architecture.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from .losses import make_loss
+
+    tc = preset.training
+    vehicle = vehicle or VehicleParams()
+    epochs = int(epochs or tc.epochs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if len(train_data) == 0:
+        raise DataError(f"{out}: no training samples (empty data or everything filtered out)")
+
+    rig = {str(c["name"]): CameraModel.from_dict(c) for c in cameras if "width" in c and "name" in c}
+    ref = next((c for c in cameras if c.get("name") == preset.preprocessing.camera), None)
+    reference = (float(ref.get("y", 0.0)), math.radians(float(ref.get("yaw_deg", 0.0)))) if ref else (0.0, 0.0)
+    train_ds = BCDataset(train_data, SampleTransform(preset.preprocessing, preset.augmentation, rig=rig,
+                                                     reference=reference), seed=seed, augment=True)
+    val_ds = BCDataset(val_data, SampleTransform(preset.preprocessing, None, reference=reference),
+                       seed=seed, augment=False) if val_data is not None and len(val_data) else None
+
+    loss_fn = make_loss(policy)
+    opt = torch.optim.AdamW(policy.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / tc.batch_size))
+    total_steps = steps_per_epoch * epochs
+    start_epoch, step, best_val, best_epoch, best_err = 0, 0, math.inf, -1, math.nan
+    last_dir, best_dir = out / "last", out / "best"
+    resuming = resume and (last_dir / "config.json").exists()
+    if resume and not resuming:
+        log.info("%s: nothing to resume (no %s/), starting afresh", out, last_dir.name)
+    if resuming:
+        loaded, last_info = load_checkpoint(last_dir, expected_architecture=preset.architecture)
+        policy.load_state_dict(loaded.state_dict())
+        loop = load_optimizer(last_dir, opt)
+        weights_epoch = int(last_info.training.get("epoch", loop.get("epoch", -1)))
+        if int(loop.get("epoch", -1)) != weights_epoch:  # killed between the two writes
+            log.warning("%s: optimizer state of epoch %s, weights of epoch %s; resuming after the weights' "
+                        "epoch", last_dir, loop.get("epoch"), weights_epoch)
+            loop["epoch"] = weights_epoch
+        start_epoch = int(loop.get("epoch", -1)) + 1
+        step = int(loop.get("step", 0))
+        best_val = float(loop.get("best_val", math.inf))
+        best_epoch = int(loop.get("best_epoch", -1))
+        best_err = float(loop.get("best_err", math.nan))
+        log.info("resuming %s at epoch %d (step %d)", out, start_epoch, step)
+
+    writer = SummaryWriter(str(out / "tb"), purge_step=step if resuming else None)
+    info = dict(run_info or {})
+    info.update(seed=seed, epochs=epochs, train_samples=len(train_ds), val_samples=len(val_ds) if val_ds else 0)
+    if start_epoch == 0:
+        writer.add_text("hparams", _hparams_text(preset, info), 0)
+    image_idx = (np.linspace(0, len(val_ds) - 1, min(tc.images_logged, len(val_ds))).astype(int)
+                 if val_ds is not None else np.zeros(0, dtype=int))
+
+    history: list[dict] = []
+    samples_per_s = 0.0
+    threads_before = torch.get_num_threads()
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    log_every = max(1, steps_per_epoch // 20)
+    try:
+        for epoch in range(start_epoch, epochs):
+            # ---- train one epoch
+            policy.train()
+            torch.manual_seed(seed * 1_000_003 + epoch)          # dropout, if any
+            loader = train_loader(train_ds, tc, seed=seed, epoch=epoch)
+            sums: dict[str, float] = {}
+            n_seen = 0
+            t0 = time.perf_counter()
+            wait = 0.0
+            t_wait = time.perf_counter()
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False,
+                       unit="batch", dynamic_ncols=True)
+            for batch in bar:
+                wait += time.perf_counter() - t_wait
+                lr = _cosine_lr(tc.lr, step, total_steps, tc.lr_schedule)
+                lo = train_step(policy, opt, loss_fn, batch, lr=lr, grad_clip=tc.grad_clip)
+                b = int(batch["image"].shape[0])
+                n_seen += b
+                for k, v in lo.metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v * b
+                if step % log_every == 0:
+                    writer.add_scalar("train/loss", lo.metrics["loss"], step)
+                    writer.add_scalar("train/steer_error_deg", lo.metrics["steer_error_deg"], step)
+                    writer.add_scalar("train/lr", lr, step)
+                bar.set_postfix(loss=f"{lo.metrics['loss']:.4f}", err=f"{lo.metrics['steer_error_deg']:.2f}deg")
+                step += 1
+                t_wait = time.perf_counter()
+            bar.close()
+            dt = max(time.perf_counter() - t0, 1e-9)
+            samples_per_s = n_seen / dt
+            train_m = {k: v / max(n_seen, 1) for k, v in sums.items()}
+            for k, v in train_m.items():
+                writer.add_scalar(f"train/epoch_{k}", v, step)
+            writer.add_scalar("perf/samples_per_s", samples_per_s, step)
+            writer.add_scalar("perf/data_wait_fraction", wait / dt, step)
+
+            # ---- validate
+            row: dict[str, Any] = {"epoch": epoch, "step": step, "samples_per_s": samples_per_s,
+                                   **{f"train_{k}": v for k, v in train_m.items()}}
+            if val_ds is not None:
+                vloader = DataLoader(val_ds, batch_size=tc.batch_size, shuffle=False, num_workers=tc.num_workers,
+                                     collate_fn=_collate)
+                val_m, errs, preds, labels = _evaluate(policy, loss_fn, vloader)
+                for k, v in val_m.items():
+                    writer.add_scalar(f"val/{k}", v, step)
+                writer.add_histogram("val/steer_error_deg_hist", errs, step)
+                writer.add_histogram("val/steer_pred", preds, step)
+                writer.add_histogram("val/steer_label", labels, step)
+                if tc.image_log_every and (epoch % tc.image_log_every == 0 or epoch == epochs - 1) and len(image_idx):
+                    frames = [draw_steering(np.asarray(val_ds.raw(int(i))["image"]), float(labels[i]), float(preds[i]))
+                              for i in image_idx]
+                    writer.add_image("val/frames", _grid(frames, cols=2), step, dataformats="HWC")
+                row.update({f"val_{k}": v for k, v in val_m.items()})
+                score = val_m["loss"]
+            else:
+                score = train_m.get("loss", math.inf)
+            history.append(row)
+
+            # ---- checkpoints
+            ckpt_info = {**info, "epoch": epoch, "step": step, **{k: v for k, v in row.items() if k != "epoch"}}
+            save_checkpoint(last_dir, policy, preset, vehicle=vehicle, cameras=cameras, training=ckpt_info)
+            if score < best_val or best_epoch < 0:
+                best_val, best_epoch = score, epoch
+                best_err = row.get("val_steer_error_deg", row.get("train_steer_error_deg", math.nan))
+                save_checkpoint(best_dir, policy, preset, vehicle=vehicle, cameras=cameras, training=ckpt_info)
+            save_optimizer(last_dir, opt, {"epoch": epoch, "step": step, "best_val": best_val,
+                                           "best_epoch": best_epoch, "best_err": best_err, "seed": seed})
+            writer.flush()
+            log.info("epoch %d: %s", epoch, {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
+            if progress:
+                msg = f"epoch {epoch + 1}/{epochs}: train loss {train_m.get('loss', math.nan):.4f}"
+                if "val_loss" in row:
+                    msg += f", val loss {row['val_loss']:.4f}, val steer error {row['val_steer_error_deg']:.2f} deg"
+                tqdm.write(msg + f", {samples_per_s:.0f} samples/s")
+    finally:
+        torch.set_num_threads(threads_before)
+        writer.close()
+
+    result = TrainResult(
+        out_dir=out, best=best_dir if (best_dir / "config.json").exists() else last_dir, last=last_dir,
+        epochs=epochs, best_epoch=best_epoch,
+        best_val_loss=best_val if val_ds is not None else math.nan,
+        val_steer_error_deg=best_err if val_ds is not None else math.nan,
+        train_samples=len(train_ds), val_samples=len(val_ds) if val_ds else 0,
+        samples_per_s=samples_per_s, history=tuple(history))
+    (out / "train.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+    return result
+
+
+def train_policy(*, data_dirs: Iterable[str | Path], model_config: str | Path | ModelPreset, out_dir: str | Path,
+                 epochs: int | None = None, seed: int = 0, resume: bool = False,
+                 init_from: str | Path | None = None,
+                 sample_filter: Callable[[Mapping[str, Any]], bool] | None = None,
+                 max_frames: int | None = None, progress: bool = True) -> TrainResult:
+    """Behaviour cloning from episode directories (``drive-il train``; the DAgger loop).
+
+    Args:
+        data_dirs: directories of episode files (``drive_il.data.storage``).
+        model_config: a :class:`ModelPreset`, a preset file or a name in ``models/``.
+        out_dir: run directory (``best/``, ``last/``, ``tb/``).
+        epochs: total epochs (default: the preset's).
+        seed: run seed (split, initialisation, shuffling, augmentation).
+        resume: continue from ``out_dir/last`` when it exists (else start afresh).
+        init_from: warm start from this checkpoint's weights (same architecture); ignored
+            when resuming from ``out_dir/last``.
+        sample_filter: keep only samples for which it returns True; it receives the
+            per-step metadata dict of the dataset (episode, frame, command, speed,
+            intervention, ... — no image).
+        max_frames: use at most this many training time steps (drawn with the seed),
+            e.g. to give BC as many expert labels as DAgger's final dataset.
+        progress: tqdm progress bars.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        DataError: no episodes, inconsistent rigs, the model's camera not in the data.
+        CheckpointError: ``init_from`` of another architecture, nothing to resume.
+        ConfigError: bad preset.
+    """
+    import torch
+
+    from .data_source import open_training_data
+
+    preset = load_model_preset(model_config)
+    src = open_training_data(data_dirs, preset, seed=seed, sample_filter=sample_filter, max_frames=max_frames)
+    torch.manual_seed(seed)
+    policy = build_policy(preset)
+    if init_from is not None and not (resume and (Path(out_dir) / "last" / "config.json").exists()):
+        warm, _ = load_checkpoint(init_from, expected_architecture=preset.architecture)
+        policy.load_state_dict(warm.state_dict())
+    run_info = {"data_dirs": [str(d) for d in src.data_dirs], "train_episodes": len(src.train_episodes),
+                "val_episodes": len(src.val_episodes), "init_from": str(init_from) if init_from else None,
+                "max_frames": max_frames}
+    return fit(policy=policy, preset=preset, train_data=src.train, val_data=src.val, out_dir=out_dir,
+               epochs=epochs, seed=seed, vehicle=src.vehicle, cameras=src.cameras, resume=resume,
+               progress=progress, run_info=run_info)
