@@ -15,6 +15,7 @@ Field metadata understood (``dataclasses.field(metadata=...)``):
 * ``"range": (lo, hi)``: closed interval for numbers; ``None`` for an open end.
 * ``"choices": (...)``: allowed values.
 * ``"doc"``: one-line description (shown in error messages and docs).
+* ``"internal": True``: set by code, never read from a file (an unknown key there).
 
 Every error is a :class:`drive_il.errors.ConfigError` whose message is one line naming
 the file, the dotted field path, the value and what was expected, e.g.::
@@ -202,7 +203,7 @@ def _check_range(value: float, rng: Any, *, source: str, path: str, kind: str) -
 
 def _build(cls: type[T], data: Mapping[str, Any], *, source: str, prefix: str) -> T:
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
     unknown = [k for k in data if k not in fields]
     if unknown:
         k = unknown[0]

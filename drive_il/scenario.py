@@ -311,7 +311,7 @@ class Scenario:
     noise: NoiseConfig = field(default_factory=_no_noise)
     test: TestConfig = field(default_factory=TestConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    source: str = ""
+    source: str = field(default="", metadata={"internal": True})
 
     def __post_init__(self) -> None:
         if not self.cameras:
@@ -363,8 +363,6 @@ class Scenario:
 
 def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     """Build a Scenario from a parsed TOML mapping (strict)."""
-    data = dict(data)
-    data.pop("source", None)
     sc = from_dict(Scenario, data, source=source)
     return dataclasses.replace(sc, source=source)
 
