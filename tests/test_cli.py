@@ -43,3 +43,18 @@ def test_dagger_bad_arguments(tmp_path):
     assert cp.returncode == 2 and "--rounds" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
     cp = run("-m", "drive_il", "dagger", "--beta", "1.5", "--out", str(tmp_path / "r"))
     assert cp.returncode == 2 and "--beta" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+
+
+def test_missing_maps_directory_is_one_line(tmp_path):
+    cp = run("run_sim.py", "scenarios/town01_train_town02_test.toml", "--maps-dir", str(tmp_path / "nope"),
+             "--out", str(tmp_path / "run"))
+    assert cp.returncode == 2
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--maps-dir" in lines[0] and "nope" in lines[0], cp.stderr
+
+
+def test_unreachable_carla_host_is_one_line(tmp_path):
+    cp = run("run_sim.py", "--backend", "carla", "--port", "1", "--timeout", "1", "--out", str(tmp_path / "run"))
+    assert cp.returncode == 2
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1 and "localhost:1" in lines[0], cp.stderr

@@ -43,3 +43,29 @@ def test_bad_route_files(tmp_path, text, msg):
     x.write_text(text)
     with pytest.raises(ConfigError, match=msg):
         read_route_xml(x)
+
+
+LEADERBOARD_TOWN01 = """<?xml version="1.0"?>
+<routes>
+  <route id="0" town="Town01">
+    <waypoint x="384.6" y="-1.98" z="0.0" pitch="0.0" roll="0.0" yaw="-180.0"/>
+    <waypoint x="69.4" y="-2.04" z="0.0" pitch="0.0" roll="0.0" yaw="180.0"/>
+  </route>
+</routes>
+"""
+
+
+def test_leaderboard_route_imports_and_drives(tmp_path, maps_dir):
+    x = tmp_path / "routes.xml"
+    x.write_text(LEADERBOARD_TOWN01)
+    out = tmp_path / "lb.toml"
+    cp = subprocess.run([sys.executable, "-m", "drive_il", "routes", "import", str(x), "--out", str(out)],
+                        capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
+    js = tmp_path / "s.json"
+    cp = subprocess.run([sys.executable, "-m", "drive_il", "drive", str(out), "--maps-dir", str(maps_dir),
+                         "--max-steps", "200", "--json", str(js)], capture_output=True, text=True, timeout=300)
+    assert cp.returncode == 0, cp.stderr
+    import json
+    ep = json.loads(js.read_text())["episodes"][0]
+    assert ep["town"] == "Town01" and ep["distance"] > 20 and ep["drift_max"] < 0.5 and ep["off_road"] == 0

@@ -39,8 +39,16 @@ def load_scenario_arg(args: argparse.Namespace):
 
 
 def make_sim(args: argparse.Namespace):
-    """A Simulator from the parsed --backend/--maps-dir/--host/... options."""
+    """A Simulator from the parsed --backend/--maps-dir/--host/... options.
+
+    Raises:
+        ConfigError: ``--maps-dir`` names no directory.
+    """
+    from ..errors import ConfigError
     from ..sim import make_simulator
+    md = getattr(args, "maps_dir", None)
+    if md is not None and not Path(md).is_dir():
+        raise ConfigError(f"--maps-dir {md}: no such directory (a folder of OpenDRIVE towns *.xodr)")
     return make_simulator(
         getattr(args, "backend", "embedded"),
         maps_dir=getattr(args, "maps_dir", None),
