@@ -14,7 +14,7 @@ and the overlay are written once against ``carla.Map`` / ``carla.Waypoint``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..scenario import Scenario
 from ..types import Control, Route, Step
