@@ -241,8 +241,9 @@ def run_dagger(
                        f"labelled frames) - skipped")
                 continue
             t_round = time.perf_counter()
-            beta = config.schedule(i, global_episode)
             gated = config.mode == "gated" and i > 0
+            # gated rounds: the learner drives, the expert only takes over past the gate
+            beta = 0.0 if gated else config.schedule(i, global_episode)
             # 1. collect
             t0 = time.perf_counter()
             if i == 0:
