@@ -282,6 +282,9 @@ class Scenario:
             routes of ``route_length`` metres drawn from the episode seed.
         route_length: random route length [m].
         target_speed: cruise speed for learners and the default expert speed [m/s].
+        command_lead: metres before a junction on which the route's turn command
+            (LEFT/RIGHT/STRAIGHT) is already set; 0 = on the junction only, as CARLA's
+            agents set it (see :mod:`drive_il.expert.route_planner`).
         cameras: the camera rig.
         vehicle: the ego vehicle.
         traffic: NPC vehicles.
@@ -304,6 +307,7 @@ class Scenario:
     routes: tuple[RouteSpec, ...] = ()
     route_length: float = field(default=400.0, metadata=R(20.0, 100_000.0))
     target_speed: float = field(default=8.0, metadata=R(0.5, 40.0))
+    command_lead: float = field(default=10.0, metadata=R(0.0, 100.0))
     cameras: tuple[CameraConfig, ...] = field(default_factory=_default_cameras)
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)

@@ -22,11 +22,14 @@ speed limit and navigation command.
 
 Navigation commands (CARLA's ``RoadOption``):
 
-- inside a junction, and on the ``junction_lead`` metres (default 10 m) leading into it,
+- inside a junction, and on the ``junction_lead`` metres (default 10 m; a scenario's
+  ``command_lead``) leading into it,
   the command is LEFT, RIGHT or STRAIGHT from the heading change across the junction
   (|change| < 30 deg: STRAIGHT; + = towards CARLA's +y = RIGHT). CARLA's agents set it on
-  the junction segment only; the lead gives a command-conditioned learner (Codevilla et
-  al. 2018) time to prepare the turn before its camera sees the junction;
+  the junction segment only; a lead gives a command-conditioned learner (Codevilla et
+  al. 2018) time to slow for the turn, but a long one blurs when to turn: on the
+  Town01 -> Town02 split a 10 m lead made DAVE-2 turn ~3 m early at Town02's tighter
+  junctions, a 2 m lead did not (``scenarios/town01_train_town02_test.toml``);
 - CHANGELANELEFT / CHANGELANERIGHT on the waypoints of a planned lane change;
 - LANEFOLLOW elsewhere.
 

@@ -13,9 +13,14 @@ trained on, the speed and the navigation command), never the privileged world st
   (:class:`drive_il.expert.controllers.LongitudinalController`, with the gains of the
   scenario's expert preset) — holds the scenario's ``target_speed``; while the command
   is a junction turn (LEFT/RIGHT) it holds ``turn_speed`` instead (the expert's
-  ``junction_speed`` by default; the command is part of the observation). The learners
-  of the papers predict steering only (ALVINN, DAVE-2); CIL's expert also slowed to
-  ~15 km/h in turns (REFERENCES.md).
+  ``junction_speed`` by default; the command is part of the observation). A curve
+  governor caps that speed at ``sqrt(a_lat / |1/r|)``, the expert's own curve-speed rule
+  (its ``lateral_accel_limit``), with 1/r the curvature of the learner's **own** steer
+  (kinematic bicycle), held as a decaying peak (time constant ``curve_hold`` s) so the
+  car keeps the slower speed through the whole bend. The learner thus slows in the bends
+  it steers through, as the expert does, without reading the route. The learners of the
+  papers predict steering only (ALVINN, DAVE-2); CIL's expert also slowed to ~15 km/h in
+  turns (REFERENCES.md).
 
 ``predict_steer(observation)`` gives the learner's steer without acting (DAgger and
 evaluation need the learner's prediction even when the expert drives).
@@ -39,7 +44,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..types import Control, Observation, RoadOption, Step
 from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
-from .labels import curvature_to_steer
+from .labels import curvature_to_steer, steer_to_curvature
 from .preprocessing import preprocess
 
 __all__ = ["PolicyDriver"]
@@ -65,6 +70,11 @@ class PolicyDriver:
             preset).
         dt: control period [s] when the observation's sim time gives none (default:
             the scenario's).
+        lateral_accel_limit: curve governor [m/s^2]: speed <= sqrt(a / |1/r|) of the
+            learner's own steer (default: the expert preset's ``lateral_accel_limit``;
+            ``math.inf`` turns the governor off).
+        min_speed: the governor never asks for less [m/s] (default 2.0).
+        curve_hold: time constant [s] of the decaying peak of |1/r| (default 1.0).
 
     Raises:
         CheckpointError: unreadable checkpoint, or a scenario rig that lacks the model's
@@ -75,7 +85,9 @@ class PolicyDriver:
 
     def __init__(self, policy: str | Path | tuple[Any, CheckpointInfo], *, scenario: Any = None,
                  vehicle: VehicleParams | None = None, target_speed: float | None = None,
-                 turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None) -> None:
+                 turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None,
+                 lateral_accel_limit: float | None = None, min_speed: float = 2.0,
+                 curve_hold: float = 1.0) -> None:
         import torch  # noqa: F401  (fail early if torch is missing)
 
         if isinstance(policy, (str, Path)):
@@ -105,8 +117,19 @@ class PolicyDriver:
         self.dt = float(dt if dt is not None else (scenario.dt if scenario is not None else 0.05))
         from ..expert.controllers import LongitudinalController
         self.cruise = LongitudinalController(expert_config)
+        if lateral_accel_limit is None:
+            lateral_accel_limit = float(getattr(expert_config, "lateral_accel_limit", math.inf))
+        if not lateral_accel_limit > 0:
+            raise ValueError(f"lateral_accel_limit must be > 0 m/s^2, got {lateral_accel_limit!r}")
+        if not (min_speed >= 0 and curve_hold > 0):
+            raise ValueError(f"min_speed must be >= 0 m/s and curve_hold > 0 s, got {min_speed!r}, {curve_hold!r}")
+        self.lateral_accel_limit = float(lateral_accel_limit)
+        self.min_speed = float(min_speed)
+        self.curve_hold = float(curve_hold)
+        self._curvature_peak = 0.0
         self._last_time: float | None = None
         self.last_steer: float = 0.0
+        self.last_target_speed: float = self.target_speed
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, *, scenario: Any = None, **kwargs: Any) -> PolicyDriver:
@@ -119,6 +142,8 @@ class PolicyDriver:
         self.cruise.reset()
         self._last_time = None
         self.last_steer = 0.0
+        self._curvature_peak = 0.0
+        self.last_target_speed = self.target_speed
 
     def predict_steer(self, observation: Observation) -> float:
         """The policy's steer in [-1, 1] for this observation (no side effects).
@@ -153,6 +178,17 @@ class PolicyDriver:
                 torch.set_num_threads(threads)
         return 0.0 if math.isnan(s) else max(-1.0, min(1.0, s))
 
+    def curve_speed(self, steer: float, target: float, dt: float) -> float:
+        """The curve governor: ``target`` [m/s] capped at ``sqrt(a_lat / k)``, k the
+        decaying peak of the curvature |1/r| [1/m] of ``steer`` (kinematic bicycle), never
+        below ``min_speed`` (nor above ``target``). Advances the peak by ``dt`` [s]."""
+        k = abs(steer_to_curvature(float(steer), self.vehicle.wheelbase, self.vehicle.max_steer_angle))
+        self._curvature_peak = max(k, self._curvature_peak * math.exp(-max(dt, 0.0) / self.curve_hold))
+        if not math.isfinite(self.lateral_accel_limit) or self._curvature_peak <= 1e-9:
+            return target
+        v = math.sqrt(self.lateral_accel_limit / self._curvature_peak)
+        return min(target, max(v, self.min_speed))
+
     def act(self, step: Step) -> Control:
         """Steer from the policy, throttle/brake from the cruise controller."""
         obs = step.observation
@@ -164,5 +200,7 @@ class PolicyDriver:
         self._last_time = obs.sim_time
         turning = obs.command in (RoadOption.LEFT, RoadOption.RIGHT)
         target = self.turn_speed if turning else self.target_speed
+        target = self.curve_speed(steer, target, dt)
+        self.last_target_speed = target
         throttle, brake = self.cruise.control(float(obs.speed), target, dt)
         return Control.clipped(steer, throttle, brake)

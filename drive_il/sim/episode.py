@@ -94,12 +94,15 @@ def plan_episode(carla_map: "carla.Map", scenario: Scenario, seed: int, *,
         if idx is not None:
             spec = scenario.routes[idx]
             yaw = None if spec.start_yaw_deg is None else math.radians(spec.start_yaw_deg)
-            route = plan_route(carla_map, spec.start, spec.goal, via=spec.via, start_yaw=yaw)
+            route = plan_route(carla_map, spec.start, spec.goal, via=spec.via, start_yaw=yaw,
+                               junction_lead=scenario.command_lead)
         elif start is not None:  # a random route that begins where the ego starts
             route = random_route(carla_map, np.random.default_rng(int(seed)), scenario.route_length,
-                                 start_xy=(start.x, start.y), start_yaw=start.yaw)
+                                 start_xy=(start.x, start.y), start_yaw=start.yaw,
+                                 junction_lead=scenario.command_lead)
         else:
-            route = random_route(carla_map, np.random.default_rng(int(seed)), scenario.route_length)
+            route = random_route(carla_map, np.random.default_rng(int(seed)), scenario.route_length,
+                                 junction_lead=scenario.command_lead)
     if start is None:
         w = route.waypoints[0]
         start = StartPose(x=float(w.x), y=float(w.y), yaw=float(w.yaw), speed=0.0)

@@ -148,6 +148,29 @@ def test_junction_commands_match_the_turn(grid_map):
     assert {RoadOption.LEFT, RoadOption.RIGHT} <= seen
 
 
+@pytest.mark.parametrize("lead", [0.0, 3.0])
+def test_command_lead_is_honoured(grid_map, lead):
+    r10 = random_route(grid_map, np.random.default_rng(3), 400.0)
+    r = random_route(grid_map, np.random.default_rng(3), 400.0, junction_lead=lead)
+    assert np.allclose(r.xy, r10.xy)                      # the lead changes commands only
+    junction = np.array([w.is_junction for w in r.waypoints])
+    turns = (r.commands != int(RoadOption.LANEFOLLOW)) & ~junction
+    for k in np.nonzero(turns)[0]:
+        nxt = np.nonzero(junction[k:])[0]
+        assert len(nxt) and r.s[k + nxt[0]] - r.s[k] <= lead + 1e-3
+    assert (r.commands[junction] == r10.commands[junction]).all()
+    assert turns.sum() < ((r10.commands != int(RoadOption.LANEFOLLOW)) & ~junction).sum()
+
+
+def test_scenario_command_lead_reaches_the_route(grid_map):
+    from drive_il.scenario import Scenario
+    from drive_il.sim.episode import plan_episode
+    r = plan_episode(grid_map, Scenario(town="grid", route_length=400.0, command_lead=0.0), 3).route
+    junction = np.array([w.is_junction for w in r.waypoints])
+    assert (r.commands[~junction] == int(RoadOption.LANEFOLLOW)).all()
+    assert (r.commands[junction] != int(RoadOption.LANEFOLLOW)).all()
+
+
 def test_lane_graph_is_cached(circuit_map):
     assert lane_graph(circuit_map) is lane_graph(circuit_map)
 

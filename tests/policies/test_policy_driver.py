@@ -80,3 +80,29 @@ def test_rig_mismatch_and_missing_camera(ckpt):
     d = PolicyDriver(ckpt, scenario=Scenario(cameras=(CAM,)))
     with pytest.raises(CheckpointError, match="observation has left"):
         d.predict_steer(_step(cams=("left",)).observation)
+
+
+def test_curve_governor_caps_speed_by_the_learners_own_curvature(ckpt):
+    sc = Scenario(cameras=(CAM,), vehicle=VehicleConfig(wheelbase=2.5, max_steer_deg=40.0), target_speed=8.0)
+    d = PolicyDriver(ckpt, scenario=sc, lateral_accel_limit=2.0, curve_hold=1.0, min_speed=1.0)
+    d.reset(_step())
+    steer = 0.5
+    k = math.tan(0.5 * math.radians(40.0)) / 2.5                  # kinematic bicycle 1/r
+    assert math.isclose(d.curve_speed(steer, 8.0, 0.05), math.sqrt(2.0 / k), rel_tol=1e-9)
+    # straight again: the peak decays with the 1 s time constant, the cap rises
+    v1 = d.curve_speed(0.0, 8.0, 1.0)
+    assert math.isclose(v1, math.sqrt(2.0 / (k * math.exp(-1.0))), rel_tol=1e-9)
+    assert d.curve_speed(0.0, 8.0, 30.0) == 8.0                   # never above the cruise speed
+    assert d.curve_speed(1.0, 0.5, 0.05) == 0.5                   # nor above a lower target
+    d.reset(_step())
+    assert d.curve_speed(1.0, 8.0, 0.05) >= 1.0                   # never below min_speed
+    off = PolicyDriver(ckpt, scenario=sc, lateral_accel_limit=math.inf)
+    assert off.curve_speed(1.0, 8.0, 0.05) == 8.0
+    # in act(): the learner's own steer brakes a car that is too fast for it
+    d.reset(_step())
+    ctl = d.act(_step(speed=7.9))
+    k_own = abs(math.tan(ctl.steer * math.radians(40.0)) / 2.5)
+    assert math.isclose(d.last_target_speed, min(8.0, math.sqrt(2.0 / k_own)), rel_tol=1e-6)
+    assert d.last_target_speed < 7.0 and ctl.brake > 0           # 1/r = 0.05 -> 6.3 m/s
+    with pytest.raises(ValueError, match="lateral_accel_limit"):
+        PolicyDriver(ckpt, scenario=sc, lateral_accel_limit=0.0)
