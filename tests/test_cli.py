@@ -43,6 +43,9 @@ def test_dagger_bad_arguments(tmp_path):
     assert cp.returncode == 2 and "--rounds" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
     cp = run("-m", "drive_il", "dagger", "--beta", "1.5", "--out", str(tmp_path / "r"))
     assert cp.returncode == 2 and "--beta" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+    cp = run("-m", "drive_il", "dagger", "--seed", "-3", "--out", str(tmp_path / "r"))
+    assert cp.returncode == 2 and "--seed" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_maps_directory_is_one_line(tmp_path):
@@ -58,3 +61,19 @@ def test_unreachable_carla_host_is_one_line(tmp_path):
     assert cp.returncode == 2
     lines = cp.stderr.strip().splitlines()
     assert len(lines) == 1 and "localhost:1" in lines[0], cp.stderr
+
+
+def test_dagger_seed_sets_the_run_seed_not_the_test_routes(tmp_path, monkeypatch):
+    import drive_il.dagger.loop as loop
+    from drive_il.cli import main
+
+    seen = {}
+
+    def fake_run_dagger(*, scenario, test_scenario, config, **kw):
+        seen.update(seed=scenario.seed, config_seed=config.seed, test_seed=test_scenario.seed)
+
+    monkeypatch.setattr(loop, "run_dagger", fake_run_dagger)
+    assert main(["dagger", "--seed", "1000", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    from drive_il.scenario import load_scenario
+    default = load_scenario(None)
+    assert seen == {"seed": 1000, "config_seed": 1000, "test_seed": default.test_scenario().seed}

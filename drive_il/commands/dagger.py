@@ -39,6 +39,10 @@ def register(sub) -> None:
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation seed")
     p.add_argument("--threshold", type=float, default=1.0, help="evaluation intervention threshold [m]")
     p.add_argument("--no-bc-matched", action="store_true", help="skip BC with DAgger's number of labels")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the run's seed: expert episodes (seed + k), DAgger rollouts and training (default: the "
+                        "scenario's); the test routes keep the test scenario's seeds. Give seeds >= 1000 apart "
+                        "for independent runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_sim_args(p)
     p.set_defaults(func=run)
@@ -94,8 +98,14 @@ def run(args: argparse.Namespace) -> int:
     from ..factory import make_expert
     from ..scenario import load_scenario
 
+    from ..errors import ConfigError
+
     scenario = load_scenario(args.scenario)
     test = load_scenario(args.test_scenario) if args.test_scenario else scenario.test_scenario()
+    if args.seed is not None:
+        if not 0 <= args.seed < 2**30:
+            raise ConfigError(f"--seed: expected an integer in [0, 2**30), got {args.seed}")
+        scenario = scenario.replace(seed=args.seed)
     cfg = dagger_config_from(args, scenario)
     out = args.out or Path("runs") / scenario.name / "dagger"
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))

@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=3, help="evaluation seeds (default 3)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per seed (default: scenario test.episodes)")
     p.add_argument("--threshold", type=float, default=1.0, help="intervention threshold [m] (default 1.0)")
+    p.add_argument("--trace", action="store_true",
+                   help="print one line per intervention: where, cause, command, speed, learner vs expert steer")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<weather>.json)")
     p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb)")
     add_sim_args(p)
@@ -68,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sim.close()
     print_report(rep)
+    if args.trace:
+        from ..evaluation.trace import format_trace
+        print(format_trace(list(rep.interventions)))
     run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
     out = args.out or run_dir / "eval" / f"{scenario.name}-{scenario.town}-{scenario.weather}.json"
     write_json(out, rep.to_dict())

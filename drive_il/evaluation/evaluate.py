@@ -24,6 +24,7 @@ from ..rollout import TakeoverConfig, run_episode
 from ..scenario import Scenario
 from ..types import StepRecord
 from .metrics import aggregate
+from .trace import InterventionTrace
 
 __all__ = ["EvalReport", "evaluate", "DriftProfile", "REPORT_KEYS"]
 
@@ -77,6 +78,8 @@ class EvalReport:
         seed_mean, seed_std: mean and standard deviation over evaluation seeds of the
             per-seed aggregates, for :data:`REPORT_KEYS`.
         profiles: lateral deviation against route distance per episode.
+        interventions: one row per intervention onset: where, why and how the learner
+            failed (:mod:`drive_il.evaluation.trace`).
     """
 
     scenario: str
@@ -89,6 +92,7 @@ class EvalReport:
     seed_mean: dict[str, float]
     seed_std: dict[str, float]
     profiles: tuple[dict, ...] = field(default=(), repr=False)
+    interventions: tuple[dict, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +126,7 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         raise ValueError(f"episodes must be >= 1, got {n_ep}")
     takeover = takeover or TakeoverConfig()
     prof = DriftProfile()
+    trace = InterventionTrace(threshold=takeover.threshold)
     rows: list[dict] = []
     per_seed: list[dict[str, float]] = []
     bar = None
@@ -133,7 +138,7 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         for j in range(n_ep):
             seed = scenario.seed + 1000 * k + j
             res = run_episode(sim, scenario, seed, expert=expert, driver="learner", learner=learner,
-                              takeover=takeover, observers=[prof, *observers], episode=len(rows))
+                              takeover=takeover, observers=[prof, trace, *observers], episode=len(rows))
             sums.append(res.summary)
             rows.append({"seed": seed, "eval_seed": k, "termination": res.termination, **res.summary})
             if bar is not None:
@@ -146,4 +151,5 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in REPORT_KEYS}
     return EvalReport(scenario=scenario.name, town=scenario.town, weather=scenario.weather,
                       checkpoint=str(checkpoint), threshold=takeover.threshold, episodes=tuple(rows),
-                      aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles))
+                      aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),
+                      interventions=tuple(trace.rows))

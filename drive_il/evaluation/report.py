@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -72,6 +72,31 @@ def verdict(dagger: dict[str, float], bc: dict[str, float], *, weather: str) -> 
             f"of expert labels: autonomy {dagger['autonomy']:.2f} % vs {bc['autonomy']:.2f} %, interventions/km "
             f"{dagger['interventions_per_km']:.2f} vs {bc['interventions_per_km']:.2f}, mean |lateral deviation| "
             f"{dagger['drift_mean']:.3f} m vs {bc['drift_mean']:.3f} m.")
+
+
+def intervention_section(evals: Sequence[tuple[str, Mapping[str, Any]]], weather: str) -> list[str]:
+    """Markdown lines: for each (name, eval report dict), the interventions counted by
+    kind and by command, from the report's ``interventions`` trace
+    (:mod:`drive_il.evaluation.trace`); [] when no report has a trace (older runs)."""
+    evals = [(n, e) for n, e in evals if e is not None and "interventions" in e]
+    if not evals:
+        return []
+    L = ["", f"## Where the expert took over (test town, {weather})", "",
+         "| policy | interventions | in a junction | by kind | by command |", "|---|---|---|---|---|"]
+    for name, ev in evals:
+        rows = list(ev["interventions"])
+
+        def counts(key: str) -> str:
+            c: dict[str, int] = {}
+            for r in rows:
+                c[str(r[key])] = c.get(str(r[key]), 0) + 1
+            return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: -kv[1])) or "-"
+
+        L.append(f"| {name} | {len(rows)} | {sum(bool(r['junction']) for r in rows)} | {counts('kind')} | "
+                 f"{counts('command')} |")
+    L += ["", "Kinds compare the learner's mean steer with the expert's over the 1.5 s before the takeover "
+          "(`drive-il eval --trace` prints each one)."]
+    return L
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -215,6 +240,7 @@ def write_report(run: str | Path) -> Path:
     if bc is not None:
         eb, ed = bc["eval"][w0], final["eval"][w0]
         L += ["", verdict(ed, eb, weather=w0)]
+    L += intervention_section(((ref_name, ref), (f"DAgger round {rounds[-1]['round']}", last_eval)), w0)
     L += ["", "## Plots", "", "![metrics against expert labels](plots/rounds.png)", "",
           "![lateral deviation along a route](plots/drift_along_route.png)", "",
           "![failure rate against route length](plots/failure_vs_length.png)", "",

@@ -114,6 +114,13 @@ class TrainConfig:
         grad_clip: max gradient norm (0 = off).
         balance_steering: draw training samples with weights inversely proportional to
             the frequency of their steering label (DAVE-2 over-sampled curves).
+        balance_power: exponent p of the steering weights, ``count ** -p`` (1 = full
+            inverse frequency, 0.5 = its square root: curves over-sampled less hard).
+        balance_commands: draw training samples so that every navigation command
+            present (LANEFOLLOW, LEFT, RIGHT, STRAIGHT, ...) carries the same total weight:
+            each branch head of a command-conditioned model sees as many samples, and
+            junction turns are no longer a few per cent of the batches. Combines with
+            ``balance_steering`` (the weights multiply).
         val_fraction: share of *episodes* held out for validation.
         seed: default seed (``--seed`` overrides).
         num_workers: DataLoader workers (0 = in the training process; on 2 cores the
@@ -130,6 +137,8 @@ class TrainConfig:
     lr_schedule: str = field(default="cosine", metadata={"choices": ("cosine", "constant")})
     grad_clip: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
     balance_steering: bool = False
+    balance_power: float = field(default=1.0, metadata={"range": (0.0, 4.0)})
+    balance_commands: bool = False
     val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     num_workers: int = field(default=0, metadata={"range": (0, 64)})

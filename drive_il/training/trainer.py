@@ -216,8 +216,8 @@ def train_loader(dataset: BCDataset, training: Any, *, seed: int, epoch: int):
 
     Shuffling uses a ``torch.Generator`` seeded from (seed, epoch); the per-sample
     augmentation seeds come from the dataset, so workers do not change the result. With
-    ``training.balance_steering`` samples are drawn (with replacement) with
-    :func:`steering_balance_weights`.
+    ``training.balance_steering`` / ``balance_commands`` samples are drawn (with
+    replacement) with :func:`sampling_weights`.
     """
     import torch
     from torch.utils.data import DataLoader, WeightedRandomSampler
@@ -226,7 +226,7 @@ def train_loader(dataset: BCDataset, training: Any, *, seed: int, epoch: int):
     g = torch.Generator()
     g.manual_seed(seed * 1_000_003 + epoch)
     sampler = None
-    weights = steering_balance_weights(dataset.base) if getattr(training, "balance_steering", False) else None
+    weights = sampling_weights(dataset.base, training)
     if weights is not None:
         # DAVE-2 over-sampled curves against the straight-driving bias (Bojarski et al. 2016)
         sampler = WeightedRandomSampler(torch.from_numpy(weights), num_samples=len(dataset), replacement=True,
@@ -237,25 +237,55 @@ def train_loader(dataset: BCDataset, training: Any, *, seed: int, epoch: int):
                       drop_last=len(dataset) > training.batch_size, persistent_workers=False)
 
 
-def steering_balance_weights(samples: Sequence[Mapping[str, Any]], bins: int = 21) -> np.ndarray | None:
-    """Per-sample weights inversely proportional to the count of the expert's steer in
-    its histogram bin (mean 1), from the dataset's label arrays (no image read); None
-    when ``samples`` has no label arrays."""
+def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.ndarray | None:
+    """Per-sample draw weights (mean 1) of ``training.balance_steering`` (with
+    ``balance_power``) and ``training.balance_commands``, multiplied; None when neither
+    is on or the samples have no label arrays."""
+    w = None
+    if getattr(training, "balance_steering", False):
+        w = steering_balance_weights(samples, power=getattr(training, "balance_power", 1.0))
+    if getattr(training, "balance_commands", False):
+        c = command_balance_weights(samples)
+        if c is not None:
+            w = c if w is None else w * c
+            w = w * (len(w) / w.sum())
+    return w
+
+
+def _label_array(samples: Sequence[Mapping[str, Any]], key: str) -> np.ndarray | None:
     labels = getattr(samples, "labels", None)
     idx = None
     if labels is None and hasattr(samples, "base") and hasattr(samples, "indices"):
         labels, idx = getattr(samples.base, "labels", None), samples.indices
-    if labels is None or "steer" not in labels:
+    if labels is None or key not in labels:
         return None
-    steer = np.asarray(labels["steer"], dtype=np.float64)
-    if idx is not None:
-        steer = steer[idx]
-    if len(steer) == 0:
+    a = np.asarray(labels[key])
+    return a[idx] if idx is not None else a
+
+
+def steering_balance_weights(samples: Sequence[Mapping[str, Any]], bins: int = 21,
+                             power: float = 1.0) -> np.ndarray | None:
+    """Per-sample weights ``count ** -power`` of the expert's steer in its histogram bin
+    (``bins`` bins over [-1, 1]), normalised to mean 1, from the dataset's label arrays
+    (no image read); None when ``samples`` has no label arrays."""
+    steer = _label_array(samples, "steer")
+    if steer is None or len(steer) == 0:
         return None
     edges = np.linspace(-1.0, 1.0, bins + 1)
-    b = np.clip(np.digitize(steer, edges) - 1, 0, bins - 1)
+    b = np.clip(np.digitize(steer.astype(np.float64), edges) - 1, 0, bins - 1)
     counts = np.bincount(b, minlength=bins).astype(np.float64)
-    w = 1.0 / counts[b]
+    w = counts[b] ** -float(power)
+    return w * (len(w) / w.sum())
+
+
+def command_balance_weights(samples: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    """Per-sample weights ``1 / count(command)``, normalised to mean 1: every command
+    present gets the same total weight. None when ``samples`` has no label arrays."""
+    cmd = _label_array(samples, "command")
+    if cmd is None or len(cmd) == 0:
+        return None
+    _, inv, counts = np.unique(cmd.astype(np.int64), return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv].astype(np.float64)
     return w * (len(w) / w.sum())
 
 

@@ -74,6 +74,7 @@ def test_killed_run_resumes_from_last_finished_round(tmp_path):
     assert cp.returncode == 0, cp.stderr
     text = (out / "report.md").read_text()
     assert "| 2 |" in text and (out / "plots" / "rounds.png").exists()
+    assert "## Where the expert took over" in text
 
 
 def test_unavailable_test_town_is_one_line(tmp_path):

@@ -138,3 +138,30 @@ def test_balanced_training_runs(data, tmp_path):
     res = train_policy(data_dirs=[data], model_config=_tiny("alvinn", balance_steering=True), out_dir=tmp_path / "b",
                        epochs=1, seed=0, progress=False)
     assert res.train_samples > 0 and np.isfinite(res.best_val_loss)
+
+
+def test_command_and_softened_steering_weights():
+    from types import SimpleNamespace
+
+    from drive_il.training.trainer import command_balance_weights, sampling_weights, steering_balance_weights
+
+    cmd = np.array([4] * 8 + [1] * 2, np.int8)                  # 8 LANEFOLLOW, 2 LEFT
+    steer = np.array([0.0] * 8 + [-0.5] * 2)
+    samples = SimpleNamespace(labels={"command": cmd, "steer": steer})
+    w = command_balance_weights(samples)
+    assert np.isclose(w.mean(), 1.0) and np.isclose(w[cmd == 4].sum(), w[cmd == 1].sum())
+    full, half = steering_balance_weights(samples), steering_balance_weights(samples, power=0.5)
+    assert np.isclose(full[-1] / full[0], 4.0) and np.isclose(half[-1] / half[0], 2.0)
+    assert np.allclose(steering_balance_weights(samples, power=0.0), 1.0)
+    off = SimpleNamespace(balance_steering=False, balance_commands=False)
+    assert sampling_weights(samples, off) is None
+    both = sampling_weights(samples, SimpleNamespace(balance_steering=True, balance_power=0.5, balance_commands=True))
+    assert np.isclose(both.mean(), 1.0) and np.isclose(both[-1] / both[0], 2.0 * 4.0)
+    assert command_balance_weights([{"command": 4}]) is None
+
+
+def test_command_balanced_training_runs(data, tmp_path):
+    res = train_policy(data_dirs=[data], model_config=_tiny("dave2_command", balance_commands=True,
+                                                            balance_steering=True, balance_power=0.5),
+                       out_dir=tmp_path / "c", epochs=1, seed=0, progress=False)
+    assert res.train_samples > 0 and np.isfinite(res.best_val_loss)
