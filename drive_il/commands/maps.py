@@ -5,6 +5,9 @@
   comes from, its driving-lane length, junctions and generated spawn points.
 - ``export NAME --out FILE.xodr``: write a town's OpenDRIVE (e.g. a generated town, to
   load it into CARLA with ``client.generate_opendrive_world(text)``).
+- ``turns NAME [NAME...]``: the geometry of the junction turns random routes take in
+  each town (junction length, where the arc begins after the entry, its smallest
+  radius), per command: what a learner trained in one town must transfer to another.
 - ``pull``: save the towns of a running CARLA server (``world.get_map().to_opendrive()``)
   as ``<maps_dir>/<Town>.xodr``, so the embedded world drives on the same roads.
 """
@@ -39,6 +42,17 @@ def register(sub) -> None:
                     help="output file ('-' for standard output)")
     _maps_dir_arg(ep)
     ep.set_defaults(func=run_export)
+
+    tp = msub.add_parser("turns", help="junction-turn geometry of towns (length, arc start, radius)",
+                         description="Plan random routes in each town (turn commands on the junction) and "
+                                     "print, per command, the distinct junctions crossed: their length along "
+                                     "the route, where the arc begins after the entry and its smallest radius.")
+    tp.add_argument("towns", nargs="+", metavar="NAME", help="town names (e.g. Town01 Town02) or .xodr paths")
+    tp.add_argument("--routes", type=int, default=60, help="random routes per town (default 60)")
+    tp.add_argument("--length", type=float, default=400.0, help="route length [m] (default 400)")
+    tp.add_argument("--seed", type=int, default=0, help="first route seed (default 0)")
+    _maps_dir_arg(tp)
+    tp.set_defaults(func=run_turns)
 
     pp = msub.add_parser("pull", help="save a CARLA server's towns as .xodr files",
                          description="Connect to a CARLA 0.9.16 server, load each town and save "
@@ -104,6 +118,43 @@ def run_export(args: argparse.Namespace) -> int:
     _write_atomic(out, town.xodr)
     n_roads = town.xodr.count("<road ")
     print(f"wrote {out} ({town.name}, {n_roads} roads, {len(town.xodr.encode()) / 1024:.0f} KiB)")
+    return 0
+
+
+# --------------------------------------------------------------------------- turns
+def run_turns(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..errors import ConfigError
+    from ..expert.route_planner import junction_turns, random_route
+    from ..sim import maps
+
+    if args.routes < 1:
+        raise ConfigError(f"--routes: expected an integer >= 1, got {args.routes}")
+    if not args.length > 0:
+        raise ConfigError(f"--length: expected a route length > 0 m, got {args.length}")
+    print(f"{'town':<10} {'command':<10} {'n':>3} {'length [m]':>10} {'arc start after entry [m]':>26} "
+          f"{'smallest radius [m]':>20}")
+    for name in args.towns:
+        town = maps.load_town(name, args.maps_dir)
+        seen: dict[tuple, dict] = {}
+        for k in range(args.routes):
+            route = random_route(town.map, np.random.default_rng(args.seed + k), args.length, junction_lead=0.0)
+            for t in junction_turns(route):
+                seen.setdefault((round(t["x"]), round(t["y"]), t["command"]), t)
+        by_cmd: dict[str, list[dict]] = {}
+        for t in seen.values():
+            by_cmd.setdefault(t["command"], []).append(t)
+        if not by_cmd:
+            print(f"{town.name:<10} no junction on {args.routes} random routes")
+        for cmd in sorted(by_cmd):
+            ts = by_cmd[cmd]
+            ln = np.array([t["length"] for t in ts])
+            arcs = np.array([t["arc_start"] for t in ts if t["arc_start"] is not None])
+            rad = np.array([t["min_radius"] for t in ts if t["min_radius"] is not None])
+            arc = f"{arcs.mean():.1f} ({arcs.min():.1f} to {arcs.max():.1f})" if len(arcs) else "-"
+            r = f"{rad.mean():.1f} (min {rad.min():.1f})" if len(rad) else "-"
+            print(f"{town.name:<10} {cmd:<10} {len(ts):>3} {ln.mean():>10.1f} {arc:>26} {r:>20}")
     return 0
 
 

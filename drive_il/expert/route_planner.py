@@ -50,18 +50,18 @@ import re
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ScenarioError
-from ..geometry import wrap_angle
+from ..geometry import polyline_curvature, wrap_angle
 from ..types import RoadOption, Route, RouteWaypoint
 
 if TYPE_CHECKING:  # pragma: no cover
     import carla
 
-__all__ = ["LaneGraph", "LanePoint", "lane_graph", "plan_route", "random_route"]
+__all__ = ["LaneGraph", "LanePoint", "junction_turns", "lane_graph", "plan_route", "random_route"]
 
 log = logging.getLogger(__name__)
 
@@ -741,3 +741,47 @@ def _random_walk(g: LaneGraph, st: LanePoint, length: float, rng: np.random.Gene
         rng.shuffle(nxt)
         options.append(nxt)
     return path
+
+
+def junction_turns(route: Route, *, curvature_threshold: float = 0.05) -> list[dict[str, Any]]:
+    """The geometry of every junction a route crosses: how long the junction is, where
+    in it the turn's arc begins and how tight the arc is. Used to compare towns (a
+    learner trained in one town judges a turn's onset from the look of its junctions).
+
+    Args:
+        route: a dense route (its waypoints' ``is_junction`` and ``command``).
+        curvature_threshold: |curvature| [1/m] above which the route counts as turning
+            (0.05 = a 20 m radius).
+
+    Returns:
+        One dict per junction crossed: ``command`` (RoadOption name of its first
+        waypoint), ``x``, ``y`` (entry point [m]), ``length`` (along the route from the entry to
+        the first waypoint after the junction [m]), ``arc_start`` (from the entry to the first point of |curvature| >
+        threshold [m], negative when the arc begins before the entry; None for a route
+        that does not turn there), ``min_radius`` ([m], None when it does not turn).
+        Junctions cut by the route's start or end are left out.
+    """
+    j = np.array([w.is_junction for w in route.waypoints], bool)
+    k = np.abs(polyline_curvature(route.xy))
+    out: list[dict[str, Any]] = []
+    n = len(j)
+    i = 1
+    while i < n:
+        if j[i] and not j[i - 1]:
+            e = i
+            while e < n and j[e]:
+                e += 1
+            if e >= n:
+                break
+            lo, hi = max(i - 3, 0), min(e + 3, n)
+            turning = np.flatnonzero(k[lo:hi] > curvature_threshold)
+            w = route.waypoints[i]
+            out.append({
+                "command": w.command.name, "x": float(w.x), "y": float(w.y),
+                "length": float(route.s[e] - route.s[i]),
+                "arc_start": float(route.s[lo + turning[0]] - route.s[i]) if len(turning) else None,
+                "min_radius": float(1.0 / k[lo:hi].max()) if len(turning) else None,
+            })
+            i = e
+        i += 1
+    return out

@@ -139,3 +139,23 @@ def test_pull_saves_the_servers_towns(monkeypatch, capsys, tmp_path):
     assert main(["maps", "pull", "--maps-dir", str(out), "--town", "Town03"]) == 2
     assert "no <road>" in capsys.readouterr().err
     assert not (out / "Town03.xodr").exists()
+
+
+def test_turns_prints_junction_geometry_per_command(capsys, no_maps_env):
+    assert main(["maps", "turns", "grid", "circuit", "--routes", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["town", "command", "n"]
+    rows = {ln.split()[1]: ln.split() for ln in lines[1:] if ln.startswith("grid")}
+    assert {"LEFT", "RIGHT"} <= set(rows)
+    assert int(rows["LEFT"][2]) >= 1 and float(rows["LEFT"][3]) > 5.0       # junction length [m]
+    assert rows.get("STRAIGHT", ["", "", "", "", "-"])[4] == "-"           # no arc going straight
+    assert any(ln.startswith("circuit") and "no junction" in ln for ln in lines)
+
+
+def test_turns_bad_input_is_one_line(capsys, no_maps_env):
+    assert main(["maps", "turns", "grid", "--routes", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--routes" in err[0]
+    assert main(["maps", "turns", "NoSuchTown"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NoSuchTown" in err[0]

@@ -244,3 +244,30 @@ def test_town04_plans_lane_changes(town04_map):
     assert gaps.max() < 1.05
     # the highway's limit is read from the OpenDRIVE <type><speed> records
     assert r.waypoints[0].speed_limit is not None and r.waypoints[0].speed_limit > 20.0
+
+
+def test_junction_turns_on_a_hand_built_route():
+    from drive_il.expert.route_planner import junction_turns
+    from drive_il.types import RouteWaypoint
+
+    # 20 m straight, a junction: 3 m straight then a quarter circle of radius 6 m (right
+    # turn in CARLA's frame, +y), then 20 m straight out of it
+    pts = [(float(x), 0.0, False) for x in range(20)]
+    pts += [(20.0 + d, 0.0, True) for d in (0.0, 1.0, 2.0, 3.0)]
+    r = 6.0
+    for a in np.linspace(0.0, math.pi / 2, 10)[1:]:
+        pts.append((23.0 + r * math.sin(a), r - r * math.cos(a), True))
+    pts += [(29.0, 6.0 + d, False) for d in range(1, 21)]
+    wps = tuple(RouteWaypoint(x=x, y=y, yaw=0.0, is_junction=j,
+                              command=RoadOption.RIGHT if j else RoadOption.LANEFOLLOW) for x, y, j in pts)
+    (t,) = junction_turns(Route(wps, spacing=1.0))
+    assert t["command"] == "RIGHT" and (t["x"], t["y"]) == (20.0, 0.0)
+    assert t["length"] == pytest.approx(4.0 + r * math.pi / 2, abs=0.3)  # entry to the first point after it
+    assert t["arc_start"] == pytest.approx(3.0)
+    assert t["min_radius"] == pytest.approx(r, rel=0.25)
+    # going straight through the junction: no arc
+    flat = tuple(RouteWaypoint(x=float(x), y=0.0, yaw=0.0, is_junction=20 <= x < 30) for x in range(50))
+    (s,) = junction_turns(Route(flat, spacing=1.0))
+    assert s["arc_start"] is None and s["min_radius"] is None and s["length"] == pytest.approx(10.0)
+    # a junction cut by the route's end is left out
+    assert junction_turns(Route(flat[:25], spacing=1.0)) == []
