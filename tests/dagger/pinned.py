@@ -1,0 +1,154 @@
+"""Small seeded DAgger runs whose figures are pinned (issue 15: behaviour unchanged by
+the architecture refactor).
+
+``python -m tests.dagger.pinned OUT.json`` re-records the figures; the test
+``test_pinned_run.py`` runs the same job and compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: The run: ALVINN, round 0 + 2 DAgger rounds, matched BC, on the generated circuit with
+#: one Traffic vehicle and CIL noise on round 0 (so the arbitration, noise, interventions
+#: and recorder paths all run).
+SCENARIO = """
+name = "pinned"
+town = "circuit"
+episode_seconds = 10.0
+route_length = 100.0
+target_speed = 6.0
+
+[[cameras]]
+name = "center"
+width = 200
+height = 66
+fov_deg = 60.0
+x = 1.4
+z = 1.5
+pitch_deg = -8.0
+
+[traffic]
+vehicles = 4
+target_speed = 5.0
+
+[noise]
+episode_share = 0.5
+magnitude = 0.3
+interval = 1.5
+
+[test]
+seed = 10000
+episodes = 2
+unseen_weathers = ["CloudySunset"]
+
+[pipeline]
+model = "alvinn"
+bc_episodes = 2
+dagger_rounds = 2
+dagger_episodes = 1
+epochs = 2
+dagger_epochs = 1
+eval_seeds = 1
+"""
+
+#: The second run: command-conditioned DAVE-2 with three cameras (side-camera labels) on
+#: the generated grid town's junctions, HG-DAgger's gated mode (the expert as the gate).
+GRID = """
+name = "pinned_grid"
+town = "grid"
+episode_seconds = 8.0
+route_length = 80.0
+target_speed = 6.0
+command_lead = 5.0
+
+[[cameras]]
+name = "center"
+width = 200
+height = 66
+fov_deg = 60.0
+
+[[cameras]]
+name = "left"
+width = 200
+height = 66
+fov_deg = 60.0
+y = -0.6
+
+[[cameras]]
+name = "right"
+width = 200
+height = 66
+fov_deg = 60.0
+y = 0.6
+
+[test]
+seed = 20000
+episodes = 2
+
+[pipeline]
+model = "dave2_command"
+bc_episodes = 2
+dagger_rounds = 1
+dagger_episodes = 1
+epochs = 1
+eval_seeds = 1
+"""
+
+#: job name -> (scenario TOML, extra ``drive-il dagger`` flags)
+JOBS = {"alvinn_circuit": (SCENARIO, ()),
+        "dave2_command_grid_gated": (GRID, ("--mode", "gated", "--gate-threshold", "0.5"))}
+
+#: Evaluation keys pinned per round and weather.
+KEYS = ("autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max", "route_completion",
+        "collisions_per_km", "lane_invasions_per_km", "disagreement_mean", "heading_error_mean", "episodes")
+
+
+def _episode_digest(path: Path) -> dict:
+    from drive_il.data.storage import EpisodeReader
+    with EpisodeReader(path) as r:
+        steps = {k: np.asarray(r.steps[k]) for k in r.steps}
+        frame = np.asarray(r.frame(r.cameras[0], len(r) // 2))
+    h = hashlib.sha256()
+    for k in sorted(steps):
+        h.update(np.ascontiguousarray(steps[k]).tobytes())
+    return {"steps": int(len(steps["speed"])), "labels_sha256": h.hexdigest()[:16],
+            "expert_steer_sum": round(float(np.sum(steps["expert"][:, 0])), 6),
+            "mid_frame_sha256": hashlib.sha256(frame.tobytes()).hexdigest()[:16]}
+
+
+def run_pinned(tmp: Path, job: str) -> dict:
+    """Run the pinned job ``job`` (a key of :data:`JOBS`) in ``tmp``; returns its figures."""
+    from drive_il.cli import main
+
+    text, extra = JOBS[job]
+    sc = tmp / f"{job}.toml"
+    sc.write_text(text)
+    out = tmp / job
+    rc = main(["dagger", "--scenario", str(sc), "--out", str(out), "--no-progress", *extra])
+    assert rc == 0, rc
+    fig: dict = {"rounds": [], "bc_matched": None, "episodes": {}}
+    for p in sorted(out.glob("round_*/round.json")):
+        r = json.loads(p.read_text())
+        fig["rounds"].append({
+            "round": r["round"], "beta": r["beta"], "frames": r["frames"],
+            "labelled_frames": r["labelled_frames"], "total_labelled_frames": r["total_labelled_frames"],
+            "eval": {w: {k: ev.get(k) for k in KEYS} for w, ev in sorted(r["eval"].items())}})
+    bc = json.loads((out / "bc_matched" / "bc.json").read_text())
+    fig["bc_matched"] = {"frames": bc["frames"], "episodes": bc["episodes"],
+                         "eval": {w: {k: ev.get(k) for k in KEYS} for w, ev in sorted(bc["eval"].items())}}
+    for p in sorted(out.glob("*/data/episode_*.h5")) + sorted(out.glob("bc_matched/data/episode_*.h5")):
+        fig["episodes"][str(p.relative_to(out))] = _episode_digest(p)
+    return fig
+
+
+if __name__ == "__main__":  # pragma: no cover - re-recording tool
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        figs = {job: run_pinned(Path(d), job) for job in JOBS}
+    Path(sys.argv[1]).write_text(json.dumps(figs, indent=1, sort_keys=True) + "\n")
