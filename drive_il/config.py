@@ -10,40 +10,72 @@ configs and tyro/CleanRL typed arguments:
 * a value outside the range given in the field's metadata is an error;
 * missing keys take the dataclass default; a field without a default is required.
 
-Field metadata understood (``dataclasses.field(metadata=...)``):
+Field metadata understood (``dataclasses.field(metadata=...)``, built with :func:`R`,
+:func:`one_of`, :func:`doc`):
 
 * ``"range": (lo, hi)``: closed interval for numbers; ``None`` for an open end.
 * ``"choices": (...)``: allowed values.
-* ``"doc"``: one-line description (shown in error messages and docs).
+* ``"doc"``: one-line description (error messages, ``--help``, the DAgger report).
 * ``"internal": True``: set by code, never read from a file (an unknown key there).
+* ``"aliases": ("--old-flag", ...)``: extra command-line spellings (:func:`add_config_flags`).
 
-Every error is a :class:`drive_il.errors.ConfigError` whose message is one line naming
-the file, the dotted field path, the value and what was expected, e.g.::
+**One check for every construction path.** Each config dataclass calls
+:func:`validate_fields` first in its ``__post_init__``; it checks ``range`` and
+``choices`` (and that a ranged field holds a finite number) and raises
+:class:`~drive_il.errors.FieldError`. So TOML, the command line and Python code get the
+same words, with their own prefix::
 
-    scenarios/x.toml: field 'traffic.vehicles': expected an integer in [0, 200], got -3
+    scenarios/x.toml: field 'traffic.vehicles': expected an integer in [0, 500], got -3
+    --vehicles: field 'vehicles': expected an integer in [0, 500], got -3
+    TrafficConfig: field 'vehicles': expected an integer in [0, 500], got -3
+
+Every error is a :class:`drive_il.errors.ConfigError` (a ``ValueError``) whose message is
+one line naming the file (or flag), the dotted field path, the value and what was expected.
 
 Usage::
 
     scenario = load_toml(Scenario, "scenarios/default.toml")
     cfg = from_dict(ExpertConfig, {"target_speed": 8.0}, source="<cli>")
+
+    add_config_flags(parser, PipelineConfig)             # --dagger-rounds (--rounds), ...
+    cfg = config_from_args(PipelineConfig, scenario.pipeline, parser.parse_args())
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import enum
+import functools
 import math
+import numbers
 import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Literal, Mapping, TypeVar, get_args, get_origin, get_type_hints
 
-from .errors import ConfigError
+from .errors import ConfigError, FieldError
 
 T = TypeVar("T")
 
-__all__ = ["from_dict", "load_toml", "read_toml", "to_dict"]
+__all__ = ["R", "add_config_flags", "config_from_args", "doc", "from_dict", "load_toml", "one_of",
+           "read_toml", "to_dict", "validate_fields"]
+
+
+def R(lo: float | None, hi: float | None, doc: str = "") -> dict[str, Any]:
+    """Field metadata: closed range [lo, hi] (``None``: open end) and a doc line."""
+    return {"range": (lo, hi), "doc": doc}
+
+
+def one_of(*choices: Any, doc: str = "") -> dict[str, Any]:
+    """Field metadata: the allowed values and a doc line."""
+    return {"choices": tuple(choices), "doc": doc}
+
+
+def doc(text: str) -> dict[str, Any]:
+    """Field metadata: a doc line only."""
+    return {"doc": text}
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -109,6 +141,72 @@ def _range_text(rng: tuple[Any, Any] | None) -> str:
     return f" <= {hi}"
 
 
+def check_value(value: Any, meta: Mapping[str, Any], kind: str = "a number") -> str | None:
+    """What is wrong with ``value`` for a field with metadata ``meta`` (its ``range``
+    and ``choices``), as ``"expected ..., got ..."``; None when it is fine.
+
+    Args:
+        kind: "an integer" or "a number" (the field's type, for ranged fields).
+    """
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        return f"expected one of {list(choices)}, got {_describe(value)}"
+    rng = meta.get("range")
+    if not rng:
+        return None
+    integral = kind == "an integer"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if integral else numbers.Real):
+        return f"expected {kind}{_range_text(rng)}, got {_describe(value)}"
+    if not integral and not math.isfinite(value):
+        return f"expected a finite number, got {value!r}"
+    lo, hi = rng
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return f"expected {kind}{_range_text(rng)}, got {value!r}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _checked_fields(cls: type) -> tuple[tuple[str, Mapping[str, Any], str], ...]:
+    """(name, metadata, kind) of the fields of ``cls`` that carry a range or choices."""
+    hints = get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if "range" in f.metadata or "choices" in f.metadata:
+            out.append((f.name, f.metadata, "an integer" if _base_type(hints[f.name]) is int else "a number"))
+    return tuple(out)
+
+
+def _base_type(tp: Any) -> Any:
+    """int for ``int``, ``int | None``, ``tuple[int, ...]``; the type itself otherwise."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in get_args(tp) if a is not type(None)]
+        return _base_type(non_none[0]) if len(non_none) == 1 else tp
+    if origin in (tuple, list):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        return _base_type(args[0]) if args and all(a == args[0] for a in args) else tp
+    return tp
+
+
+def validate_fields(obj: Any) -> None:
+    """Check every field of config dataclass ``obj`` against its ``range`` and
+    ``choices`` metadata (items one by one for tuples; ``None`` passes). Call it first in
+    ``__post_init__``: then TOML, the command line and Python code share this one check.
+
+    Raises:
+        FieldError: ``"<Class>: field '<name>': expected ..., got ..."`` (one line).
+    """
+    cls = type(obj)
+    for name, meta, kind in _checked_fields(cls):
+        value = getattr(obj, name)
+        for v in (value if isinstance(value, (tuple, list)) else (value,)):
+            if v is None:
+                continue
+            problem = check_value(v, meta, kind)
+            if problem:
+                raise FieldError(cls.__name__, name, problem)
+
+
 def _convert(tp: Any, value: Any, *, source: str, path: str, meta: Mapping[str, Any]) -> Any:
     origin = get_origin(tp)
     args = get_args(tp)
@@ -123,7 +221,7 @@ def _convert(tp: Any, value: Any, *, source: str, path: str, meta: Mapping[str, 
             try:
                 return _convert(a, value, source=source, path=path, meta=meta)
             except ConfigError as e:
-                errors.append(str(e))
+                errors.append(e)
         raise errors[0] if len(errors) == 1 else _fail(
             source, path, f"got {_describe(value)}, which matches none of {tp}")
     if tp is Any:
@@ -169,22 +267,18 @@ def _convert(tp: Any, value: Any, *, source: str, path: str, meta: Mapping[str, 
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(source, path, f"expected an integer{_range_text(rng)}, got {_describe(value)}")
-        _check_range(value, rng, source=source, path=path, kind="an integer")
+        _check(value, meta, source=source, path=path, kind="an integer")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(source, path, f"expected a number{_range_text(rng)}, got {_describe(value)}")
         value = float(value)
-        if not math.isfinite(value):
-            raise _fail(source, path, f"expected a finite number, got {value!r}")
-        _check_range(value, rng, source=source, path=path, kind="a number")
+        _check(value, meta, source=source, path=path, kind="a number")
         return value
     if tp is str:
         if not isinstance(value, str):
             raise _fail(source, path, f"expected a string, got {_describe(value)}")
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            raise _fail(source, path, f"expected one of {list(choices)}, got {value!r}")
+        _check(value, meta, source=source, path=path)
         return value
     if tp is Path:
         if not isinstance(value, str):
@@ -193,12 +287,10 @@ def _convert(tp: Any, value: Any, *, source: str, path: str, meta: Mapping[str, 
     raise TypeError(f"config: unsupported field type {tp!r} at {path}")
 
 
-def _check_range(value: float, rng: Any, *, source: str, path: str, kind: str) -> None:
-    if not rng:
-        return
-    lo, hi = rng
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise _fail(source, path, f"expected {kind}{_range_text(rng)}, got {value!r}")
+def _check(value: Any, meta: Mapping[str, Any], *, source: str, path: str, kind: str = "a number") -> None:
+    problem = check_value(value, meta, kind)
+    if problem:
+        raise _fail(source, path, problem)
 
 
 def _build(cls: type[T], data: Mapping[str, Any], *, source: str, prefix: str) -> T:
@@ -218,6 +310,8 @@ def _build(cls: type[T], data: Mapping[str, Any], *, source: str, prefix: str) -
             raise _fail(source, path, "required key is missing")
     try:
         return cls(**kwargs)
+    except FieldError as e:  # the dataclass's own check: put the file and the dotted path in front
+        raise _fail(source, prefix + e.field, e.detail) from None
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
@@ -235,8 +329,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "<config>"
         prefix: dotted path prefix for error messages.
 
     Raises:
-        ConfigError: unknown key, wrong type, out-of-range value, or a ValueError from
-            the dataclass's own ``__post_init__`` cross-field validation.
+        ConfigError: unknown key, wrong type, out-of-range value, or an error from the
+            dataclass's own ``__post_init__`` (:func:`validate_fields`, cross-field checks).
     """
     if not isinstance(data, Mapping):
         raise _fail(source, prefix.rstrip("."), f"expected a table, got {_describe(data)}")
@@ -257,3 +351,91 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _flags(cls: type, name: str) -> str:
+    """``--dagger-rounds/--rounds``: a field's flag and its aliases, for error messages."""
+    f = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+    return "/".join((_flag(name), *f.metadata.get("aliases", ()))) if f else "command line"
+
+
+def _arg_type(tp: Any, optional: bool) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if optional and text.lower() == "none":
+            return None
+        return tp(text)
+    parse.__name__ = tp.__name__  # argparse names it in "invalid int value"
+    return parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, title: str | None = None,
+                     defaults_from: str = "") -> None:
+    """Add one command-line flag per field of config dataclass ``cls``, generated from
+    the field's name, type and metadata: ``--field-name`` plus the ``aliases`` spellings;
+    ``--x/--no-x`` for booleans; ``none`` accepted for optional fields; the choices
+    listed in the metavar (checked by the dataclass, so a bad one is one line); the
+    ``doc`` line as the help. A flag not given leaves the attribute unset, so
+    :func:`config_from_args` keeps the base value. Nested dataclass fields get no flag.
+
+    Args:
+        title: an argument group for the flags (None: the parser itself).
+        defaults_from: where the defaults come from, for the help (e.g. "[pipeline]").
+    """
+    group = parser.add_argument_group(title) if title else parser
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init or f.metadata.get("internal"):
+            continue
+        tp = hints[f.name]
+        optional = False
+        if get_origin(tp) in (typing.Union, types.UnionType):
+            non_none = [a for a in get_args(tp) if a is not type(None)]
+            optional, tp = len(non_none) < len(get_args(tp)), non_none[0]
+        if dataclasses.is_dataclass(tp):
+            continue  # a nested table: no flag
+        text = f.metadata.get("doc", "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        where = f"{defaults_from} {f.name}" if defaults_from else ""
+        where += "" if default is None else f", else {default}" if where else f"{default}"
+        help_text = f"{text} (default: {where})".lstrip() if where else text
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text.replace("%", "%%")}
+        if tp is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif get_origin(tp) is tuple:
+            item = get_args(tp)[0]
+            kw.update(nargs="*", type=_arg_type(item, False), metavar=item.__name__.upper())
+        else:
+            kw["type"] = _arg_type(tp, optional)
+            choices = f.metadata.get("choices")
+            kw["metavar"] = ("{" + ",".join(map(str, choices)) + "}" if choices else
+                             {int: "N", float: "X"}.get(tp, "NAME"))
+        group.add_argument(_flag(f.name), *f.metadata.get("aliases", ()), **kw)
+
+
+def config_from_args(cls: type[T], base: T | None, args: argparse.Namespace) -> T:
+    """``base`` (default: ``cls()``) with the flags of :func:`add_config_flags` that were
+    given on the command line.
+
+    Raises:
+        ConfigError: a bad value, one line naming the flag(s), the field, the value and
+            what was expected (the dataclass's own check, as for TOML and Python).
+    """
+    base = cls() if base is None else base
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+             if f.init and hasattr(args, f.name)}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    try:
+        return dataclasses.replace(base, **given)
+    except FieldError as e:
+        raise ConfigError(f"{_flags(cls, e.field)}: field '{e.field}': {e.detail}") from None
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"command line: {e}") from None

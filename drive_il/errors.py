@@ -17,6 +17,31 @@ class ConfigError(DriveILError, ValueError):
     has an unknown key, a value of the wrong type or out of range."""
 
 
+class FieldError(ConfigError):
+    """A config dataclass was built with a bad field value (raised by its
+    ``__post_init__``, whatever built it: a TOML loader, the command line, Python code).
+
+    The message is ``"<Class>: field '<name>': <detail>"``; a loader that knows where the
+    value came from re-raises it with the file (or the command-line flag) and the dotted
+    path in front, keeping ``detail`` word for word.
+
+    Attributes:
+        owner: the dataclass name.
+        field: the field name.
+        detail: what was expected and what was given, e.g.
+            ``"expected a number in [0.0, 0.9], got 5.0"``.
+    """
+
+    def __init__(self, owner: str, field: str, detail: str) -> None:
+        super().__init__(f"{owner}: field '{field}': {detail}")
+        self.owner = owner
+        self.field = field
+        self.detail = detail
+
+    def __reduce__(self):  # picklable across processes (DataLoader workers, serve)
+        return (FieldError, (self.owner, self.field, self.detail))
+
+
 class MapError(DriveILError):
     """A town cannot be resolved or its OpenDRIVE file is missing or corrupt."""
 

@@ -25,6 +25,10 @@ Example (``scenarios/default.toml``)::
     z = 1.5
     pitch_deg = -8.0
 
+Every config dataclass here checks its own fields in ``__post_init__``
+(:func:`drive_il.config.validate_fields`), so a scenario built in Python is held to the
+same ranges as one loaded from TOML.
+
 Units: metres, seconds, m/s; angles in TOML are in degrees where the key says so
 (``fov_deg``, ``pitch_deg``, ``yaw_deg``, ``max_steer_deg``) and in radians inside.
 """
@@ -37,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, from_dict, read_toml, to_dict
-from .data.noise import NoiseConfig
+from .config import R, ConfigError, from_dict, one_of, read_toml, to_dict, validate_fields
+from .errors import FieldError
+from .pipeline import PipelineConfig
 
 __all__ = [
     "WEATHER_PRESETS",
@@ -47,6 +52,8 @@ __all__ = [
     "TrafficConfig",
     "RouteSpec",
     "TestConfig",
+    "NoiseConfig",
+    "NOISE_KINDS",
     "PipelineConfig",
     "Scenario",
     "load_scenario",
@@ -65,11 +72,6 @@ WEATHER_PRESETS: tuple[str, ...] = (
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
-def R(lo: float | None, hi: float | None, doc: str = "") -> dict[str, Any]:
-    """Field metadata helper: closed range [lo, hi] and a doc line."""
-    return {"range": (lo, hi), "doc": doc}
-
-
 @dataclass(frozen=True)
 class CameraConfig:
     """One RGB camera of the rig, mounted in CARLA's vehicle frame (relative to the
@@ -85,14 +87,17 @@ class CameraConfig:
     """
 
     name: str = "center"
-    width: int = field(default=200, metadata=R(8, 4096))
-    height: int = field(default=66, metadata=R(8, 4096))
-    fov_deg: float = field(default=60.0, metadata=R(10.0, 170.0))
-    x: float = field(default=1.4, metadata=R(-10.0, 10.0))
-    y: float = field(default=0.0, metadata=R(-5.0, 5.0))
-    z: float = field(default=1.5, metadata=R(0.2, 10.0))
-    pitch_deg: float = field(default=-8.0, metadata=R(-89.0, 89.0))
+    width: int = field(default=200, metadata=R(1, 8192))
+    height: int = field(default=66, metadata=R(1, 8192))
+    fov_deg: float = field(default=60.0, metadata=R(1.0, 170.0))
+    x: float = field(default=1.4, metadata=R(-100.0, 100.0))
+    y: float = field(default=0.0, metadata=R(-100.0, 100.0))
+    z: float = field(default=1.5, metadata=R(0.2, 1000.0))
+    pitch_deg: float = field(default=-8.0, metadata=R(-90.0, 90.0))
     yaw_deg: float = field(default=0.0, metadata=R(-180.0, 180.0))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
     @property
     def fov(self) -> float:
@@ -149,6 +154,9 @@ class VehicleConfig:
     rolling_resistance: float = field(default=0.015, metadata=R(0.0, 0.5))
     max_speed: float = field(default=50.0, metadata=R(1.0, 120.0))
 
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
     @property
     def max_steer_angle(self) -> float:
         """[rad]"""
@@ -176,6 +184,9 @@ class TrafficConfig:
     time_headway: float = field(default=1.2, metadata=R(0.1, 5.0))
     min_spawn_distance: float = field(default=12.0, metadata=R(5.0, 200.0))
 
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
 
 @dataclass(frozen=True)
 class RouteSpec:
@@ -196,6 +207,9 @@ class RouteSpec:
     goal: tuple[float, float]
     via: tuple[tuple[float, float], ...] = ()
     start_yaw_deg: float | None = None
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 @dataclass(frozen=True)
@@ -222,39 +236,50 @@ class TestConfig:
     unseen_weathers: tuple[str, ...] = ()
     traffic_vehicles: int | None = field(default=None, metadata=R(0, 500))
 
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+#: Noise-injection recipes (see :mod:`drive_il.data.noise`, which applies them).
+NOISE_KINDS: tuple[str, ...] = ("triangular", "gaussian")
+
 
 @dataclass(frozen=True)
-class PipelineConfig:
-    """What ``python run_sim.py SCENARIO`` runs (the main job).
+class NoiseConfig:
+    """Noise injection into the expert's executed control while collecting (the
+    ``[noise]`` table; the injector is :class:`drive_il.data.noise.NoiseInjector`).
 
     Attributes:
-        model: model preset (name in ``models/`` or a path).
-        expert: expert preset (name in ``experts/`` or a path); None = scenario's.
-        bc_episodes: expert demonstration episodes for round 0 (behaviour cloning).
-        dagger_rounds: DAgger rounds after round 0.
-        dagger_episodes: learner rollouts per DAgger round.
-        beta_schedule: "constant", "linear", "exponential" or "lbc".
-        beta: beta_1 / constant beta / exponential base p.
-        mixing: "step" or "episode" mixing of expert and learner control.
-        epochs: training epochs of round 0 (behaviour cloning), of BC with as many
-            labels as DAgger, and of DAgger rounds trained from scratch.
-        dagger_epochs: training epochs of warm-started DAgger rounds (None = ``epochs``).
-        warm_start: continue from the previous round's weights (else retrain).
-        eval_seeds: evaluation seeds.
+        episode_share: share of episodes with noise, in [0, 1] (0.2 in CIL and Roach).
+        kind: "triangular" (CIL spikes) or "gaussian" (DART).
+        magnitude: triangular: peak steering offset; gaussian: standard deviation of
+            the steering offset (``Control.steer`` units, 1 = full lock). Default 0.2:
+            on the default circuit (35 deg max steer, 8 m/s) it makes the expert
+            recover from ~0.1-0.3 m mean drift and still complete its routes; 0.3
+            drove it off the road.
+        duration: length of one triangular spike [s].
+        interval: mean time between the end of a spike and the start of the next [s]
+            (exponentially distributed gaps).
+        correlation_time: gaussian: time constant of the AR(1) correlation [s]
+            (0 = independent noise at every step).
+        throttle_magnitude: triangular: peak throttle offset added with the same
+            envelope (0 = steering only).
     """
 
-    model: str = "dave2"
-    expert: str | None = None
-    bc_episodes: int = field(default=8, metadata=R(1, 100_000))
-    dagger_rounds: int = field(default=4, metadata=R(1, 100))
-    dagger_episodes: int = field(default=4, metadata=R(1, 100_000))
-    beta_schedule: str = field(default="exponential", metadata={"choices": ("constant", "linear", "exponential", "lbc")})
-    beta: float = field(default=0.5, metadata=R(0.0, 1.0))
-    mixing: str = field(default="step", metadata={"choices": ("step", "episode")})
-    epochs: int = field(default=6, metadata=R(1, 10_000))
-    dagger_epochs: int | None = field(default=None, metadata=R(1, 10_000))
-    warm_start: bool = True
-    eval_seeds: int = field(default=3, metadata=R(1, 100))
+    episode_share: float = field(default=0.2, metadata=R(0.0, 1.0, "share of noisy episodes"))
+    kind: str = field(default="triangular", metadata=one_of(*NOISE_KINDS, doc="triangular or gaussian"))
+    magnitude: float = field(default=0.2, metadata=R(0.0, 2.0, "peak (triangular) or std (gaussian) steer offset"))
+    duration: float = field(default=1.0, metadata=R(0.01, 60.0, "spike length [s]"))
+    interval: float = field(default=5.0, metadata=R(0.0, 3600.0, "mean gap between spikes [s]"))
+    correlation_time: float = field(default=0.0, metadata=R(0.0, 60.0, "gaussian AR(1) time constant [s]"))
+    throttle_magnitude: float = field(default=0.0, metadata=R(0.0, 1.0, "peak throttle offset"))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for ``EpisodeInfo.noise`` and the episode file)."""
+        return to_dict(self)
 
 
 def _default_cameras() -> tuple[CameraConfig, ...]:
@@ -294,7 +319,8 @@ class Scenario:
             stays the expert's clean control); ``episode_share = 0`` (the default) turns
             it off.
         test: where learners are evaluated.
-        pipeline: what the main job runs.
+        pipeline: the DAgger pipeline ``drive-il run``/``dagger`` runs
+            (:class:`~drive_il.pipeline.PipelineConfig`).
         source: the file this scenario came from ("" if built in code).
     """
 
@@ -318,14 +344,16 @@ class Scenario:
     source: str = field(default="", metadata={"internal": True})
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if not self.cameras:
-            raise ValueError("cameras: at least one camera is required")
+            raise FieldError("Scenario", "cameras", "at least one camera is required")
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
-            raise ValueError(f"cameras: camera names must be unique, got {names}")
+            raise FieldError("Scenario", "cameras", f"camera names must be unique, got {names}")
         for w in (*self.test.weathers, *self.test.unseen_weathers):
             if w not in WEATHER_PRESETS:
-                raise ValueError(f"test.weathers: unknown weather preset {w!r} (known: {', '.join(WEATHER_PRESETS)})")
+                raise FieldError("Scenario", "test.weathers",
+                                 f"unknown weather preset {w!r} (known: {', '.join(WEATHER_PRESETS)})")
 
     @property
     def max_steps(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -333,7 +333,8 @@ class StepRecord:
 
     ``step`` is the state *at which* the control was decided (observation + world
     state); ``executed`` is what was sent to the simulator for the next step; ``events``
-    are those reported while executing it.
+    are those reported while executing it. :meth:`row` flattens it into the per-step
+    schema :class:`StepRow` that episode files and metrics share.
 
     Attributes:
         step: the Step the drivers saw.
@@ -351,6 +352,7 @@ class StepRecord:
         expert_path: (K, 2) the expert's intended path [m] (world x, y), or None.
         beta: DAgger mixing probability in force (None outside DAgger).
         dagger_round: DAgger round (None outside DAgger).
+        in_junction: the route point the ego is projected on lies in a junction.
     """
 
     step: Step
@@ -367,9 +369,185 @@ class StepRecord:
     expert_path: np.ndarray | None = None
     beta: float | None = None
     dagger_round: int | None = None
+    in_junction: bool = False
+
+    def _happened(self, kind: EventKind) -> bool:
+        return any(e.kind is kind for e in self.events)
+
+    @property
+    def collision(self) -> bool:
+        """A collision was reported while executing the control."""
+        return self._happened(EventKind.COLLISION)
+
+    @property
+    def off_road(self) -> bool:
+        """The vehicle left the road while executing the control."""
+        return self._happened(EventKind.OFF_ROAD)
+
+    @property
+    def lane_invasion(self) -> bool:
+        """A lane marking was crossed while executing the control."""
+        return self._happened(EventKind.LANE_INVASION)
+
+    def row(self) -> "StepRow":
+        """This step as the flat, named :class:`StepRow` (learner fields NaN when no
+        learner ran)."""
+        obs = self.step.observation
+        ego = self.step.world_state.ego
+        ex, e, ln = self.executed, self.expert, self.learner
+        nan = math.nan
+        col = off = lane = False
+        for ev in self.events:
+            k = ev.kind
+            if k is EventKind.COLLISION:
+                col = True
+            elif k is EventKind.OFF_ROAD:
+                off = True
+            elif k is EventKind.LANE_INVASION:
+                lane = True
+        return StepRow(
+            frame=obs.frame, sim_time=obs.sim_time, speed=ego.speed,
+            x=ego.x, y=ego.y, z=ego.z, yaw=ego.yaw, command=int(obs.command),
+            executed_steer=ex.steer, executed_throttle=ex.throttle, executed_brake=ex.brake,
+            expert_steer=e.steer, expert_throttle=e.throttle, expert_brake=e.brake,
+            learner_steer=ln.steer if ln is not None else nan,
+            learner_throttle=ln.throttle if ln is not None else nan,
+            learner_brake=ln.brake if ln is not None else nan,
+            intervention=self.intervention, noise=self.noise, driver=self.driver,
+            lateral_deviation=self.lateral_deviation, heading_error=self.heading_error,
+            route_progress=self.route_progress,
+            collision=col, off_road=off, lane_invasion=lane, in_junction=self.in_junction,
+        )
 
 
-__all__ += ["StepRecord"]
+class StepRow(NamedTuple):
+    """The per-step record schema: one control step as flat, named scalars.
+
+    The single definition of the per-step fields. The episode recorder
+    (:mod:`drive_il.data.recorder`) stores them grouped as :data:`STEP_FILE_COLUMNS`
+    says, the metrics (:class:`drive_il.metrics.EpisodeTrace`) read them by the same
+    names from :func:`step_columns` (while driving) or :func:`columns_from_file_arrays`
+    (from an episode file). Built by :meth:`StepRecord.row`.
+
+    Attributes:
+        frame: simulation frame number of the state the control was decided at.
+        sim_time: [s].
+        speed: ego speed [m/s].
+        x, y, z: ego position [m], CARLA world frame.
+        yaw: ego heading [rad].
+        command: :class:`RoadOption` value in force.
+        executed_steer, executed_throttle, executed_brake: control sent to the simulator.
+        expert_steer, expert_throttle, expert_brake: the expert's label (always).
+        learner_steer, learner_throttle, learner_brake: the learner's prediction, NaN
+            when none ran.
+        intervention: the expert/human drove because of a takeover.
+        noise: the executed control was perturbed by noise injection.
+        driver: who drove: "expert", "learner", "human".
+        lateral_deviation: [m], + = right of the lane centre.
+        heading_error: [rad].
+        route_progress: arc length along the route [m].
+        collision, off_road, lane_invasion: the event was reported while executing the
+            control.
+        in_junction: the route point is in a junction (not stored in episode files).
+    """
+
+    frame: int
+    sim_time: float
+    speed: float
+    x: float
+    y: float
+    z: float
+    yaw: float
+    command: int
+    executed_steer: float
+    executed_throttle: float
+    executed_brake: float
+    expert_steer: float
+    expert_throttle: float
+    expert_brake: float
+    learner_steer: float
+    learner_throttle: float
+    learner_brake: float
+    intervention: bool
+    noise: bool
+    driver: str
+    lateral_deviation: float
+    heading_error: float
+    route_progress: float
+    collision: bool
+    off_road: bool
+    lane_invasion: bool
+    in_junction: bool
+
+
+_INT_FIELDS = ("frame", "command")
+_FLAG_FIELDS = ("intervention", "noise", "collision", "off_road", "lane_invasion", "in_junction")
+
+#: numpy dtype of each :class:`StepRow` field as a column (:func:`step_columns`):
+#: int64 for counters, bool for flags, str for ``driver``, float64 for the rest.
+STEP_ROW_DTYPES: dict[str, type] = {
+    name: np.int64 if name in _INT_FIELDS else bool if name in _FLAG_FIELDS else np.str_ if name == "driver"
+    else np.float64
+    for name in StepRow._fields
+}
+
+#: Arrays of an episode file (``drive_il.data.storage.STEP_FIELDS``) -> the
+#: :class:`StepRow` fields each holds, in column order. ``in_junction`` is not stored;
+#: ``driver`` is stored as a code into the file's driver names.
+STEP_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "frame": ("frame",),
+    "sim_time": ("sim_time",),
+    "speed": ("speed",),
+    "pose": ("x", "y", "z", "yaw"),
+    "command": ("command",),
+    "executed": ("executed_steer", "executed_throttle", "executed_brake"),
+    "expert": ("expert_steer", "expert_throttle", "expert_brake"),
+    "learner": ("learner_steer", "learner_throttle", "learner_brake"),
+    "intervention": ("intervention",),
+    "noise": ("noise",),
+    "driver": ("driver",),
+    "lateral_deviation": ("lateral_deviation",),
+    "heading_error": ("heading_error",),
+    "route_progress": ("route_progress",),
+    "collision": ("collision",),
+    "off_road": ("off_road",),
+    "lane_invasion": ("lane_invasion",),
+}
+
+
+def step_columns(rows: Sequence[StepRow]) -> dict[str, np.ndarray]:
+    """The rows as columns: :class:`StepRow` field name -> (T,) array of
+    :data:`STEP_ROW_DTYPES` (``driver`` as strings)."""
+    cols = list(zip(*rows)) if rows else [()] * len(StepRow._fields)
+    return {name: np.asarray(col, dtype=STEP_ROW_DTYPES[name]) for name, col in zip(StepRow._fields, cols)}
+
+
+def file_arrays_from_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Group :func:`step_columns` into the arrays of an episode file
+    (:data:`STEP_FILE_COLUMNS`): one field -> (T,), several -> (T, k) in order. The
+    ``driver`` column is passed through as given (the recorder turns names into codes)."""
+    out = {}
+    for key, names in STEP_FILE_COLUMNS.items():
+        out[key] = columns[names[0]] if len(names) == 1 else np.column_stack([columns[n] for n in names])
+    return out
+
+
+def columns_from_file_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inverse of :func:`file_arrays_from_columns`: :class:`StepRow` field name ->
+    (T,) array, for every stored field (``driver`` stays as stored, codes in a file)."""
+    out = {}
+    for key, names in STEP_FILE_COLUMNS.items():
+        a = np.asarray(arrays[key])
+        if len(names) == 1:
+            out[names[0]] = a
+        else:
+            for i, n in enumerate(names):
+                out[n] = a[:, i]
+    return out
+
+
+__all__ += ["StepRecord", "StepRow", "STEP_ROW_DTYPES", "STEP_FILE_COLUMNS", "step_columns",
+            "file_arrays_from_columns", "columns_from_file_arrays"]
 
 
 @dataclass(frozen=True, slots=True)

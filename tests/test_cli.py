@@ -77,3 +77,41 @@ def test_dagger_seed_sets_the_run_seed_not_the_test_routes(tmp_path, monkeypatch
     from drive_il.scenario import load_scenario
     default = load_scenario(None)
     assert seen == {"seed": 1000, "config_seed": 1000, "test_seed": default.test_scenario().seed}
+
+
+def _pipeline(*argv):
+    from drive_il.cli import build_parser
+    from drive_il.commands.dagger import pipeline_config
+    from drive_il.scenario import load_scenario
+    return pipeline_config(build_parser().parse_args(list(argv)), load_scenario(None))[0]
+
+
+@pytest.mark.parametrize("command", ["dagger", "run"])
+def test_pipeline_flags_are_generated_with_the_old_spellings_as_aliases(command):
+    from drive_il.pipeline import PipelineConfig
+    from drive_il.scenario import load_scenario
+
+    base = load_scenario(None).pipeline
+    assert _pipeline(command) == base
+    old = _pipeline(command, "--rounds", "2", "--episodes-per-round", "5", "--schedule", "linear",
+                    "--threshold", "0.8", "--no-warm-start", "--no-bc-matched")
+    new = _pipeline(command, "--dagger-rounds", "2", "--dagger-episodes", "5", "--beta-schedule", "linear",
+                    "--intervention-threshold", "0.8", "--no-warm-start", "--no-bc-matched")
+    assert old == new == PipelineConfig(**{**vars(base), "dagger_rounds": 2, "dagger_episodes": 5,
+                                           "beta_schedule": "linear", "intervention_threshold": 0.8,
+                                           "warm_start": False, "bc_matched": False})
+    every = _pipeline(command, "--model", "alvinn", "--expert", "cautious", "--bc-episodes", "3", "--beta", "0.3",
+                      "--mixing", "episode", "--mode", "gated", "--gate-threshold", "0.7", "--epochs", "2",
+                      "--dagger-epochs", "1", "--eval-seeds", "2", "--eval-episodes", "4", "--seed", "7",
+                      "--max-train-frames", "100", "--warm-start", "--bc-matched")
+    assert every == PipelineConfig(model="alvinn", expert="cautious", bc_episodes=3, dagger_rounds=base.dagger_rounds,
+                                   dagger_episodes=base.dagger_episodes, beta_schedule=base.beta_schedule, beta=0.3,
+                                   mixing="episode", mode="gated", gate_threshold=0.7, warm_start=True, epochs=2,
+                                   dagger_epochs=1, eval_seeds=2, eval_episodes=4, intervention_threshold=1.0,
+                                   bc_matched=True, seed=7, max_train_frames=100)
+
+
+def test_epochs_alone_trains_every_round_with_it():
+    assert _pipeline("dagger", "--epochs", "3").dagger_epochs is None  # as before issue 15
+    assert _pipeline("dagger", "--epochs", "3", "--dagger-epochs", "1").dagger_epochs == 1
+    assert _pipeline("dagger").dagger_epochs == 2  # the default scenario's [pipeline]

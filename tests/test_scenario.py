@@ -37,3 +37,70 @@ def test_bad_scenarios(tmp_path, text, fragment):
 def test_missing_scenario_file(tmp_path):
     with pytest.raises(ConfigError, match="scenario file not found"):
         load_scenario(tmp_path / "nope.toml")
+
+
+PIPELINE_NEW_KEYS = """
+[pipeline]
+model = "alvinn"
+dagger_rounds = 2
+dagger_episodes = 1
+mode = "gated"
+gate_threshold = 0.5
+eval_episodes = 2
+intervention_threshold = 0.8
+bc_matched = false
+seed = 1000
+max_train_frames = 5000
+"""
+
+
+def test_pipeline_table_with_the_former_cli_only_keys_round_trips(tmp_path):
+    import tomllib
+
+    from drive_il.config import from_dict, to_dict
+    from drive_il.pipeline import PipelineConfig
+
+    p = tmp_path / "s.toml"
+    p.write_text(PIPELINE_NEW_KEYS)
+    pl = load_scenario(p).pipeline
+    assert pl == PipelineConfig(model="alvinn", dagger_rounds=2, dagger_episodes=1, mode="gated",
+                                gate_threshold=0.5, eval_episodes=2, intervention_threshold=0.8,
+                                bc_matched=False, seed=1000, max_train_frames=5000)
+    assert from_dict(PipelineConfig, tomllib.loads(PIPELINE_NEW_KEYS)["pipeline"]) == pl
+    assert from_dict(PipelineConfig, {k: v for k, v in to_dict(pl).items() if v is not None}) == pl
+    s = load_scenario(p)
+    assert load_scenario(None).replace(pipeline=s.pipeline).pipeline == pl
+
+
+@pytest.mark.parametrize("key, value, flag, detail", [
+    ("dagger_rounds", "0", "--dagger-rounds/--rounds", "expected an integer in [1, 100], got 0"),
+    ("beta", "1.5", "--beta", "expected a number in [0.0, 1.0], got 1.5"),
+    ("mode", '"bogus"', "--mode", "expected one of ['mixture', 'gated'], got 'bogus'"),
+    ("intervention_threshold", "0.1", "--intervention-threshold/--threshold",
+     "expected a number in [0.5, 50.0], got 0.1"),
+])
+def test_pipeline_error_is_the_same_from_toml_cli_and_python(tmp_path, key, value, flag, detail):
+    import ast
+
+    from drive_il.cli import build_parser
+    from drive_il.commands.dagger import pipeline_config
+    from drive_il.pipeline import PipelineConfig
+
+    p = tmp_path / "s.toml"
+    p.write_text(f"[pipeline]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as toml:
+        load_scenario(p)
+    args = build_parser().parse_args(["dagger", flag.split("/")[-1], value.strip('"')])
+    with pytest.raises(ConfigError) as cli:
+        pipeline_config(args, load_scenario(None))
+    with pytest.raises(ConfigError) as py:
+        PipelineConfig(**{key: ast.literal_eval(value)})
+    assert str(toml.value) == f"{p}: field 'pipeline.{key}': {detail}"
+    assert str(cli.value) == f"{flag}: field '{key}': {detail}"
+    assert str(py.value) == f"PipelineConfig: field '{key}': {detail}"
+
+
+def test_noise_config_lives_with_the_scenario():
+    from drive_il.data import noise
+    from drive_il.scenario import NoiseConfig
+    assert noise.NoiseConfig is NoiseConfig and load_scenario(None).noise.episode_share == 0.0

@@ -10,9 +10,10 @@ processes on a shared machine take from it), with the CPU 95th percentile and th
 wall-clock median beside them. Target (DESIGN.md / issue 7): <= 5 ms per frame
 at 1280x720.
 
-Configurations: the demo road (:mod:`drive_il.viz.demo`) and, with ``--xodr``, a
-real town (e.g. ``../shared/maps/Town04.xodr``) with the ego driven along one of its
-lanes, so that the lane-chunk query and the road drawing see a dense map.
+Configurations: the demo road (:mod:`drive_il.viz.demo`: the embedded world, the
+expert and a drifting learner through the rollout) and, with ``--xodr``, a real town
+(e.g. ``../shared/maps/Town04.xodr``) driven the same way along a random route, so that
+the lane-chunk query and the road drawing see a dense map.
 """
 
 from __future__ import annotations
@@ -57,26 +58,18 @@ def run(args: argparse.Namespace) -> int:
         except OSError:  # pragma: no cover
             pinned = "not pinned"
     from ..viz.benchmark import overlay_cost
-    from ..viz.demo import DemoWorld, map_drive_records, run_demo
+    from ..viz.demo import DemoWorld, run_demo
 
     size = _pair(args.size, "size")
     cam_hw = _pair(args.camera, "camera")
     n = max(10, int(args.frames))
     configs = []
-    world = DemoWorld(camera=cam_hw)
-    recs = run_demo(world, [], steps=n, seed=0)
-    configs.append(("demo road", world.map, recs))
-    for x in args.xodr:
-        import carla
-
-        from ..errors import MapError
-
+    for name, town in (("demo road", None), *((Path(x).stem, Path(x)) for x in args.xodr)):
+        world = DemoWorld(camera=cam_hw, town=town)  # MapError: a missing or bad .xodr
         try:
-            text = Path(x).read_text()
-        except OSError as e:
-            raise MapError(f"{x}: cannot read: {e}") from None
-        m = carla.Map(Path(x).stem, text)
-        configs.append((Path(x).stem, m, map_drive_records(m, steps=n, camera=cam_hw, seed=0)))
+            configs.append((name, world.map, run_demo(world, [], steps=n, seed=0)))
+        finally:
+            world.close()
 
     print(f"overlay bench: {size[0]}x{size[1]}, camera {cam_hw[1]}x{cam_hw[0]}, {n} frames, one core ({pinned})")
     for name, carla_map, records in configs:

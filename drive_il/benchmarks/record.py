@@ -130,16 +130,14 @@ def _bench_sim(args: argparse.Namespace, tmp: Path, n: int) -> None:
     recorder, the recorder, and the recorder in background mode, interleaved. Skipped
     with a note when the simulator or the expert cannot be built."""
     try:
-        from ..commands.common import make_sim
         from ..data.recorder import EpisodeRecorder
-        from ..factory import make_expert
-        from ..rollout import run_episode
+        from ..expert.expert import Expert
+        from ..rollout import Drivers, RolloutSpec, run_episode
         from ..scenario import CameraConfig, load_scenario
+        from ..sim import make_simulator
 
         base = load_scenario(None)
-        ns = argparse.Namespace(backend="embedded", maps_dir=getattr(args, "maps_dir", None), host="localhost",
-                                port=2000, tm_port=8000, timeout=10.0)
-        sim = make_sim(ns)
+        sim = make_simulator("embedded", maps_dir=getattr(args, "maps_dir", None))
     except Exception as e:  # report, do not fail the bench
         print(f"  sim: unavailable ({type(e).__name__}: {e})")
         return
@@ -151,18 +149,18 @@ def _bench_sim(args: argparse.Namespace, tmp: Path, n: int) -> None:
             if nc not in rigs:
                 continue
             sc = base.replace(cameras=rigs[nc])
-            expert = make_expert(sc)
+            drivers = Drivers(expert=Expert.for_scenario(sc))
             bg = EpisodeRecorder(tmp / f"sim_bg{nc}", overwrite=True, background=True)
             rates: dict[str, list[float]] = {"bare": [], "sync": [], "bg": []}
             try:
-                run_episode(sim, sc, sc.seed, expert=expert, observers=[bg], max_steps=10)  # start the writer
+                run_episode(sim, sc, sc.seed, drivers, RolloutSpec(max_steps=10), observers=[bg])  # start the writer
                 for _ in range(max(1, args.repeats)):
                     for mode in ("bare", "sync", "bg"):
                         rec = {"bare": None, "bg": bg,
                                "sync": EpisodeRecorder(tmp / f"sim_sync{nc}", overwrite=True)}[mode]
                         t0 = time.perf_counter()
-                        r = run_episode(sim, sc, sc.seed, expert=expert, observers=[rec] if rec else [],
-                                        max_steps=n)
+                        r = run_episode(sim, sc, sc.seed, drivers, RolloutSpec(max_steps=n),
+                                        observers=[rec] if rec else [])
                         rates[mode].append(r.steps / (time.perf_counter() - t0))
             finally:
                 bg.close()

@@ -9,7 +9,7 @@ Configurations, each on the same town, route and seed:
 
 Each camera configuration is compared with a bare minimal render of the same frame
 size measured in the same run on the same raster: one ``cv2.warpPerspective`` (a remap) of the map raster
-per frame (the renderer's ``bare_remap_baseline``). The ratio is
+per frame (:func:`drive_il.benchmarks.render.bare_remap_baseline`). The ratio is
 ``n bare frames' time / one simulator step's time`` for ``n`` cameras (1.0: a step
 costs as much as bare warps of its frames; the renderer adds shading, haze, sky and
 vehicles, the world adds physics, traffic and events, but picks pyramid levels
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import time
 from pathlib import Path
@@ -74,7 +73,8 @@ def _pin() -> str:
 
 def _follower(step, target_speed: float, state: dict):
     """A tiny pure-pursuit route follower (records the replayed controls)."""
-    from ..geometry import project_onto_polyline, wrap_angle
+    from ..control import pure_pursuit_steer
+    from ..geometry import project_onto_polyline
     from ..types import Control
     ws = step.world_state
     ego, route = ws.ego, ws.route
@@ -84,10 +84,10 @@ def _follower(step, target_speed: float, state: dict):
     ld = 4.0 + 0.6 * max(ego.speed, 0.0)
     j = min(int(route.s.searchsorted(p.s + ld)), len(route) - 1)
     gx, gy = route.xy[j]
-    alpha = wrap_angle(math.atan2(gy - ry, gx - rx) - ego.yaw)
-    delta = math.atan2(2.0 * ego.wheelbase * math.sin(alpha), max(math.hypot(gx - rx, gy - ry), 1e-3))
+    steer = pure_pursuit_steer(rx, ry, ego.yaw, float(gx), float(gy), ego.wheelbase,
+                               ego.max_steer_angle)
     dv = target_speed - ego.speed
-    return Control.clipped(delta / ego.max_steer_angle, throttle=0.4 * dv,
+    return Control.clipped(steer, throttle=0.4 * dv,
                            brake=-0.3 * dv if dv < -0.5 else 0.0)
 
 
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label:>22}: {rate:9.0f} steps/s ({1e6 / rate:7.1f} us/step)")
             continue
         h, w, n = size
-        from ..sim.embedded.camera import bare_remap_baseline
+        from .render import bare_remap_baseline
         bare_fn = bare_remap_baseline(h, w, sim._raster)
         for _ in range(5):
             bare_fn()

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from ..policies.checkpoint import VehicleParams
     from ..policies.driver import PolicyDriver
     from ..policies.registry import build_policy, load_model_preset
-    from ..training.augment import CameraModel, SampleTransform
+    from ..camera import PinholeCamera
+    from ..training.augment import SampleTransform
     from ..training.data_source import open_training_data
     from ..training.losses import make_loss
     from ..training.trainer import BCDataset, _collate, fit, train_loader
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             write_synthetic_episodes(data, args.episodes, steps=args.steps, n_cameras=args.cameras, seed=0)
         src = open_training_data([data], preset, seed=0)
         n = len(src.train)
-        rig = {c["name"]: CameraModel.from_dict(c) for c in src.cameras}
+        rig = {c["name"]: PinholeCamera.from_rig(c) for c in src.cameras}
         ds = BCDataset(src.train, SampleTransform(preset.preprocessing, preset.augmentation, rig=rig), seed=0)
 
         # pipeline alone

@@ -47,21 +47,21 @@ def noise_from_args(args: argparse.Namespace, scenario):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..collect import collect
     from ..data.noise import NoiseInjector
     from ..errors import ConfigError
-    from ..factory import make_expert
+    from ..expert.expert import Expert
+    from ..rollout import CollectSpec, Drivers, RolloutSpec, collect
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes: expected an integer >= 1, got {args.episodes}")
     scenario = load_scenario_arg(args)
-    expert = make_expert(scenario, preset=args.expert)
+    expert = Expert.for_scenario(scenario, preset=args.expert)
     ncfg = noise_from_args(args, scenario)
     noise = NoiseInjector(ncfg, np.random.default_rng(scenario.seed)) if ncfg is not None else None
     sim = make_sim(args)
     try:
-        res = collect(sim, scenario, args.out, episodes=args.episodes, expert=expert,
-                      first_seed=args.first_seed, noise=noise, progress=not args.no_progress)
+        spec = CollectSpec(episodes=args.episodes, first_seed=args.first_seed, rollout=RolloutSpec(noise=noise))
+        res = collect(sim, scenario, args.out, spec, Drivers(expert=expert), progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"interrupted: the episode in progress was discarded; finished episodes stay in {args.out} "
               f"(re-run the same command to resume)")

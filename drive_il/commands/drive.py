@@ -1,4 +1,4 @@
-"""``drive-il drive [SCENARIO] --driver expert|policy|human``: drive episodes and print
+"""``drive-il drive [SCENARIO] --driver expert|learner|human``: drive episodes and print
 a per-episode summary (distance, route completion, |lateral deviation|, collisions,
 off-road, lane invasions, steps/s)."""
 
@@ -16,17 +16,19 @@ def register(sub) -> None:
         "drive", help="drive a scenario with the expert, a trained policy or by hand",
         description="Drive episodes of a scenario and print a summary per episode.")
     add_scenario_arg(p)
-    p.add_argument("--driver", choices=("expert", "policy", "human"), default="expert",
-                   help="who drives (default expert)")
+    p.add_argument("--driver", choices=("expert", "learner", "human", "policy"), default="expert",
+                   help="who drives (default expert): the expert, the learner (a trained policy, "
+                        "--checkpoint; 'policy' is the old spelling) or a human")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="trained run or checkpoint directory (--driver policy)")
+                   help="trained run or checkpoint directory (--driver learner)")
     p.add_argument("--expert", default=None, help="expert preset name in experts/ or a TOML path")
     p.add_argument("--episodes", type=int, default=1, help="number of episodes (default 1)")
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the scenario's)")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode")
     p.add_argument("--interventions", action="store_true",
-                   help="policy: DAVE-2 interventions (the expert takes over past --threshold)")
-    p.add_argument("--threshold", type=float, default=1.0, help="intervention threshold [m] (default 1.0)")
+                   help="learner: DAVE-2 interventions (the expert takes over past --intervention-threshold)")
+    p.add_argument("--intervention-threshold", "--threshold", dest="intervention_threshold", type=float,
+                   default=1.0, help="intervention threshold |lateral deviation| [m] (default 1.0)")
     p.add_argument("--save-frames", type=Path, default=None, metavar="DIR", help="write camera PNGs")
     p.add_argument("--save-every", type=int, default=1, help="with --save-frames: every N-th step")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the summaries as JSON")
@@ -46,27 +48,37 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..factory import make_expert, make_human, make_learner, make_overlay, make_recorder
-    from ..observers import FrameSaver, format_summary, write_json
-    from ..rollout import TakeoverConfig, run_episode
+    from ..expert.expert import Expert
+    from ..rollout import Drivers, FrameSaver, RolloutSpec, TakeoverConfig, format_summary, run_episode, write_json
 
     scenario = load_scenario_arg(args)
     if args.episodes < 1:
         raise ConfigError(f"--episodes: expected an integer >= 1, got {args.episodes}")
-    if args.driver == "policy" and args.checkpoint is None:
-        raise ConfigError("--driver policy needs --checkpoint RUN (a directory written by drive-il train)")
-    expert = make_expert(scenario, preset=args.expert)
-    learner = make_learner(args.checkpoint, scenario) if args.driver == "policy" else None
+    driver = "learner" if args.driver == "policy" else args.driver
+    if driver == "learner" and args.checkpoint is None:
+        raise ConfigError("--driver learner needs --checkpoint RUN (a directory written by drive-il train)")
+    expert = Expert.for_scenario(scenario, preset=args.expert)
+    learner = None
+    if driver == "learner":
+        from ..policies.driver import PolicyDriver
+        learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario)
     human = None
-    if args.driver == "human":
-        human = (make_human() if args.keyboard else
-                 make_human(calibration=args.calibration, joystick=args.joystick))
+    if driver == "human":
+        from ..viz.human import HumanDriver
+        human = (HumanDriver(keyboard=True) if args.keyboard else
+                 HumanDriver(calibration=args.calibration, joystick=args.joystick, keyboard=True))
+    spec = RolloutSpec(
+        driver=driver, max_steps=args.max_steps,
+        takeover=(TakeoverConfig(threshold=args.intervention_threshold)
+                  if (args.interventions and learner) else None))
+    drivers = Drivers(expert=expert, learner=learner, human=human)
     sim = make_sim(args)
     observers = []
     if args.save_frames:
         observers.append(FrameSaver(args.save_frames, every=args.save_every))
     if args.record:
-        observers.append(make_recorder(args.record))
+        from ..data.recorder import EpisodeRecorder
+        observers.append(EpisodeRecorder(Path(args.record)))
     overlay = None
     try:
         summaries = []
@@ -75,24 +87,19 @@ def run(args: argparse.Namespace) -> int:
             seed = first_seed + k
             obs = list(observers)
             if (args.overlay or args.record_screens) and overlay is None:
-                overlay = make_overlay(show=True, record_screens=args.record_screens, threshold=args.threshold,
-                                       simulator=sim, gif=args.gif, camera=scenario.cameras[0].name,
-                                       realtime=(args.driver != "human"
-                                                 and os.environ.get("SDL_VIDEODRIVER") != "dummy"))
+                from ..viz.overlay import Overlay
+                overlay = Overlay(show=True, record_screens=args.record_screens,
+                                  threshold=args.intervention_threshold, simulator=sim, gif=args.gif,
+                                  camera=scenario.cameras[0].name,
+                                  realtime=(driver != "human" and os.environ.get("SDL_VIDEODRIVER") != "dummy"))
             if overlay is not None:
                 obs.append(overlay)
-            result = run_episode(
-                sim, scenario, seed, expert=expert,
-                driver={"expert": "expert", "policy": "learner", "human": "human"}[args.driver],
-                learner=learner, human=human, episode=k, max_steps=args.max_steps,
-                takeover=TakeoverConfig(threshold=args.threshold) if (args.interventions and learner) else None,
-                observers=obs,
-            )
+            result = run_episode(sim, scenario, seed, drivers, spec, observers=obs, episode=k)
             print(format_summary(result), flush=True)
             summaries.append({"episode": k, "seed": seed, "town": result.info.town,
                               "termination": result.termination, "path": result.path, **result.summary})
         if args.json:
-            write_json(args.json, {"scenario": scenario.name, "driver": args.driver, "episodes": summaries})
+            write_json(args.json, {"scenario": scenario.name, "driver": driver, "episodes": summaries})
             print(f"wrote {args.json}")
         if args.save_frames:
             print(f"camera frames in {args.save_frames}/")

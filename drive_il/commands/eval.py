@@ -45,10 +45,11 @@ def print_report(rep) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..evaluation.evaluate import REPORT_KEYS, evaluate
-    from ..factory import make_expert, make_learner
-    from ..observers import write_json
-    from ..rollout import TakeoverConfig
+    from ..evaluation.evaluate import evaluate
+    from ..expert.expert import Expert
+    from ..policies.driver import PolicyDriver
+    from ..metrics import METRIC_KEYS
+    from ..rollout import TakeoverConfig, write_json
     from ..scenario import WEATHER_PRESETS, load_scenario
 
     if args.seeds < 1:
@@ -60,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     base = load_scenario(args.scenario)
     scenario = base.test_scenario(args.weather) if args.split == "test" else (
         base.replace(weather=args.weather) if args.weather else base)
-    learner = make_learner(args.checkpoint, scenario)
-    expert = make_expert(scenario)
+    learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario)
+    expert = Expert.for_scenario(scenario)
     sim = make_sim(args)
     try:
         rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from torch.utils.tensorboard import SummaryWriter
         with SummaryWriter(str(args.logdir or run_dir / "tb")) as w:
-            for k in REPORT_KEYS:
+            for k in METRIC_KEYS:
                 w.add_scalar(f"eval/{k}", rep.aggregate[k], 0)
     except ImportError:  # pragma: no cover
         pass

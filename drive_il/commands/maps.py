@@ -82,7 +82,7 @@ def _maps_dir_arg(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- list
 def run_list(args: argparse.Namespace) -> int:
     from ..errors import MapError
-    from ..sim import maps
+    from ..maps import towns as maps
 
     d = maps.resolve_maps_dir(args.maps_dir)
     if d is None:
@@ -96,10 +96,10 @@ def run_list(args: argparse.Namespace) -> int:
         except MapError as e:
             print(f"{name:<16} {'error':<10} {'':>8} {'':>9} {'':>9}  {e}")
             continue
-        wps = town.map.generate_waypoints(2.0)
+        wps = town.lane_samples.waypoints(2.0)
         km = sum(1 for w in wps if not w.is_junction) * 2.0 / 1000.0
         junctions = len({w.junction_id for w in wps if w.is_junction})
-        n_spawn = len(maps.spawn_points(town.map))
+        n_spawn = len(town.spawn_points)
         source = "generated" if town.generated else "file"
         print(f"{town.name:<16} {source:<10} {km:>8.2f} {junctions:>9d} {n_spawn:>9d}  "
               f"{town.path if town.path else '-'}")
@@ -108,7 +108,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- export
 def run_export(args: argparse.Namespace) -> int:
-    from ..sim import maps
+    from ..maps import towns as maps
 
     town = maps.load_town(args.name, args.maps_dir)  # validates: the file written parses
     if args.out == "-":
@@ -126,8 +126,8 @@ def run_turns(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import ConfigError
-    from ..expert.route_planner import junction_turns, random_route
-    from ..sim import maps
+    from ..maps import towns as maps
+    from ..routing import junction_turns, random_route
 
     if args.routes < 1:
         raise ConfigError(f"--routes: expected an integer >= 1, got {args.routes}")
@@ -139,7 +139,7 @@ def run_turns(args: argparse.Namespace) -> int:
         town = maps.load_town(name, args.maps_dir)
         seen: dict[tuple, dict] = {}
         for k in range(args.routes):
-            route = random_route(town.map, np.random.default_rng(args.seed + k), args.length, junction_lead=0.0)
+            route = random_route(town, np.random.default_rng(args.seed + k), args.length, junction_lead=0.0)
             for t in junction_turns(route):
                 seen.setdefault((round(t["x"]), round(t["y"]), t["command"]), t)
         by_cmd: dict[str, list[dict]] = {}
@@ -196,7 +196,7 @@ def _basename(map_path: str) -> str:
 
 def run_pull(args: argparse.Namespace) -> int:
     from ..errors import MapError, SimulatorConnectionError
-    from ..sim import maps
+    from ..maps import towns as maps
 
     if args.timeout <= 0:
         from ..errors import ConfigError

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.embedded.camera import Camera
     from ..sim.embedded.raster import MapRaster
     from ..sim.embedded.weather import WeatherLook
-    from ..sim.maps import load_town
+    from ..maps import load_town
     from ..types import VehicleState
 
     presets = tuple(args.presets) if args.presets else WEATHER_PRESETS

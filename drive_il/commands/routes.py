@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..routes_xml import read_route_xml, routes_to_toml
+    from ..routing.leaderboard import read_route_xml, routes_to_toml
     from ..scenario import load_scenario
 
     routes = read_route_xml(args.xml)

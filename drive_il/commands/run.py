@@ -5,7 +5,8 @@ BC and DAgger on the test routes (and BC given as many expert labels as DAgger's
 dataset), write the report (markdown + plots) and TensorBoard logs under
 ``runs/<name>/``. Every stage is the stage command's code (collect, train, dagger, eval,
 report); a finished stage is skipped on re-run. With no argument it runs the default
-scenario on a generated map, which needs no files.
+scenario on a generated map, which needs no files. The scenario's ``[pipeline]`` table
+says what runs; the same flags as ``drive-il dagger`` override it.
 """
 
 from __future__ import annotations
@@ -18,42 +19,38 @@ from .common import add_scenario_arg, add_sim_args, make_sim
 
 
 def register(sub) -> None:
+    from ..config import add_config_flags
+    from ..pipeline import PipelineConfig
+    from .dagger import PIPELINE_FLAGS
+
     p = sub.add_parser("run", help="the main job: demonstrations -> BC -> DAgger -> evaluation -> report",
                        description="Run the pipeline the scenario's [pipeline] table describes; resumable.")
     add_scenario_arg(p)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<scenario name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_flags(p, PipelineConfig, title=PIPELINE_FLAGS, defaults_from="[pipeline]")
     add_sim_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dagger.loop import DaggerConfig, run_dagger
-    from ..dagger.schedules import BetaSchedule
-    from ..errors import ConfigError
+    from ..dagger.loop import run_dagger
     from ..evaluation.report import write_report
-    from ..factory import make_expert
+    from ..expert.expert import Expert
     from ..scenario import load_scenario
+    from .dagger import pipeline_config
 
     t0 = time.perf_counter()
     scenario = load_scenario(args.scenario)
     test = scenario.test_scenario()
-    pl = scenario.pipeline
-    try:
-        sched = BetaSchedule(kind=pl.beta_schedule, beta=pl.beta, rounds=pl.dagger_rounds)
-    except ValueError as e:
-        raise ConfigError(f"{scenario.source}: field 'pipeline': {e}") from None
-    cfg = DaggerConfig(model=pl.model, rounds=pl.dagger_rounds, bc_episodes=pl.bc_episodes,
-                       episodes_per_round=pl.dagger_episodes, schedule=sched, mixing=pl.mixing,
-                       warm_start=pl.warm_start, epochs=pl.epochs, dagger_epochs=pl.dagger_epochs, eval_seeds=pl.eval_seeds,
-                       eval_episodes=scenario.test.episodes, seed=scenario.seed)
+    cfg, scenario = pipeline_config(args, scenario)
     out = args.out or Path("runs") / scenario.name
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))
     print(f"drive_il main job: scenario {scenario.name} ({scenario.source}), train on {scenario.town}, "
-          f"test on {test.town} in {', '.join(weathers)}; model {cfg.model}; {cfg.rounds} DAgger rounds; "
+          f"test on {test.town} in {', '.join(weathers)}; model {cfg.model}; {cfg.dagger_rounds} DAgger rounds; "
           f"backend {args.backend}; output {out}/", flush=True)
     run_dagger(scenario=scenario, test_scenario=test, config=cfg, out_dir=out, make_sim=lambda: make_sim(args),
-               make_expert=lambda sc: make_expert(sc, preset=pl.expert), test_weathers=weathers,
+               make_expert=lambda sc: Expert.for_scenario(sc, preset=cfg.expert), test_weathers=weathers,
                progress=not args.no_progress, log_fn=lambda s: print(s, flush=True))
     report = write_report(out)
     print(f"finished in {time.perf_counter() - t0:.0f} s")

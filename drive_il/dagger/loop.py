@@ -14,8 +14,8 @@ an unfinished round resumes its collection episode by episode and its training f
 last checkpoint)::
 
     RUN/
-      dagger.json              the run's configuration (scenario, test scenario, model,
-                               schedule, ...); a re-run must match it
+      dagger.json              the run's configuration (scenario, test scenario, and the
+                               PipelineConfig under "dagger"); a re-run must match it
       round_000/               behaviour cloning on expert demonstrations
         data/                  episodes (HDF5) + manifest.jsonl
         model/                 checkpoint (drive-il train output)
@@ -38,7 +38,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,77 +46,17 @@ import numpy as np
 
 from ..config import to_dict
 from ..errors import ConfigError, DriveILError
-from ..observers import jsonable, write_json
-from ..rollout import TakeoverConfig
+from ..metrics import METRIC_KEYS
+from ..pipeline import PipelineConfig, pipeline_from_record
+from ..rollout import TakeoverConfig, jsonable, write_json
 from ..scenario import Scenario
 from .schedules import BetaSchedule
 
-__all__ = ["DaggerConfig", "RoundSummary", "run_dagger", "round_dir", "load_rounds"]
+__all__ = ["RoundSummary", "run_dagger", "round_dir", "load_rounds"]
 
 log = logging.getLogger(__name__)
 
-EVAL_KEYS = ("autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max",
-             "route_completion", "collisions_per_km", "lane_invasions_per_km", "disagreement_mean",
-             "heading_error_mean", "distance_to_first_intervention")
-
-
-@dataclass(frozen=True)
-class DaggerConfig:
-    """Settings of a DAgger run.
-
-    Attributes:
-        model: model preset (name in ``models/`` or a path).
-        rounds: DAgger rounds after round 0 (>= 1).
-        bc_episodes: expert episodes of round 0.
-        episodes_per_round: rollouts per DAgger round.
-        schedule: beta schedule.
-        mixing: "step" or "episode".
-        mode: "mixture" (DAgger) or "gated" (HG-DAgger with the expert as the gate).
-        gate_threshold: gated mode: drift [m] at which the expert takes over.
-        warm_start: initialise each round from the previous round's weights.
-        epochs: training epochs of round 0, of matched BC and of rounds trained from
-            scratch (None = the model preset's).
-        dagger_epochs: epochs of warm-started rounds (None = ``epochs``).
-        eval_seeds: evaluation seeds per round.
-        eval_episodes: episodes per evaluation seed (None = the test scenario's).
-        intervention_threshold: evaluation interventions [m] (DAVE-2: 1.0).
-        eval_weathers: weathers evaluated (first = the training weather).
-        bc_matched: also train BC on as many expert frames as DAgger's final dataset.
-        seed: training seed.
-        max_train_frames: cap on frames per training epoch (None = all).
-    """
-
-    model: str = "dave2"
-    rounds: int = 4
-    bc_episodes: int = 8
-    episodes_per_round: int = 4
-    schedule: BetaSchedule = field(default_factory=BetaSchedule)
-    mixing: str = "step"
-    mode: str = "mixture"
-    gate_threshold: float = 0.6
-    warm_start: bool = True
-    epochs: int | None = None
-    dagger_epochs: int | None = None
-    eval_seeds: int = 3
-    eval_episodes: int | None = None
-    intervention_threshold: float = 1.0
-    eval_weathers: tuple[str, ...] = ()
-    bc_matched: bool = True
-    seed: int = 0
-    max_train_frames: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ConfigError(f"rounds: expected an integer >= 1, got {self.rounds}")
-        if self.bc_episodes < 1 or self.episodes_per_round < 1:
-            raise ConfigError("bc_episodes and episodes_per_round must be >= 1, got "
-                              f"{self.bc_episodes} and {self.episodes_per_round}")
-        if self.mixing not in ("step", "episode"):
-            raise ConfigError(f"mixing: expected 'step' or 'episode', got {self.mixing!r}")
-        if self.mode not in ("mixture", "gated"):
-            raise ConfigError(f"mode: expected 'mixture' or 'gated', got {self.mode!r}")
-        if self.eval_seeds < 1:
-            raise ConfigError(f"eval_seeds: expected an integer >= 1, got {self.eval_seeds}")
+EVAL_KEYS = METRIC_KEYS  # the one metric key list (drive_il.metrics)
 
 
 @dataclass(frozen=True)
@@ -170,7 +110,7 @@ def run_dagger(
     *,
     scenario: Scenario,
     test_scenario: Scenario,
-    config: DaggerConfig,
+    config: PipelineConfig,
     out_dir: str | Path,
     make_sim: Callable[[], Any],
     make_expert: Callable[[Scenario], Any],
@@ -181,9 +121,10 @@ def run_dagger(
     """Run (or resume) a DAgger experiment; returns the finished rounds' summaries.
 
     Args:
-        scenario: where the expert and learner drive (training).
+        scenario: where the expert and learner drive (training); ``config.seed``, when
+            set, replaces its seed.
         test_scenario: where each round's policy is evaluated (beta = 0).
-        config: DaggerConfig.
+        config: the pipeline (:class:`~drive_il.pipeline.PipelineConfig`).
         out_dir: the run directory (see module docstring).
         make_sim: builds a simulator (called once).
         make_expert: builds the expert for a scenario.
@@ -195,14 +136,16 @@ def run_dagger(
         ConfigError: a run directory made with another configuration.
         MapError: the test town is not available (checked before any work).
     """
+    if config.seed is not None:
+        scenario = scenario.replace(seed=config.seed)
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
     cfg_dict = {"scenario": scenario.to_dict(), "test_scenario": test_scenario.to_dict(),
-                "dagger": to_dict(config), "test_weathers": list(test_weathers)}
+                "dagger": {**to_dict(config), "seed": scenario.seed}, "test_weathers": list(test_weathers)}
     cfg_path = run / "dagger.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        if old != json.loads(json.dumps(jsonable(cfg_dict))):
+        if not _same_run(old, json.loads(json.dumps(jsonable(cfg_dict)))):
             raise ConfigError(f"{cfg_path}: this run directory was made with another configuration; "
                               f"use a new --out or delete it")
     else:
@@ -216,18 +159,19 @@ def run_dagger(
         sim.reset(test_scenario, test_scenario.seed)
         from torch.utils.tensorboard import SummaryWriter
 
-        from ..collect import collect
-        from ..factory import make_learner
+        from ..policies.driver import PolicyDriver
+        from ..rollout import CollectSpec, Drivers, RolloutSpec, collect
         from ..training.trainer import train_policy
         tb = SummaryWriter(str(run / "tb"))
         expert = make_expert(scenario)
         test_expert = make_expert(test_scenario)
         takeover = TakeoverConfig(threshold=config.intervention_threshold)
+        schedule = BetaSchedule.of(config)
         summaries: list[dict[str, Any]] = []
         data_dirs: list[Path] = []
         prev_ckpt: Path | None = None
         global_episode = 0
-        for i in range(config.rounds + 1):
+        for i in range(config.dagger_rounds + 1):
             rd = round_dir(run, i)
             data = rd / "data"
             data_dirs.append(data)
@@ -243,27 +187,28 @@ def run_dagger(
             t_round = time.perf_counter()
             gated = config.mode == "gated" and i > 0
             # gated rounds: the learner drives, the expert only takes over past the gate
-            beta = 0.0 if gated else config.schedule(i, global_episode)
+            beta = 0.0 if gated else schedule(i, global_episode)
             # 1. collect
             t0 = time.perf_counter()
             if i == 0:
-                collect(sim, scenario, data, episodes=config.bc_episodes, expert=expert,
-                               first_seed=_episode_seed_base(scenario, 0), progress=progress)
+                collect(sim, scenario, data, CollectSpec(episodes=config.bc_episodes,
+                                                         first_seed=_episode_seed_base(scenario, 0)),
+                        Drivers(expert=expert), progress=progress)
                 n_eps = config.bc_episodes
             else:
-                learner = make_learner(prev_ckpt, scenario)
+                learner = PolicyDriver.from_checkpoint(prev_ckpt, scenario=scenario)
                 if gated:
-                    collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
-                                   first_seed=_episode_seed_base(scenario, i), driver="learner",
-                                   learner=learner, takeover=TakeoverConfig(threshold=config.gate_threshold),
-                                   dagger_round=i, gated_labels_only=True, progress=progress)
+                    spec = RolloutSpec(driver="learner", takeover=TakeoverConfig(threshold=config.gate_threshold),
+                                       dagger_round=i, gated_labels_only=True)
+                    collect(sim, scenario, data, CollectSpec(episodes=config.dagger_episodes,
+                                                             first_seed=_episode_seed_base(scenario, i), rollout=spec),
+                            Drivers(expert=expert, learner=learner), progress=progress)
                 else:
-                    b = beta
-                    collect(sim, scenario, data, episodes=config.episodes_per_round, expert=expert,
-                                   first_seed=_episode_seed_base(scenario, i), driver="mixture",
-                                   learner=learner, beta=b, mixing=config.mixing, dagger_round=i,
-                                   progress=progress)
-                n_eps = config.episodes_per_round
+                    spec = RolloutSpec(driver="mixture", beta=beta, mixing=config.mixing, dagger_round=i)
+                    collect(sim, scenario, data, CollectSpec(episodes=config.dagger_episodes,
+                                                             first_seed=_episode_seed_base(scenario, i), rollout=spec),
+                            Drivers(expert=expert, learner=learner), progress=progress)
+                n_eps = config.dagger_episodes
             t_collect = time.perf_counter() - t0
             frames, labelled, inter = _count_frames(data, labelled_only=gated)
             # 2. train on the aggregate
@@ -279,7 +224,7 @@ def run_dagger(
                 tr = train_policy(
                     data_dirs=list(data_dirs), model_config=config.model, out_dir=rd / "model",
                     epochs=(config.dagger_epochs or config.epochs) if warm else config.epochs,
-                    seed=config.seed + i, resume=True, init_from=prev_ckpt if warm else None,
+                    seed=scenario.seed + i, resume=True, init_from=prev_ckpt if warm else None,
                     sample_filter=_gated_filter if config.mode == "gated" else None,
                     max_frames=config.max_train_frames, progress=progress)
                 ckpt = Path(tr.checkpoint)
@@ -334,14 +279,14 @@ def run_dagger(
     return summaries
 
 
-def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weathers, config: DaggerConfig,
+def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weathers, config: PipelineConfig,
                        takeover: TakeoverConfig, out: Path, progress: bool) -> dict[str, dict[str, Any]]:
     """Evaluate a checkpoint (beta = 0) on the test scenario in each weather; writes
     ``out/<weather>.json`` and returns the :data:`EVAL_KEYS` (+ per-seed spread) per weather."""
     from ..evaluation.evaluate import evaluate
-    from ..factory import make_learner
+    from ..policies.driver import PolicyDriver
 
-    learner = make_learner(ckpt, test_scenario)
+    learner = PolicyDriver.from_checkpoint(ckpt, scenario=test_scenario)
     evals: dict[str, dict[str, Any]] = {}
     for w in weathers:
         rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=expert,
@@ -354,6 +299,26 @@ def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weather
     return evals
 
 
+def _same_run(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """An existing ``dagger.json`` describes this run: equal, with the pipeline records
+    (``"dagger"`` and the scenarios' ``pipeline`` tables) compared as
+    :class:`PipelineConfig` values, so that a run recorded before issue 15 (other names,
+    fewer keys) still resumes; an unset ``eval_episodes`` reads as the test scenario's
+    ``test.episodes`` (what evaluation uses)."""
+    def norm(d: dict[str, Any]) -> dict[str, Any]:
+        try:
+            out = {**d, "dagger": to_dict(pipeline_from_record(d.get("dagger", {})))}
+            for key in ("scenario", "test_scenario"):
+                if isinstance(d.get(key), dict) and "pipeline" in d[key]:
+                    out[key] = {**d[key], "pipeline": to_dict(pipeline_from_record(d[key]["pipeline"]))}
+        except ConfigError:
+            return d
+        if out["dagger"]["eval_episodes"] is None:
+            out["dagger"]["eval_episodes"] = d.get("test_scenario", {}).get("test", {}).get("episodes")
+        return out
+    return old == new or norm(old) == norm(new)
+
+
 def _gated_filter(sample_meta: dict[str, Any]) -> bool:
     """Gated DAgger: frames of rounds >= 1 are labels only where the expert took over."""
     rnd = sample_meta.get("dagger_round")
@@ -362,8 +327,8 @@ def _gated_filter(sample_meta: dict[str, Any]) -> bool:
 
 def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
                 takeover, progress, log_fn, tb) -> None:
-    from ..collect import collect
     from ..data.storage import list_episodes
+    from ..rollout import CollectSpec, Drivers, collect
     from ..training.trainer import train_policy
 
     bc = run / "bc_matched"
@@ -388,8 +353,8 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     n = len(list_episodes(data))
     while frames < target:
         extra = max(1, int((target - frames) / max(frames / max(n, 1), 1.0) + 0.999))
-        collect(sim, scenario, data, episodes=n + extra, expert=expert,
-                first_seed=_episode_seed_base(scenario, 0), progress=progress)
+        collect(sim, scenario, data, CollectSpec(episodes=n + extra, first_seed=_episode_seed_base(scenario, 0)),
+                Drivers(expert=expert), progress=progress)
         frames, _, _ = _count_frames(data, labelled_only=False)
         n_new = len(list_episodes(data))
         if n_new == n:
@@ -398,7 +363,7 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     t_collect = time.perf_counter() - t0
     t0 = time.perf_counter()
     tr = train_policy(data_dirs=[data], model_config=config.model, out_dir=bc / "model",
-                      epochs=config.epochs, seed=config.seed, resume=True, init_from=None,
+                      epochs=config.epochs, seed=scenario.seed, resume=True, init_from=None,
                       max_frames=config.max_train_frames, progress=progress)
     t_train = time.perf_counter() - t0
     ckpt = Path(tr.checkpoint)
@@ -418,7 +383,7 @@ def _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, pr
     """Evaluate BC and the final DAgger policy on the training town too (training town
     against test town), with evaluation seeds distinct from the training episodes."""
     from ..evaluation.evaluate import evaluate
-    from ..factory import make_learner
+    from ..policies.driver import PolicyDriver
 
     out = run / "train_eval" / "train_eval.json"
     if out.exists():
@@ -430,7 +395,7 @@ def _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, pr
     train_sc = scenario.replace(seed=scenario.seed + 500_000)
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, ck in policies.items():
-        learner = make_learner(Path(ck), train_sc)
+        learner = PolicyDriver.from_checkpoint(Path(ck), scenario=train_sc)
         rep = evaluate(sim, train_sc, learner=learner, expert=expert, seeds=1,
                        episodes=config.eval_episodes, takeover=takeover, checkpoint=ck, progress=progress)
         row = {"town": train_sc.town, "weather": train_sc.weather, "split": "train",

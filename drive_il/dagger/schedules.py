@@ -19,11 +19,12 @@ A schedule is a callable ``schedule(round, episode) -> beta`` (imitation's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..config import R, one_of, validate_fields
+from ..pipeline import SCHEDULES, PipelineConfig
 
 __all__ = ["BetaSchedule", "make_schedule", "SCHEDULES"]
-
-SCHEDULES = ("constant", "linear", "exponential", "lbc")
 
 
 @dataclass(frozen=True)
@@ -36,20 +37,20 @@ class BetaSchedule:
         rounds: number of DAgger rounds after round 0 (for ``linear``).
 
     Raises:
-        ValueError: unknown kind, beta outside [0, 1], rounds < 1.
+        FieldError: (a ValueError) unknown kind, beta outside [0, 1], rounds < 1.
     """
 
-    kind: str = "exponential"
-    beta: float = 0.5
-    rounds: int = 4
+    kind: str = field(default="exponential", metadata=one_of(*SCHEDULES))
+    beta: float = field(default=0.5, metadata=R(0.0, 1.0))
+    rounds: int = field(default=4, metadata=R(1, None))
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"beta schedule must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
-        if not (0.0 <= self.beta <= 1.0):
-            raise ValueError(f"beta must be in [0, 1], got {self.beta!r}")
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds!r}")
+        validate_fields(self)
+
+    @classmethod
+    def of(cls, config: PipelineConfig) -> BetaSchedule:
+        """The schedule of a pipeline: ``beta_schedule``, ``beta``, ``dagger_rounds``."""
+        return cls(kind=config.beta_schedule, beta=config.beta, rounds=config.dagger_rounds)
 
     def __call__(self, round: int, episode: int = 0) -> float:
         """beta for DAgger ``round`` (0 = behaviour cloning: 1.0) and global DAgger

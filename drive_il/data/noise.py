@@ -20,7 +20,7 @@ it never changes what the expert says.
 
 Usage (in the rollout)::
 
-    inj = NoiseInjector(cfg, rng)
+    inj = NoiseInjector(scenario.noise, rng)     # NoiseConfig: the scenario's [noise] table
     noisy_episode = inj.begin_episode(np.random.default_rng(episode_seed))
     ...
     label = expert.act(step)
@@ -30,68 +30,14 @@ Usage (in the rollout)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..config import to_dict
+from ..scenario import NOISE_KINDS, NoiseConfig
 from ..types import Control
 
-__all__ = ["NoiseConfig", "NoiseInjector", "NOISE_KINDS"]
-
-NOISE_KINDS: tuple[str, ...] = ("triangular", "gaussian")
-
-
-def _r(lo: float | None, hi: float | None, doc: str) -> dict[str, Any]:
-    return {"range": (lo, hi), "doc": doc}
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    """Noise-injection settings (a TOML table, loaded strictly with
-    ``drive_il.config.from_dict(NoiseConfig, table)``).
-
-    Attributes:
-        episode_share: share of episodes with noise, in [0, 1] (0.2 in CIL and Roach).
-        kind: "triangular" (CIL spikes) or "gaussian" (DART).
-        magnitude: triangular: peak steering offset; gaussian: standard deviation of
-            the steering offset (``Control.steer`` units, 1 = full lock). Default 0.2:
-            on the default circuit (35 deg max steer, 8 m/s) it makes the expert
-            recover from ~0.1-0.3 m mean drift and still complete its routes; 0.3
-            drove it off the road.
-        duration: length of one triangular spike [s].
-        interval: mean time between the end of a spike and the start of the next [s]
-            (exponentially distributed gaps).
-        correlation_time: gaussian: time constant of the AR(1) correlation [s]
-            (0 = independent noise at every step).
-        throttle_magnitude: triangular: peak throttle offset added with the same
-            envelope (0 = steering only).
-    """
-
-    episode_share: float = field(default=0.2, metadata=_r(0.0, 1.0, "share of noisy episodes"))
-    kind: str = field(default="triangular", metadata={"choices": NOISE_KINDS, "doc": "triangular or gaussian"})
-    magnitude: float = field(default=0.2, metadata=_r(0.0, 2.0, "peak (triangular) or std (gaussian) steer offset"))
-    duration: float = field(default=1.0, metadata=_r(0.01, 60.0, "spike length [s]"))
-    interval: float = field(default=5.0, metadata=_r(0.0, 3600.0, "mean gap between spikes [s]"))
-    correlation_time: float = field(default=0.0, metadata=_r(0.0, 60.0, "gaussian AR(1) time constant [s]"))
-    throttle_magnitude: float = field(default=0.0, metadata=_r(0.0, 1.0, "peak throttle offset"))
-
-    def __post_init__(self) -> None:
-        if self.kind not in NOISE_KINDS:
-            raise ValueError(f"kind must be one of {list(NOISE_KINDS)}, got {self.kind!r}")
-        if not 0.0 <= self.episode_share <= 1.0:
-            raise ValueError(f"episode_share must be in [0, 1], got {self.episode_share!r}")
-        for name in ("magnitude", "interval", "correlation_time", "throttle_magnitude"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        if not (math.isfinite(self.duration) and self.duration > 0.0):
-            raise ValueError(f"duration must be > 0 s, got {self.duration!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for ``EpisodeInfo.noise`` and the episode file)."""
-        return to_dict(self)
+__all__ = ["NoiseConfig", "NoiseInjector", "NOISE_KINDS"]  # NoiseConfig lives with the scenario
 
 
 class NoiseInjector:

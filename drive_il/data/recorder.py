@@ -12,20 +12,22 @@ Composition, not subclassing (imitation's ``TrajectoryAccumulator``): the rollou
   :meth:`EpisodeRecorder.on_episode_abort` / :meth:`EpisodeRecorder.discard` (e.g. on
   Ctrl-C) to delete the partial file.
 
-Cost per step: one direct chunk write per camera frame plus appending one tuple of
-scalars to a list; the scalars are turned into arrays and written once at the end of
-the episode. On the 2-vCPU reference machine a 66x200 frame costs 30-100 us of the
+Cost per step: one direct chunk write per camera frame plus appending the step's
+:class:`~drive_il.types.StepRow` (the per-step record schema: named scalars) to a list;
+at the end of the episode the rows become columns (:func:`~drive_il.types.step_columns`),
+grouped into the file's arrays by name (:data:`~drive_il.types.STEP_FILE_COLUMNS`) and
+written once. On the 2-vCPU reference machine a 66x200 frame costs 30-100 us of the
 driving thread when it is quiet (more when the machine is loaded: the write path of
 the kernel needs CPU too). ``background=True`` moves the writes to a helper process
 (:mod:`drive_il.data.background`): the driving thread then only copies each frame into
 shared memory (~6 us). ``drive-il bench record [--sim]`` measures both. Storage
 layout: see :mod:`drive_il.data.storage`.
 
-Usage (what ``drive_il.collect`` does)::
+Usage (what :func:`drive_il.rollout.collect` does)::
 
     with EpisodeRecorder(out_dir, background=True) as rec:   # close() stops the writer
         for j in episodes_to_drive:
-            run_episode(sim, scenario, seed + j, expert=expert, observers=[rec], episode=j)
+            run_episode(sim, scenario, seed + j, Drivers(expert=expert), observers=[rec], episode=j)
 """
 
 from __future__ import annotations
@@ -37,15 +39,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..types import EpisodeInfo, EpisodeResult, EventKind, Step, StepRecord
+from ..types import EpisodeInfo, EpisodeResult, Step, StepRecord, StepRow, file_arrays_from_columns, step_columns
 from .storage import DRIVER_NAMES, EpisodeWriter, episode_filename
 
-__all__ = ["EpisodeRecorder", "records_to_arrays"]
+__all__ = ["EpisodeRecorder", "rows_to_arrays"]
 
 log = logging.getLogger(__name__)
-
-_NAN3 = (float("nan"), float("nan"), float("nan"))
-_COLLISION, _OFF_ROAD, _LANE = EventKind.COLLISION, EventKind.OFF_ROAD, EventKind.LANE_INVASION
 
 
 class EpisodeRecorder:
@@ -83,10 +82,8 @@ class EpisodeRecorder:
         self._overwrite = overwrite
         self._capacity = capacity
         self._writer: Any = None  # EpisodeWriter or BackgroundEpisodeWriter
-        self._rows: list[tuple] = []
+        self._rows: list[StepRow] = []
         self._cams: tuple[str, ...] = ()
-        self._driver_codes: dict[str, int] = {}
-        self._driver_names: list[str] = []
         self.path: Path | None = None
         self.last_path: Path | None = None
 
@@ -110,44 +107,15 @@ class EpisodeRecorder:
         self._writer = self._make_writer(path, info, shapes)
         self._cams = tuple(shapes)
         self._rows = []
-        self._driver_names = list(DRIVER_NAMES)
-        self._driver_codes = {n: i for i, n in enumerate(self._driver_names)}
         self.path = path
 
     def on_step(self, record: StepRecord) -> None:
-        """Write this step's frames and buffer its scalars."""
+        """Write this step's frames and buffer its row of scalars."""
         w = self._writer
         if w is None:
             return
-        t = len(self._rows)
-        step = record.step
-        obs = step.observation
-        w.write_step(t, obs.frames)
-        ego = step.world_state.ego
-        ex, e, ln = record.executed, record.expert, record.learner
-        code = self._driver_codes.get(record.driver)
-        if code is None:
-            code = len(self._driver_names)
-            self._driver_names.append(record.driver)
-            self._driver_codes[record.driver] = code
-        col = off = lane = False
-        for ev in record.events:
-            k = ev.kind
-            if k is _COLLISION:
-                col = True
-            elif k is _OFF_ROAD:
-                off = True
-            elif k is _LANE:
-                lane = True
-        self._rows.append((
-            obs.frame, obs.sim_time, ego.speed, ego.x, ego.y, ego.z, ego.yaw, int(obs.command),
-            ex.steer, ex.throttle, ex.brake,
-            e.steer, e.throttle, e.brake,
-            *((ln.steer, ln.throttle, ln.brake) if ln is not None else _NAN3),
-            record.intervention, record.noise, code,
-            record.lateral_deviation, record.heading_error, record.route_progress,
-            col, off, lane,
-        ))
+        w.write_step(len(self._rows), record.step.observation.frames)
+        self._rows.append(record.row())
 
     def on_episode_end(self, result: EpisodeResult) -> Path | None:
         """Finish the file (rename into place, manifest line).
@@ -159,9 +127,9 @@ class EpisodeRecorder:
         if w is None:
             return None
         try:
-            arrays = records_to_arrays(self._rows)
+            arrays, names = rows_to_arrays(self._rows)
             path = w.finish(arrays, termination=result.termination, summary=result.summary,
-                            driver_names=self._driver_names)
+                            driver_names=names)
         except BaseException:
             w.abort()
             raise
@@ -223,29 +191,20 @@ class EpisodeRecorder:
         self.close()
 
 
-def records_to_arrays(rows: list[tuple]) -> dict[str, np.ndarray]:
-    """Turn the recorder's per-step tuples into the STEP_FIELDS arrays (length T)."""
-    n = len(rows)
-    if n == 0:
-        m = np.zeros((0, 26), dtype=np.float64)
-    else:
-        m = np.array(rows, dtype=np.float64)  # (T, 26); exact for int64 frames < 2**53
-    return {
-        "frame": m[:, 0].astype(np.int64),
-        "sim_time": m[:, 1],
-        "speed": m[:, 2].astype(np.float32),
-        "pose": m[:, 3:7],
-        "command": m[:, 7].astype(np.int8),
-        "executed": m[:, 8:11].astype(np.float32),
-        "expert": m[:, 11:14].astype(np.float32),
-        "learner": m[:, 14:17].astype(np.float32),
-        "intervention": m[:, 17] != 0,
-        "noise": m[:, 18] != 0,
-        "driver": m[:, 19].astype(np.uint8),
-        "lateral_deviation": m[:, 20].astype(np.float32),
-        "heading_error": m[:, 21].astype(np.float32),
-        "route_progress": m[:, 22].astype(np.float32),
-        "collision": m[:, 23] != 0,
-        "off_road": m[:, 24] != 0,
-        "lane_invasion": m[:, 25] != 0,
-    }
+def rows_to_arrays(rows: list[StepRow]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The episode file's per-step arrays (``drive_il.data.storage.STEP_FIELDS`` names,
+    length T) from the rows, grouped by :data:`drive_il.types.STEP_FILE_COLUMNS`.
+
+    Returns:
+        (arrays, driver names): ``arrays["driver"]`` holds codes into the names, which
+        start with ``DRIVER_NAMES`` and go on with other drivers in order of appearance.
+    """
+    columns = step_columns(rows)
+    names = list(DRIVER_NAMES)
+    codes = {n: i for i, n in enumerate(names)}
+    for n in dict.fromkeys(columns["driver"].tolist()):
+        if n not in codes:
+            codes[n] = len(names)
+            names.append(n)
+    columns["driver"] = np.array([codes[n] for n in columns["driver"].tolist()], dtype=np.int64)
+    return file_arrays_from_columns(columns), names

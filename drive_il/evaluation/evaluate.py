@@ -4,7 +4,8 @@ The learner drives; the expert computes its label at every step (steering
 disagreement); DAVE-2 interventions (Bojarski et al. 2016): when |lateral deviation| >
 threshold (1.0 m), or on a collision or leaving the road, the expert takes over until the
 car is re-centred, and the episode goes on. Metrics are the pure functions of
-:mod:`drive_il.evaluation.metrics`; this module only drives and aggregates.
+:mod:`drive_il.metrics`; this module only drives (:func:`drive_il.rollout.run_episode`
+with the learner driving and a :class:`~drive_il.rollout.TakeoverConfig`) and aggregates.
 
 Seeds: evaluation seed k (0 <= k < seeds) drives ``scenario.test.episodes`` episodes
 with episode seeds ``base + 1000 k + j``, where base is the (test) scenario's seed; the
@@ -20,20 +21,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..rollout import TakeoverConfig, run_episode
+from ..metrics import METRIC_KEYS, aggregate
+from ..rollout import Drivers, RolloutSpec, TakeoverConfig, run_episode
 from ..scenario import Scenario
 from ..types import StepRecord
-from .metrics import aggregate
 from .trace import InterventionTrace
 
-__all__ = ["EvalReport", "evaluate", "DriftProfile", "REPORT_KEYS"]
+__all__ = ["EvalReport", "evaluate", "DriftProfile"]
 
 log = logging.getLogger(__name__)
-
-#: The metrics logged under ``eval/`` in TensorBoard and shown in reports.
-REPORT_KEYS = ("autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max",
-               "heading_error_mean", "route_completion", "collisions_per_km",
-               "lane_invasions_per_km", "disagreement_mean", "distance_to_first_intervention")
 
 
 class DriftProfile:
@@ -74,9 +70,9 @@ class EvalReport:
         checkpoint: what was evaluated.
         threshold: intervention threshold [m].
         episodes: per-episode summaries (+ seed, eval_seed, termination).
-        aggregate: over all episodes (see metrics.aggregate).
+        aggregate: over all episodes (see :func:`drive_il.metrics.aggregate`).
         seed_mean, seed_std: mean and standard deviation over evaluation seeds of the
-            per-seed aggregates, for :data:`REPORT_KEYS`.
+            per-seed aggregates, for :data:`drive_il.metrics.METRIC_KEYS`.
         profiles: lateral deviation against route distance per episode.
         interventions: one row per intervention onset: where, why and how the learner
             failed (:mod:`drive_il.evaluation.trace`).
@@ -125,6 +121,8 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     if n_ep < 1:
         raise ValueError(f"episodes must be >= 1, got {n_ep}")
     takeover = takeover or TakeoverConfig()
+    spec = RolloutSpec(driver="learner", takeover=takeover)
+    drivers = Drivers(expert=expert, learner=learner)
     prof = DriftProfile()
     trace = InterventionTrace(threshold=takeover.threshold)
     rows: list[dict] = []
@@ -137,8 +135,8 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         sums = []
         for j in range(n_ep):
             seed = scenario.seed + 1000 * k + j
-            res = run_episode(sim, scenario, seed, expert=expert, driver="learner", learner=learner,
-                              takeover=takeover, observers=[prof, trace, *observers], episode=len(rows))
+            res = run_episode(sim, scenario, seed, drivers, spec, observers=[prof, trace, *observers],
+                              episode=len(rows))
             sums.append(res.summary)
             rows.append({"seed": seed, "eval_seed": k, "termination": res.termination, **res.summary})
             if bar is not None:
@@ -147,8 +145,8 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     if bar is not None:
         bar.close()
     agg = aggregate([{k: v for k, v in r.items() if k not in ("seed", "eval_seed", "termination")} for r in rows])
-    mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in REPORT_KEYS}
-    std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in REPORT_KEYS}
+    mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
+    std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
     return EvalReport(scenario=scenario.name, town=scenario.town, weather=scenario.weather,
                       checkpoint=str(checkpoint), threshold=takeover.threshold, episodes=tuple(rows),
                       aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),

@@ -3,6 +3,8 @@
 Reads only what the run wrote (``round_*/round.json``, ``round_*/eval/*.json``,
 ``bc_matched/``, ``train_eval/``) and writes ``RUN/report.md`` and ``RUN/plots/*.png``:
 
+* the header: the run's :class:`~drive_il.pipeline.PipelineConfig` (``dagger.json``),
+  one row per field with its doc line;
 * autonomy, mean drift and interventions per km against the number of expert labels,
   per round, for DAgger, with behaviour cloning given the same number of expert labels;
 * lateral deviation against distance along a test route for BC and the final DAgger
@@ -14,6 +16,7 @@ Reads only what the run wrote (``round_*/round.json``, ``round_*/eval/*.json``,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -22,8 +25,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..pipeline import PipelineConfig, pipeline_from_record
 
-__all__ = ["write_report", "failure_curve"]
+__all__ = ["write_report", "failure_curve", "pipeline_section"]
 
 
 def _load(p: Path) -> Any:
@@ -96,6 +100,18 @@ def intervention_section(evals: Sequence[tuple[str, Mapping[str, Any]]], weather
                  f"{counts('command')} |")
     L += ["", "Kinds compare the learner's mean steer with the expert's over the 1.5 s before the takeover "
           "(`drive-il eval --trace` prints each one)."]
+    return L
+
+
+def pipeline_section(pl: PipelineConfig | None) -> list[str]:
+    """Markdown lines: the run's pipeline settings, one row per :class:`PipelineConfig`
+    field (its ``[pipeline]`` key, value and doc line); [] without a record."""
+    if pl is None:
+        return []
+    L = ["", "## Pipeline (`[pipeline]` / `drive-il dagger` flags)", "", "| key | value | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(pl):
+        v = getattr(pl, f.name)
+        L.append(f"| `{f.name}` | {'-' if v is None else v} | {f.metadata.get('doc', '')} |")
     return L
 
 
@@ -193,15 +209,16 @@ def write_report(run: str | Path) -> Path:
     # markdown
     sc = cfg.get("scenario", {})
     ts = cfg.get("test_scenario", {})
-    dg = cfg.get("dagger", {})
+    pl = pipeline_from_record(cfg["dagger"], source=str(run / "dagger.json")) if "dagger" in cfg else None
     L = [f"# DAgger report: {run}", ""]
     L.append(f"Training scenario **{sc.get('name', '?')}** on **{sc.get('town', '?')}** "
              f"({sc.get('weather', '?')}); test on **{ts.get('town', '?')}** ({', '.join(weathers)}). "
-             f"Model `{dg.get('model', '?')}`, {dg.get('rounds', '?')} DAgger rounds, mode {dg.get('mode', '?')}, "
-             f"beta schedule {dg.get('schedule', {}).get('kind', '?')} (beta {dg.get('schedule', {}).get('beta', '?')}), "
-             f"mixing per {dg.get('mixing', '?')}. Interventions: |lateral deviation| > "
+             + (f"Model `{pl.model}`, {pl.dagger_rounds} DAgger rounds, mode {pl.mode}, beta schedule "
+                f"{pl.beta_schedule} (beta {pl.beta}), mixing per {pl.mixing}. " if pl else "")
+             + f"Interventions: |lateral deviation| > "
              f"{last_eval.get('threshold', 1.0)} m, collision or off-road (DAVE-2); autonomy = (1 - interventions x 6 s / "
              f"elapsed s) x 100. Values: aggregate over all test episodes; +- the spread (std) over evaluation seeds.")
+    L += pipeline_section(pl)
     L += ["", f"## Per round (test town, {w0})", "",
           "| round | beta | new frames | labelled (total) | autonomy [%] | interventions/km | mean drift [m] | "
           "p95 drift [m] | route completion [%] | collisions/km | disagreement | time [s] |",

@@ -3,7 +3,7 @@
 Aggregate metrics (autonomy, interventions per km) say how often the learner failed;
 this trace says where and how, which is what a user needs to decide between more data,
 another camera or another model. At every intervention onset (the first step of a
-DAVE-2 takeover, :class:`drive_il.rollout.Takeover`) the observer records:
+DAVE-2 takeover, :class:`drive_il.rollout.arbitration.Takeover`) the observer records:
 
 * where: episode, route progress ``s`` [m], whether the route's waypoint there is in a
   junction, the navigation command at the onset and the commands of the window before;
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..types import EventKind, StepRecord
+from ..types import StepRecord
 
 __all__ = ["InterventionTrace", "classify", "format_trace", "TRACE_COLUMNS"]
 
@@ -110,12 +110,11 @@ class InterventionTrace:
         return None
 
     def _row(self, record: StepRecord, prev: StepRecord | None, window: list[StepRecord]) -> dict[str, Any]:
-        kinds = {e.kind for e in (prev.events if prev is not None else ())}
         if abs(record.lateral_deviation) > self.threshold:
             cause = "drift"
-        elif EventKind.COLLISION in kinds:
+        elif prev is not None and prev.collision:
             cause = "collision"
-        elif EventKind.OFF_ROAD in kinds:
+        elif prev is not None and prev.off_road:
             cause = "off_road"
         else:
             cause = "drift"

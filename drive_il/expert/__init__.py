@@ -1,10 +1,8 @@
-"""The rule-based planner expert: route planning on the lane graph, local planning,
-controllers, presets.
+"""The rule-based planner expert: local planning, controllers, presets (route planning
+is :mod:`drive_il.routing`).
 
-``from drive_il.expert import Expert, ExpertConfig, load_expert_config``. The route
-planner (:mod:`drive_il.expert.route_planner`) is imported by the simulators to plan
-episode routes; the expert classes are imported lazily so that importing the planner
-stays light.
+``from drive_il.expert import Expert, ExpertConfig, load_expert_config``; the classes are
+imported lazily.
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ __all__ = [
     "ExpertConfig",
     "LongitudinalController",
     "load_expert_config",
-    "plan_route",
-    "random_route",
 ]
 
 _LAZY = {
@@ -25,8 +21,6 @@ _LAZY = {
     "ExpertConfig": ("config", "ExpertConfig"),
     "load_expert_config": ("config", "load_expert_config"),
     "LongitudinalController": ("controllers", "LongitudinalController"),
-    "plan_route": ("route_planner", "plan_route"),
-    "random_route": ("route_planner", "random_route"),
 }
 
 

@@ -20,20 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..config import from_dict, read_toml
-from ..errors import ConfigError
+from ..config import R, from_dict, read_toml, validate_fields
+from ..errors import ConfigError, FieldError
 
 __all__ = ["EXPERTS_DIR", "ExpertConfig", "load_expert_config"]
 
 #: Repository folder with the shipped expert presets.
 EXPERTS_DIR = Path(__file__).resolve().parent.parent.parent / "experts"
-
-
-def R(lo: float | None, hi: float | None, doc: str = "") -> dict[str, Any]:
-    """Field metadata: closed range and a doc line."""
-    return {"range": (lo, hi), "doc": doc}
 
 
 @dataclass(frozen=True)
@@ -113,12 +107,13 @@ class ExpertConfig:
     route_end_margin: float = field(default=2.0, metadata=R(0.0, 50.0))
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if self.max_lookahead < self.min_lookahead:
-            raise ValueError(f"max_lookahead ({self.max_lookahead}) must be >= "
-                             f"min_lookahead ({self.min_lookahead})")
+            raise FieldError("ExpertConfig", "max_lookahead", f"expected a number >= min_lookahead "
+                             f"({self.min_lookahead}), got {self.max_lookahead}")
         if self.emergency_brake < self.max_brake:
-            raise ValueError(f"emergency_brake ({self.emergency_brake}) must be >= "
-                             f"max_brake ({self.max_brake})")
+            raise FieldError("ExpertConfig", "emergency_brake", f"expected a number >= max_brake "
+                             f"({self.max_brake}), got {self.emergency_brake}")
 
 
 def load_expert_config(name_or_path: str | Path | None = None) -> ExpertConfig:

@@ -37,7 +37,8 @@ Why pure pursuit and not Stanley or a PID on the cross-track error:
   as in Coulter (1992) and Snider (2009) sec. 2.2.
 
 The steering angle is ``atan(L kappa)`` (kinematic bicycle; Rajamani 2012, sec. 2.2),
-normalised by the vehicle's maximum road-wheel angle (CARLA's ``steer``).
+normalised by the vehicle's maximum road-wheel angle (CARLA's ``steer``). The pure-pursuit
+curvature and the steer <-> curvature conversion live in :mod:`drive_il.control`.
 
 Longitudinal: a PID on the speed error (CARLA's ``PIDLongitudinalController``,
 ``agents/navigation/controller.py``, gains K_P 1.0, K_I 0.05, K_D 0 on km/h, here in m/s
@@ -55,10 +56,7 @@ from typing import Protocol
 __all__ = [
     "LongitudinalController",
     "LongitudinalGains",
-    "curvature_to_steer",
-    "pure_pursuit_curvature",
     "rear_curvature",
-    "steer_to_curvature",
 ]
 
 
@@ -131,19 +129,6 @@ class LongitudinalController:
         return 0.0, min(-u, c.max_brake)
 
 
-def pure_pursuit_curvature(rx: float, ry: float, yaw: float, tx: float, ty: float) -> float:
-    """Pure-pursuit curvature [1/m] of the arc from the rear axle (rx, ry) heading
-    ``yaw`` through the target (tx, ty) (Coulter 1992): ``2 y / d^2`` with y the
-    target's lateral offset (+ = right, CARLA frame) and d its distance."""
-    dx, dy = tx - rx, ty - ry
-    c, s = math.cos(yaw), math.sin(yaw)
-    lat = -dx * s + dy * c
-    d2 = dx * dx + dy * dy
-    if d2 < 1e-6:
-        return 0.0
-    return 2.0 * lat / d2
-
-
 def rear_curvature(kc: float, h: float) -> float:
     """Rear-axle curvature [1/m] that makes the point ``h`` [m] ahead of the rear axle
     run on a circle of curvature ``kc`` (kinematic bicycle)."""
@@ -152,13 +137,3 @@ def rear_curvature(kc: float, h: float) -> float:
         hk = math.copysign(0.9, hk)
         return hk / h / math.sqrt(1.0 - hk * hk)
     return kc / math.sqrt(1.0 - hk * hk)
-
-
-def curvature_to_steer(kappa: float, wheelbase: float, max_steer_angle: float) -> float:
-    """Normalised steer (+1 = full right) for a rear-axle curvature [1/m] (unclipped)."""
-    return math.atan(wheelbase * kappa) / max_steer_angle
-
-
-def steer_to_curvature(steer: float, wheelbase: float, max_steer_angle: float) -> float:
-    """Rear-axle curvature [1/m] (= DAVE-2's inverse turning radius 1/r) of a steer."""
-    return math.tan(steer * max_steer_angle) / wheelbase

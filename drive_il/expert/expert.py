@@ -27,19 +27,15 @@ step without traffic, 40-110 us with 25 NPC vehicles on Town01 (2-vCPU machine).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..scenario import VehicleConfig
 from ..types import Control, Step
 from .config import ExpertConfig
-from .controllers import (
-    LongitudinalController,
-    curvature_to_steer,
-    pure_pursuit_curvature,
-    rear_curvature,
-)
+from ..control import curvature_to_steer, pure_pursuit_curvature
+from .controllers import LongitudinalController, rear_curvature
 from .local_planner import Lead, RouteTracker, lead_vehicle
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,6 +64,17 @@ class Expert:
     """
 
     name = "expert"
+
+    @classmethod
+    def for_scenario(cls, scenario: Any, *, preset: str | None = None) -> "Expert":
+        """The expert of ``scenario``: its expert preset (``preset``, a name in ``experts/``
+        or a path; default the scenario's ``expert``) on its vehicle.
+
+        Raises:
+            ConfigError: unknown preset or bad preset file.
+        """
+        from .config import load_expert_config
+        return cls(config=load_expert_config(preset or scenario.expert), vehicle=scenario.vehicle)
 
     def __init__(self, *, config: ExpertConfig, vehicle: VehicleConfig,
                  carla_map: carla.Map | None = None) -> None:
@@ -161,7 +168,7 @@ class Expert:
             elif k_fb < -kmax:
                 k_fb = -kmax
         k_ff = rear_curvature(tr.curvature_at(s0 + v * cfg.preview_time), h)
-        steer = curvature_to_steer(k_ff + k_fb, self._L, self._max_angle)
+        steer = curvature_to_steer(k_ff + k_fb, self._L, self._max_angle, clip=False)
         ms = cfg.max_steer
         steer = ms if steer > ms else (max(steer, -ms))
         if cfg.max_steer_rate > 0.0:

@@ -5,7 +5,7 @@ and driving, self-describing checkpoints and the driving policy.
 Modules (imported lazily: ``import drive_il.policies`` does not import torch):
 
 * :mod:`.preprocessing` — ``PreprocessConfig``, ``preprocess``, ``preprocess_batch``;
-* :mod:`.labels` — ``steer_to_curvature``, ``curvature_to_steer`` (1/r <-> steer);
+* :mod:`.labels` — ``steer_error_deg`` (1/r <-> steer itself: :mod:`drive_il.control`);
 * :mod:`.alvinn`, :mod:`.dave2` — the networks and their configs;
 * :mod:`.registry` — ``ARCHITECTURES``, ``ModelPreset``, ``load_model_preset``, ``build_policy``;
 * :mod:`.checkpoint` — ``save_checkpoint``, ``load_checkpoint``, ``check_camera_rig``;
@@ -19,7 +19,7 @@ from typing import Any
 
 _EXPORTS = {
     "PreprocessConfig": "preprocessing", "preprocess": "preprocessing", "preprocess_batch": "preprocessing",
-    "steer_to_curvature": "labels", "curvature_to_steer": "labels",
+    "steer_error_deg": "labels",
     "ARCHITECTURES": "registry", "ModelPreset": "registry", "load_model_preset": "registry",
     "build_policy": "registry",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "check_camera_rig": "checkpoint",

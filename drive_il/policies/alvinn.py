@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import validate_fields
+
 __all__ = ["HILL_1989", "Alvinn", "AlvinnConfig", "decode_units", "encode_targets"]
 
 #: The 1989 paper's 9-unit target "hill" (Pomerleau 1989).
@@ -67,6 +69,10 @@ class AlvinnConfig:
     target: str = field(default="hill", metadata={"choices": ("hill", "gaussian")})
     gaussian_width: float = field(default=10.0, metadata={"range": (0.1, 1000.0)})
     decode: str = field(default="gaussian", metadata={"choices": ("gaussian", "parabola", "argmax")})
+
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 def _steer_to_position(steer: torch.Tensor, cfg: AlvinnConfig) -> torch.Tensor:

@@ -253,8 +253,7 @@ def _drop_unknown_training_keys(preset: dict) -> dict:
     preprocessing, which decide what the weights mean, stay strict)."""
     import dataclasses
 
-    from ..training.augment import AugmentConfig
-    from .registry import TrainConfig
+    from .presets import AugmentConfig, TrainConfig
 
     out = dict(preset)
     for key, cls in (("training", TrainConfig), ("augmentation", AugmentConfig)):

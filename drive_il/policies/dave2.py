@@ -40,8 +40,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..config import validate_fields
 from ..types import RoadOption
-from .labels import curvature_to_steer
+from ..control import curvature_to_steer
 
 __all__ = ["Dave2", "Dave2Branched", "Dave2BranchedConfig", "Dave2Config", "head_commands"]
 
@@ -60,6 +61,10 @@ class Dave2Config:
     activation: str = field(default="relu", metadata={"choices": ("relu", "elu")})
     dropout: float = field(default=0.0, metadata={"range": (0.0, 0.9)})
     output_scale: float = field(default=10.0, metadata={"range": (0.01, 1000.0)})
+
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class Dave2BranchedConfig:
     speed_input: bool = False
     speed_features: int = field(default=32, metadata={"range": (1, 1024)})
     speed_norm: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
+
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 def head_commands(lane_change_heads: bool) -> tuple[RoadOption, ...]:

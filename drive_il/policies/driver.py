@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..types import Control, Observation, RoadOption, Step
 from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
-from .labels import curvature_to_steer, steer_to_curvature
+from ..control import curvature_to_steer, steer_to_curvature
 from .preprocessing import preprocess
 
 __all__ = ["PolicyDriver"]

@@ -38,6 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from ..config import validate_fields
+from ..errors import FieldError
+
 __all__ = [
     "COLOR_SPACES",
     "PreprocessConfig",
@@ -67,7 +70,7 @@ class PreprocessConfig:
         interpolation: ``"area"`` (``cv2.INTER_AREA``) or ``"linear"`` (``cv2.INTER_LINEAR``).
 
     Raises:
-        ValueError: crops that leave no rows, unknown colour space.
+        FieldError: (a ValueError) a value out of range, crops that leave no rows.
     """
 
     camera: str = "center"
@@ -80,14 +83,14 @@ class PreprocessConfig:
     interpolation: str = field(default="area", metadata={"choices": ("area", "linear")})
 
     def __post_init__(self) -> None:
-        if self.color_space not in COLOR_SPACES:
-            raise ValueError(f"color_space: expected one of {list(COLOR_SPACES)}, got {self.color_space!r}")
+        validate_fields(self)
         if self.crop_units == "fraction" and self.crop_top + self.crop_bottom >= 1.0:
-            raise ValueError(
-                f"crop_top + crop_bottom must be < 1 (fractions of the height), got "
-                f"{self.crop_top} + {self.crop_bottom}")
+            raise FieldError("PreprocessConfig", "crop_bottom",
+                             f"crop_top + crop_bottom must be < 1 (fractions of the height), got "
+                             f"{self.crop_top} + {self.crop_bottom}")
         if self.crop_units == "px" and (self.crop_top != int(self.crop_top) or self.crop_bottom != int(self.crop_bottom)):
-            raise ValueError(f"crop_top/crop_bottom in px must be whole numbers, got {self.crop_top}, {self.crop_bottom}")
+            raise FieldError("PreprocessConfig", "crop_top",
+                             f"crop_top/crop_bottom in px must be whole numbers, got {self.crop_top}, {self.crop_bottom}")
 
     @property
     def channels(self) -> int:

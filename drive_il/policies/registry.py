@@ -24,10 +24,10 @@ A model preset is a TOML file, loaded strictly (:mod:`drive_il.config`)::
     crop_top = 0.0
     color_space = "yuv"
 
-    [augmentation]                  # drive_il.training.augment.AugmentConfig
+    [augmentation]                  # AugmentConfig (drive_il.policies.presets)
     side_cameras = true
 
-    [training]                      # TrainConfig
+    [training]                      # TrainConfig (drive_il.policies.presets)
     batch_size = 64
     epochs = 10
 
@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import from_dict, read_toml, to_dict
-from ..errors import ConfigError
-from ..training.augment import AugmentConfig
+from ..errors import ConfigError, FieldError
 from .alvinn import Alvinn, AlvinnConfig
 from .dave2 import Dave2, Dave2Branched, Dave2BranchedConfig, Dave2Config
 from .preprocessing import PreprocessConfig
+from .presets import AugmentConfig, TrainConfig
 
 __all__ = [
     "ARCHITECTURES",
@@ -102,52 +102,6 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Behaviour-cloning hyper-parameters (the ``[training]`` table).
-
-    Attributes:
-        batch_size: samples per step.
-        epochs: passes over the training split.
-        lr: Adam learning rate.
-        weight_decay: AdamW decoupled weight decay.
-        lr_schedule: ``"cosine"`` (to 0 over the run) or ``"constant"``.
-        grad_clip: max gradient norm (0 = off).
-        balance_steering: draw training samples with weights inversely proportional to
-            the frequency of their steering label (DAVE-2 over-sampled curves).
-        balance_power: exponent p of the steering weights, ``count ** -p`` (1 = full
-            inverse frequency, 0.5 = its square root: curves over-sampled less hard).
-        balance_commands: draw training samples so that every navigation command
-            present (LANEFOLLOW, LEFT, RIGHT, STRAIGHT, ...) carries the same total weight:
-            each branch head of a command-conditioned model sees as many samples, and
-            junction turns are no longer a few per cent of the batches. Combines with
-            ``balance_steering`` (the weights multiply).
-        val_fraction: share of *episodes* held out for validation.
-        seed: default seed (``--seed`` overrides).
-        num_workers: DataLoader workers (0 = in the training process; on 2 cores the
-            input pipeline is far cheaper than the model, see ``drive-il bench train``).
-        threads: torch intra-op threads (0 = torch's default).
-        image_log_every: log frames with steering drawn every N epochs (0 = never).
-        images_logged: frames per image grid.
-    """
-
-    batch_size: int = field(default=64, metadata={"range": (1, 65536)})
-    epochs: int = field(default=10, metadata={"range": (1, 100_000)})
-    lr: float = field(default=1e-3, metadata={"range": (1e-8, 10.0)})
-    weight_decay: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
-    lr_schedule: str = field(default="cosine", metadata={"choices": ("cosine", "constant")})
-    grad_clip: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
-    balance_steering: bool = False
-    balance_power: float = field(default=1.0, metadata={"range": (0.0, 4.0)})
-    balance_commands: bool = False
-    val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
-    seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
-    num_workers: int = field(default=0, metadata={"range": (0, 64)})
-    threads: int = field(default=0, metadata={"range": (0, 256)})
-    image_log_every: int = field(default=1, metadata={"range": (0, 100_000)})
-    images_logged: int = field(default=8, metadata={"range": (1, 64)})
-
-
-@dataclass(frozen=True)
 class ModelPreset:
     """A complete model preset: architecture + preprocessing + augmentation + training.
 
@@ -168,6 +122,14 @@ class ModelPreset:
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise FieldError("ModelPreset", "architecture",
+                             f"expected one of {list(ARCHITECTURES)}, got {self.architecture!r}")
+        if not isinstance(self.model, ARCHITECTURES[self.architecture].config_cls):
+            raise FieldError("ModelPreset", "model", f"expected a {ARCHITECTURES[self.architecture].config_cls.__name__}, "
+                             f"got {type(self.model).__name__}")
 
     def replace(self, **changes: Any) -> ModelPreset:
         """A copy with fields replaced."""

@@ -13,9 +13,9 @@ and the overlay are written once against ``carla.Map`` / ``carla.Waypoint``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from ..routing.episode import StartPose  # the start override is chosen with the route
 from ..scenario import Scenario
 from ..types import Control, Route, Step
 
@@ -23,22 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import carla
 
 __all__ = ["Simulator", "StartPose"]
-
-
-@dataclass(frozen=True, slots=True)
-class StartPose:
-    """Override of the ego's start: world pose and speed.
-
-    Attributes:
-        x, y: [m], world frame (vehicle reference point).
-        yaw: [rad].
-        speed: [m/s].
-    """
-
-    x: float
-    y: float
-    yaw: float
-    speed: float = 0.0
 
 
 @runtime_checkable

@@ -19,7 +19,8 @@ Session, per :meth:`CarlaSimulator.reset` (CARLA Python API 0.9.16):
    above 0.1 s, CARLA's limit for stable physics substepping), one ticking client;
 4. weather preset by name (``carla.WeatherParameters.<Name>``);
 5. the route and start by the rule the embedded world uses
-   (:func:`drive_il.sim.episode.plan_episode` on the server's ``carla.Map``), the ego
+   (:func:`drive_il.routing.episode.plan_episode` on the server's town: a
+   :class:`~drive_il.maps.towns.TownMap` wrapping ``world.get_map()``), the ego
    vehicle (blueprint from the scenario, ``role_name = "hero"``) with its bounding-box
    centre on the start, lifted 0.5 m, yaw in degrees at the boundary, then the camera
    rig (``sensor.camera.rgb``, mounts relative to the bounding-box centre at ground), a
@@ -92,6 +93,7 @@ from ..types import (
     VehicleState,
     WorldState,
 )
+from ..maps.towns import TownMap
 from .base import StartPose
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,7 +123,7 @@ SPAWN_LIFT = 0.5
 _CHECK_LINE = ("is CarlaUE4.sh/CarlaUnreal.sh {v} running there, and are --host/--port right "
                "(each server needs its own --port and --tm-port)?")
 
-RoutePlanner = Callable[..., Any]  # drive_il.sim.episode.plan_episode's signature
+RoutePlanner = Callable[..., Any]  # drive_il.routing.episode.plan_episode's signature
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -234,8 +236,9 @@ class CarlaSimulator:
         settle_seconds: simulated time after spawning, under full brake, for the ego
             to land on the road (it is spawned 0.5 m up) before the first Step [s].
         load_timeout: client time-out while the server loads or builds a town [s].
-        route_planner: ``(carla_map, scenario, seed, *, route, start) -> EpisodeSetup``;
-            default :func:`drive_il.sim.episode.plan_episode`, as the embedded world,
+        route_planner: ``(town, scenario, seed, *, route, start) -> EpisodeSetup``
+            (``town``: the :attr:`town`); default
+            :func:`drive_il.routing.episode.plan_episode`, as the embedded world,
             so both worlds choose the same route and start from a scenario and seed.
         carla_module: the ``carla`` module (default: ``import carla``); tests pass a
             double here.
@@ -278,6 +281,7 @@ class CarlaSimulator:
         self._restore_settings: Any = None  # settings to put back on close
         self._tm: Any = None
         self._map: Any = None
+        self._town: TownMap | None = None  # wraps self._map (see the town property)
         self._map_key: tuple[Any, str] | None = None
         self._generated_town: tuple[Any, str] | None = None  # (world id, town) we built
 
@@ -318,6 +322,18 @@ class CarlaSimulator:
                 raise SimulatorConnectionError(
                     f"CARLA server at {self._where()} does not answer: {_one_line(e)}") from e
         return self._map
+
+    @property
+    def town(self) -> TownMap | None:
+        """The current town as a :class:`~drive_il.maps.towns.TownMap` wrapping
+        :attr:`map` (its lane graph, lane geometry and spawn points are built once per
+        server map); None when not connected."""
+        m = self.map
+        if m is None:
+            return None
+        if self._town is None or self._town.map is not m:
+            self._town = TownMap.from_carla_map(m)
+        return self._town
 
     @property
     def scenario(self) -> Scenario | None:
@@ -539,12 +555,12 @@ class CarlaSimulator:
     def _plan(self, scenario: Scenario, seed: int, route: Route | None,
               start: StartPose | None) -> tuple[Route, StartPose]:
         """Route and start from the rule shared with the embedded world
-        (:func:`drive_il.sim.episode.plan_episode`) on the server's ``carla.Map``."""
+        (:func:`drive_il.routing.episode.plan_episode`) on the server's town."""
         planner = self._route_planner
         if planner is None:
-            from .episode import plan_episode  # noqa: PLC0415
+            from ..routing.episode import plan_episode  # noqa: PLC0415
             planner = plan_episode
-        setup = planner(self._map, scenario, seed, route=route, start=start)
+        setup = planner(self.town, scenario, seed, route=route, start=start)
         return setup.route, setup.start
 
     # ------------------------------------------------------------------ town
@@ -587,8 +603,8 @@ class CarlaSimulator:
 
     def _xodr_text(self, town: str, available: list[str]) -> str:
         """OpenDRIVE text of a town the server lacks: a generated town or an ``.xodr``
-        of the maps directory (:func:`drive_il.sim.maps.town_text`)."""
-        from .maps import town_text  # noqa: PLC0415
+        of the maps directory (:func:`drive_il.maps.towns.town_text`)."""
+        from ..maps.towns import town_text  # noqa: PLC0415
         try:
             return town_text(town, self.maps_dir)[1]
         except MapError as e:
@@ -698,15 +714,14 @@ class CarlaSimulator:
         self._sensors.append(_Sensor(name=name, kind=kind, actor=actor, queue=q, config=cfg))
         actor.listen(q.put)  # the callback runs in the client's thread: enqueue only
 
-    def _spawn_points(self, cmap: Any) -> list[Any]:
-        pts = list(cmap.get_spawn_points())
+    def _spawn_points(self) -> list[Any]:
+        pts = list(self._map.get_spawn_points())
         if pts:
             return pts
-        from .maps import spawn_points  # noqa: PLC0415 (an OpenDRIVE-only world has none)
-        carla = self._carla
+        carla = self._carla  # an OpenDRIVE-only world has none: the town's generated ones
         return [carla.Transform(carla.Location(x=p.x, y=p.y, z=p.z + SPAWN_LIFT),
                                 carla.Rotation(pitch=0.0, yaw=math.degrees(p.yaw), roll=0.0))
-                for p in spawn_points(cmap)]
+                for p in self.town.spawn_points]
 
     def _spawn_traffic(self, world: Any, scenario: Scenario, seed: int, route: Route,
                        start: StartPose | None) -> None:
@@ -730,7 +745,7 @@ class CarlaSimulator:
         if hasattr(tm, "set_global_distance_to_leading_vehicle"):
             tm.set_global_distance_to_leading_vehicle(float(tr.min_gap))
         x0, y0, _, _ = self._start_pose(route, start)
-        cands = [t for t in self._spawn_points(self._map)
+        cands = [t for t in self._spawn_points()
                  if math.hypot(t.location.x - x0, t.location.y - y0) >= tr.min_spawn_distance]
         cands.sort(key=lambda t: (round(t.location.x, 2), round(t.location.y, 2)))
         chosen: list[Any] = []

@@ -31,7 +31,8 @@ rotated only. Without camera roll both parts are homographies
 (:func:`viewpoint_homographies`, applied by :func:`warp_viewpoint` with two
 ``cv2.warpPerspective`` calls); :func:`viewpoint_maps` gives the same mapping
 per pixel (a reference for tests). Needs the camera intrinsics and mount
-(:class:`CameraModel`, from the episode's camera rig).
+(:class:`drive_il.camera.PinholeCamera`, the renderer's camera model, built from the
+episode's camera rig with ``PinholeCamera.from_rig``).
 
 **Photometric**: random brightness (a factor on the RGB frame) and random shadows (one
 side of a random line across the frame darkened), as in common DAVE-2 reproductions.
@@ -43,21 +44,20 @@ a run is reproducible whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..policies.labels import curvature_to_steer, steer_to_curvature
+from ..camera import PinholeCamera
+from ..control import curvature_to_steer, steer_to_curvature
+from ..policies.presets import AugmentConfig  # the [augmentation] table of a model preset
 from ..policies.preprocessing import PreprocessConfig, preprocess_uint8
 
 __all__ = [
     "AugmentConfig",
-    "CameraModel",
     "SampleTransform",
     "corrected_steer",
     "random_brightness",
@@ -69,79 +69,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentation (the ``[augmentation]`` table of a model preset).
-
-    Attributes:
-        side_cameras: train on every camera of the rig listed in ``cameras`` (or all),
-            with the recovery correction of the camera's mount offset and yaw.
-        cameras: cameras used for training (empty = every camera in the data).
-        recovery_seconds: T of the recovery label [s] (DAVE-2: 2 s).
-        min_recovery_distance: d_min [m], the look-ahead at low speed.
-        brightness_prob: probability of a brightness change.
-        brightness_range: factor drawn uniformly in [1 - range, 1 + range].
-        shadow_prob: probability of a random shadow.
-        shadow_strength: (lo, hi) darkening factor range of a shadow.
-        viewpoint_prob: probability of a viewpoint shift/rotation of a frame.
-        viewpoint_shift_std: std of the lateral shift [m] (clipped at 2.5 std).
-        viewpoint_yaw_std_deg: std of the yaw rotation [deg] (clipped at 2.5 std).
-    """
-
-    side_cameras: bool = True
-    cameras: tuple[str, ...] = ()
-    recovery_seconds: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
-    min_recovery_distance: float = field(default=4.0, metadata={"range": (0.5, 100.0)})
-    brightness_prob: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    brightness_range: float = field(default=0.3, metadata={"range": (0.0, 0.95)})
-    shadow_prob: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
-    shadow_strength: tuple[float, float] = (0.4, 0.8)
-    viewpoint_prob: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
-    viewpoint_shift_std: float = field(default=0.4, metadata={"range": (0.0, 5.0)})
-    viewpoint_yaw_std_deg: float = field(default=2.0, metadata={"range": (0.0, 45.0)})
-
-    def __post_init__(self) -> None:
-        lo, hi = self.shadow_strength
-        if not (0.0 <= lo <= hi <= 1.0):
-            raise ValueError(f"shadow_strength: expected 0 <= lo <= hi <= 1, got {self.shadow_strength}")
-
-
-@dataclass(frozen=True)
-class CameraModel:
-    """Pinhole camera with its mount in the vehicle frame (x fwd, y right, z up).
-
-    Attributes:
-        width, height: [px].
-        fov: horizontal field of view [rad] (CARLA: f = width / (2 tan(fov / 2))).
-        x, y, z: mount [m] relative to the vehicle reference point at ground level.
-        pitch: [rad], + = up.
-        yaw: [rad], + = right.
-    """
-
-    width: int
-    height: int
-    fov: float
-    x: float = 0.0
-    y: float = 0.0
-    z: float = 1.5
-    pitch: float = 0.0
-    yaw: float = 0.0
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CameraModel:
-        """From a camera-rig dict (name, width, height, fov_deg, x, y, z, pitch_deg, yaw_deg)
-        as stored in episode metadata (``EpisodeInfo.cameras``)."""
-        return cls(width=int(d["width"]), height=int(d["height"]),
-                   fov=math.radians(float(d.get("fov_deg", 60.0))),
-                   x=float(d.get("x", 0.0)), y=float(d.get("y", 0.0)), z=float(d.get("z", 1.5)),
-                   pitch=math.radians(float(d.get("pitch_deg", 0.0))),
-                   yaw=math.radians(float(d.get("yaw_deg", 0.0))))
-
-    @property
-    def focal(self) -> float:
-        return self.width / (2.0 * math.tan(self.fov / 2.0))
 
 
 def recovery_curvature(lateral_offset: float, heading_offset: float, speed: float, *,
@@ -212,27 +139,7 @@ def random_shadow(image: np.ndarray, rng: np.random.Generator, strength: tuple[f
     return out
 
 
-def _cam_to_vehicle(cam: CameraModel, yaw: float) -> np.ndarray:
-    """3x3 rotation taking camera axes (fwd, right, up) to vehicle axes (x, y, z)."""
-    cp, sp = math.cos(cam.pitch), math.sin(cam.pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    pitch = np.array([[cp, 0.0, -sp], [0.0, 1.0, 0.0], [sp, 0.0, cp]])     # columns: fwd, right, up
-    yaw_m = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])     # yaw from x towards y
-    return yaw_m @ pitch
-
-
-@functools.lru_cache(maxsize=16)
-def _pixel_rays(cam: CameraModel) -> np.ndarray:
-    """(H*W, 3) float32 rays of every pixel in camera axes (fwd, right, up), read-only."""
-    h, w, f = cam.height, cam.width, cam.focal
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    rays = np.stack([np.ones_like(u), (u - (w - 1) / 2.0) / f, -(v - (h - 1) / 2.0) / f], axis=-1)
-    rays = rays.reshape(-1, 3).astype(np.float32)
-    rays.setflags(write=False)
-    return rays
-
-
-def viewpoint_maps(cam: CameraModel, shift: float, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+def viewpoint_maps(cam: PinholeCamera, shift: float, yaw: float) -> tuple[np.ndarray, np.ndarray]:
     """Remap tables from a virtual camera (shifted ``shift`` m right, yawed ``yaw`` rad
     right of ``cam``) to the real camera's pixels (flat ground below the horizon,
     infinitely far above it).
@@ -247,9 +154,9 @@ def viewpoint_maps(cam: CameraModel, shift: float, yaw: float) -> tuple[np.ndarr
         -1 where the source would lie behind the real camera.
     """
     h, w, f = cam.height, cam.width, cam.focal
-    rays = _pixel_rays(cam)                                        # (N, 3) virtual cam axes
-    r_virt = _cam_to_vehicle(cam, cam.yaw + yaw)
-    r_real = _cam_to_vehicle(cam, cam.yaw)
+    rays = cam.pixel_rays()                                        # (N, 3) virtual cam axes
+    r_virt = cam.rotated(yaw).rotation
+    r_real = cam.rotation
     m = (r_real.T @ r_virt).T.astype(np.float32)                  # virtual cam -> real cam axes
     q = rays @ m                                                   # (N, 3) direction, real axes
     dz = rays @ r_virt[2].astype(np.float32)                       # vehicle z of each ray
@@ -259,14 +166,14 @@ def viewpoint_maps(cam: CameraModel, shift: float, yaw: float) -> tuple[np.ndarr
     fwd = q[:, 0]
     behind = fwd <= 1e-6
     inv = np.float32(f) / np.where(behind, np.float32(1.0), fwd)
-    map_x = np.float32((w - 1) / 2.0) + q[:, 1] * inv
-    map_y = np.float32((h - 1) / 2.0) - q[:, 2] * inv
+    map_x = np.float32(cam.cx) + q[:, 1] * inv
+    map_y = np.float32(cam.cy) - q[:, 2] * inv
     map_x[behind] = -1.0
     map_y[behind] = -1.0
     return map_x.reshape(h, w), map_y.reshape(h, w)
 
 
-def viewpoint_homographies(cam: CameraModel, shift: float, yaw: float) -> tuple[np.ndarray, np.ndarray, int]:
+def viewpoint_homographies(cam: PinholeCamera, shift: float, yaw: float) -> tuple[np.ndarray, np.ndarray, int]:
     """The same transform as :func:`viewpoint_maps`, as two 3x3 homographies.
 
     With no roll, the virtual camera's horizon is a row; below it the flat-ground
@@ -280,12 +187,11 @@ def viewpoint_homographies(cam: CameraModel, shift: float, yaw: float) -> tuple[
         (H_ground, H_sky, first_ground_row): homographies mapping virtual (output)
         pixels to real (source) pixels, and the first row below the horizon.
     """
-    h, w, f = cam.height, cam.width, cam.focal
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    a = np.array([[0.0, 0.0, 1.0], [1.0 / f, 0.0, -cx / f], [0.0, -1.0 / f, cy / f]])   # pixel -> ray
-    b = np.array([[cx, f, 0.0], [cy, 0.0, -f], [1.0, 0.0, 0.0]])                        # ray -> pixel
-    r_virt = _cam_to_vehicle(cam, cam.yaw + yaw)
-    r_real = _cam_to_vehicle(cam, cam.yaw)
+    h, f, cy = cam.height, cam.focal, cam.cy
+    a = cam.pixel_to_axes                                   # pixel -> ray (camera axes)
+    b = cam.axes_to_pixel                                   # ray -> pixel
+    r_virt = cam.rotated(yaw).rotation
+    r_real = cam.rotation
     m = r_real.T @ r_virt
     g = m - (shift / cam.z) * np.outer(r_real[1], r_virt[2])
     # vehicle z of the ray of row v (no roll: independent of the column)
@@ -296,7 +202,7 @@ def viewpoint_homographies(cam: CameraModel, shift: float, yaw: float) -> tuple[
     return b @ g @ a, b @ m @ a, first
 
 
-def warp_viewpoint(image: np.ndarray, cam: CameraModel, shift: float, yaw: float) -> np.ndarray:
+def warp_viewpoint(image: np.ndarray, cam: PinholeCamera, shift: float, yaw: float) -> np.ndarray:
     """The (H, W, 3) uint8 frame as seen from the shifted/rotated virtual camera
     (two ``cv2.warpPerspective`` calls, see :func:`viewpoint_homographies`).
 
@@ -328,7 +234,7 @@ class SampleTransform:
         preprocessing: the model's preprocessing.
         augment: augmentation settings, or None (validation: no augmentation and no
             camera correction other than the mount's).
-        rig: camera name -> :class:`CameraModel` (needed by the viewpoint transform;
+        rig: camera name -> :class:`~drive_il.camera.PinholeCamera` (needed by the viewpoint transform;
             None disables it).
         reference: (y [m], yaw [rad]) mount of the model's own camera (the correction
             is relative to it).
@@ -344,7 +250,7 @@ class SampleTransform:
     """
 
     def __init__(self, preprocessing: PreprocessConfig, augment: AugmentConfig | None = None, *,
-                 rig: Mapping[str, CameraModel] | None = None,
+                 rig: Mapping[str, PinholeCamera] | None = None,
                  reference: tuple[float, float] = (0.0, 0.0)) -> None:
         self.preprocessing = preprocessing
         self.augment = augment

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from ..camera import PinholeCamera
 from ..errors import DataError
 from ..policies.checkpoint import (
     VehicleParams,
@@ -58,7 +59,7 @@ from ..policies.checkpoint import (
     save_optimizer,
 )
 from ..policies.registry import ModelPreset, build_policy, load_model_preset
-from .augment import CameraModel, SampleTransform
+from .augment import SampleTransform
 
 __all__ = ["BCDataset", "TrainResult", "draw_steering", "fit", "train_loader", "train_policy", "train_step"]
 
@@ -376,7 +377,7 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
     if len(train_data) == 0:
         raise DataError(f"{out}: no training samples (empty data or everything filtered out)")
 
-    rig = {str(c["name"]): CameraModel.from_dict(c) for c in cameras if "width" in c and "name" in c}
+    rig = {str(c["name"]): PinholeCamera.from_rig(c) for c in cameras if "width" in c and "name" in c}
     ref = next((c for c in cameras if c.get("name") == preset.preprocessing.camera), None)
     reference = (float(ref.get("y", 0.0)), math.radians(float(ref.get("yaw_deg", 0.0)))) if ref else (0.0, 0.0)
     train_ds = BCDataset(train_data, SampleTransform(preset.preprocessing, preset.augmentation, rig=rig,

@@ -6,8 +6,9 @@ per control step, and keeps fixed-size ring buffers of the last ``seconds`` of d
 episode's counters. No pygame here; the drawing functions read it.
 
 Definitions (DESIGN.md): an *intervention* is counted once per takeover segment (a run
-of consecutive steps flagged ``intervention``); *autonomy* [%] =
-(1 - interventions * 6 s / elapsed s) * 100 (Bojarski et al. 2016, arXiv:1604.07316).
+of consecutive steps flagged ``intervention``); *autonomy* [%] is
+:func:`drive_il.metrics.autonomy` (Bojarski et al. 2016, arXiv:1604.07316), the same
+function the episode metrics use.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..metrics import autonomy
 from ..types import EventKind, StepRecord
 
-__all__ = ["OverlayHistory", "Marker", "DRIVER_CODES", "INTERVENTION_PENALTY_S"]
-
-#: Seconds of non-autonomous driving charged per intervention (DAVE-2).
-INTERVENTION_PENALTY_S = 6.0
+__all__ = ["OverlayHistory", "Marker", "DRIVER_CODES"]
 
 #: Who drove, as stored in the history's ``driver`` buffer.
 DRIVER_CODES = {"expert": 0, "learner": 1, "human": 2}
@@ -178,7 +177,5 @@ class OverlayHistory:
 
     @property
     def autonomy(self) -> float:
-        """Autonomy [%] (DAVE-2), clipped at 0."""
-        if self.count == 0:
-            return 100.0
-        return max(0.0, (1.0 - self.interventions * INTERVENTION_PENALTY_S / self.elapsed) * 100.0)
+        """Autonomy [%] (DAVE-2, :func:`drive_il.metrics.autonomy`); 100 before the first step."""
+        return autonomy(self.interventions, self.elapsed)

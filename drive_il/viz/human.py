@@ -1,6 +1,6 @@
 """Driving by hand: keyboard, gamepad or steering wheel, and the human gate of HG-DAgger.
 
-:class:`HumanDriver` implements the :class:`drive_il.driver.Driver` protocol
+:class:`HumanDriver` implements the :class:`drive_il.rollout.driver.Driver` protocol
 (``name = "human"``). Keys, as in CARLA's ``manual_control.py``:
 
 ========================  ===============================================
@@ -53,7 +53,7 @@ from .calibration import (
 )
 from .events import EventPump, Pacer, default_pump, ensure_pygame, headless
 
-__all__ = ["HumanDriver", "HumanGate", "KeyboardRates", "Takeover"]
+__all__ = ["HumanDriver", "HumanGate", "KeyboardRates", "HumanTakeover"]
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def _event_instance(e: "pygame.event.Event") -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Takeover:
+class HumanTakeover:
     """One human takeover segment.
 
     Attributes:
@@ -317,7 +317,7 @@ class HumanGate:
             react (default: on, except under ``SDL_VIDEODRIVER=dummy``).
 
     Attributes:
-        takeovers: the segments so far (:class:`Takeover`).
+        takeovers: the segments so far (:class:`HumanTakeover`).
     """
 
     def __init__(self, human: HumanDriver | None = None, *, keys: tuple[int, ...] = (pygame.K_t, pygame.K_RETURN),
@@ -333,7 +333,7 @@ class HumanGate:
         self.button = button if button is not None else (cal.buttons.takeover if cal is not None else -1)
         self.steer_threshold = steer_threshold
         self.release_after = release_after
-        self.takeovers: list[Takeover] = []
+        self.takeovers: list[HumanTakeover] = []
         self._active = False
         self._reason = ""
         self._calm = 0.0
@@ -362,7 +362,7 @@ class HumanGate:
         if self._last_frame is not None and frame < self._last_frame and self._active:
             self._active = False
             last = self.takeovers[-1]
-            self.takeovers[-1] = Takeover(last.start_frame, self._last_frame, last.reason)
+            self.takeovers[-1] = HumanTakeover(last.start_frame, self._last_frame, last.reason)
         self._last_frame = frame
         events, self._cursor = self._pump.poll(self._cursor)
         self._toggle = False
@@ -399,11 +399,11 @@ class HumanGate:
         self._active = True
         self._reason = reason
         self._calm = 0.0
-        self.takeovers.append(Takeover(step.world_state.frame, None, reason))
+        self.takeovers.append(HumanTakeover(step.world_state.frame, None, reason))
         log.info("human takeover at frame %d (%s)", step.world_state.frame, reason)
 
     def _end(self, step: Step) -> None:
         self._active = False
         last = self.takeovers[-1]
-        self.takeovers[-1] = Takeover(last.start_frame, step.world_state.frame - 1, last.reason)
+        self.takeovers[-1] = HumanTakeover(last.start_frame, step.world_state.frame - 1, last.reason)
         log.info("control back to the learner at frame %d", step.world_state.frame)

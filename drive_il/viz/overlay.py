@@ -198,7 +198,7 @@ class Overlay:
         dt = first.world_state.dt or info.dt
         self.history = OverlayHistory.for_seconds(self.history_seconds, dt)
         if self._sim is not None:
-            m = getattr(self._sim, "map", None)
+            m = getattr(self._sim, "town", None) or getattr(self._sim, "map", None)  # a TownMap holds its lanes
             if m is not None:
                 self._map = m
         if self._map is not None:
@@ -420,77 +420,30 @@ class Overlay:
         self.close()
 
 
-def _embedded_episode(ov: Overlay, steps: int, seed: int) -> None:
-    """A learner that drifts (the expert plus a slow steering bias) on the embedded
-    world, with DAVE-2 interventions, through the real rollout loop."""
-    import math as _math
-
-    from ..factory import make_expert
-    from ..rollout import TakeoverConfig, run_episode
-    from ..scenario import load_scenario
-    from ..sim import make_simulator
-    from ..types import Control
-
-    scenario = load_scenario(None)
-    sim = make_simulator("embedded")
-    expert = make_expert(scenario)
-
-    class DriftingLearner:
-        name = "learner"
-
-        def reset(self, step: Step) -> None:
-            pass
-
-        def act(self, step: Step) -> Control:
-            c = expert.act(step)
-            t = step.world_state.sim_time
-            return Control.clipped(c.steer + 0.07 * _math.sin(0.4 * t) + 0.035, c.throttle, c.brake)
-
-    ov._sim = sim
-    try:
-        run_episode(sim, scenario, seed, expert=expert, driver="mixture", learner=DriftingLearner(), beta=0.2,
-                    takeover=TakeoverConfig(threshold=ov.threshold), observers=[ov], max_steps=steps,
-                    dagger_round=2)
-    finally:
-        sim.close()
-
-
 def render_demo_screenshot(path: str | Path = "docs/overlay.png", *, steps: int = 400, seed: int = 1,
-                           size: tuple[int, int] = (1280, 720), world: str = "auto") -> Path:
+                           size: tuple[int, int] = (1280, 720)) -> Path:
     """Render the overlay over a short DAgger-style episode and save its last frame
     (regenerates ``docs/overlay.png``: ``python -m drive_il.viz.overlay [PATH]``).
+
+    The episode is :func:`drive_il.viz.demo.run_demo`: the embedded world on the demo
+    road, the rule-based expert, a learner that drifts, DAgger mixture, DAVE-2
+    interventions and a scripted human takeover, through the rollout.
 
     Args:
         path: the PNG to write (~100-200 KB at 1280x720).
         steps: control steps driven.
         seed: episode seed.
         size: window size [px].
-        world: "embedded" (the embedded world, the expert and the rollout loop: a
-            learner that drifts, DAgger mixture with beta 0.2, DAVE-2 interventions),
-            "demo" (:mod:`drive_il.viz.demo`, no other part of drive_il needed, with a
-            scripted human takeover) or "auto" (embedded when it can be built).
     """
     from PIL import Image
 
     from .demo import DemoWorld, run_demo
     from .recording import surface_to_array
 
-    if world not in ("auto", "embedded", "demo"):
-        raise ValueError(f"world must be 'auto', 'embedded' or 'demo', got {world!r}")
     ov = Overlay(size=size, show=False, threshold=1.0)
-    done = False
-    if world in ("auto", "embedded"):
-        try:
-            _embedded_episode(ov, steps, seed)
-            done = True
-        except ImportError:
-            if world == "embedded":
-                raise
-            log.info("embedded world not available; using the demo road")
-    if not done:
-        demo = DemoWorld()
-        ov.set_map(demo.map)
-        run_demo(demo, [ov], steps=steps, seed=seed, learner_bias=0.05)
+    demo = DemoWorld()
+    ov.set_map(demo.map)
+    run_demo(demo, [ov], steps=steps, seed=seed, learner_bias=0.05)
     if ov.last_record is not None:   # the last step, without the end-of-episode banner
         ov.result = None
         ov.render(ov.last_record)

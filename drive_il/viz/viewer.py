@@ -359,7 +359,7 @@ def view_episode(path: str | Path, *, camera: str | None = None, speed: float = 
         carla_map = None
         if reader.meta.town:
             try:
-                from ..sim.maps import load_town
+                from ..maps import load_town
 
                 carla_map = load_town(reader.meta.town, maps_dir).map
             except Exception as e:  # MapError or a missing maps helper: route only

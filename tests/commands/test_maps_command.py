@@ -8,7 +8,7 @@ import time
 import pytest
 
 from drive_il.cli import main
-from drive_il.sim import maps, opendrive_gen
+from drive_il.maps import opendrive_gen, towns as maps
 
 
 @pytest.fixture

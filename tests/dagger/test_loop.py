@@ -90,8 +90,9 @@ def test_unavailable_test_town_is_one_line(tmp_path):
 
 
 def test_run_directory_of_another_configuration_is_refused(tmp_path):
-    from drive_il.dagger.loop import DaggerConfig, run_dagger
+    from drive_il.dagger.loop import run_dagger
     from drive_il.errors import ConfigError
+    from drive_il.pipeline import PipelineConfig
     from drive_il.scenario import Scenario
 
     out = tmp_path / "run"
@@ -99,7 +100,7 @@ def test_run_directory_of_another_configuration_is_refused(tmp_path):
     (out / "dagger.json").write_text(json.dumps({"scenario": {"name": "other"}}))
     sc = Scenario()
     with pytest.raises(ConfigError, match="made with another configuration"):
-        run_dagger(scenario=sc, test_scenario=sc.test_scenario(), config=DaggerConfig(), out_dir=out,
+        run_dagger(scenario=sc, test_scenario=sc.test_scenario(), config=PipelineConfig(), out_dir=out,
                    make_sim=lambda: pytest.fail("the simulator must not be built"), make_expert=lambda s: None)
 
 
@@ -109,3 +110,30 @@ def test_gated_filter_keeps_round0_and_takeovers_only():
     assert _gated_filter({"dagger_round": 0, "intervention": False})
     assert not _gated_filter({"dagger_round": 2, "intervention": False})
     assert _gated_filter({"dagger_round": 2, "intervention": True})
+
+
+#: The "dagger" record of a dagger.json written before issue 15 (DaggerConfig's names).
+LEGACY = {"model": "alvinn", "rounds": 2, "bc_episodes": 2, "episodes_per_round": 1,
+          "schedule": {"kind": "exponential", "beta": 0.5, "rounds": 2}, "mixing": "step", "mode": "mixture",
+          "gate_threshold": 0.6, "warm_start": True, "epochs": 2, "dagger_epochs": 1, "eval_seeds": 1,
+          "eval_episodes": None, "intervention_threshold": 1.0, "eval_weathers": [], "bc_matched": True,
+          "seed": 0, "max_train_frames": None}
+
+
+def test_a_run_recorded_before_the_pipeline_config_still_reads_and_resumes():
+    from drive_il.config import to_dict
+    from drive_il.dagger.loop import _same_run
+    from drive_il.pipeline import PipelineConfig, pipeline_from_record
+
+    new = PipelineConfig(model="alvinn", dagger_rounds=2, bc_episodes=2, dagger_episodes=1, epochs=2,
+                         dagger_epochs=1, eval_seeds=1, seed=0)
+    assert pipeline_from_record(LEGACY) == new
+    assert pipeline_from_record(to_dict(new)) == new
+    test = {"test": {"episodes": 2}}
+    old_pl = {"model": "alvinn", "bc_episodes": 2, "dagger_rounds": 2, "dagger_episodes": 1}
+    old = {"scenario": {"name": "s", "pipeline": old_pl}, "test_scenario": test, "dagger": LEGACY}
+    now = {"scenario": {"name": "s", "pipeline": to_dict(pipeline_from_record(old_pl))}, "test_scenario": test,
+           "dagger": to_dict(new)}
+    assert _same_run(old, now)
+    assert _same_run({**old, "dagger": {**LEGACY, "eval_episodes": 2}}, now)  # drive-il run recorded it
+    assert not _same_run(old, {**now, "dagger": to_dict(PipelineConfig(dagger_rounds=3, seed=0))})

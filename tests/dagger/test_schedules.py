@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from drive_il.dagger.schedules import BetaSchedule
@@ -20,10 +22,16 @@ def test_schedules():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"kind": "cosine"}, "beta schedule must be one of"),
-    ({"beta": 1.5}, "beta must be in"),
-    ({"rounds": 0}, "rounds must be >= 1"),
+    ({"kind": "cosine"}, "BetaSchedule: field 'kind': expected one of ['constant', 'linear', 'exponential', 'lbc']"),
+    ({"beta": 1.5}, "BetaSchedule: field 'beta': expected a number in [0.0, 1.0], got 1.5"),
+    ({"rounds": 0}, "BetaSchedule: field 'rounds': expected an integer >= 1, got 0"),
 ])
 def test_bad_schedule(kw, msg):
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(ValueError, match=re.escape(msg)):  # a ConfigError (FieldError), a ValueError
         BetaSchedule(**kw)
+
+
+def test_schedule_of_a_pipeline():
+    from drive_il.pipeline import PipelineConfig
+    s = BetaSchedule.of(PipelineConfig(beta_schedule="linear", beta=0.8, dagger_rounds=2))
+    assert s == BetaSchedule("linear", 0.8, 2)

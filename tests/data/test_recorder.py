@@ -66,3 +66,40 @@ def test_bad_frame_is_refused(tmp_path, background):
         p = rec.on_episode_end(ep.result())
     with EpisodeReader(p) as r:
         assert len(r) == 5
+
+
+def test_record_schema_round_trip(tmp_path):
+    """The recorder stores each StepRow field by name; the file's arrays read back by
+    the same names give the rows the rollout summarised, and the same metrics."""
+    from drive_il.metrics import EpisodeTrace, summarize
+    from drive_il.rollout import Drivers, RolloutSpec, TakeoverConfig, run_episode
+    from drive_il.types import STEP_FILE_COLUMNS, StepRow, columns_from_file_arrays, step_columns
+    from tests.rollout.line_world import SC, Biased, Centering, LineSim, Rec
+
+    keep = Rec()
+    rec = EpisodeRecorder(tmp_path)
+    spec = RolloutSpec(driver="learner", takeover=TakeoverConfig(threshold=1.0, recenter_drift=0.2,
+                                                                 recenter_steps=5), max_steps=300)
+    from drive_il.types import EventKind as K
+    sim = LineSim(events={40: (K.COLLISION,), 90: (K.OFF_ROAD, K.LANE_INVASION)})
+    res = run_episode(sim, SC, 0, Drivers(expert=Centering(), learner=Biased()), spec, observers=[rec, keep])
+    want = step_columns([r.row() for r in keep.records])
+    assert res.summary["interventions"] >= 2 and res.summary["collisions"] == res.summary["off_road"] == 1
+    assert want["lane_invasion"].sum() == 1 and set(want["driver"]) == {"expert", "learner"}
+    stored = {n for names in STEP_FILE_COLUMNS.values() for n in names}
+    assert stored == set(StepRow._fields) - {"in_junction"}
+    with EpisodeReader(res.path) as r:
+        got = columns_from_file_arrays({k: np.asarray(r.steps[k]) for k in r.steps})
+        names = r.driver_names
+    assert set(got) == stored
+    for name in stored:
+        if name == "driver":
+            assert [names[c] for c in got["driver"]] == want["driver"].tolist()
+        else:
+            np.testing.assert_allclose(got[name].astype(float), want[name].astype(float), rtol=1e-6, atol=1e-6,
+                                       err_msg=name)
+    trace = EpisodeTrace.from_columns(got, dt=SC.dt, route_length=LineSim().route.length)
+    again = summarize(trace)
+    for k in ("steps", "distance", "drift_mean", "drift_max", "interventions", "autonomy", "lane_invasions",
+              "disagreement_mean", "collisions"):
+        assert again[k] == pytest.approx(res.summary[k], rel=1e-5, abs=1e-6), k

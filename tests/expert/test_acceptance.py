@@ -4,9 +4,10 @@ CI runs a few episodes of each item; ``DRIVE_IL_FULL_ACCEPTANCE=1`` runs the ful
 counts of the issue (20 routes per town, 30 perturbed starts, 20 routes in traffic),
 marked ``slow``. Each test prints one line of figures (``pytest -s`` shows them).
 
-Lateral deviation is measured here, independently of the expert, against the route with
-:func:`drive_il.geometry.project_onto_polyline`; collisions, off-road and lane
-invasions are the world's events.
+Episodes are driven by the rollout (:func:`drive_il.rollout.run_episode`, the expert
+driving): lateral deviation is its projection of the ego onto the route with
+:func:`drive_il.geometry.project_onto_polyline`, independent of the expert; collisions,
+off-road and lane invasions are the world's events, counted by the episode metrics.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,10 +23,10 @@ import pytest
 pytest.importorskip("carla")
 
 from drive_il.expert import Expert, load_expert_config
-from drive_il.expert.route_planner import lane_graph, random_route
-from drive_il.geometry import project_onto_polyline
+from drive_il.routing.planner import lane_graph_of, random_route
+from drive_il.rollout import Drivers, RolloutSpec, TerminationRules, run_episode
 from drive_il.scenario import Scenario, TrafficConfig
-from drive_il.types import EventKind, Route
+from drive_il.types import EpisodeResult, Route
 
 world_mod = pytest.importorskip("drive_il.sim.embedded.world")
 
@@ -41,70 +43,68 @@ def sim(maps_dir):
 
 @dataclass
 class Episode:
-    """Figures of one episode."""
+    """Figures of one episode: the rollout's result and per-step arrays."""
 
-    route_length: float
-    progress: float = 0.0
+    result: EpisodeResult | None = None
+    last: Any = None
     lateral: list = field(default_factory=list)
     s: list = field(default_factory=list)
     speed: list = field(default_factory=list)
-    collisions: int = 0
-    off_road: int = 0
-    invasions: int = 0          # outside junctions
-    invasions_junction: int = 0
-    steps: int = 0
+
+    def on_episode_start(self, info, first) -> None:
+        pass
+
+    def on_step(self, record) -> None:
+        self.last = record
+        self.lateral.append(record.lateral_deviation)
+        self.s.append(record.route_progress)
+        self.speed.append(record.step.world_state.ego.speed)
+
+    def on_episode_end(self, result) -> None:
+        self.result = result
 
     @property
     def completion(self) -> float:
-        return 100.0 * min(1.0, self.progress / self.route_length)
+        return self.result.summary["route_completion"]
 
 
-def run_episode(sim, scenario: Scenario, seed: int, *, route: Route | None = None, start=None,
-                preset: str = "default", max_steps: int | None = None, until=None,
-                setup=None, hint: int = 0) -> Episode:
-    step = sim.reset(scenario, seed, route=route, start=start)
-    if setup is not None:
-        setup(sim)
-        step = sim.current_step()
-    r = sim.route
-    expert = Expert(config=load_expert_config(preset), vehicle=scenario.vehicle, carla_map=sim.map)
-    expert.reset(step)
-    ep = Episode(route_length=r.length)
-    junction = [w.is_junction for w in r.waypoints]
-    for _ in range(max_steps or scenario.max_steps):
-        step = sim.step(expert.act(step))
-        ep.steps += 1
-        e = step.world_state.ego
-        p = project_onto_polyline(r.xy, r.s, e.x, e.y, e.yaw, hint=hint)
-        hint = p.index
-        ep.lateral.append(p.lateral)
-        ep.s.append(p.s)
-        ep.speed.append(e.speed)
-        ep.progress = max(ep.progress, p.s)
-        for ev in step.events:
-            if ev.kind is EventKind.COLLISION:
-                ep.collisions += 1
-            elif ev.kind is EventKind.OFF_ROAD:
-                ep.off_road += 1
-            elif ev.kind is EventKind.LANE_INVASION:
-                if junction[p.index] or junction[min(p.index + 1, len(junction) - 1)]:
-                    ep.invasions_junction += 1
-                else:
-                    ep.invasions += 1
-        if until is not None and until(step, p):
-            break
-        if p.s >= r.length - 0.5:
-            break
+class _Setup:
+    """Observer calling ``setup(sim)`` when the episode starts (after the reset)."""
+
+    def __init__(self, sim, setup) -> None:
+        self.sim, self.setup = sim, setup
+
+    def on_episode_start(self, info, first) -> None:
+        self.setup(self.sim)
+
+    def on_step(self, record) -> None:
+        pass
+
+    def on_episode_end(self, result) -> None:
+        pass
+
+
+def drive(sim, scenario: Scenario, seed: int, *, route: Route | None = None, start=None, until=None,
+          setup=None) -> Episode:
+    """The default expert drives one episode; ``until(record)`` ends it early,
+    ``setup(sim)`` runs after the reset (e.g. to place a vehicle)."""
+    expert = Expert(config=load_expert_config("default"), vehicle=scenario.vehicle)
+    ep = Episode()
+    observers = [ep] if setup is None else [_Setup(sim, setup), ep]
+    run_episode(sim, scenario, seed, Drivers(expert=expert), RolloutSpec(termination=TerminationRules(stop=until)),
+                observers=observers, route=route, start=start)
     return ep
 
 
 def summary(name: str, eps: list[Episode]) -> dict:
     lat = np.abs(np.concatenate([e.lateral for e in eps]))
+    total = {k: sum(int(e.result.summary[k]) for e in eps)
+             for k in ("collisions", "off_road", "lane_invasions_outside_junctions")}
     out = dict(episodes=len(eps), completion_min=min(e.completion for e in eps),
                drift_mean=float(lat.mean()), drift_p99=float(np.percentile(lat, 99)),
-               drift_max=float(lat.max()), collisions=sum(e.collisions for e in eps),
-               off_road=sum(e.off_road for e in eps), lane_invasions=sum(e.invasions for e in eps),
-               km=sum(e.progress for e in eps) / 1000.0)
+               drift_max=float(lat.max()), collisions=total["collisions"], off_road=total["off_road"],
+               lane_invasions=total["lane_invasions_outside_junctions"],
+               km=sum(e.result.summary["distance"] for e in eps) / 1000.0)
     print(f"\n[acceptance] {name}: " + ", ".join(
         f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()))
     return out
@@ -123,8 +123,8 @@ def assert_route_bounds(fig: dict) -> None:
 
 def _routes(sim, town: str, n: int) -> dict:
     sc = Scenario(town=town, route_length=500.0, episode_seconds=400.0)
-    eps = [run_episode(sim, sc, seed) for seed in range(n)]
-    assert all(e.route_length >= 500.0 - 1e-6 for e in eps)
+    eps = [drive(sim, sc, seed) for seed in range(n)]
+    assert all(e.result.info.route.length >= 500.0 - 1e-6 for e in eps)
     return summary(f"{town} {n} random routes of 500 m", eps)
 
 
@@ -142,16 +142,16 @@ def test_random_routes_full(sim, town):
 
 # ------------------------------------------------------------------ Town04 highway
 
-def highway_route(carla_map, length: float = 2000.0) -> Route:
+def highway_route(town, length: float = 2000.0) -> Route:
     """The first seeded random route that starts on a 65 mph lane and stays on the
     highway (speed limit >= 65 mph all along, no curve tighter than 40 m radius)."""
-    g = lane_graph(carla_map)
+    g = lane_graph_of(town)
     lanes = [k for k, sg in enumerate(g.segments)
              if not sg.is_junction and sg.length > 100 and np.nanmin(sg.limit) > 29.0]
     for seed in range(200):
         rng = np.random.default_rng(seed)
         sg = g.segments[lanes[int(rng.integers(len(lanes)))]]
-        r = random_route(carla_map, rng, length, start_xy=sg.xy[0], start_yaw=float(sg.yaw[0]))
+        r = random_route(town, rng, length, start_xy=sg.xy[0], start_yaw=float(sg.yaw[0]))
         lim = np.array([w.speed_limit or 0.0 for w in r.waypoints])
         kappa = np.abs(np.gradient(np.unwrap(r.yaw), r.s))
         if lim.min() > 29.0 and kappa.max() < 1.0 / 40.0:
@@ -163,8 +163,8 @@ def highway_route(carla_map, length: float = 2000.0) -> Route:
 def test_town04_highway(sim):
     sc = Scenario(town="Town04", route_length=2000.0, episode_seconds=600.0)
     sim.reset(sc, 0)
-    route = highway_route(sim.map)
-    ep = run_episode(sim, sc, 0, route=route)
+    route = highway_route(sim.town)
+    ep = drive(sim, sc, 0, route=route)
     fig = summary("Town04 2 km highway", [ep])
     # speed: at the lane's speed limit wherever the speed profile has asked for it for
     # the last 300 m (no curve or slowing ahead), never above it
@@ -214,16 +214,14 @@ def _recovery(sim, n: int) -> None:
         sim.reset(sc, 100 + k)
         route = sim.route
         (start, s0, off, dh), = perturbed_starts(route, rng, 1)
-        ep = run_episode(sim, sc, 100 + k, route=route, start=start,
-                         until=lambda st, p, s0=s0: p.s > s0 + 60.0,
-                         hint=int(np.searchsorted(route.s, s0)))
+        ep = drive(sim, sc, 100 + k, route=route, start=start, until=lambda r, s0=s0: r.route_progress > s0 + 60.0)
         lat = np.abs(ep.lateral)
         s = np.array(ep.s)
         bad = np.nonzero(lat > 0.3)[0]
         settle = float(s[bad[-1] + 1] - s0) if len(bad) else 0.0
         settles.append(settle)
         worst.append(float(lat.max()))
-        off_road += ep.off_road
+        off_road += int(ep.result.summary["off_road"])
         assert settle <= 40.0, (k, off, math.degrees(dh), start.speed, settle)
     print(f"\n[acceptance] recovery {n} perturbed starts on Town01: back within 0.3 m after "
           f"mean {np.mean(settles):.1f} m, max {np.max(settles):.1f} m of travel; worst "
@@ -246,7 +244,7 @@ def test_recovery_full(sim):
 def _traffic(sim, n: int, vehicles: int = 25) -> None:
     sc = Scenario(town="Town01", route_length=500.0, episode_seconds=180.0,
                   traffic=TrafficConfig(vehicles=vehicles))
-    eps = [run_episode(sim, sc, 200 + k) for k in range(n)]
+    eps = [drive(sim, sc, 200 + k) for k in range(n)]
     fig = summary(f"Town01 {n} routes with {vehicles} NPC vehicles", eps)
     assert fig["collisions"] == 0, fig
 
@@ -268,17 +266,18 @@ def test_stops_behind_a_stopped_lead_vehicle(sim):
     def place(s):
         holder["id"] = s.spawn_static_vehicle_on_route(90.0)
 
-    def stopped(step, p):
-        return step.world_state.sim_time > 5.0 and step.world_state.ego.speed < 0.01
+    def stopped(record):
+        ws = record.step.world_state
+        return ws.sim_time > 5.0 and ws.ego.speed < 0.01
 
-    ep = run_episode(sim, sc, 7, setup=place, until=stopped)
-    ws = sim.current_step().world_state
+    ep = drive(sim, sc, 7, setup=place, until=stopped)
+    ws = ep.last.step.world_state  # the state the stop rule saw
     lead = next(a for a in ws.actors if a.actor_id == holder["id"])
     ego = ws.ego
     # bumper-to-bumper gap along the ego's heading
     d = (lead.x - ego.x) * math.cos(ego.yaw) + (lead.y - ego.y) * math.sin(ego.yaw)
     gap = d - 0.5 * ego.length - 0.5 * lead.length
     print(f"\n[acceptance] stopped lead vehicle: stopped {gap:.2f} m behind it "
-          f"(max speed {max(ep.speed):.1f} m/s), collisions {ep.collisions}")
-    assert ep.collisions == 0 and ego.speed < 0.01
+          f"(max speed {max(ep.speed):.1f} m/s), collisions {int(ep.result.summary['collisions'])}")
+    assert ep.result.termination == "stopped" and ep.result.summary["collisions"] == 0 and ego.speed < 0.01
     assert gap >= 2.0

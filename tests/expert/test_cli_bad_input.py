@@ -11,17 +11,17 @@ import pytest
 
 carla = pytest.importorskip("carla")
 
-from drive_il.expert.route_planner import random_route
-from drive_il.sim import opendrive_gen
+from drive_il.routing import random_route
+from drive_il.maps import TownMap, opendrive_gen
 
 
 @pytest.fixture(scope="module")
 def circuit_points():
     """A start, a reachable goal and a goal on the opposite lane (unreachable: the
     circuit has no U-turn) of the generated circuit."""
-    m = carla.Map("circuit", opendrive_gen.generate("circuit"))
+    m = TownMap.from_carla_map(carla.Map("circuit", opendrive_gen.generate("circuit")))
     r = random_route(m, np.random.default_rng(0), 80.0)
-    w = m.get_waypoint(carla.Location(float(r.xy[40, 0]), float(r.xy[40, 1]), 0.0))
+    w = m.map.get_waypoint(carla.Location(float(r.xy[40, 0]), float(r.xy[40, 1]), 0.0))
     opp = w.get_left_lane()
     return (tuple(map(float, r.xy[0])), tuple(map(float, r.xy[-1])),
             (opp.transform.location.x, opp.transform.location.y))

@@ -1,5 +1,5 @@
 """Controllers without a scene: the speed PID on the project's bicycle model, and the
-pure-pursuit geometry."""
+rear-axle curvature (pure pursuit and steer <-> curvature: tests/test_control.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ import math
 import pytest
 
 from drive_il.expert import LongitudinalController, load_expert_config
-from drive_il.expert.controllers import (
-    curvature_to_steer,
-    pure_pursuit_curvature,
-    rear_curvature,
-    steer_to_curvature,
-)
+from drive_il.expert.controllers import rear_curvature
 from drive_il.scenario import VehicleConfig
 from drive_il.sim.embedded.dynamics import BicycleModel
 
@@ -55,23 +50,8 @@ def test_reset_clears_the_integral():
     assert wound[0] > fresh[0] == 0.0
 
 
-def test_pure_pursuit_sign_and_magnitude():
-    # target 10 m ahead, 1 m to the right (+y at yaw 0): curvature 2 y / d^2, + = right
-    k = pure_pursuit_curvature(0.0, 0.0, 0.0, 10.0, 1.0)
-    assert k == pytest.approx(2.0 / 101.0)
-    assert pure_pursuit_curvature(0.0, 0.0, 0.0, 10.0, -1.0) == pytest.approx(-k)
-    # heading pi/2 (towards +y): a target at -x is to the right
-    assert pure_pursuit_curvature(0.0, 0.0, math.pi / 2, -1.0, 10.0) > 0.0
-
-
 def test_rear_curvature_puts_the_centre_on_the_circle():
     R, h = 12.0, 1.45
     kr = rear_curvature(1.0 / R, h)
     assert math.hypot(1.0 / kr, h) == pytest.approx(R)
     assert rear_curvature(0.0, h) == 0.0
-
-
-def test_steer_curvature_round_trip():
-    L, a = 2.9, math.radians(35.0)
-    for steer in (-0.7, -0.1, 0.0, 0.3, 1.0):
-        assert curvature_to_steer(steer_to_curvature(steer, L, a), L, a) == pytest.approx(steer)

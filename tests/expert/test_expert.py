@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from drive_il.driver import Driver
+from drive_il.rollout.driver import Driver
 from drive_il.expert import Expert, load_expert_config
 from drive_il.geometry import project_onto_polyline, wrap_angle
 from drive_il.scenario import VehicleConfig
@@ -19,20 +19,20 @@ from .bicycle_world import BicycleWorld
 
 carla = pytest.importorskip("carla")
 
-from drive_il.expert.route_planner import random_route
-from drive_il.sim import opendrive_gen
+from drive_il.routing import random_route
+from drive_il.maps import TownMap, opendrive_gen
 
 VEH = VehicleConfig()
 
 
 @pytest.fixture(scope="module")
 def grid_map():
-    return carla.Map("grid", opendrive_gen.generate("grid"))
+    return TownMap.from_carla_map(carla.Map("grid", opendrive_gen.generate("grid")))
 
 
 @pytest.fixture(scope="module")
 def circuit_map():
-    return carla.Map("circuit", opendrive_gen.generate("circuit"))
+    return TownMap.from_carla_map(carla.Map("circuit", opendrive_gen.generate("circuit")))
 
 
 def straight_route(length: float = 400.0, speed_limit: float | None = None) -> Route:
@@ -266,15 +266,15 @@ def test_teleport_relocates_on_the_route(grid_map):
 
 @pytest.fixture(scope="module")
 def town04_map(maps_dir):
-    return carla.Map("Town04", (maps_dir / "Town04.xodr").read_text())
+    return TownMap.from_carla_map(carla.Map("Town04", (maps_dir / "Town04.xodr").read_text()))
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_changes_lane_where_the_route_asks(town04_map, side):
-    from drive_il.expert.route_planner import lane_graph, plan_route
+    from drive_il.routing import plan_route
     from drive_il.types import RoadOption
     m = town04_map
-    g = lane_graph(m)
+    g = m.lane_graph
     nbl = getattr(g, side)
     k = next(k for k, sg in enumerate(g.segments)
              if nbl[k] >= 0 and sg.length > 150 and np.nanmin(sg.limit) < 20)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from drive_il.driver import Driver
+from drive_il.rollout.driver import Driver
 from drive_il.errors import CheckpointError
 from drive_il.policies.checkpoint import VehicleParams, save_checkpoint
 from drive_il.policies.driver import PolicyDriver
-from drive_il.policies.labels import curvature_to_steer
+from drive_il.control import curvature_to_steer
 from drive_il.policies.preprocessing import preprocess
 from drive_il.policies.registry import build_policy, load_model_preset
 from drive_il.scenario import CameraConfig, Scenario, VehicleConfig

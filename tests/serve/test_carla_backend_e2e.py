@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("carla")
 
-from drive_il.factory import make_expert
+from drive_il.expert.expert import Expert
 from drive_il.scenario import load_scenario
 from drive_il.serve.process import free_port
 
@@ -34,8 +34,8 @@ def sim(server):
 
 
 def test_expert_drives_a_short_route(sim, scenario):
-    from drive_il.rollout import run_episode
-    res = run_episode(sim, scenario, 0, expert=make_expert(scenario))
+    from drive_il.rollout import Drivers, run_episode
+    res = run_episode(sim, scenario, 0, Drivers(expert=Expert.for_scenario(scenario)))
     assert sim.backend == "carla"
     assert res.termination == "route_completed", res.summary
     assert res.summary["collisions"] == 0
@@ -49,10 +49,10 @@ def test_expert_drives_a_short_route(sim, scenario):
 
 
 def test_record_an_episode(sim, scenario, tmp_path):
-    from drive_il.collect import collect
     from drive_il.data.storage import EpisodeReader, list_episodes
-    res = collect(sim, scenario, tmp_path / "demo", episodes=1, expert=make_expert(scenario),
-                  first_seed=1, progress=False)
+    from drive_il.rollout import CollectSpec, Drivers, collect
+    res = collect(sim, scenario, tmp_path / "demo", CollectSpec(episodes=1, first_seed=1),
+                  Drivers(expert=Expert.for_scenario(scenario)), progress=False)
     assert res.failed == [] and len(res.results) == 1 and res.frames > 50
     (path,) = list_episodes(tmp_path / "demo")
     with EpisodeReader(path) as ep:
@@ -84,7 +84,7 @@ def test_evaluate_a_policy(sim, scenario, tmp_path):
                            cameras=rig)
     learner = PolicyDriver.from_checkpoint(ckpt.parent, scenario=scenario)
     report = evaluate(sim, scenario.replace(episode_seconds=4.0), learner=learner,
-                      expert=make_expert(scenario), seeds=1, episodes=1, checkpoint="untrained")
+                      expert=Expert.for_scenario(scenario), seeds=1, episodes=1, checkpoint="untrained")
     assert len(report.episodes) == 1
     ep = report.episodes[0]
     assert ep["termination"] in ("route_completed", "timeout")

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from drive_il.serve import encoding as E
-from drive_il.serve.server import _with_geo_reference
+from drive_il.serve.handlers import with_geo_reference
 
 
 def test_token_layout():
@@ -74,8 +74,8 @@ def test_description_keeps_attribute_types():
                                     '<header revMajor="1" revMinor="4"></header>'])
 def test_geo_reference_is_added_once(header):
     x = f'<?xml version="1.0"?><OpenDRIVE>{header}<road id="1"/></OpenDRIVE>'
-    y = _with_geo_reference(x)
+    y = with_geo_reference(x)
     assert y.count("<geoReference>") == 1 and "</header>" in y
-    assert _with_geo_reference(y) == y
+    assert with_geo_reference(y) == y
     import xml.etree.ElementTree as ET
     assert ET.fromstring(y).find("header/geoReference") is not None

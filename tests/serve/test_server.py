@@ -132,7 +132,7 @@ def test_load_world_weather_and_async_ticking(server):
         assert "geoReference" in world.get_map().to_opendrive()
         # a town the server does not have, sent by the client (copy_opendrive_to_file +
         # load_world("OpenDriveMap"))
-        from drive_il.sim.maps import town_text
+        from drive_il.maps import town_text
         text = town_text("circuit")[1]
         gen = client.generate_opendrive_world(text, carla.OpendriveGenerationParameters())
         assert gen.get_map().name == "Carla/Maps/OpenDriveMap"

@@ -9,9 +9,10 @@ import pytest
 pytest.importorskip("carla")
 
 from drive_il.serve import encoding as E
-from drive_il.serve.server import CarlaServer, ServerWorld
+from drive_il.serve.autopilot import make_follower
 from drive_il.serve.streams import StreamServer
-from drive_il.sim.maps import load_town
+from drive_il.serve.world import ServerWorld
+from drive_il.maps import load_town
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +46,12 @@ def test_spawn_rejects_overlaps_and_unknown_blueprints(world, town):
 
 def test_autopilot_follows_its_lane(world, town):
     import carla
-    server_like = CarlaServer.__new__(CarlaServer)  # only the follower factory is used
-    server_like.world, server_like.seed, server_like._episodes = world, 0, 1
     p = town.spawn_points[3]
     v = world.spawn_vehicle("vehicle.toyota.prius", 1, {}, _tf(p), owner=1)
     v.autopilot = True
     worst = 0.0
     for _ in range(300):  # 15 s
-        world.step(0.05, followers=server_like._follower)
+        world.step(0.05, followers=lambda v: make_follower(town.map, seed=0, vehicle_id=v.id, episode=1))
         m = v.model
         wp = town.map.get_waypoint(carla.Location(m.x, m.y, 0.0))
         loc = wp.transform.location

@@ -12,13 +12,14 @@ import logging
 import math
 import os
 import socket
-import time
+import threading
 
 import numpy as np
 import pytest
 
 import carla
 from drive_il.errors import (
+    FieldError,
     MapError,
     ScenarioError,
     SensorTimeoutError,
@@ -46,8 +47,9 @@ def scenario(**kw) -> Scenario:
 
 
 def make(server: FakeServer, *, timeout: float = 1.0, **kw) -> CarlaSimulator:
+    module = kw.pop("carla_module", None) or server.module()
     return CarlaSimulator(host="localhost", port=server.port, tm_port=TM_PORT, timeout=timeout,
-                          carla_module=server.module(), settle_seconds=kw.pop("settle_seconds", 0.1), **kw)
+                          carla_module=module, settle_seconds=kw.pop("settle_seconds", 0.1), **kw)
 
 
 @pytest.fixture
@@ -81,16 +83,13 @@ def test_connect_schedule_spends_the_budget_with_doubling_pauses():
 
 def test_unreachable_server_is_one_line_naming_host_port_and_what_to_check(server):
     server.up = False
-    t0 = time.monotonic()
     with pytest.raises(SimulatorConnectionError) as ei:
         make(server, timeout=0.3)
-    elapsed = time.monotonic() - t0
     msg = str(ei.value)
     assert "\n" not in msg
     assert "localhost:2000" in msg and "within 0.3 s" in msg and "CarlaUE4.sh" in msg and "--port" in msg
     assert len(server.connect_attempts) == 3  # retried
-    assert sum(server.attempt_timeouts) <= 0.3 + 1e-9
-    assert elapsed < 0.3 + 0.5
+    assert sum(server.attempt_timeouts) <= 0.3 + 1e-9  # the attempts share the 0.3 s budget
 
 
 def test_an_unknown_host_fails_at_once_naming_it(server):
@@ -114,6 +113,26 @@ def test_version_mismatch_is_a_warning(server, caplog):
     sim.close()
 
 
+def returns(fn, hang_guard_s: float = 120.0):
+    """``fn()``'s result (or its exception, re-raised) -- failing if it has not returned
+    after ``hang_guard_s`` [s]: a guard against a hang, not a speed requirement."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 -- handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(hang_guard_s)
+    assert not t.is_alive(), f"still running after {hang_guard_s} s"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def _closed_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -124,13 +143,10 @@ def _closed_port() -> int:
 
 def test_real_client_against_a_closed_port_fails_within_its_timeout():
     port = _closed_port()
-    t0 = time.monotonic()
     with pytest.raises(SimulatorConnectionError) as ei:
-        CarlaSimulator(host="localhost", port=port, timeout=1.0)
-    elapsed = time.monotonic() - t0
+        returns(lambda: CarlaSimulator(host="localhost", port=port, timeout=1.0))
     msg = str(ei.value)
-    assert f"localhost:{port}" in msg and "\n" not in msg and "time-out" in msg
-    assert elapsed < 1.0 + 1.0, elapsed
+    assert f"localhost:{port}" in msg and "\n" not in msg and "time-out" in msg and "within 1 s" in msg
 
 
 def test_cli_command_without_a_server_fails_with_one_line():
@@ -199,7 +215,7 @@ def test_reset_loads_the_town_once_and_asynchronously(server, sim):
 
 
 def test_a_town_the_server_lacks_is_built_from_opendrive(server, sim):
-    from drive_il.sim.maps import town_text
+    from drive_il.maps import town_text
     step = sim.reset(scenario(town="circuit"), seed=0)  # a town the project generates
     sim.reset(scenario(town="circuit"), seed=1)
     assert server.generated == [town_text("circuit")[1]] and server.current == "OpenDriveMap"
@@ -213,8 +229,10 @@ def test_unknown_town_is_a_map_error(server, sim):
 
 
 def test_bad_scenario_values_are_scenario_errors(server, sim):
-    with pytest.raises(ScenarioError, match="dt = 0.2"):
-        sim.reset(scenario(dt=0.2), seed=0)
+    # a dt above CARLA's synchronous-mode limit (0.1 s) never reaches the backend: the
+    # Scenario itself refuses it
+    with pytest.raises(FieldError, match=r"'dt'.*0\.1\].*0\.2"):
+        scenario(dt=0.2)
     with pytest.raises(ScenarioError, match="vehicle.nope"):
         sim.reset(scenario().replace(vehicle=scenario().vehicle.__class__(blueprint="vehicle.nope")), seed=0)
     server.block_spawn = True
@@ -417,10 +435,10 @@ def test_ctrl_c_in_the_middle_of_an_episode_cleans_up(server):
     sim.close()
 
 
-def test_unexpected_error_in_a_step_cleans_up(server, monkeypatch):
+def test_unexpected_error_in_a_step_cleans_up(server):
     sim = make(server)
     sim.reset(scenario(), seed=0)
-    monkeypatch.setattr(sim, "_world_state", lambda frame: 1 / 0)
+    server.tick_hook = lambda srv: 1 / 0  # not a CARLA error: escapes the step
     with pytest.raises(ZeroDivisionError):
         sim.step(Control())
     assert_clean(server)
@@ -440,10 +458,8 @@ def test_missing_frame_from_one_sensor_is_detected(server):
     sim.reset(scenario(cameras=cams), seed=0)
     sim.step(Control())
     server.drop_images = {"left"}
-    t0 = time.monotonic()
     with pytest.raises(SensorTimeoutError) as ei:
-        sim.step(Control())
-    assert time.monotonic() - t0 < 0.2 + 0.5
+        returns(lambda: sim.step(Control()))
     assert f"camera 'left' produced no image for frame {server.frame} within 0.2 s" in str(ei.value)
     assert isinstance(ei.value, SimulatorLostError)  # the rollout fails the episode and resets
     with pytest.raises(SimulatorLostError, match="call reset"):
@@ -494,15 +510,20 @@ def test_a_time_out_with_the_server_alive_destroys_the_lost_episodes_actors(serv
     assert_clean(server)
 
 
-def test_close_after_a_lost_server_does_not_hang(server):
+def test_close_after_a_lost_server_does_not_hang(server, caplog):
     sim = make(server, timeout=5.0)
     sim.reset(scenario(), seed=0)
     server.fail_next_tick = "crash"
     with pytest.raises(SimulatorLostError):
         sim.step(Control())
-    t0 = time.monotonic()
-    sim.close()  # one short reconnection attempt, then gives up
-    assert time.monotonic() - t0 < 3.0
+    attempts = len(server.connect_attempts)
+    with caplog.at_level(logging.WARNING, logger="drive_il.sim.carla_backend"):
+        returns(sim.close)  # one short reconnection attempt, then gives up
+    assert len(server.connect_attempts) == attempts + 1  # one attempt, not the full schedule
+    assert server.attempt_timeouts[-1] <= 2.0  # short: not the 5 s time-out of the session
+    assert "could not clean up" in caplog.text
+    sim.close()  # idempotent: no further attempt
+    assert len(server.connect_attempts) == attempts + 1
     server.restart()
 
 
@@ -548,46 +569,59 @@ def test_the_expert_and_the_rollout_drive_on_the_carla_backend_unchanged(server,
     the fake's vehicle is a kinematic bicycle with a 70 deg steering lock)."""
     from drive_il.expert.config import load_expert_config
     from drive_il.expert.expert import Expert
-    from drive_il.rollout import run_episode
+    from drive_il.rollout import Drivers, run_episode
 
     sc = scenario(town="circuit", route_length=150.0, episode_seconds=20.0)
     expert = Expert(config=load_expert_config(None), vehicle=sc.vehicle)
-    result = run_episode(sim, sc, 0, expert=expert)
+    result = run_episode(sim, sc, 0, Drivers(expert=expert))
     assert result.info.backend == "carla" and result.termination == "route_completed"
     s = result.summary
     assert s["route_completion"] == pytest.approx(100.0, abs=1.0)
     assert s["drift_max"] < 0.6 and s["off_road"] == 0 and s["collisions"] == 0
 
 
-def test_collect_on_a_lost_server_records_no_partial_episode_and_goes_on(server, sim, tmp_path):
+def test_collect_on_a_lost_server_records_no_partial_episode_and_goes_on(server, tmp_path):
     """drive_il.collect with the backend: the server dies in the middle of episode 1 and
     comes back; episode 1 is failed and not written, episodes 0 and 2 are recorded."""
-    from drive_il.collect import collect
     from drive_il.data.storage import finished_episode_indices
     from drive_il.expert.config import load_expert_config
     from drive_il.expert.expert import Expert
+    from drive_il.rollout import CollectSpec, Drivers, collect
 
     sc = scenario(episode_seconds=1.0)
-    resets = []
-    real_reset = sim.reset
-    sim.reset = lambda *a, **k: (resets.append(1), real_reset(*a, **k))[1]
+    module = server.module()
+    sim = make(server, carla_module=module)
+    resets, steps = [], [0]
+    real_reset, real_step = sim.reset, sim.step
 
-    def hook(srv: FakeServer) -> None:
-        if len(resets) == 2 and sim._frame == 5 and srv.fail_next_tick is None and srv.up:
+    def reset(*a, **k):
+        resets.append(1)
+        steps[0] = 0
+        return real_reset(*a, **k)
+
+    def step(*a, **k):
+        steps[0] += 1
+        return real_step(*a, **k)
+
+    sim.reset, sim.step = reset, step
+
+    def hook(srv: FakeServer) -> None:  # in the tick of episode 1's sixth step (frame 5 -> 6)
+        if len(resets) == 2 and steps[0] == 6 and srv.fail_next_tick is None and srv.up:
             srv.fail_next_tick = "crash"
             srv.refuse_connects = 1
 
     server.tick_hook = hook
-    orig_module_client = sim._carla.Client
+    orig_module_client = module.Client
 
     def client(host, port, *a):  # the server is back by the time drive_il reconnects
         if not server.up:
             server.restart()
         return orig_module_client(host, port, *a)
 
-    sim._carla.Client = client
-    res = collect(sim, sc, tmp_path / "demos", episodes=3,
-                  expert=Expert(config=load_expert_config(None), vehicle=sc.vehicle), progress=False)
+    module.Client = client
+    res = collect(sim, sc, tmp_path / "demos", CollectSpec(episodes=3),
+                  Drivers(expert=Expert(config=load_expert_config(None), vehicle=sc.vehicle)), progress=False)
     assert res.failed == [1] and [r.info.episode for r in res.results] == [0, 2]
     assert sorted(finished_episode_indices(tmp_path / "demos")) == [0, 2]
     assert not (tmp_path / "demos" / "episode_000001.h5").exists()  # at most a *.partial, ignored by readers
+    sim.close()

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from drive_il.camera import PinholeCamera
 from drive_il.policies.preprocessing import PreprocessConfig
 from drive_il.training.augment import (
     AugmentConfig,
-    CameraModel,
     SampleTransform,
     corrected_steer,
     random_brightness,
@@ -60,7 +60,7 @@ def test_recovery_is_pure_pursuit_to_the_point_2s_ahead():
     assert math.isclose(math.hypot(f - cx, r - cy), abs(1.0 / k), rel_tol=1e-9)
 
 
-def _project(cam: CameraModel, p, cam_y=0.0, cam_yaw=0.0):
+def _project(cam: PinholeCamera, p, cam_y=0.0, cam_yaw=0.0):
     """Independent pinhole projection of vehicle-frame point p (x fwd, y right, z up)."""
     th, ps = cam.pitch, cam.yaw + cam_yaw
     c = np.array([cam.x, cam.y + cam_y, cam.z])
@@ -76,7 +76,7 @@ def _project(cam: CameraModel, p, cam_y=0.0, cam_yaw=0.0):
 
 @pytest.mark.parametrize("shift,yaw", [(0.5, 0.0), (-0.8, 0.0), (0.0, math.radians(4)), (0.6, math.radians(-3))])
 def test_viewpoint_maps_follow_flat_ground_geometry(shift, yaw):
-    cam = CameraModel(width=200, height=66, fov=math.radians(60), x=1.4, y=0.0, z=1.5, pitch=math.radians(-8))
+    cam = PinholeCamera(width=200, height=66, fov=math.radians(60), x=1.4, y=0.0, z=1.5, pitch=math.radians(-8))
     mx, my = viewpoint_maps(cam, shift, yaw)
     checked = 0
     for gx in (6.0, 9.0, 14.0, 25.0):
@@ -95,7 +95,7 @@ def test_viewpoint_maps_follow_flat_ground_geometry(shift, yaw):
 
 
 def test_viewpoint_shift_right_moves_the_scene_left():
-    cam = CameraModel(width=200, height=66, fov=math.radians(60), z=1.5, pitch=math.radians(-8))
+    cam = PinholeCamera(width=200, height=66, fov=math.radians(60), z=1.5, pitch=math.radians(-8))
     mx, _ = viewpoint_maps(cam, 0.5, 0.0)
     # bottom centre of the virtual view looks at ground right of the real camera's centre
     assert mx[-1, 100] > 100.5
@@ -120,7 +120,7 @@ def _sample(camera="right", y=0.5, yaw=0.0, steer=0.1):
 
 
 def test_sample_transform_corrects_side_cameras_and_is_deterministic():
-    cam = CameraModel.from_dict(dict(width=200, height=66, fov_deg=60, x=1.4, y=0.5, z=1.5, pitch_deg=-8, yaw_deg=0))
+    cam = PinholeCamera.from_rig(dict(width=200, height=66, fov_deg=60, x=1.4, y=0.5, z=1.5, pitch_deg=-8, yaw_deg=0))
     t = SampleTransform(PreprocessConfig(), AugmentConfig(viewpoint_prob=1.0), rig={"right": cam})
     a = t(_sample(), np.random.default_rng([0, 1, 2]))
     b = t(_sample(), np.random.default_rng([0, 1, 2]))
@@ -143,7 +143,7 @@ def test_homography_warp_equals_per_pixel_maps(shift, yaw):
 
     from drive_il.training.augment import warp_viewpoint
 
-    cam = CameraModel(width=200, height=66, fov=math.radians(60), z=1.5, pitch=math.radians(-8))
+    cam = PinholeCamera(width=200, height=66, fov=math.radians(60), z=1.5, pitch=math.radians(-8))
     img = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (66, 200, 3), dtype=np.uint8), (9, 9), 3)
     mx, my = viewpoint_maps(cam, shift, yaw)
     ref = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -154,8 +154,8 @@ def test_gated_takeovers_recorded(tmp_path, pump, demo_world, fake_joystick, cal
 def test_gate_with_the_rollout(tmp_path, pump, demo_world):
     """The lead's rollout loop with the embedded world and the expert: a keyboard
     takeover through ``human_gate`` is recorded as human steps, flagged."""
-    rollout = pytest.importorskip("drive_il.rollout")
-    factory = pytest.importorskip("drive_il.factory")
+    from drive_il import rollout
+    from drive_il.expert.expert import Expert
     from drive_il.data.recorder import EpisodeRecorder
     from drive_il.data.storage import EpisodeReader
     from drive_il.scenario import load_scenario
@@ -163,7 +163,7 @@ def test_gate_with_the_rollout(tmp_path, pump, demo_world):
 
     scenario = load_scenario(None)
     sim = make_simulator("embedded")
-    expert = factory.make_expert(scenario)
+    expert = Expert.for_scenario(scenario)
 
     class Learner:  # the expert with a steering bias: drifts
         name = "learner"
@@ -181,8 +181,9 @@ def test_gate_with_the_rollout(tmp_path, pump, demo_world):
     ov = Overlay(show=True, size=(640, 360), simulator=sim, pump=pump)
     rec = EpisodeRecorder(tmp_path / "data")
     try:
-        result = rollout.run_episode(sim, scenario, 0, expert=expert, driver="learner", learner=Learner(),
-                                     human=human, human_gate=gate, observers=[script, ov, rec], max_steps=80)
+        drivers = rollout.Drivers(expert=expert, learner=Learner(), human=human, gate=gate)
+        result = rollout.run_episode(sim, scenario, 0, drivers, rollout.RolloutSpec(driver="learner", max_steps=80),
+                                     observers=[script, ov, rec])
     finally:
         sim.close()
         ov.close()

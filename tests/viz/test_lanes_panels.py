@@ -1,4 +1,5 @@
-"""Lane geometry from carla.Map, the panel transform, pure drawing, the history."""
+"""The overlay's lane-geometry lookup, the panel transform, pure drawing, the history
+(the lane chunks themselves: tests/maps/test_lane_chunks.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import numpy as np
 import pygame
 import pytest
 
-from drive_il.geometry import to_local
 from drive_il.types import (
     Control,
     Event,
@@ -21,31 +21,15 @@ from drive_il.types import (
 )
 from drive_il.viz import panels
 from drive_il.viz.history import OverlayHistory
+from drive_il.maps import TownMap
 from drive_il.viz.lanes import LaneGeometry, lane_geometry_for_map
 
-
-def _check_geometry(geo: LaneGeometry):
-    assert len(geo) > 0
-    for ch in geo.chunks[:: max(1, len(geo) // 50)]:
-        assert ch.left.shape == ch.right.shape == ch.centre.shape
-        # boundaries lie half a lane width left and right of the centre line
-        d = ch.centre[1] - ch.centre[0]
-        yaw = math.atan2(d[1], d[0])
-        _, rl = to_local(*ch.left[0], *ch.centre[0], yaw)
-        _, rr = to_local(*ch.right[0], *ch.centre[0], yaw)
-        assert rl < 0 < rr
-        assert rr - rl == pytest.approx(np.hypot(*(ch.right[0] - ch.left[0])), rel=0.02)
-        assert 1.5 < rr - rl < 6.0
-    # point_index gathers each chunk's left then right boundary
-    idx = np.arange(0, len(geo), 3)
-    pts = geo.points[geo.point_index(idx)]
-    expect = np.vstack([np.vstack((geo.chunks[i].left, geo.chunks[i].right)) for i in idx])
-    assert np.array_equal(pts, expect)
+from ..maps.test_lane_chunks import check_lane_geometry
 
 
 def test_demo_map_lanes(demo_world):
     geo = LaneGeometry.from_map(demo_world.map)
-    _check_geometry(geo)
+    check_lane_geometry(geo)
     kinds = {(c.left_marking, c.right_marking) for c in geo.chunks}
     assert ("Solid", "Broken") in kinds or ("Broken", "Solid") in kinds
     assert any(c.left_color == "Yellow" or c.right_color == "Yellow" for c in geo.chunks)
@@ -56,13 +40,18 @@ def test_demo_map_lanes(demo_world):
         dmin = np.hypot(*(np.vstack((ch.left, ch.right)) - (x, y)).T).min()
         if dmin <= 30.0:
             assert i in near
-    assert lane_geometry_for_map(demo_world.map) is lane_geometry_for_map(demo_world.map)  # cached
+    # a bare carla.Map is wrapped anew; its TownMap holds the geometry
+    again = lane_geometry_for_map(demo_world.map)
+    assert again is not geo and len(again) == len(geo)
+    assert all(np.array_equal(a.left, b.left) for a, b in zip(again.chunks, geo.chunks))
+    town = TownMap.from_carla_map(demo_world.map)
+    assert lane_geometry_for_map(town) is town.lane_geometry is lane_geometry_for_map(town)
 
 
-def test_town01_lanes(town01_map):
-    geo = lane_geometry_for_map(town01_map)
-    _check_geometry(geo)
-    assert len(geo) > 200
+def test_lookup_finds_the_loaded_town_of_a_map():
+    from drive_il.maps import load_town
+    town = load_town("circuit")
+    assert lane_geometry_for_map(town.map) is town.lane_geometry
 
 
 def test_world_to_panel_heading_up():

@@ -1,8 +1,9 @@
 """The embedded world's RGB camera: a pinhole camera over the map raster.
 
-Camera model (CARLA's ``sensor.camera.rgb``): horizontal field of view ``fov``, focal
-length ``f = W / (2 tan(fov / 2))`` [px], principal point at the image centre, no
-distortion. In camera coordinates (CARLA/UE: x forward, y right, z up) a point maps to
+Camera model: :class:`drive_il.camera.PinholeCamera` (CARLA's ``sensor.camera.rgb``):
+horizontal field of view ``fov``, focal length ``f = W / (2 tan(fov / 2))`` [px],
+principal point at the image centre, no distortion. In camera coordinates (CARLA/UE:
+x forward, y right, z up) a point maps to
 
     u = W/2 + f * y / x,      v = H/2 - f * z / x
 
@@ -40,18 +41,18 @@ in the constructor. The same inputs give bit-identical frames.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from ...camera import PinholeCamera
 from ...scenario import CameraConfig
 from ...types import ActorState, VehicleState
 from .raster import MapRaster
 from .weather import WeatherLook
 
-__all__ = ["Camera", "bare_remap_baseline", "bench_render", "ground_homography"]
+__all__ = ["Camera"]
 
 _NEAR = 0.05        # near plane [m]
 _MAX_DRAW = 250.0   # vehicles farther than this are not drawn [m]
@@ -61,36 +62,6 @@ _SIMPLE_PX = 12     # vehicles less tall than this [px] are drawn as two silhoue
 _SMALL_FRAME = 40_000  # px; frames up to this size get the "small" LOD defaults
 _SHIFT = 4          # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
-
-
-def _mount_axes(pitch: float, yaw: float):
-    """Camera forward/right/up unit vectors in the vehicle frame (x fwd, y right, z up)."""
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    fwd = (cp * cy, cp * sy, sp)
-    right = (-sy, cy, 0.0)
-    up = (-sp * cy, -sp * sy, cp)
-    return fwd, right, up
-
-
-def ground_homography(spec: CameraConfig, ego_x: float, ego_y: float, ego_yaw: float) -> np.ndarray:
-    """The 3x3 homography from image pixel indices (u, v, 1) to world ground (X, Y, 1).
-
-    Pixel index centres are at integer (u, v) (OpenCV's convention); see the module
-    docstring. Valid for rows below the horizon.
-    """
-    f = spec.focal_px
-    cxi = spec.width / 2.0 - 0.5
-    cyi = spec.height / 2.0 - 0.5
-    fw, rt, up = _mount_axes(spec.pitch, spec.yaw)
-    Q = np.array([[rt[i] / f, -up[i] / f, fw[i] - rt[i] * cxi / f + up[i] * cyi / f] for i in range(3)])
-    c, s = math.cos(ego_yaw), math.sin(ego_yaw)
-    Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    Cx = ego_x + spec.x * c - spec.y * s
-    Cy = ego_y + spec.x * s + spec.y * c
-    Cz = spec.z
-    G = np.array([[-Cz, 0.0, Cx], [0.0, -Cz, Cy], [0.0, 0.0, 1.0]])
-    return G @ Rz @ Q
 
 
 class Camera:
@@ -118,6 +89,7 @@ class Camera:
 
     Attributes:
         spec, raster, look: as given.
+        model: the camera's :class:`~drive_il.camera.PinholeCamera`.
         horizon_v: image row (continuous, index convention) of the horizon.
         bands: ((row0, row1, level), ...) of the ground warp.
     """
@@ -143,24 +115,19 @@ class Camera:
         self.look = look
         W, H = int(spec.width), int(spec.height)
         self._W, self._H = W, H
-        f = spec.focal_px
+        model = PinholeCamera.from_config(spec)
+        self.model = model
+        f = model.focal
         self._f = f
-        self._cxi = W / 2.0 - 0.5
-        self._cyi = H / 2.0 - 0.5
-        fw, rt, up = _mount_axes(spec.pitch, spec.yaw)
-        self._axes = (fw, rt, up)
+        self._cxi = model.cx
+        self._cyi = model.cy
+        self._axes = model.axes
         # pixel index -> ray in the vehicle frame
-        self._Q = np.array([[rt[i] / f, -up[i] / f, fw[i] - rt[i] * self._cxi / f + up[i] * self._cyi / f]
-                            for i in range(3)])
-        # horizon (no roll): fw_z + up_z * b = 0 with b = -(v - cyi) / f
-        if abs(up[2]) < 1e-9:
-            self.horizon_v = -1e9 if fw[2] < 0 else 1e9
-        else:
-            b = -fw[2] / up[2]
-            self.horizon_v = self._cyi - b * f
+        self._Q = model.pixel_to_vehicle
+        self.horizon_v = model.horizon_row
         self._ground0 = int(min(max(math.floor(self.horizon_v) + 1, 0), H))
         self._dist = self._row_distances()
-        self._H0 = ground_homography(spec, 0.0, 0.0, 0.0)
+        self._H0 = model.ground_homography(0.0, 0.0, 0.0)
         self.bands = self._make_bands(lod_bias)
         ss = self.supersample
         nb = len(self.bands)
@@ -188,7 +155,8 @@ class Camera:
         sa = math.radians(look.sun_altitude)
         az = math.radians(look.sun_azimuth)
         self._sun = (math.cos(sa) * math.cos(az), math.cos(sa) * math.sin(az), math.sin(sa))
-        self._Kp = np.array([[self._cxi * _ONE, f * _ONE, 0.0], [self._cyi * _ONE, 0.0, -f * _ONE], [1.0, 0.0, 0.0]])
+        # camera axes -> sub-pixel (cv2 shift) homogeneous pixels
+        self._Kp = model.axes_to_pixel * np.array([[_ONE], [_ONE], [1.0]])
 
     # -- precomputation -----------------------------------------------------------------
     def _row_distances(self) -> np.ndarray:
@@ -501,9 +469,7 @@ class Camera:
         poly = _clip_near(poly)
         if len(poly) < 3:
             return
-        u = self._cxi + self._f * poly[:, 1] / poly[:, 0]
-        v = self._cyi - self._f * poly[:, 2] / poly[:, 0]
-        p = np.clip(np.stack([u, v], axis=1) * _ONE, -1e7, 1e7)
+        p = np.clip(self.model.project(poly) * _ONE, -1e7, 1e7)
         cv2.fillConvexPoly(out, np.rint(p).astype(np.int32), colour, cv2.LINE_AA, _SHIFT)
 
 
@@ -571,57 +537,3 @@ def _mix64(seed: int, frame: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
     return z ^ (z >> 31)
-
-
-def bare_remap_baseline(height: int, width: int, raster: MapRaster) -> Callable[[], np.ndarray]:
-    """A "bare minimal render" of the same frame size: one bilinear ``cv2.warpPerspective``
-    of a fixed ground view from the raster's level 0 into an (H, W, 4) buffer.
-
-    Returns:
-        A callable doing one such warp per call (for ratios in ``drive-il bench sim``).
-    """
-    lv = raster.levels[0]
-    cx = (raster.width - 1) / 2.0
-    cy = (raster.height - 1) / 2.0
-    spec = CameraConfig(width=int(width), height=int(height))
-    Hm = ground_homography(spec, raster.x0 + cx * raster.res, raster.y0 + cy * raster.res, 0.3)
-    S = np.array([[1 / raster.res, 0, -raster.x0 / raster.res], [0, 1 / raster.res, -raster.y0 / raster.res], [0, 0, 1.0]])
-    M = S @ Hm
-    dst = np.empty((int(height), int(width), 4), np.uint8)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-
-    def run() -> np.ndarray:
-        return cv2.warpPerspective(lv, M, (int(width), int(height)), dst=dst, flags=flags,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=raster.border_value)
-
-    return run
-
-
-def bench_render(spec: CameraConfig, n: int = 2000, *, raster: MapRaster | None = None,
-                 look: WeatherLook | None = None, actors: Sequence[ActorState] = ()) -> float:
-    """Renders per second of one camera driving along a line (single thread).
-
-    Args:
-        spec: the camera.
-        n: frames to render.
-        raster: the map raster (default: the generated "circuit" town).
-        look: the weather (default ClearNoon).
-        actors: vehicles to draw.
-
-    Returns:
-        Frames per second.
-    """
-    cv2.setNumThreads(1)
-    if raster is None:
-        from ..maps import load_town
-
-        raster = MapRaster.for_town(load_town("circuit"))
-    cam = Camera(spec, raster, look or WeatherLook.from_preset("ClearNoon"))
-    x0, y0, x1, y1 = raster.bounds
-    xc, yc = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    egos = [VehicleState(x=xc + 0.05 * i, y=yc, yaw=0.01 * i) for i in range(64)]
-    cam.render(egos[0], actors)
-    t = time.perf_counter()
-    for i in range(n):
-        cam.render(egos[i & 63], actors, frame=i)
-    return n / (time.perf_counter() - t)

@@ -1,7 +1,7 @@
 """The embedded world: an in-process :class:`~drive_il.sim.base.Simulator`.
 
 Road geometry is a real ``carla.Map`` parsed offline from OpenDRIVE
-(:mod:`drive_il.sim.maps`); the ego moves with a kinematic bicycle model
+(:mod:`drive_il.maps`); the ego moves with a kinematic bicycle model
 (:mod:`.dynamics`), NPCs follow lanes with IDM (:mod:`.traffic`), events are detected
 each step (:mod:`.events`) and RGB cameras are rendered from a map raster
 (:mod:`.raster`, :mod:`.camera`, :mod:`.weather`).
@@ -15,7 +15,7 @@ One step (``dt`` fixed by the scenario, default 0.05 s, as CARLA's synchronous m
 5. a frozen :class:`~drive_il.types.Step` is returned.
 
 Episode set-up (route and start for a scenario and seed) is shared with the CARLA
-backend: see :mod:`drive_il.sim.episode` (scenario route
+backend: see :mod:`drive_il.routing.episode` (scenario route
 ``routes[(seed - scenario.seed) % len(routes)]``, else a random route from
 ``numpy.random.default_rng(seed)``).
 
@@ -27,9 +27,9 @@ The cameras see a flat ground plane; ``VehicleState.z`` is the road height under
 (of the lane found by the event detector each step), so ``carla.Map`` queries with the
 ego's location pick the right level where roads cross over (Town04). NPCs keep z = 0.
 
-Caches (per simulator instance): parsed towns, their spawn points and rasters, the
-cameras of a rig under a weather preset -- a new episode on the same town and rig costs
-only the route planning.
+Caches: the town (:class:`~drive_il.maps.towns.TownMap`) holds its lane graph, spawn
+points and raster; the simulator keeps its towns by name and the cameras of a rig under a
+weather preset -- a new episode on the same town and rig costs only the route planning.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ...scenario import CameraConfig, Scenario
 from ...types import (ActorState, Control, Event, Observation, RoadOption, Route, Step,
                       VehicleState, WorldState)
 from ..base import StartPose
-from ..episode import EpisodeSetup, plan_episode
+from ...routing.episode import EpisodeSetup, plan_episode
 from .dynamics import BicycleModel
 from .events import EventDetector
 from .traffic import Traffic
@@ -78,7 +78,7 @@ class EmbeddedSimulator:
         ego: the ego's :class:`BicycleModel` (mutable internal state; read-only use).
         traffic: the episode's :class:`Traffic`.
         frame: frame number of the current state (0 after reset).
-        setup: the :class:`~drive_il.sim.episode.EpisodeSetup` of the episode.
+        setup: the :class:`~drive_il.routing.episode.EpisodeSetup` of the episode.
 
     Beyond the protocol: :meth:`spawn_static_vehicle` / :meth:`spawn_static_vehicle_on_route`
     (a stopped lead vehicle), :meth:`teleport`, :meth:`current_step` (the Step of the
@@ -96,8 +96,6 @@ class EmbeddedSimulator:
         self.maps_dir = maps_dir
         self.render = bool(render)
         self._towns: dict[str, Any] = {}
-        self._spawns: dict[str, list] = {}
-        self._rasters: dict[str, Any] = {}
         self._rigs: dict[tuple, tuple] = {}
         self._town: Any = None
         self._scenario: Scenario | None = None
@@ -124,7 +122,7 @@ class EmbeddedSimulator:
 
     @property
     def town(self) -> Any:
-        """The current :class:`~drive_il.sim.maps.TownMap` (None before reset)."""
+        """The current :class:`~drive_il.maps.towns.TownMap` (None before reset)."""
         return self._town
 
     @property
@@ -150,7 +148,7 @@ class EmbeddedSimulator:
         """
         town = self._load_town(scenario.town)
         carla_map = town.map
-        setup = plan_episode(carla_map, scenario, seed, route=route, start=start)
+        setup = plan_episode(town, scenario, seed, route=route, start=start)
         # nothing has changed until here: a failed reset leaves the last episode intact
         self._town = town
         self._scenario = scenario
@@ -283,28 +281,17 @@ class EmbeddedSimulator:
     def _load_town(self, name: str) -> Any:
         town = self._towns.get(name)
         if town is None:
-            from ..maps import load_town
+            from ...maps.towns import load_town
             town = load_town(name, self.maps_dir)  # MapError on unknown/corrupt towns
             self._towns[name] = town
         return town
 
-    def _spawn_points(self) -> list:
-        key = self._town.digest
-        sp = self._spawns.get(key)
-        if sp is None:
-            from ..maps import spawn_points
-            sp = spawn_points(self._town.map)
-            self._spawns[key] = sp
-        return sp
+    def _spawn_points(self) -> tuple:
+        return self._town.spawn_points
 
     def _get_raster(self) -> Any:
-        key = self._town.digest
-        if key in self._rasters:
-            return self._rasters[key]
         from .raster import MapRaster
-        r = MapRaster.for_town(self._town)
-        self._rasters[key] = r
-        return r
+        return MapRaster.for_town(self._town)  # kept on the town: the same object each reset
 
     def _get_cameras(self, rig: tuple[CameraConfig, ...], weather: str) -> tuple:
         key = (self._town.digest, tuple(rig), weather)

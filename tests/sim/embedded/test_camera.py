@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from drive_il.scenario import CameraConfig
-from drive_il.sim.embedded.camera import Camera, bare_remap_baseline, bench_render
-from drive_il.sim.embedded.raster import DASH_LENGTH, MapRaster
+from drive_il.sim.embedded.camera import Camera
+from drive_il.maps.geometry import DASH_LENGTH
+from drive_il.sim.embedded.raster import MapRaster
 from drive_il.sim.embedded.weather import WeatherLook
 from drive_il.types import ActorState, VehicleState
 
@@ -249,12 +250,3 @@ def test_bit_identical_frames_and_rain_varies_only_with_rain(straight):
     assert np.array_equal(r1, Camera(spec, raster, rain).render(ego, (car,), frame=5, seed=3))
     others = [cam.render(ego, (car,), frame=f, seed=s) for f, s in ((6, 3), (5, 4), (7, 3))]
     assert all(not np.array_equal(r1, o) for o in others)
-
-
-def test_baseline_and_bench_helpers(straight):
-    _, raster = straight
-    run = bare_remap_baseline(66, 200, raster)
-    out = run()
-    assert out.shape == (66, 200, 4)
-    fps = bench_render(CameraConfig(), 20, raster=raster)
-    assert fps > 0

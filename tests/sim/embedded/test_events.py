@@ -16,13 +16,13 @@ L, W = 4.8, 1.9
 
 @pytest.fixture(scope="module")
 def circuit():
-    from drive_il.sim.maps import load_town
+    from drive_il.maps import load_town
     return load_town("circuit").map
 
 
 @pytest.fixture(scope="module")
 def grid():
-    from drive_il.sim.maps import load_town
+    from drive_il.maps import load_town
     return load_town("grid").map
 
 

@@ -1,5 +1,5 @@
 """MapRaster: lane surfaces, markings of their OpenDRIVE width and dash pattern, the
-drivable layer, determinism and the caches."""
+drivable layer, determinism and the caches (on the town and on disk)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ import pytest
 
 carla = pytest.importorskip("carla")
 
-from drive_il.sim.embedded.raster import (
-    DASH_GAP,
-    DASH_LENGTH,
-    LaneClass,
-    MapRaster,
-    choose_resolution,
-    extract_geometry,
-)
+from drive_il.maps import TownMap
+from drive_il.maps.geometry import DASH_GAP, DASH_LENGTH, LaneClass
+from drive_il.sim.embedded.raster import MapRaster, choose_resolution
 
 LANE = 3.5
 SIDEWALK = 2.0
@@ -52,9 +47,9 @@ def straight_road_xodr(centre: str = "broken", centre_colour: str = "yellow") ->
 @pytest.fixture(scope="module")
 def straight():
     text = straight_road_xodr()
-    m = carla.Map("straight", text)
-    r = MapRaster.build(m, xodr=text, resolution=0.05, cache=False)
-    return m, text, r
+    town = TownMap.from_carla_map(carla.Map("straight", text), xodr=text)
+    r = MapRaster.for_town(town, resolution=0.05, cache=False)
+    return town, text, r
 
 
 def test_lane_classes_and_drivable(straight):
@@ -121,18 +116,25 @@ def test_marking_width_and_dashes_in_raster(straight):
 
 
 def test_build_is_deterministic_and_cached(straight, tmp_path, monkeypatch):
-    m, text, r = straight
-    r2 = MapRaster.build(m, xodr=text, resolution=0.05, cache=False)
-    assert len(r2.levels) == len(r.levels)
+    town, text, r = straight
+    r2 = MapRaster.for_town(town, resolution=0.05, cache=False)
+    assert r2 is not r and len(r2.levels) == len(r.levels)
     for a, b in zip(r.levels, r2.levels):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     monkeypatch.setenv("DRIVE_IL_CACHE_DIR", str(tmp_path))
-    r3 = MapRaster.build(m, xodr=text, resolution=0.05)
+    r3 = MapRaster.for_town(town, resolution=0.05)
     files = sorted(p.name for p in (tmp_path / "raster").iterdir())
     assert len(files) == 1 and "-50mm" in files[0]
-    # in-process cache returns the same object; the disk copy equals the build
-    assert MapRaster.build(m, xodr=text, resolution=0.05) is r3
+    # the town keeps its raster: the same object; the disk copy equals the build
+    assert MapRaster.for_town(town, resolution=0.05) is r3
     assert np.array_equal(np.asarray(r3.levels[0]), np.asarray(r.levels[0]))
+    # another town of the same text (or a bare carla.Map) loads the disk copy
+    other = TownMap.from_carla_map(town.map, xodr=text)
+    r4 = MapRaster.for_town(other, resolution=0.05)
+    r5 = MapRaster.build(town.map, xodr=text, resolution=0.05)
+    assert r4 is not r3 and r4.digest == r5.digest == r3.digest
+    assert np.array_equal(np.asarray(r4.levels[0]), np.asarray(r.levels[0]))
+    assert np.array_equal(np.asarray(r5.levels[-1]), np.asarray(r.levels[-1]))
 
 
 def test_texture_is_not_flat(straight):
@@ -154,12 +156,3 @@ def test_choose_resolution_budget():
     assert choose_resolution((0, 0, 400, 330)) == 0.05
     r = choose_resolution((-515, -396, 414, 436))  # Town04's extent
     assert 0.05 < r <= 0.15
-
-
-def test_geometry_of_town01_has_sidewalks_and_markings(town01_map):
-    g = extract_geometry(town01_map, town01_map.to_opendrive())
-    classes = set(np.unique(g.quad_class).tolist())
-    assert {LaneClass.DRIVING, LaneClass.SIDEWALK, LaneClass.SHOULDER} <= classes
-    kinds = {m.kind for m in g.markings}
-    assert "Broken" in kinds and "Curb" in kinds
-    assert len(g.junction_hulls) > 5

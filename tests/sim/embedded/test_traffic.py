@@ -17,19 +17,19 @@ DT = 0.05
 
 @pytest.fixture(scope="module")
 def grid():
-    from drive_il.sim.maps import load_town
+    from drive_il.maps import load_town
     return load_town("grid").map
 
 
 @pytest.fixture(scope="module")
 def circuit():
-    from drive_il.sim.maps import load_town
+    from drive_il.maps import load_town
     return load_town("circuit").map
 
 
 @pytest.fixture(scope="module")
 def grid_spawns(grid):
-    from drive_il.sim.maps import spawn_points
+    from drive_il.maps import spawn_points
     return spawn_points(grid)
 
 
@@ -63,7 +63,7 @@ def test_spawn_respects_separation_and_ego_start(grid, grid_spawns):
 
 
 def test_too_many_vehicles_spawns_what_fits(circuit):
-    from drive_il.sim.maps import spawn_points
+    from drive_il.maps import spawn_points
     sp = spawn_points(circuit)
     t = Traffic(circuit, TrafficConfig(vehicles=500, min_spawn_distance=50.0), dt=DT,
                 rng=np.random.default_rng(0))

@@ -1,0 +1,277 @@
+"""Metrics as pure functions over a recorded episode (no I/O, no simulator).
+
+Definitions (DESIGN.md, "Definitions used by metrics, overlay and TensorBoard"):
+
+* **Drift** (lateral deviation) [m]: signed distance from the vehicle's reference point
+  to the centre line of the lane the route asks for; + = right of centre.
+* **Expert disagreement**: |learner steer - expert steer| at the same state.
+* **Intervention** (DAVE-2, Bojarski et al. 2016, arXiv:1604.07316): the expert takes
+  over when |drift| > threshold (1.0 m by default), on a collision or on leaving the
+  road, until the car is re-centred; each one counts as 6 s of non-autonomous driving.
+* **Autonomy** [%] = (1 - interventions * 6 s / elapsed s) * 100, clipped at 0.
+* **Per km** rates divide by max(distance driven [km], 0.001) (CARLA leaderboard's
+  guard against division by zero).
+* **Driving score** (CARLA leaderboard): route completion x 0.60 per vehicle collision
+  (the only infraction the embedded world models; off-road is reported separately).
+
+An episode is given as an :class:`EpisodeTrace` of per-step arrays, built from the
+per-step record schema (:class:`drive_il.types.StepRow`) by the rollout loop while
+driving, or read back from an episode file (:meth:`EpisodeTrace.from_columns` over
+:func:`drive_il.types.columns_from_file_arrays`).
+
+Core layer: imports only numpy and :mod:`drive_il.types`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+__all__ = ["EpisodeTrace", "INTERVENTION_SECONDS", "METRIC_KEYS", "summarize", "count_onsets",
+           "autonomy", "per_km", "aggregate"]
+
+#: The metrics shown in evaluation reports, logged under ``eval/`` in TensorBoard and
+#: kept per DAgger round (keys of :func:`summarize` and :func:`aggregate`).
+METRIC_KEYS: tuple[str, ...] = (
+    "autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max",
+    "heading_error_mean", "route_completion", "collisions_per_km", "lane_invasions_per_km",
+    "disagreement_mean", "distance_to_first_intervention")
+
+#: Seconds of non-autonomous driving charged per intervention (DAVE-2).
+INTERVENTION_SECONDS = 6.0
+#: CARLA leaderboard penalty per collision with a vehicle.
+VEHICLE_COLLISION_PENALTY = 0.60
+
+
+@dataclass(frozen=True)
+class EpisodeTrace:
+    """Per-step arrays of one episode; all arrays have length T (control steps).
+
+    Attributes:
+        dt: fixed step [s].
+        route_length: length of the route [m].
+        x, y: (T,) ego position [m].
+        lateral_deviation: (T,) signed drift [m].
+        heading_error: (T,) [rad].
+        route_progress: (T,) arc length along the route [m].
+        expert_steer: (T,) the expert's label.
+        learner_steer: (T,) the learner's prediction, NaN where none ran.
+        executed_steer: (T,) what was executed.
+        intervention: (T,) bool, the expert/human was driving because of a takeover.
+        intervention_onsets: number of interventions (takeover starts). If None, it is
+            counted from rising edges of ``intervention``.
+        collision: (T,) bool, a collision began at this step.
+        off_road: (T,) bool, leaving the road began at this step.
+        lane_invasion: (T,) bool, a marking was crossed at this step.
+        in_junction: (T,) bool, the route point is inside a junction.
+        speed: (T,) [m/s].
+        wall_seconds: wall-clock duration of the episode [s] (for steps/s), or 0.
+    """
+
+    dt: float
+    route_length: float
+    x: np.ndarray
+    y: np.ndarray
+    lateral_deviation: np.ndarray
+    heading_error: np.ndarray
+    route_progress: np.ndarray
+    expert_steer: np.ndarray
+    learner_steer: np.ndarray
+    executed_steer: np.ndarray
+    intervention: np.ndarray
+    collision: np.ndarray
+    off_road: np.ndarray
+    lane_invasion: np.ndarray
+    in_junction: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    speed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    intervention_onsets: int | None = None
+    wall_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        for name in ("y", "lateral_deviation", "heading_error", "route_progress", "expert_steer",
+                     "learner_steer", "executed_steer", "intervention", "collision", "off_road",
+                     "lane_invasion"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"EpisodeTrace.{name} has length {len(getattr(self, name))}, expected {n}")
+        if len(self.in_junction) == 0:
+            object.__setattr__(self, "in_junction", np.zeros(n, bool))
+        if len(self.speed) == 0:
+            object.__setattr__(self, "speed", np.zeros(n))
+
+    @property
+    def steps(self) -> int:
+        return len(self.x)
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, np.ndarray], *, dt: float, route_length: float,
+                     intervention_onsets: int | None = None, wall_seconds: float = 0.0) -> "EpisodeTrace":
+        """The trace of an episode given as per-step columns named after the fields of
+        :class:`drive_il.types.StepRow` (``drive_il.types.step_columns`` of the rows, or
+        ``columns_from_file_arrays`` of an episode file's arrays; ``in_junction`` may be
+        absent and then counts as False).
+
+        Args:
+            columns: StepRow field name -> (T,) array.
+            dt: fixed step [s].
+            route_length: [m].
+            intervention_onsets: takeover starts counted while driving (None: from the
+                rising edges of ``intervention``).
+            wall_seconds: wall-clock duration [s] (0 if unknown).
+
+        Raises:
+            KeyError: a required column is missing.
+            ValueError: columns of different lengths.
+        """
+        c = columns
+        n = len(c["x"])
+        return cls(
+            dt=dt, route_length=route_length, x=c["x"], y=c["y"],
+            lateral_deviation=c["lateral_deviation"], heading_error=c["heading_error"],
+            route_progress=c["route_progress"], expert_steer=c["expert_steer"],
+            learner_steer=c["learner_steer"], executed_steer=c["executed_steer"],
+            intervention=c["intervention"], collision=c["collision"], off_road=c["off_road"],
+            lane_invasion=c["lane_invasion"],
+            in_junction=c["in_junction"] if "in_junction" in c else np.zeros(n, bool),
+            speed=c["speed"], intervention_onsets=intervention_onsets, wall_seconds=wall_seconds,
+        )
+
+
+def count_onsets(flags: np.ndarray) -> int:
+    """Number of rising edges (False -> True) in a boolean array, counting a True at
+    index 0 as an onset."""
+    f = np.asarray(flags, dtype=bool)
+    if f.size == 0:
+        return 0
+    return int(f[0]) + int(np.count_nonzero(f[1:] & ~f[:-1]))
+
+
+def autonomy(interventions: int, elapsed_s: float) -> float:
+    """DAVE-2 autonomy [%] = (1 - interventions * 6 s / elapsed s) * 100, clipped to
+    [0, 100]; 100 for an empty episode."""
+    if elapsed_s <= 0:
+        return 100.0
+    return float(min(100.0, max(0.0, (1.0 - interventions * INTERVENTION_SECONDS / elapsed_s) * 100.0)))
+
+
+def per_km(count: float, distance_m: float) -> float:
+    """count / max(distance [km], 0.001)."""
+    return float(count) / max(distance_m / 1000.0, 0.001)
+
+
+def _pct(a: np.ndarray, q: float) -> float:
+    return float(np.percentile(a, q)) if a.size else 0.0
+
+
+def summarize(tr: EpisodeTrace) -> dict[str, float]:
+    """All episode metrics, keyed by DESIGN.md names.
+
+    Returns:
+        dict with: steps, elapsed_s, distance [m], route_completion [%],
+        drift_mean, drift_p95, drift_p99, drift_max [m] (of |lateral deviation|),
+        heading_error_mean, heading_error_max [rad] (absolute), collisions, off_road,
+        lane_invasions, lane_invasions_outside_junctions, collisions_per_km,
+        lane_invasions_per_km, interventions, interventions_per_km, autonomy [%],
+        distance_to_first_intervention [m] (the whole distance if none),
+        disagreement_mean, disagreement_p95 (NaN without a learner), driving_score [%],
+        mean_speed [m/s], steps_per_s (0 if unknown).
+    """
+    n = tr.steps
+    elapsed = n * tr.dt
+    if n >= 2:
+        seg = np.hypot(np.diff(tr.x), np.diff(tr.y))
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+    else:
+        cum = np.zeros(n)
+    distance = float(cum[-1]) if n else 0.0
+    ad = np.abs(np.asarray(tr.lateral_deviation, dtype=np.float64))
+    ah = np.abs(np.asarray(tr.heading_error, dtype=np.float64))
+    completion = 0.0
+    if tr.route_length > 0 and n:
+        completion = float(min(100.0, 100.0 * float(np.max(tr.route_progress)) / tr.route_length))
+    interventions = tr.intervention_onsets if tr.intervention_onsets is not None else count_onsets(tr.intervention)
+    inter = np.asarray(tr.intervention, bool)
+    first = distance
+    if inter.any():
+        first = float(cum[int(np.argmax(inter))])
+    ls = np.asarray(tr.learner_steer, dtype=np.float64)
+    has_l = ~np.isnan(ls)
+    if has_l.any():
+        dis = np.abs(ls[has_l] - np.asarray(tr.expert_steer, np.float64)[has_l])
+        dis_mean, dis_p95 = float(dis.mean()), _pct(dis, 95)
+    else:
+        dis_mean = dis_p95 = float("nan")
+    collisions = int(np.count_nonzero(tr.collision))
+    off_road = int(np.count_nonzero(tr.off_road))
+    lane_inv = int(np.count_nonzero(tr.lane_invasion))
+    lane_inv_out = int(np.count_nonzero(np.asarray(tr.lane_invasion, bool) & ~np.asarray(tr.in_junction, bool)))
+    return {
+        "steps": float(n),
+        "elapsed_s": float(elapsed),
+        "distance": distance,
+        "route_completion": completion,
+        "drift_mean": float(ad.mean()) if n else 0.0,
+        "drift_p95": _pct(ad, 95),
+        "drift_p99": _pct(ad, 99),
+        "drift_max": float(ad.max()) if n else 0.0,
+        "heading_error_mean": float(ah.mean()) if n else 0.0,
+        "heading_error_max": float(ah.max()) if n else 0.0,
+        "collisions": float(collisions),
+        "off_road": float(off_road),
+        "lane_invasions": float(lane_inv),
+        "lane_invasions_outside_junctions": float(lane_inv_out),
+        "collisions_per_km": per_km(collisions, distance),
+        "lane_invasions_per_km": per_km(lane_inv, distance),
+        "interventions": float(interventions),
+        "interventions_per_km": per_km(interventions, distance),
+        "autonomy": autonomy(interventions, elapsed),
+        "distance_to_first_intervention": first,
+        "disagreement_mean": dis_mean,
+        "disagreement_p95": dis_p95,
+        "driving_score": completion * (VEHICLE_COLLISION_PENALTY ** collisions),
+        "mean_speed": float(np.mean(tr.speed)) if n else 0.0,
+        "steps_per_s": float(n / tr.wall_seconds) if tr.wall_seconds > 0 else 0.0,
+    }
+
+
+def aggregate(summaries: list[dict[str, float]]) -> dict[str, float]:
+    """Combine per-episode summaries into one: sums for counts and distance, rates
+    recomputed from the sums (per km, autonomy over total elapsed time), means of the
+    drift statistics weighted by steps, max of maxima.
+
+    Returns:
+        the same keys as :func:`summarize` plus ``episodes``.
+    """
+    if not summaries:
+        return {"episodes": 0.0}
+    w = np.array([s["steps"] for s in summaries], float)
+
+    def wmean(k: str) -> float:
+        v = np.array([s[k] for s in summaries], float)
+        ok = ~np.isnan(v)
+        if not ok.any():
+            return float("nan")
+        return float((v[ok] * w[ok]).sum() / max(w[ok].sum(), 1.0))
+
+    tot = {k: float(sum(s[k] for s in summaries)) for k in
+           ("steps", "elapsed_s", "distance", "collisions", "off_road", "lane_invasions",
+            "lane_invasions_outside_junctions", "interventions")}
+    out = dict(tot)
+    out["episodes"] = float(len(summaries))
+    out["route_completion"] = float(np.mean([s["route_completion"] for s in summaries]))
+    for k in ("drift_mean", "drift_p95", "drift_p99", "heading_error_mean", "disagreement_mean",
+              "disagreement_p95", "mean_speed"):
+        out[k] = wmean(k)
+    out["drift_max"] = float(max(s["drift_max"] for s in summaries))
+    out["heading_error_max"] = float(max(s["heading_error_max"] for s in summaries))
+    out["collisions_per_km"] = per_km(tot["collisions"], tot["distance"])
+    out["lane_invasions_per_km"] = per_km(tot["lane_invasions"], tot["distance"])
+    out["interventions_per_km"] = per_km(tot["interventions"], tot["distance"])
+    out["autonomy"] = autonomy(int(tot["interventions"]), tot["elapsed_s"])
+    out["distance_to_first_intervention"] = float(np.mean([s["distance_to_first_intervention"] for s in summaries]))
+    out["driving_score"] = float(np.mean([s["driving_score"] for s in summaries]))
+    sps = [s["steps_per_s"] for s in summaries if s["steps_per_s"] > 0]
+    out["steps_per_s"] = float(np.mean(sps)) if sps else 0.0
+    return out

@@ -1,0 +1,105 @@
+"""The training tables of a model preset (``models/*.toml``): ``[augmentation]``
+(:class:`AugmentConfig`) and ``[training]`` (:class:`TrainConfig`).
+
+Plain frozen dataclasses (no torch): the registry, checkpoints and the trainer all read
+them from here, so :mod:`drive_il.training` imports :mod:`drive_il.policies` and never
+the other way round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import validate_fields
+from ..errors import FieldError
+
+__all__ = ["AugmentConfig", "TrainConfig"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation (the ``[augmentation]`` table of a model preset; applied by
+    :class:`drive_il.training.augment.SampleTransform`).
+
+    Attributes:
+        side_cameras: train on every camera of the rig listed in ``cameras`` (or all),
+            with the recovery correction of the camera's mount offset and yaw.
+        cameras: cameras used for training (empty = every camera in the data).
+        recovery_seconds: T of the recovery label [s] (DAVE-2: 2 s).
+        min_recovery_distance: d_min [m], the look-ahead at low speed.
+        brightness_prob: probability of a brightness change.
+        brightness_range: factor drawn uniformly in [1 - range, 1 + range].
+        shadow_prob: probability of a random shadow.
+        shadow_strength: (lo, hi) darkening factor range of a shadow.
+        viewpoint_prob: probability of a viewpoint shift/rotation of a frame.
+        viewpoint_shift_std: std of the lateral shift [m] (clipped at 2.5 std).
+        viewpoint_yaw_std_deg: std of the yaw rotation [deg] (clipped at 2.5 std).
+    """
+
+    side_cameras: bool = True
+    cameras: tuple[str, ...] = ()
+    recovery_seconds: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
+    min_recovery_distance: float = field(default=4.0, metadata={"range": (0.5, 100.0)})
+    brightness_prob: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    brightness_range: float = field(default=0.3, metadata={"range": (0.0, 0.95)})
+    shadow_prob: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
+    shadow_strength: tuple[float, float] = (0.4, 0.8)
+    viewpoint_prob: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
+    viewpoint_shift_std: float = field(default=0.4, metadata={"range": (0.0, 5.0)})
+    viewpoint_yaw_std_deg: float = field(default=2.0, metadata={"range": (0.0, 45.0)})
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        lo, hi = self.shadow_strength
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise FieldError("AugmentConfig", "shadow_strength",
+                             f"expected 0 <= lo <= hi <= 1, got {self.shadow_strength}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Behaviour-cloning hyper-parameters (the ``[training]`` table).
+
+    Attributes:
+        batch_size: samples per step.
+        epochs: passes over the training split.
+        lr: Adam learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        lr_schedule: ``"cosine"`` (to 0 over the run) or ``"constant"``.
+        grad_clip: max gradient norm (0 = off).
+        balance_steering: draw training samples with weights inversely proportional to
+            the frequency of their steering label (DAVE-2 over-sampled curves).
+        balance_power: exponent p of the steering weights, ``count ** -p`` (1 = full
+            inverse frequency, 0.5 = its square root: curves over-sampled less hard).
+        balance_commands: draw training samples so that every navigation command
+            present (LANEFOLLOW, LEFT, RIGHT, STRAIGHT, ...) carries the same total weight:
+            each branch head of a command-conditioned model sees as many samples, and
+            junction turns are no longer a few per cent of the batches. Combines with
+            ``balance_steering`` (the weights multiply).
+        val_fraction: share of *episodes* held out for validation.
+        seed: default seed (``--seed`` overrides).
+        num_workers: DataLoader workers (0 = in the training process; on 2 cores the
+            input pipeline is far cheaper than the model, see ``drive-il bench train``).
+        threads: torch intra-op threads (0 = torch's default).
+        image_log_every: log frames with steering drawn every N epochs (0 = never).
+        images_logged: frames per image grid.
+    """
+
+    batch_size: int = field(default=64, metadata={"range": (1, 65536)})
+    epochs: int = field(default=10, metadata={"range": (1, 100_000)})
+    lr: float = field(default=1e-3, metadata={"range": (1e-8, 10.0)})
+    weight_decay: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
+    lr_schedule: str = field(default="cosine", metadata={"choices": ("cosine", "constant")})
+    grad_clip: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
+    balance_steering: bool = False
+    balance_power: float = field(default=1.0, metadata={"range": (0.0, 4.0)})
+    balance_commands: bool = False
+    val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
+    seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    num_workers: int = field(default=0, metadata={"range": (0, 64)})
+    threads: int = field(default=0, metadata={"range": (0, 256)})
+    image_log_every: int = field(default=1, metadata={"range": (0, 100_000)})
+    images_logged: int = field(default=8, metadata={"range": (1, 64)})
+
+    def __post_init__(self) -> None:
+        validate_fields(self)

@@ -1,0 +1,25 @@
+"""Routing: A* over a town's lane graph, random routes, navigation commands, and the
+route and start of an episode.
+
+Layer: above :mod:`drive_il.maps` (the lane graph is ``town.lane_graph``), below the
+simulators, which call :func:`plan_episode` at every reset.
+"""
+
+from __future__ import annotations
+
+from .commands import junction_turns, route_commands
+from .episode import EpisodeSetup, StartPose, check_start_on_road, plan_episode, route_index
+from .planner import lane_graph_of, plan_route, random_route
+
+__all__ = [
+    "EpisodeSetup",
+    "StartPose",
+    "check_start_on_road",
+    "junction_turns",
+    "lane_graph_of",
+    "plan_episode",
+    "plan_route",
+    "random_route",
+    "route_commands",
+    "route_index",
+]

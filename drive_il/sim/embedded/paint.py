@@ -1,0 +1,337 @@
+"""Painting a town's :class:`~drive_il.maps.geometry.MapGeometry` into the raster image.
+
+:func:`render` fills lane surfaces (non-driving surfaces, junction aprons and hulls,
+driving lanes on top) into a class layer and an RGB image, adds a deterministic texture
+(grain and two low-frequency tint fields per :class:`~drive_il.maps.geometry.LaneClass`),
+paints curbs and lane marks of their real width (broken lines in
+:data:`~drive_il.maps.geometry.DASH_LENGTH` / :data:`~drive_il.maps.geometry.DASH_GAP`
+dashes phased from the lane section's start; double lines as two lines of the mark's
+width separated by one line width), and builds the mipmap pyramid. The pixel frame is
+documented in :mod:`drive_il.sim.embedded.raster`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ...maps.geometry import DASH_GAP, DASH_LENGTH, LaneClass, MapGeometry, MarkingStrip
+
+__all__ = ["BASE_COLOURS", "render"]
+
+# Base colours (RGB) per class, grain amplitude and low-frequency tints.
+BASE_COLOURS = np.array([
+    (92, 112, 58),    # terrain: grass
+    (86, 86, 88),     # driving: asphalt
+    (78, 78, 80),     # shoulder / gutter
+    (158, 156, 150),  # sidewalk: concrete
+    (96, 96, 98),     # parking
+    (150, 148, 140),  # border: concrete
+    (88, 110, 56),    # median: grass
+    (120, 70, 62),    # biking: red asphalt
+    (100, 96, 90),    # other
+], dtype=np.float32)
+_GRAIN = np.array([14, 9, 9, 7, 9, 8, 14, 8, 9], dtype=np.float32)
+# Two low-frequency noise fields A (~1.5 m) and B (~6 m): per-class RGB tint vectors.
+_TINT_A = np.array([
+    (9, 10, 5), (5, 5, 5), (5, 5, 5), (6, 6, 6), (5, 5, 5), (6, 6, 6), (9, 10, 5), (5, 5, 5), (5, 5, 5),
+], dtype=np.float32)
+_TINT_B = np.array([
+    (18, 4, -2), (6, 6, 6), (6, 6, 6), (8, 8, 8), (6, 6, 6), (8, 8, 8), (16, 4, -2), (6, 6, 6), (6, 6, 6),
+], dtype=np.float32)
+
+_PAINT = {"White": (228, 228, 222), "Yellow": (222, 178, 48), "Blue": (40, 80, 190),
+          "Green": (60, 160, 70), "Red": (190, 50, 40), "Other": (228, 228, 222),
+          "Standard": (228, 228, 222)}
+_CURB = (176, 175, 170)
+_CURB_SHADOW = (60, 60, 62)
+_GRASS_MARK = (92, 112, 58)
+
+#: Which marking types are made of which lines ("S" solid, "B" broken), inside first.
+_LINES = {
+    "Solid": "S", "Broken": "B", "SolidSolid": "SS", "SolidBroken": "SB",
+    "BrokenSolid": "BS", "BrokenBroken": "BB", "BottsDots": "D", "Other": "S",
+}
+
+
+_SHIFT = 4  # sub-pixel bits for cv2 drawing
+
+
+def _to_px(pts: np.ndarray, x0: float, y0: float, res: float) -> np.ndarray:
+    p = np.empty(pts.shape, dtype=np.float64)
+    p[..., 0] = (pts[..., 0] - x0) / res
+    p[..., 1] = (pts[..., 1] - y0) / res
+    return np.rint(p * (1 << _SHIFT)).astype(np.int32)
+
+
+def render(geom: MapGeometry, area: tuple[float, float, float, float], res: float, *, seed: int
+           ) -> tuple[list[np.ndarray], float, float, tuple[int, int, int, int]]:
+    """Paint ``geom`` over ``area`` (xmin, ymin, xmax, ymax) [m] at ``res`` [m/px].
+
+    Args:
+        geom: the town's lane polygons.
+        area: the world rectangle to cover [m].
+        res: level-0 resolution [m/px].
+        seed: texture seed (the same seed gives identical pixels).
+
+    Returns:
+        (levels, x0, y0, border): the pyramid (level 0: (H, W, 4) uint8 RGB + LaneClass;
+        read-only arrays), the world position [m] of pixel (0, 0)'s centre, and the RGBX
+        value of plain terrain.
+
+    Raises:
+        ValueError: the raster would exceed 400 Mpx.
+    """
+    ax0, ay0, ax1, ay1 = area
+    x0 = math.floor(ax0 / res) * res
+    y0 = math.floor(ay0 / res) * res
+    W = math.ceil((ax1 - x0) / res) + 1
+    H = math.ceil((ay1 - y0) / res) + 1
+    if W * H > 400_000_000:
+        raise ValueError(f"raster of {W}x{H} px is too large; choose a coarser resolution")
+    img = np.empty((H, W, 4), dtype=np.uint8)
+    img[...] = (*[int(v) for v in BASE_COLOURS[0]], 0)
+    cls = np.zeros((H, W), dtype=np.uint8)
+    aa = cv2.LINE_AA
+
+    def visible(q: np.ndarray) -> np.ndarray:
+        mn = q.min(axis=1)
+        mx = q.max(axis=1)
+        return (mx[:, 0] >= x0 - 1) & (mn[:, 0] <= x0 + W * res + 1) & (mx[:, 1] >= y0 - 1) & (mn[:, 1] <= y0 + H * res + 1)
+
+    def fill(poly_px: np.ndarray, c: int, *, with_colour: bool = True) -> None:
+        cv2.fillConvexPoly(cls, poly_px, int(c), cv2.LINE_8, _SHIFT)
+        if with_colour:
+            col = tuple(int(v) for v in BASE_COLOURS[c]) + (0,)
+            cv2.fillConvexPoly(img, poly_px, col, aa, _SHIFT)
+
+    vis = visible(geom.quads)
+    Q = _to_px(geom.quads[vis], x0, y0, res)
+    C = geom.quad_class[vis]
+    # 1. non-driving surfaces, 2. junction surfaces, 3. driving lanes on top
+    for apron in geom.junction_aprons:
+        fill(_to_px(apron, x0, y0, res), LaneClass.SIDEWALK)
+    order = np.argsort(C == LaneClass.DRIVING, kind="stable")
+    nd = [i for i in order if C[i] != LaneClass.DRIVING]
+    for i in nd:
+        fill(Q[i], int(C[i]))
+    for hull in geom.junction_hulls:
+        hp = _to_px(hull, x0, y0, res)
+        fill(hp, LaneClass.DRIVING)
+    for i in np.nonzero(C == LaneClass.DRIVING)[0]:
+        fill(Q[i], LaneClass.DRIVING)
+
+    # 4. texture: grain + two low-frequency fields, per class, in row strips
+    _texture(img, cls, res, seed)
+    # 5. curbs and paint on top (flat paint: its anti-aliased edges then blend with the
+    #    textured ground, which keeps the painted widths true), then the classes
+    for m in geom.markings:
+        _draw_marking(img, m, x0, y0, res)
+    img[..., 3] = cls
+    border = (*[int(v) for v in BASE_COLOURS[0]], 0)
+    levels = [img]
+    while min(levels[-1].shape[:2]) > 48 and len(levels) < 9:
+        levels.append(cv2.pyrDown(levels[-1], borderType=cv2.BORDER_REPLICATE))
+    for lv in levels:
+        lv.setflags(write=False)
+    return levels, x0, y0, border
+
+
+def _strip_quads(xy: np.ndarray, nrm: np.ndarray, off: float, half: float) -> np.ndarray:
+    """Quads (N-1, 4, 2) of a strip of half width ``half`` centred ``off`` along ``nrm``."""
+    a = xy + nrm * (off - half)
+    b = xy + nrm * (off + half)
+    return np.stack([a[:-1], b[:-1], b[1:], a[1:]], axis=1)
+
+
+def _resample(xy: np.ndarray, nrm: np.ndarray, s: np.ndarray, s_new: np.ndarray):
+    order = np.argsort(s) if s[-1] < s[0] else slice(None)
+    ss, xx, nn = s[order], xy[order], nrm[order]
+    p = np.stack([np.interp(s_new, ss, xx[:, 0]), np.interp(s_new, ss, xx[:, 1])], axis=1)
+    n = np.stack([np.interp(s_new, ss, nn[:, 0]), np.interp(s_new, ss, nn[:, 1])], axis=1)
+    n /= np.maximum(np.hypot(n[:, 0], n[:, 1]), 1e-9)[:, None]
+    return p, n
+
+
+def _paint_strip(img: np.ndarray, pts: np.ndarray, half: float, colour, *, cap_start: bool,
+                 cap_end: bool) -> None:
+    """Paint a strip of half width ``half`` [px] along the polyline ``pts`` (N, 2) [px]
+    with exact-width anti-aliasing.
+
+    Coverage of a pixel is the product of a lateral and a longitudinal linear ramp one
+    pixel wide centred on the strip's edges (the box-filter coverage of a straight
+    edge), so the painted full width at half maximum is exactly ``2 * half`` and a
+    capped end lies exactly at its end point. Segments are combined with ``max`` (no
+    double painting at joints); interior joints are extended to close curves.
+    ``cv2.fillConvexPoly`` is not used for paint: its inclusive rasterisation plus the
+    LINE_AA fringe widens a strip by about 1.4 px.
+    """
+    H, W = img.shape[:2]
+    ext = half + 1.5
+    lo = np.floor(pts.min(axis=0) - ext).astype(int)
+    hi = np.ceil(pts.max(axis=0) + ext).astype(int)
+    c0, r0 = max(lo[0], 0), max(lo[1], 0)
+    c1, r1 = min(hi[0], W - 1), min(hi[1], H - 1)
+    if c1 < c0 or r1 < r0:
+        return
+    cc = np.arange(c0, c1 + 1, dtype=np.float32)[None, :]
+    rr = np.arange(r0, r1 + 1, dtype=np.float32)[:, None]
+    alpha = np.zeros((r1 - r0 + 1, c1 - c0 + 1), np.float32)
+    n = len(pts)
+    for i in range(n - 1):
+        ax, ay = pts[i]
+        dx, dy = pts[i + 1, 0] - ax, pts[i + 1, 1] - ay
+        L = math.hypot(dx, dy)
+        if L < 1e-6:
+            continue
+        ux, uy = dx / L, dy / L
+        px = cc - ax
+        py = rr - ay
+        t = px * ux + py * uy
+        d = np.abs(py * ux - px * uy)
+        cov = np.clip(half + 0.5 - d, 0.0, 1.0)
+        t_lo = 0.0 if (i == 0 and cap_start) else -ext
+        t_hi = L if (i == n - 2 and cap_end) else L + ext
+        cov *= np.clip(np.minimum(t - t_lo, t_hi - t) + 0.5, 0.0, 1.0)
+        np.maximum(alpha, cov, out=alpha)
+    if not alpha.any():
+        return
+    patch = img[r0:r1 + 1, c0:c1 + 1, :3].astype(np.float32)
+    a3 = alpha[..., None]
+    patch += (np.asarray(colour, np.float32)[None, None, :] - patch) * a3
+    img[r0:r1 + 1, c0:c1 + 1, :3] = np.rint(patch).astype(np.uint8)
+
+
+def _draw_line(img, xy, nrm, s, s0, off, width, colour, pattern, x0, y0, res) -> None:
+    half = 0.5 * width / res
+    if half < 0.5:
+        # thinner than a pixel: keep the painted amount (width x contrast) by fading the
+        # paint towards the asphalt on a one-pixel-wide line
+        t = 2.0 * half
+        colour = [b + (c - b) * t for c, b in zip(colour, BASE_COLOURS[LaneClass.DRIVING])]
+        half = 0.5
+
+    def to_px(p: np.ndarray) -> np.ndarray:
+        return np.stack([(p[:, 0] - x0) / res, (p[:, 1] - y0) / res], axis=1)
+
+    centre = xy + nrm * off
+    if pattern == "S":
+        # chunks of <= 16 samples, joined without caps
+        n = len(centre)
+        for k in range(0, n - 1, 15):
+            seg = centre[k:min(k + 16, n)]
+            if len(seg) >= 2:
+                _paint_strip(img, to_px(seg), half, colour, cap_start=k == 0, cap_end=k + 16 >= n)
+        return
+    if pattern == "B":
+        dash, gap = DASH_LENGTH, DASH_GAP
+    else:  # "D": Botts' dots, ~0.1 m every 1.2 m (approximated as short square dashes)
+        dash, gap = max(width, 0.1), 1.2
+    sx = s if s[-1] >= s[0] else s[::-1]
+    keep_off = (half + 2.0) * res  # interior joints extend this far: keep them off the caps
+    for lo, hi in _dash_intervals(sx, s0, dash, gap):
+        inner = sx[(sx > lo + keep_off) & (sx < hi - keep_off)]
+        s_new = np.concatenate([[lo], inner, [hi]])
+        p, nn = _resample(xy, nrm, s, s_new)
+        c = p + nn * off
+        # a dash cut by the end of the strip continues on the next strip: no cap there
+        _paint_strip(img, to_px(c), half, colour, cap_start=lo > sx[0] + 1e-6 or _dash_starts_at(lo, s0, dash + gap),
+                     cap_end=hi < sx[-1] - 1e-6 or _dash_ends_at(hi, s0, dash, dash + gap))
+
+
+def _dash_starts_at(x: float, s0: float, P: float, tol: float = 0.01) -> bool:
+    r = (x - s0) % P
+    return r < tol or P - r < tol
+
+
+def _dash_ends_at(x: float, s0: float, dash: float, P: float, tol: float = 0.01) -> bool:
+    r = (x - s0) % P
+    return abs(r - dash) < tol
+
+
+def _dash_intervals(s: np.ndarray, s0: float, dash: float, gap: float) -> list[tuple[float, float]]:
+    P = dash + gap
+    out = []
+    k0 = math.floor((s[0] - s0) / P)
+    k1 = math.floor((s[-1] - s0) / P)
+    for k in range(k0, k1 + 1):
+        a = s0 + k * P
+        lo, hi = max(a, s[0]), min(a + dash, s[-1])
+        if hi - lo > 1e-6:
+            out.append((lo, hi))
+    return out
+
+
+def _draw_marking(img: np.ndarray, m: MarkingStrip, x0: float, y0: float, res: float) -> None:
+    if len(m.xy) < 2:
+        return
+    if m.kind == "Curb":
+        # a raised kerb stone, lighter, with a thin shadow line on the road side
+        _draw_line(img, m.xy, m.right, m.s, m.s0, 0.0, m.width, _CURB, "S", x0, y0, res)
+        _draw_line(img, m.xy, m.right, m.s, m.s0, -0.5 * m.width - 0.03, 0.06, _CURB_SHADOW, "S", x0, y0, res)
+        return
+    if m.kind == "Grass":
+        _draw_line(img, m.xy, m.right, m.s, m.s0, 0.0, max(m.width, 0.3), _GRASS_MARK, "S", x0, y0, res)
+        return
+    pattern = _LINES.get(m.kind)
+    if pattern is None:
+        return
+    colour = _PAINT.get(m.color, _PAINT["White"])
+    w = m.width
+    if len(pattern) == 1:
+        _draw_line(img, m.xy, m.right, m.s, m.s0, 0.0, w, colour, pattern, x0, y0, res)
+    else:
+        # two lines of width w, gap w, inside (negative side of ``right``) first
+        _draw_line(img, m.xy, m.right, m.s, m.s0, -w, w, colour, pattern[0], x0, y0, res)
+        _draw_line(img, m.xy, m.right, m.s, m.s0, +w, w, colour, pattern[1], x0, y0, res)
+
+
+def _texture(img: np.ndarray, cls: np.ndarray, res: float, seed: int) -> None:
+    """Add deterministic texture in place: grain + two low-frequency tint fields per class.
+
+    The noise comes from one ``numpy.random.Generator`` seeded from the map digest and is
+    drawn in fixed row strips, so the same map gives the same texture bit for bit.
+    """
+    H, W = cls.shape
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    # low-frequency fields on coarse grids (cells of ~1.5 m and ~6 m), bilinear-upsampled
+    grids = []
+    for cell in (1.5, 6.0):
+        gh = math.ceil(H * res / cell) + 4
+        gw = math.ceil(W * res / cell) + 4
+        g = rng.standard_normal((gh, gw)).astype(np.float32)
+        g = cv2.GaussianBlur(g, (0, 0), 0.7)
+        g /= max(float(g.std()), 1e-6)
+        grids.append((cell, g))
+    def lut(v: np.ndarray) -> np.ndarray:
+        t = np.zeros(256, np.float32)
+        t[:len(v)] = v
+        return t
+
+    grain_lut = lut(_GRAIN / 128.0)
+    ta = [lut(_TINT_A[:, ch]) for ch in range(3)]
+    tb = [lut(_TINT_B[:, ch]) for ch in range(3)]
+    strip = 256
+    for r0 in range(0, H, strip):
+        r1 = min(H, r0 + strip)
+        n = r1 - r0
+        c = cls[r0:r1]
+        raw = np.frombuffer(rng.bytes(n * W), dtype=np.uint8).reshape(n, W)
+        grain = raw.astype(np.float32)
+        grain -= 128.0
+        grain *= cv2.LUT(c, grain_lut)
+        fields = []
+        for cell, g in grids:
+            k = res / cell
+            M = np.array([[k, 0, 2.0], [0, k, 2.0 + r0 * k]], dtype=np.float64)
+            fields.append(cv2.warpAffine(g, M, (W, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                         borderMode=cv2.BORDER_REFLECT))
+        planes = list(cv2.split(np.ascontiguousarray(img[r0:r1])))
+        for ch in range(3):
+            d = cv2.multiply(fields[0], cv2.LUT(c, ta[ch]))
+            d = cv2.add(d, cv2.multiply(fields[1], cv2.LUT(c, tb[ch])))
+            d = cv2.add(d, grain)
+            planes[ch] = cv2.add(planes[ch], d, dtype=cv2.CV_8U)
+        img[r0:r1] = cv2.merge(planes)
