@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from .storage import EpisodeWriter, PartialEpisodeFile
 
 __all__ = ["WriterProcess", "BackgroundEpisodeWriter"]
 
@@ -51,8 +52,6 @@ def _layout(shapes: Mapping[str, tuple[int, int]]) -> tuple[list[tuple[str, int,
 def _writer_main(conn, shm_name: str, n_slots: int, slot_bytes: int, free, fsync: bool) -> None:
     """The writer process: executes "start", "frames", "end" and "close" messages."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .storage import EpisodeWriter
-
     shm = SharedMemory(name=shm_name)
     ring = np.ndarray((n_slots * slot_bytes,), dtype=np.uint8, buffer=shm.buf)
     writer: EpisodeWriter | None = None
@@ -249,7 +248,7 @@ class WriterProcess:
             pass
 
 
-class BackgroundEpisodeWriter:
+class BackgroundEpisodeWriter(PartialEpisodeFile):
     """The EpisodeWriter interface used by the recorder, backed by a :class:`WriterProcess`.
 
     Args:
@@ -260,12 +259,8 @@ class BackgroundEpisodeWriter:
     """
 
     def __init__(self, proc: WriterProcess, path: Path, info: Any, capacity: int) -> None:
-        from .storage import PARTIAL_SUFFIX
-
+        super().__init__(path)
         self._proc = proc
-        self.path = Path(path)
-        self.partial_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
-        self._closed = False
         proc.start_episode(self.path, info, capacity)
 
     def write_step(self, t: int, frames: Mapping[str, np.ndarray]) -> None:
@@ -284,11 +279,4 @@ class BackgroundEpisodeWriter:
             return
         self._closed = True
         self._proc.kill()
-        try:
-            self.partial_path.unlink()
-        except FileNotFoundError:
-            pass
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        self._remove_partial()

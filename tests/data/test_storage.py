@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drive_il.data.recorder import EpisodeRecorder
-from drive_il.data.storage import (FORMAT_NAME, SCHEMA_VERSION, EpisodeReader, finished_episode_indices,
-                                   list_episodes, read_manifest, scan_dir)
+from drive_il.data.background import BackgroundEpisodeWriter
+from drive_il.data.storage import (FORMAT_NAME, SCHEMA_VERSION, EpisodeReader, EpisodeWriter, PartialEpisodeFile,
+                                   episode_filename, finished_episode_indices, list_episodes, read_manifest, scan_dir)
 from drive_il.data.synthetic import synthetic_episode
 from drive_il.errors import DataError
 from drive_il.types import (Control, EpisodeInfo, EpisodeResult, Event, EventKind, Observation, RoadOption,
@@ -151,6 +152,18 @@ def test_partial_file_ignored_and_discard(tmp_path):
     rec.discard()  # idempotent
     assert rec.on_episode_end(ep.result()) is None
 
+
+
+def test_writer_abort_deletes_the_partial_file_once(tmp_path):
+    ep = synthetic_episode(episode=2, steps=5, height=8, width=8)
+    w = EpisodeWriter(tmp_path / episode_filename(2), ep.info, {"center": (8, 8)})
+    assert isinstance(w, PartialEpisodeFile) and issubclass(BackgroundEpisodeWriter, PartialEpisodeFile)
+    assert w.partial_path == tmp_path / "episode_000002.h5.partial" and w.partial_path.exists()
+    assert not w.closed
+    w.abort()
+    assert w.closed and not w.partial_path.exists() and not w.path.exists()
+    w.abort()  # idempotent
+    assert list_episodes(tmp_path) == [] and scan_dir(tmp_path).partial == ()
 
 def test_recorder_refuses_to_overwrite(small_dir):
     ep = synthetic_episode(episode=1, steps=5, height=16, width=24)

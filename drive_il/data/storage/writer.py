@@ -81,7 +81,7 @@ class EpisodeWriter(PartialEpisodeFile):
         self._shapes = {str(k): (int(v[0]), int(v[1])) for k, v in frame_shapes.items()}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Default libver (earliest), no SWMR: see the module docstring.
+            # Default libver (earliest), no SWMR: see the docstring of drive_il.data.storage.
             self._f = h5py.File(self.partial_path, "w")
         except OSError as e:
             raise DataError(f"{self.partial_path}: cannot create episode file ({e})") from None
