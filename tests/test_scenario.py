@@ -12,8 +12,18 @@ def test_default_scenario_loads():
 
 
 def test_every_shipped_scenario_loads():
+    import tomllib
+
+    from drive_il.scenario import scenario_from_dict
     for p in sorted(SCENARIOS_DIR.glob("*.toml")):
-        assert isinstance(load_scenario(p), Scenario)
+        sc = load_scenario(p)
+        raw = tomllib.loads(p.read_text())
+        assert sc.name == raw["name"] and sc.town == raw["town"], p
+        assert len(sc.cameras) == max(1, len(raw.get("cameras", [])))
+        # the scenario round-trips through its dict (what episodes and run directories store)
+        assert scenario_from_dict(sc.to_dict(), source=str(p)) == sc, p
+        t = sc.test_scenario()
+        assert t.seed == sc.test.seed and t.town == (sc.test.town or sc.town), p
 
 
 @pytest.mark.parametrize("text, fragment", [

@@ -328,7 +328,7 @@ class Handlers:
             return E.err_void(f"set_actor_target_velocity: actor {actor_id} is not a vehicle")
         m = v.model
         vx, vy = float(vec[0]), float(vec[1])
-        m.speed = vx * math.cos(m.yaw) + vy * math.sin(m.yaw)
+        m.set_speed(vx * math.cos(m.yaw) + vy * math.sin(m.yaw))
         return E.ok_void()
 
     @rpc

@@ -196,8 +196,7 @@ class ServerWorld:
         s = self._add(s)  # type: ignore[assignment]
         if s.detector is not None:
             pa = self.actors[parent]
-            s.detector.contacts = s.detector.touching(pa.model.x, pa.model.y, pa.model.yaw,
-                                                      self._views(exclude=pa))
+            s.detector.prime(pa.model.x, pa.model.y, pa.model.yaw, self._views(exclude=pa))
         return s
 
     def destroy(self, actor_id: int) -> bool:
@@ -251,8 +250,8 @@ class ServerWorld:
     def set_transform(self, a: Actor, tf: list) -> None:
         (x, y, z), (p, yw, r) = tf
         if isinstance(a, Vehicle):
-            a.model.set_pose(float(x), float(y), float(yw) * _DEG, 0.0)
-            a.model.z = self._ground_z(float(x), float(y), float(z))
+            a.model.teleport(float(x), float(y), float(yw) * _DEG,
+                             z=self._ground_z(float(x), float(y), float(z)))
         else:
             a.rel = (float(x), float(y), float(z), float(p), float(yw), float(r))
 

@@ -27,6 +27,6 @@ def make_simulator(backend: str = "embedded", *, maps_dir: str | Path | None = N
         from .embedded.world import EmbeddedSimulator
         return EmbeddedSimulator(maps_dir=maps_dir)
     if backend == "carla":
-        from .carla_backend import CarlaSimulator
+        from .carla import CarlaSimulator
         return CarlaSimulator(host=host, port=port, tm_port=tm_port, timeout=timeout, maps_dir=maps_dir)
     raise ValueError(f"unknown backend {backend!r} (expected 'embedded' or 'carla')")

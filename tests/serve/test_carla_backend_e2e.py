@@ -1,4 +1,4 @@
-"""The CARLA backend (:class:`~drive_il.sim.carla_backend.CarlaSimulator`, the real
+"""The CARLA backend (:class:`~drive_il.sim.carla.CarlaSimulator`, the real
 ``carla`` 0.9.16 client) end to end against ``drive-il serve``: the expert drives a
 short route, an episode is recorded, a policy is evaluated."""
 
@@ -24,7 +24,7 @@ def scenario():
 
 @pytest.fixture(scope="module")
 def sim(server):
-    from drive_il.sim.carla_backend import CarlaSimulator
+    from drive_il.sim.carla import CarlaSimulator
     s = CarlaSimulator(host="127.0.0.1", port=server.port,
                        tm_port=free_port(avoid={server.port, server.stream_port}), timeout=10.0)
     try:

@@ -118,6 +118,18 @@ class BicycleModel:
         self.yaw_rate = 0.0
         self.acceleration = 0.0
 
+    def teleport(self, x: float, y: float, yaw: float, *, z: float | None = None,
+                 speed: float = 0.0) -> None:
+        """:meth:`set_pose` (road wheels straight) and, when given, the ground height
+        ``z`` [m]."""
+        self.set_pose(x, y, yaw, speed)
+        if z is not None:
+            self.z = float(z)
+
+    def set_speed(self, speed: float) -> None:
+        """Signed longitudinal speed [m/s]; pose, steering and yaw rate unchanged."""
+        self.speed = float(speed)
+
     @property
     def x(self) -> float:
         """Bounding-box centre x [m]."""

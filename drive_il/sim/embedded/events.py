@@ -109,6 +109,11 @@ class CollisionDetector:
     def reset(self) -> None:
         self.contacts = set()
 
+    def prime(self, x: float, y: float, yaw: float, actors: Sequence[Any]) -> None:
+        """Take the contacts present now (ego at x, y, yaw) as known: they are not
+        reported as onsets by the next :meth:`detect`."""
+        self.contacts = self.touching(x, y, yaw, actors) if actors else set()
+
     def touching(self, x: float, y: float, yaw: float, actors: Sequence[Any]) -> set[int]:
         """Ids of the actors overlapping the ego box now."""
         out: set[int] = set()
@@ -311,8 +316,7 @@ class EventDetector:
         """State at the start of an episode; contacts and conditions present at the
         start are not reported. ``z``: road height at the start [m]."""
         self.lane.reset(x, y, yaw, z)
-        self.collision.reset()
-        self.collision.contacts = self.collision.touching(x, y, yaw, actors) if actors else set()
+        self.collision.prime(x, y, yaw, actors)
         self.off_road.reset(False)
         self.off_road.reset(self._is_off(x, y))
 

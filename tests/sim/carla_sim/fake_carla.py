@@ -1,6 +1,6 @@
 """A test double of the ``carla`` client API, backed by an in-memory fake server.
 
-Only the boundary :mod:`drive_il.sim.carla_backend` uses is faked: ``Client``,
+Only the boundary :mod:`drive_il.sim.carla` uses is faked: ``Client``,
 ``World``, ``BlueprintLibrary``, actors and sensors with ``listen`` callbacks, the
 Traffic Manager and ``carla.command``. Value classes that work offline are the REAL
 ``carla`` ones (``Location``, ``Rotation``, ``Transform``, ``Vector3D``,

@@ -1,4 +1,4 @@
-"""CarlaSimulator against a test double of the ``carla`` API (tests/sim/fake_carla.py).
+"""CarlaSimulator against a test double of the ``carla`` API (tests/sim/carla_sim/fake_carla.py).
 
 No CARLA server is needed: the double fakes Client/World/actors/sensors/Traffic
 Manager; locations, rotations, settings, weather, controls and the map are the real
@@ -28,7 +28,7 @@ from drive_il.errors import (
 )
 from drive_il.scenario import CameraConfig, Scenario, TrafficConfig
 from drive_il.sim.base import Simulator, StartPose
-from drive_il.sim.carla_backend import CarlaSimulator, connect_schedule, image_to_rgb
+from drive_il.sim.carla import CarlaSimulator, connect_schedule, image_to_rgb
 from drive_il.types import Control, EventKind
 
 try:
@@ -107,7 +107,7 @@ def test_retries_until_the_server_answers(server):
 
 def test_version_mismatch_is_a_warning(server, caplog):
     server.version = "0.9.15"
-    with caplog.at_level(logging.WARNING, logger="drive_il.sim.carla_backend"):
+    with caplog.at_level(logging.WARNING, logger="drive_il.sim.carla"):
         sim = make(server)
     assert "0.9.15" in caplog.text and "0.9.16" in caplog.text
     sim.close()
@@ -444,12 +444,17 @@ def test_unexpected_error_in_a_step_cleans_up(server):
     assert_clean(server)
 
 
-def test_atexit_hook_cleans_up(server):
+def test_atexit_hook_cleans_up(server, monkeypatch):
+    import atexit
+    hooks: list = []
+    monkeypatch.setattr(atexit, "register", hooks.append)  # keep what the interpreter would run
     sim = make(server)
+    assert not sim.atexit_registered
     sim.reset(scenario(), seed=0)
-    sim._atexit_fn()  # what the interpreter runs at exit
+    assert sim.atexit_registered and len(hooks) == 1
+    hooks[0]()  # what the interpreter runs at exit
     assert_clean(server)
-    assert not sim._atexit_registered
+    assert not sim.atexit_registered
 
 
 def test_missing_frame_from_one_sensor_is_detected(server):
@@ -517,7 +522,7 @@ def test_close_after_a_lost_server_does_not_hang(server, caplog):
     with pytest.raises(SimulatorLostError):
         sim.step(Control())
     attempts = len(server.connect_attempts)
-    with caplog.at_level(logging.WARNING, logger="drive_il.sim.carla_backend"):
+    with caplog.at_level(logging.WARNING, logger="drive_il.sim.carla"):
         returns(sim.close)  # one short reconnection attempt, then gives up
     assert len(server.connect_attempts) == attempts + 1  # one attempt, not the full schedule
     assert server.attempt_timeouts[-1] <= 2.0  # short: not the 5 s time-out of the session
