@@ -3,7 +3,7 @@
 CARLA's frame is left-handed seen from above: x forward/east, y right/south, yaw from
 +x towards +y. For a heading ``yaw`` the forward unit vector is (cos yaw, sin yaw) and
 the *right* unit vector is (-sin yaw, cos yaw). Lateral offsets are + to the right, as
-DESIGN.md defines drift.
+DESIGN.md defines the lateral deviation.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Definitions (DESIGN.md, "Definitions used by metrics, overlay and TensorBoard"):
 
-* **Drift** (lateral deviation) [m]: signed distance from the vehicle's reference point
+* **Lateral deviation** [m]: signed distance from the vehicle's reference point
   to the centre line of the lane the route asks for; + = right of centre.
 * **Expert disagreement**: |learner steer - expert steer| at the same state.
 * **Intervention** (DAVE-2, Bojarski et al. 2016, arXiv:1604.07316): the expert takes
-  over when |drift| > threshold (1.0 m by default), on a collision or on leaving the
+  over when |lateral deviation| > threshold (1.0 m by default), on a collision or on leaving the
   road, until the car is re-centred; each one counts as 6 s of non-autonomous driving.
 * **Autonomy** [%] = (1 - interventions * 6 s / elapsed s) * 100, clipped at 0.
 * **Per km** rates divide by max(distance driven [km], 0.001) (CARLA leaderboard's
@@ -25,19 +25,40 @@ Core layer: imports only numpy and :mod:`drive_il.types`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 __all__ = ["EpisodeTrace", "INTERVENTION_SECONDS", "METRIC_KEYS", "summarize", "count_onsets",
-           "autonomy", "per_km", "aggregate"]
+           "autonomy", "per_km", "aggregate", "upgrade_keys"]
 
 #: The metrics shown in evaluation reports, logged under ``eval/`` in TensorBoard and
 #: kept per DAgger round (keys of :func:`summarize` and :func:`aggregate`).
 METRIC_KEYS: tuple[str, ...] = (
-    "autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max",
+    "autonomy", "interventions_per_km", "lateral_deviation_mean", "lateral_deviation_p95", "lateral_deviation_max",
     "heading_error_mean", "route_completion", "collisions_per_km", "lane_invasions_per_km",
     "disagreement_mean", "distance_to_first_intervention")
+
+#: Metric keys written by drive_il before "lateral deviation" became the one name of the
+#: concept (run directories and evaluation JSON from then still load: :func:`upgrade_keys`).
+_OLD_KEYS = {"drift_mean": "lateral_deviation_mean", "drift_p95": "lateral_deviation_p95",
+             "drift_p99": "lateral_deviation_p99", "drift_max": "lateral_deviation_max",
+             "drift": "lateral_deviation"}
+
+
+def upgrade_keys(obj: Any) -> Any:
+    """A copy of a JSON value (dicts, lists) read from an older run, with the old metric
+    names (``drift_mean``, ..., an intervention row's ``drift`` and its cause ``"drift"``)
+    renamed to today's (``lateral_deviation_mean``, ...). New data passes unchanged."""
+    if isinstance(obj, dict):
+        out = {_OLD_KEYS.get(k, k): upgrade_keys(v) for k, v in obj.items()}
+        if out.get("cause") == "drift":
+            out["cause"] = "lateral_deviation"
+        return out
+    if isinstance(obj, list):
+        return [upgrade_keys(v) for v in obj]
+    return obj
+
 
 #: Seconds of non-autonomous driving charged per intervention (DAVE-2).
 INTERVENTION_SECONDS = 6.0
@@ -53,13 +74,13 @@ class EpisodeTrace:
         dt: fixed step [s].
         route_length: length of the route [m].
         x, y: (T,) ego position [m].
-        lateral_deviation: (T,) signed drift [m].
+        lateral_deviation: (T,) signed [m], + = right.
         heading_error: (T,) [rad].
         route_progress: (T,) arc length along the route [m].
         expert_steer: (T,) the expert's label.
         learner_steer: (T,) the learner's prediction, NaN where none ran.
         executed_steer: (T,) what was executed.
-        intervention: (T,) bool, the expert/human was driving because of a takeover.
+        intervention: (T,) bool, the expert/human was driving because of a interventions.
         intervention_onsets: number of interventions (takeover starts). If None, it is
             counted from rising edges of ``intervention``.
         collision: (T,) bool, a collision began at this step.
@@ -170,7 +191,7 @@ def summarize(tr: EpisodeTrace) -> dict[str, float]:
 
     Returns:
         dict with: steps, elapsed_s, distance [m], route_completion [%],
-        drift_mean, drift_p95, drift_p99, drift_max [m] (of |lateral deviation|),
+        lateral_deviation_mean, lateral_deviation_p95, lateral_deviation_p99, lateral_deviation_max [m] (of |lateral deviation|),
         heading_error_mean, heading_error_max [rad] (absolute), collisions, off_road,
         lane_invasions, lane_invasions_outside_junctions, collisions_per_km,
         lane_invasions_per_km, interventions, interventions_per_km, autonomy [%],
@@ -212,10 +233,10 @@ def summarize(tr: EpisodeTrace) -> dict[str, float]:
         "elapsed_s": float(elapsed),
         "distance": distance,
         "route_completion": completion,
-        "drift_mean": float(ad.mean()) if n else 0.0,
-        "drift_p95": _pct(ad, 95),
-        "drift_p99": _pct(ad, 99),
-        "drift_max": float(ad.max()) if n else 0.0,
+        "lateral_deviation_mean": float(ad.mean()) if n else 0.0,
+        "lateral_deviation_p95": _pct(ad, 95),
+        "lateral_deviation_p99": _pct(ad, 99),
+        "lateral_deviation_max": float(ad.max()) if n else 0.0,
         "heading_error_mean": float(ah.mean()) if n else 0.0,
         "heading_error_max": float(ah.max()) if n else 0.0,
         "collisions": float(collisions),
@@ -239,7 +260,7 @@ def summarize(tr: EpisodeTrace) -> dict[str, float]:
 def aggregate(summaries: list[dict[str, float]]) -> dict[str, float]:
     """Combine per-episode summaries into one: sums for counts and distance, rates
     recomputed from the sums (per km, autonomy over total elapsed time), means of the
-    drift statistics weighted by steps, max of maxima.
+    lateral deviation statistics weighted by steps, max of maxima.
 
     Returns:
         the same keys as :func:`summarize` plus ``episodes``.
@@ -261,10 +282,10 @@ def aggregate(summaries: list[dict[str, float]]) -> dict[str, float]:
     out = dict(tot)
     out["episodes"] = float(len(summaries))
     out["route_completion"] = float(np.mean([s["route_completion"] for s in summaries]))
-    for k in ("drift_mean", "drift_p95", "drift_p99", "heading_error_mean", "disagreement_mean",
+    for k in ("lateral_deviation_mean", "lateral_deviation_p95", "lateral_deviation_p99", "heading_error_mean", "disagreement_mean",
               "disagreement_p95", "mean_speed"):
         out[k] = wmean(k)
-    out["drift_max"] = float(max(s["drift_max"] for s in summaries))
+    out["lateral_deviation_max"] = float(max(s["lateral_deviation_max"] for s in summaries))
     out["heading_error_max"] = float(max(s["heading_error_max"] for s in summaries))
     out["collisions_per_km"] = per_km(tot["collisions"], tot["distance"])
     out["lane_invasions_per_km"] = per_km(tot["lane_invasions"], tot["distance"])

@@ -64,7 +64,7 @@ class PipelineConfig:
         beta: beta_1 / constant beta / exponential base p.
         mixing: "step" or "episode" mixing of expert and learner control.
         mode: "mixture" (DAgger) or "gated" (HG-DAgger, the expert as the gate).
-        gate_threshold: gated mode: drift at which the expert takes over [m].
+        gate_threshold: gated mode: |lateral deviation| at which the expert takes over [m].
         warm_start: continue from the previous round's weights (else retrain).
         epochs: training epochs of round 0, of BC with as many labels as DAgger and of
             DAgger rounds trained from scratch (None = the model preset's).
@@ -93,7 +93,7 @@ class PipelineConfig:
     mixing: str = field(default="step", metadata=one_of(*MIXINGS, doc="mix expert and learner per step or episode"))
     mode: str = field(default="mixture", metadata=one_of(
         *MODES, doc="mixture (DAgger) or gated (HG-DAgger with the expert as the gate)"))
-    gate_threshold: float = field(default=0.6, metadata=R(0.5, 50.0, "gated mode: takeover drift [m]"))
+    gate_threshold: float = field(default=0.6, metadata=R(0.5, 50.0, "gated mode: |lateral deviation| at which the expert takes over [m]"))
     warm_start: bool = field(default=True, metadata=doc("start each round from the previous round's weights"))
     epochs: int | None = field(default=6, metadata=R(
         1, 10_000, "training epochs of round 0, matched BC and rounds trained from scratch"))

@@ -255,7 +255,7 @@ class NoiseConfig:
         magnitude: triangular: peak steering offset; gaussian: standard deviation of
             the steering offset (``Control.steer`` units, 1 = full lock). Default 0.2:
             on the default circuit (35 deg max steer, 8 m/s) it makes the expert
-            recover from ~0.1-0.3 m mean drift and still complete its routes; 0.3
+            recover from ~0.1-0.3 m mean lateral deviation and still complete its routes; 0.3
             drove it off the road.
         duration: length of one triangular spike [s].
         interval: mean time between the end of a spike and the start of the next [s]

@@ -86,7 +86,7 @@ class VehicleState:
     """Pose and motion of a vehicle.
 
     The reference point is the centre of the bounding box at ground level, as CARLA's
-    ``actor.get_location()``; drift and camera mounts are relative to it. The rear axle
+    ``actor.get_location()``; the lateral deviation and camera mounts are relative to it. The rear axle
     lies ``wheelbase / 2`` behind it (see :meth:`rear_axle`).
 
     Attributes:
@@ -345,7 +345,7 @@ class StepRecord:
         intervention: the expert (or a human) took over at this step (gated mode or
             evaluation interventions).
         noise: the executed control was perturbed by noise injection.
-        lateral_deviation: drift [m], signed, + = right of the route's lane centre.
+        lateral_deviation: [m], signed, + = right of the route's lane centre.
         heading_error: [rad], vehicle yaw minus lane direction.
         route_progress: arc length along the route [m].
         events: events reported while executing the control.
@@ -440,7 +440,7 @@ class StepRow(NamedTuple):
         expert_steer, expert_throttle, expert_brake: the expert's label (always).
         learner_steer, learner_throttle, learner_brake: the learner's prediction, NaN
             when none ran.
-        intervention: the expert/human drove because of a takeover.
+        intervention: the expert/human drove because of a interventions.
         noise: the executed control was perturbed by noise injection.
         driver: who drove: "expert", "learner", "human".
         lateral_deviation: [m], + = right of the lane centre.
@@ -604,7 +604,7 @@ class EpisodeResult:
             "stuck", "interrupted", "failed" (backend lost).
         steps: number of control steps.
         summary: metric name -> value (DESIGN.md names: route_completion [%],
-            distance [m], drift_mean, drift_p95, drift_max [m], collisions, off_road,
+            distance [m], lateral_deviation_mean, lateral_deviation_p95, lateral_deviation_max [m], collisions, off_road,
             lane_invasions, interventions, autonomy [%], steps_per_s, ...).
         path: the episode file, when recorded.
     """

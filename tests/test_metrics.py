@@ -53,8 +53,8 @@ def test_summarize_hand_built_episode():
     assert s["interventions"] == 2
     assert s["autonomy"] == pytest.approx((1 - 2 * 6 / (n * 0.05)) * 100)
     assert s["interventions_per_km"] == pytest.approx(2 / (dist / 1000))
-    assert s["drift_max"] == pytest.approx(2.0)
-    assert s["drift_mean"] == pytest.approx((20 * 1.5 + 10 * 2.0) / n)
+    assert s["lateral_deviation_max"] == pytest.approx(2.0)
+    assert s["lateral_deviation_mean"] == pytest.approx((20 * 1.5 + 10 * 2.0) / n)
     assert s["distance_to_first_intervention"] == pytest.approx(100 * 0.5)
     assert s["collisions"] == 1 and s["driving_score"] == pytest.approx(100 * 0.6)
     assert s["disagreement_mean"] == pytest.approx(0.1)
@@ -84,11 +84,11 @@ def test_trace_length_mismatch_raises():
 
 def test_report_verdict_is_pareto():
     from drive_il.evaluation.report import verdict
-    d = {"autonomy": 100.0, "interventions_per_km": 0.0, "drift_mean": 0.05}
-    assert "ahead of" in verdict(d, {**d, "drift_mean": 0.2}, weather="w")
+    d = {"autonomy": 100.0, "interventions_per_km": 0.0, "lateral_deviation_mean": 0.05}
+    assert "ahead of" in verdict(d, {**d, "lateral_deviation_mean": 0.2}, weather="w")
     assert "level with" in verdict(d, dict(d), weather="w")
-    assert "behind" in verdict(d, {**d, "autonomy": 100.0, "drift_mean": 0.01}, weather="w")
-    assert "mixed" in verdict(d, {**d, "autonomy": 99.0, "drift_mean": 0.01}, weather="w")
+    assert "behind" in verdict(d, {**d, "autonomy": 100.0, "lateral_deviation_mean": 0.01}, weather="w")
+    assert "mixed" in verdict(d, {**d, "autonomy": 99.0, "lateral_deviation_mean": 0.01}, weather="w")
 
 
 def test_metric_keys_are_summary_and_aggregate_keys():
@@ -111,7 +111,7 @@ def test_trace_from_step_row_columns():
     assert tr.steps == 20 and tr.in_junction.sum() == 4
     s = summarize(tr)
     assert s["interventions"] == 1 and s["distance"] == pytest.approx(9.5)
-    assert s["drift_max"] == pytest.approx(1.9) and s["disagreement_mean"] == pytest.approx(0.1)
+    assert s["lateral_deviation_max"] == pytest.approx(1.9) and s["disagreement_mean"] == pytest.approx(0.1)
     assert s["route_completion"] == pytest.approx(100 * 9.5 / 20)
     empty = EpisodeTrace.from_columns(step_columns([]), dt=0.05, route_length=20.0)
     assert summarize(empty)["steps"] == 0 and empty.in_junction.shape == (0,)

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         h, w, n = size
         from .render import bare_remap_baseline
-        bare_fn = bare_remap_baseline(h, w, sim._raster)
+        bare_fn = bare_remap_baseline(h, w, sim.raster)
         for _ in range(5):
             bare_fn()
         rate, bare = _timed(one, steps, bare_fn, n)

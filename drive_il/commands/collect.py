@@ -74,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     for r in res.results:
         s = r.summary
         print(f"  episode {r.info.episode} seed {r.info.seed}: {r.termination}, {s['distance']:.0f} m, "
-              f"completion {s['route_completion']:.0f} %, |drift| mean {s['drift_mean']:.3f} m")
+              f"completion {s['route_completion']:.0f} %, |lateral deviation| mean {s['lateral_deviation_mean']:.3f} m")
     return 0

@@ -49,7 +49,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..expert.expert import Expert
-    from ..rollout import Drivers, FrameSaver, RolloutSpec, TakeoverConfig, format_summary, run_episode, write_json
+    from ..rollout import Drivers, FrameSaver, RolloutSpec, InterventionConfig, format_summary, run_episode, write_json
 
     scenario = load_scenario_arg(args)
     if args.episodes < 1:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                  HumanDriver(calibration=args.calibration, joystick=args.joystick, keyboard=True))
     spec = RolloutSpec(
         driver=driver, max_steps=args.max_steps,
-        takeover=(TakeoverConfig(threshold=args.intervention_threshold)
+        interventions=(InterventionConfig(threshold=args.intervention_threshold)
                   if (args.interventions and learner) else None))
     drivers = Drivers(expert=expert, learner=learner, human=human)
     sim = make_sim(args)

@@ -11,7 +11,7 @@ from .common import add_scenario_arg, add_sim_args, make_sim
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a trained policy closed-loop (autonomy, drift, interventions)",
+    p = sub.add_parser("eval", help="evaluate a trained policy closed-loop (autonomy, lateral deviation, interventions)",
                        description="Drive the learner with the expert shadowing it; DAVE-2 interventions "
                                    "when |lateral deviation| > --threshold.")
     p.add_argument("--checkpoint", type=Path, required=True, help="run or checkpoint directory")
@@ -37,7 +37,7 @@ def print_report(rep) -> None:
     print(f"  autonomy {a['autonomy']:.2f} % (seed mean {rep.seed_mean['autonomy']:.2f} "
           f"+- {rep.seed_std['autonomy']:.2f}) | interventions {int(a['interventions'])} "
           f"({a['interventions_per_km']:.2f}/km) | first after {a['distance_to_first_intervention']:.0f} m")
-    print(f"  |lateral deviation| mean {a['drift_mean']:.3f} p95 {a['drift_p95']:.3f} max {a['drift_max']:.3f} m"
+    print(f"  |lateral deviation| mean {a['lateral_deviation_mean']:.3f} p95 {a['lateral_deviation_p95']:.3f} max {a['lateral_deviation_max']:.3f} m"
           f" | heading error mean {a['heading_error_mean']:.3f} rad")
     print(f"  route completion {a['route_completion']:.1f} % | collisions {a['collisions_per_km']:.2f}/km | "
           f"lane invasions {a['lane_invasions_per_km']:.2f}/km | steering disagreement {a['disagreement_mean']:.3f}")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..expert.expert import Expert
     from ..policies.driver import PolicyDriver
     from ..metrics import METRIC_KEYS
-    from ..rollout import TakeoverConfig, write_json
+    from ..rollout import InterventionConfig, write_json
     from ..scenario import WEATHER_PRESETS, load_scenario
 
     if args.seeds < 1:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     sim = make_sim(args)
     try:
         rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
-                       takeover=TakeoverConfig(threshold=args.threshold), checkpoint=str(args.checkpoint),
+                       interventions=InterventionConfig(threshold=args.threshold), checkpoint=str(args.checkpoint),
                        progress=True)
     finally:
         sim.close()

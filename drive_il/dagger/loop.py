@@ -6,7 +6,7 @@ out pi_i = beta_i pi* + (1 - beta_i) pi_hat_(i-1) (per step or per episode), let
 expert label every visited state, aggregates the data of all rounds, retrains (warm
 start or from scratch) and evaluates the new policy with beta = 0 on the test scenario.
 In **gated** mode (HG-DAgger, Kelly et al. ICRA 2019, with the expert as the gate) the
-learner drives, the expert takes over when the learner's drift passes a threshold, and
+learner drives, the expert takes over when the learner's lateral deviation passes a threshold, and
 only those takeover segments are used as new labels.
 
 A run directory (resumable: a round with ``round.json`` is finished and never redone;
@@ -46,9 +46,9 @@ import numpy as np
 
 from ..config import to_dict
 from ..errors import ConfigError, DriveILError
-from ..metrics import METRIC_KEYS
+from ..metrics import METRIC_KEYS, upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
-from ..rollout import TakeoverConfig, jsonable, write_json
+from ..rollout import InterventionConfig, jsonable, write_json
 from ..scenario import Scenario
 from .schedules import BetaSchedule
 
@@ -84,7 +84,7 @@ def load_rounds(run: str | Path) -> list[dict[str, Any]]:
     """The finished rounds' ``round.json`` contents, in order."""
     out = []
     for p in sorted(Path(run).glob("round_*/round.json")):
-        out.append(json.loads(p.read_text()))
+        out.append(upgrade_keys(json.loads(p.read_text())))
     return out
 
 
@@ -165,7 +165,7 @@ def run_dagger(
         tb = SummaryWriter(str(run / "tb"))
         expert = make_expert(scenario)
         test_expert = make_expert(test_scenario)
-        takeover = TakeoverConfig(threshold=config.intervention_threshold)
+        interventions = InterventionConfig(threshold=config.intervention_threshold)
         schedule = BetaSchedule.of(config)
         summaries: list[dict[str, Any]] = []
         data_dirs: list[Path] = []
@@ -177,7 +177,7 @@ def run_dagger(
             data_dirs.append(data)
             done = rd / "round.json"
             if done.exists():
-                s = json.loads(done.read_text())
+                s = upgrade_keys(json.loads(done.read_text()))
                 summaries.append(s)
                 prev_ckpt = Path(s["checkpoint"])
                 global_episode += s["episodes"]
@@ -198,7 +198,7 @@ def run_dagger(
             else:
                 learner = PolicyDriver.from_checkpoint(prev_ckpt, scenario=scenario)
                 if gated:
-                    spec = RolloutSpec(driver="learner", takeover=TakeoverConfig(threshold=config.gate_threshold),
+                    spec = RolloutSpec(driver="learner", interventions=InterventionConfig(threshold=config.gate_threshold),
                                        dagger_round=i, gated_labels_only=True)
                     collect(sim, scenario, data, CollectSpec(episodes=config.dagger_episodes,
                                                              first_seed=_episode_seed_base(scenario, i), rollout=spec),
@@ -233,7 +233,7 @@ def run_dagger(
             t_train = time.perf_counter() - t0
             # 3. evaluate with beta = 0 on the test scenario
             t0 = time.perf_counter()
-            evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, takeover,
+            evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, interventions,
                                        rd / "eval", progress)
             t_eval = time.perf_counter() - t0
             secs = {"collect": t_collect, "train": t_train, "eval": t_eval,
@@ -265,13 +265,13 @@ def run_dagger(
             e0 = evals[weathers[0]]
             log_fn(f"round {i}: beta {beta:.3f} | {frames} frames ({labelled} labelled, total "
                    f"{total_labelled}) | autonomy {e0['autonomy']:.1f} % | interventions/km "
-                   f"{e0['interventions_per_km']:.2f} | |drift| mean {e0['drift_mean']:.3f} m | "
+                   f"{e0['interventions_per_km']:.2f} | |lateral deviation| mean {e0['lateral_deviation_mean']:.3f} m | "
                    f"collect {t_collect:.0f} s, train {t_train:.0f} s, eval {t_eval:.0f} s")
         # BC with the same number of expert labels
         if config.bc_matched:
             _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
-                        takeover, progress, log_fn, tb)
-        _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, progress, log_fn)
+                        interventions, progress, log_fn, tb)
+        _train_town_eval(run, scenario, config, summaries, sim, expert, interventions, progress, log_fn)
     finally:
         if tb is not None:
             tb.close()
@@ -280,7 +280,7 @@ def run_dagger(
 
 
 def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weathers, config: PipelineConfig,
-                       takeover: TakeoverConfig, out: Path, progress: bool) -> dict[str, dict[str, Any]]:
+                       interventions: InterventionConfig, out: Path, progress: bool) -> dict[str, dict[str, Any]]:
     """Evaluate a checkpoint (beta = 0) on the test scenario in each weather; writes
     ``out/<weather>.json`` and returns the :data:`EVAL_KEYS` (+ per-seed spread) per weather."""
     from ..evaluation.evaluate import evaluate
@@ -290,7 +290,7 @@ def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weather
     evals: dict[str, dict[str, Any]] = {}
     for w in weathers:
         rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=expert,
-                       seeds=config.eval_seeds, episodes=config.eval_episodes, takeover=takeover,
+                       seeds=config.eval_seeds, episodes=config.eval_episodes, interventions=interventions,
                        checkpoint=str(ckpt), progress=progress)
         write_json(out / f"{w}.json", rep.to_dict())
         evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
@@ -326,7 +326,7 @@ def _gated_filter(sample_meta: dict[str, Any]) -> bool:
 
 
 def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
-                takeover, progress, log_fn, tb) -> None:
+                interventions, progress, log_fn, tb) -> None:
     from ..data.storage import list_episodes
     from ..rollout import CollectSpec, Drivers, collect
     from ..training.trainer import train_policy
@@ -368,7 +368,7 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     t_train = time.perf_counter() - t0
     ckpt = Path(tr.checkpoint)
     t0 = time.perf_counter()
-    evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, takeover, bc / "eval",
+    evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, interventions, bc / "eval",
                                progress)
     t_eval = time.perf_counter() - t0
     write_json(done, {"frames": frames, "target_frames": target, "episodes": n, "eval": evals,
@@ -376,10 +376,10 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
                       "seconds": {"collect": t_collect, "train": t_train, "eval": t_eval}})
     e0 = evals[weathers[0]]
     log_fn(f"bc_matched: {frames} expert frames (DAgger: {target}) | autonomy {e0['autonomy']:.1f} % | "
-           f"interventions/km {e0['interventions_per_km']:.2f} | |drift| mean {e0['drift_mean']:.3f} m")
+           f"interventions/km {e0['interventions_per_km']:.2f} | |lateral deviation| mean {e0['lateral_deviation_mean']:.3f} m")
 
 
-def _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, progress, log_fn) -> None:
+def _train_town_eval(run, scenario, config, summaries, sim, expert, interventions, progress, log_fn) -> None:
     """Evaluate BC and the final DAgger policy on the training town too (training town
     against test town), with evaluation seeds distinct from the training episodes."""
     from ..evaluation.evaluate import evaluate
@@ -397,16 +397,16 @@ def _train_town_eval(run, scenario, config, summaries, sim, expert, takeover, pr
     for name, ck in policies.items():
         learner = PolicyDriver.from_checkpoint(Path(ck), scenario=train_sc)
         rep = evaluate(sim, train_sc, learner=learner, expert=expert, seeds=1,
-                       episodes=config.eval_episodes, takeover=takeover, checkpoint=ck, progress=progress)
+                       episodes=config.eval_episodes, interventions=interventions, checkpoint=ck, progress=progress)
         row = {"town": train_sc.town, "weather": train_sc.weather, "split": "train",
                **{k: rep.aggregate[k] for k in EVAL_KEYS}}
         test_rows = []
         src = (summaries[-1]["eval"] if name == "DAgger" else
-               (json.loads(bc_json.read_text())["eval"] if bc_json.exists() else summaries[0]["eval"]))
+               (upgrade_keys(json.loads(bc_json.read_text()))["eval"] if bc_json.exists() else summaries[0]["eval"]))
         test_town = json.loads((run / "dagger.json").read_text())["test_scenario"]["town"]
         for w, ev in src.items():
             test_rows.append({"town": test_town, "weather": w, "split": "test", **ev})
         rows[name] = [row, *test_rows]
         log_fn(f"{name} on the training town {train_sc.town}: autonomy {row['autonomy']:.1f} %, "
-               f"|drift| mean {row['drift_mean']:.3f} m")
+               f"|lateral deviation| mean {row['lateral_deviation_mean']:.3f} m")
     write_json(out, {"policies": rows})

@@ -4,7 +4,7 @@ One sample = one camera frame of one step, with the expert's label for that stat
 (behaviour cloning; in DAgger the label is always the expert's, Ross et al. 2011) and
 what a policy or a label correction needs: command, speed, the camera's mount offset
 and yaw (to correct steering for off-centre views, as DAVE-2's shifted cameras and
-CIL's +-30 deg side cameras; see REFERENCES.md), drift and heading error.
+CIL's +-30 deg side cameras; see REFERENCES.md), lateral deviation and heading error.
 
 * Many directories: behaviour-cloning data plus one directory per DAgger round.
 * The index (episode, t, camera) is built once from the per-step scalar arrays; frames

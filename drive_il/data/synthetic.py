@@ -93,7 +93,7 @@ class SyntheticEpisode:
     def result(self, termination: str = "route_completed") -> EpisodeResult:
         return EpisodeResult(info=self.info, termination=termination, steps=self.steps,
                              summary={"distance": 8.0 * self.info.dt * max(self.steps - 1, 0),
-                                      "drift_mean": 0.1})
+                                      "lateral_deviation_mean": 0.1})
 
 
 def synthetic_episode(*, episode: int = 0, seed: int = 0, steps: int = 100, n_cameras: int = 1,

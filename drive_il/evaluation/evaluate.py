@@ -5,7 +5,7 @@ disagreement); DAVE-2 interventions (Bojarski et al. 2016): when |lateral deviat
 threshold (1.0 m), or on a collision or leaving the road, the expert takes over until the
 car is re-centred, and the episode goes on. Metrics are the pure functions of
 :mod:`drive_il.metrics`; this module only drives (:func:`drive_il.rollout.run_episode`
-with the learner driving and a :class:`~drive_il.rollout.TakeoverConfig`) and aggregates.
+with the learner driving and a :class:`~drive_il.rollout.InterventionConfig`) and aggregates.
 
 Seeds: evaluation seed k (0 <= k < seeds) drives ``scenario.test.episodes`` episodes
 with episode seeds ``base + 1000 k + j``, where base is the (test) scenario's seed; the
@@ -22,19 +22,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..metrics import METRIC_KEYS, aggregate
-from ..rollout import Drivers, RolloutSpec, TakeoverConfig, run_episode
+from ..rollout import Drivers, RolloutSpec, InterventionConfig, run_episode
 from ..scenario import Scenario
 from ..types import StepRecord
 from .trace import InterventionTrace
 
-__all__ = ["EvalReport", "evaluate", "DriftProfile"]
+__all__ = ["EvalReport", "evaluate", "DeviationProfile"]
 
 log = logging.getLogger(__name__)
 
 
-class DriftProfile:
+class DeviationProfile:
     """Observer keeping lateral deviation against distance along the route (1 m bins)
-    for the report's drift-versus-distance plot."""
+    for the report's lateral-deviation-versus-distance plot."""
 
     def __init__(self) -> None:
         self.profiles: list[dict[str, list[float]]] = []
@@ -95,7 +95,7 @@ class EvalReport:
 
 
 def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episodes: int | None = None,
-             takeover: TakeoverConfig | None = None, observers: Sequence[Any] = (),
+             interventions: InterventionConfig | None = None, observers: Sequence[Any] = (),
              checkpoint: str = "", progress: bool = False) -> EvalReport:
     """Drive the learner on ``scenario`` (use ``scenario.test_scenario()`` for the test
     routes) with DAVE-2 interventions and the expert shadowing.
@@ -107,7 +107,7 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         expert: the expert Driver.
         seeds: number of evaluation seeds (>= 1).
         episodes: episodes per seed (default ``scenario.test.episodes``).
-        takeover: intervention rule (default TakeoverConfig(): 1.0 m).
+        interventions: intervention rule (default InterventionConfig(): 1.0 m).
         observers: extra observers (overlay, recorder).
         checkpoint: label for the report.
         progress: show a tqdm progress bar.
@@ -120,11 +120,11 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     n_ep = scenario.test.episodes if episodes is None else episodes
     if n_ep < 1:
         raise ValueError(f"episodes must be >= 1, got {n_ep}")
-    takeover = takeover or TakeoverConfig()
-    spec = RolloutSpec(driver="learner", takeover=takeover)
+    interventions = interventions or InterventionConfig()
+    spec = RolloutSpec(driver="learner", interventions=interventions)
     drivers = Drivers(expert=expert, learner=learner)
-    prof = DriftProfile()
-    trace = InterventionTrace(threshold=takeover.threshold)
+    prof = DeviationProfile()
+    trace = InterventionTrace(threshold=interventions.threshold)
     rows: list[dict] = []
     per_seed: list[dict[str, float]] = []
     bar = None
@@ -148,6 +148,6 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
     std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
     return EvalReport(scenario=scenario.name, town=scenario.town, weather=scenario.weather,
-                      checkpoint=str(checkpoint), threshold=takeover.threshold, episodes=tuple(rows),
+                      checkpoint=str(checkpoint), threshold=interventions.threshold, episodes=tuple(rows),
                       aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),
                       interventions=tuple(trace.rows))

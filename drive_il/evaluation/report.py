@@ -5,7 +5,7 @@ Reads only what the run wrote (``round_*/round.json``, ``round_*/eval/*.json``,
 
 * the header: the run's :class:`~drive_il.pipeline.PipelineConfig` (``dagger.json``),
   one row per field with its doc line;
-* autonomy, mean drift and interventions per km against the number of expert labels,
+* autonomy, mean lateral deviation and interventions per km against the number of expert labels,
   per round, for DAgger, with behaviour cloning given the same number of expert labels;
 * lateral deviation against distance along a test route for BC and the final DAgger
   policy;
@@ -25,13 +25,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..metrics import upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
 
 __all__ = ["write_report", "failure_curve", "pipeline_section"]
 
 
 def _load(p: Path) -> Any:
-    return json.loads(p.read_text())
+    return upgrade_keys(json.loads(p.read_text()))
 
 
 def failure_curve(profiles: list[dict], lengths: np.ndarray) -> np.ndarray:
@@ -66,7 +67,7 @@ def verdict(dagger: dict[str, float], bc: dict[str, float], *, weather: str) -> 
     |lateral deviation| and strictly better on at least one of them (Pareto
     dominance); "behind" in the mirrored case; otherwise "mixed".
     """
-    keys = (("autonomy", +1), ("interventions_per_km", -1), ("drift_mean", -1))
+    keys = (("autonomy", +1), ("interventions_per_km", -1), ("lateral_deviation_mean", -1))
     better = [sgn * (dagger[k] - bc[k]) > 1e-9 for k, sgn in keys]
     worse = [sgn * (dagger[k] - bc[k]) < -1e-9 for k, sgn in keys]
     word = ("ahead of" if any(better) and not any(worse) else
@@ -75,7 +76,7 @@ def verdict(dagger: dict[str, float], bc: dict[str, float], *, weather: str) -> 
     return (f"**Verdict ({weather}, test routes):** DAgger is {word} behaviour cloning with the same number "
             f"of expert labels: autonomy {dagger['autonomy']:.2f} % vs {bc['autonomy']:.2f} %, interventions/km "
             f"{dagger['interventions_per_km']:.2f} vs {bc['interventions_per_km']:.2f}, mean |lateral deviation| "
-            f"{dagger['drift_mean']:.3f} m vs {bc['drift_mean']:.3f} m.")
+            f"{dagger['lateral_deviation_mean']:.3f} m vs {bc['lateral_deviation_mean']:.3f} m.")
 
 
 def intervention_section(evals: Sequence[tuple[str, Mapping[str, Any]]], weather: str) -> list[str]:
@@ -147,7 +148,7 @@ def write_report(run: str | Path) -> Path:
 
     # 1. metrics against expert labels
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, key, title in zip(axes, ("autonomy", "drift_mean", "interventions_per_km"),
+    for ax, key, title in zip(axes, ("autonomy", "lateral_deviation_mean", "interventions_per_km"),
                               ("autonomy [%]", "mean |lateral deviation| [m]", "interventions per km")):
         ys = [r["eval"][w0][key] for r in rounds]
         es = [r["eval"][w0].get(f"{key}_seed_std", 0.0) or 0.0 for r in rounds]
@@ -165,7 +166,7 @@ def write_report(run: str | Path) -> Path:
     fig.savefig(plots / "rounds.png", dpi=110)
     plt.close(fig)
 
-    # 2. drift along a route, and 3. failure rate against route length
+    # 2. lateral deviation along a route, and 3. failure rate against route length
     last_eval = _load(run / f"round_{rounds[-1]['round']:03d}" / "eval" / f"{w0}.json")
     bc_eval = _load(run / "bc_matched" / "eval" / f"{w0}.json") if bc is not None else None
     r0_eval = _load(run / "round_000" / "eval" / f"{w0}.json")
@@ -189,7 +190,7 @@ def write_report(run: str | Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(plots / "drift_along_route.png", dpi=110)
+    fig.savefig(plots / "lateral_deviation_along_route.png", dpi=110)
     plt.close(fig)
 
     max_len = max([max(p["s"]) for ev in (ref, last_eval) for p in ev["profiles"] if p["s"]] or [100.0])
@@ -220,17 +221,17 @@ def write_report(run: str | Path) -> Path:
              f"elapsed s) x 100. Values: aggregate over all test episodes; +- the spread (std) over evaluation seeds.")
     L += pipeline_section(pl)
     L += ["", f"## Per round (test town, {w0})", "",
-          "| round | beta | new frames | labelled (total) | autonomy [%] | interventions/km | mean drift [m] | "
-          "p95 drift [m] | route completion [%] | collisions/km | disagreement | time [s] |",
+          "| round | beta | new frames | labelled (total) | autonomy [%] | interventions/km | mean |lateral deviation| [m] | "
+          "p95 |lateral deviation| [m] | route completion [%] | collisions/km | disagreement | time [s] |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rounds:
         e = r["eval"][w0]
         L.append(f"| {r['round']} | {r['beta']:.3f} | {r['frames']} | {r['labelled_frames']} ({r['total_labelled_frames']}) | "
                  f"{_fmt(e['autonomy'])} +- {_fmt(e.get('autonomy_seed_std'))} | {_fmt(e['interventions_per_km'])} | "
-                 f"{_fmt(e['drift_mean'], 3)} | {_fmt(e['drift_p95'], 3)} | {_fmt(e['route_completion'], 1)} | "
+                 f"{_fmt(e['lateral_deviation_mean'], 3)} | {_fmt(e['lateral_deviation_p95'], 3)} | {_fmt(e['route_completion'], 1)} | "
                  f"{_fmt(e['collisions_per_km'])} | {_fmt(e['disagreement_mean'], 3)} | {r['seconds']['total']:.0f} |")
     L += ["", "## Behaviour cloning against DAgger (same number of expert labels)", "",
-          "| policy | weather | expert labels | autonomy [%] | interventions/km | mean drift [m] | p95 drift [m] | "
+          "| policy | weather | expert labels | autonomy [%] | interventions/km | mean |lateral deviation| [m] | p95 |lateral deviation| [m] | "
           "route completion [%] |", "|---|---|---|---|---|---|---|---|"]
     final = rounds[-1]
     for w in weathers:
@@ -238,28 +239,28 @@ def write_report(run: str | Path) -> Path:
         if bc is not None and w in bc["eval"]:
             e = bc["eval"][w]
             L.append(f"| BC | {w}{tag} | {bc['frames']} | {_fmt(e['autonomy'])} +- {_fmt(e.get('autonomy_seed_std'))} | "
-                     f"{_fmt(e['interventions_per_km'])} | {_fmt(e['drift_mean'], 3)} | {_fmt(e['drift_p95'], 3)} | "
+                     f"{_fmt(e['interventions_per_km'])} | {_fmt(e['lateral_deviation_mean'], 3)} | {_fmt(e['lateral_deviation_p95'], 3)} | "
                      f"{_fmt(e['route_completion'], 1)} |")
         e = final["eval"][w]
         L.append(f"| DAgger round {final['round']} | {w}{tag} | {final['total_labelled_frames']} | "
                  f"{_fmt(e['autonomy'])} +- {_fmt(e.get('autonomy_seed_std'))} | {_fmt(e['interventions_per_km'])} | "
-                 f"{_fmt(e['drift_mean'], 3)} | {_fmt(e['drift_p95'], 3)} | {_fmt(e['route_completion'], 1)} |")
+                 f"{_fmt(e['lateral_deviation_mean'], 3)} | {_fmt(e['lateral_deviation_p95'], 3)} | {_fmt(e['route_completion'], 1)} |")
     tt = run / "train_eval" / "train_eval.json"
     if tt.exists():
         te = _load(tt)
         L += ["", "## Training town against test town", "",
-              "| policy | split | town | weather | autonomy [%] | interventions/km | mean drift [m] |",
+              "| policy | split | town | weather | autonomy [%] | interventions/km | mean |lateral deviation| [m] |",
               "|---|---|---|---|---|---|---|"]
         for name, rows in te["policies"].items():
             for row in rows:
                 L.append(f"| {name} | {row.get('split', '')} | {row['town']} | {row['weather']} | {_fmt(row['autonomy'])} | "
-                         f"{_fmt(row['interventions_per_km'])} | {_fmt(row['drift_mean'], 3)} |")
+                         f"{_fmt(row['interventions_per_km'])} | {_fmt(row['lateral_deviation_mean'], 3)} |")
     if bc is not None:
         eb, ed = bc["eval"][w0], final["eval"][w0]
         L += ["", verdict(ed, eb, weather=w0)]
     L += intervention_section(((ref_name, ref), (f"DAgger round {rounds[-1]['round']}", last_eval)), w0)
     L += ["", "## Plots", "", "![metrics against expert labels](plots/rounds.png)", "",
-          "![lateral deviation along a route](plots/drift_along_route.png)", "",
+          "![lateral deviation along a route](plots/lateral_deviation_along_route.png)", "",
           "![failure rate against route length](plots/failure_vs_length.png)", "",
           f"TensorBoard: `tensorboard --logdir {run / 'tb'}`", ""]
     out = run / "report.md"

@@ -3,11 +3,11 @@
 Aggregate metrics (autonomy, interventions per km) say how often the learner failed;
 this trace says where and how, which is what a user needs to decide between more data,
 another camera or another model. At every intervention onset (the first step of a
-DAVE-2 takeover, :class:`drive_il.rollout.arbitration.Takeover`) the observer records:
+DAVE-2 interventions, :class:`drive_il.rollout.arbitration.InterventionMonitor`) the observer records:
 
 * where: episode, route progress ``s`` [m], whether the route's waypoint there is in a
   junction, the navigation command at the onset and the commands of the window before;
-* why: ``cause`` = ``"drift"`` (|lateral deviation| > threshold), ``"collision"`` or
+* why: ``cause`` = ``"lateral_deviation"`` (|lateral deviation| > threshold), ``"collision"`` or
   ``"off_road"`` (events of the step before, as the takeover rule reads them);
 * how: speed [m/s], lateral deviation [m] (+ = right), heading error [deg], and the
   learner's against the expert's steer over the ``window`` seconds before the onset
@@ -35,7 +35,7 @@ from ..types import StepRecord
 __all__ = ["InterventionTrace", "classify", "format_trace", "TRACE_COLUMNS"]
 
 #: Columns printed by :func:`format_trace` (keys of a trace row).
-TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed", "drift", "heading_deg",
+TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed", "lateral_deviation", "heading_deg",
                  "learner_steer", "expert_steer", "steer_diff")
 
 #: |mean expert steer| below which the expert counts as going straight [steer units].
@@ -69,7 +69,7 @@ class InterventionTrace:
     """Observer recording one row per intervention onset (see module docstring).
 
     Args:
-        threshold: the takeover's drift threshold [m] (to tell a drift onset from an
+        threshold: the intervention threshold of |lateral deviation| [m] (to tell a deviation onset from an
             event onset).
         window: seconds of history summarised before each onset (default 1.5 s).
 
@@ -111,13 +111,13 @@ class InterventionTrace:
 
     def _row(self, record: StepRecord, prev: StepRecord | None, window: list[StepRecord]) -> dict[str, Any]:
         if abs(record.lateral_deviation) > self.threshold:
-            cause = "drift"
+            cause = "lateral_deviation"
         elif prev is not None and prev.collision:
             cause = "collision"
         elif prev is not None and prev.off_road:
             cause = "off_road"
         else:
-            cause = "drift"
+            cause = "lateral_deviation"
         hist = [r for r in window if r.learner is not None] or [record]
         ls = np.array([r.learner.steer if r.learner is not None else np.nan for r in hist], float)
         es = np.array([r.expert.steer for r in hist], float)
@@ -139,7 +139,7 @@ class InterventionTrace:
             "kind": classify(l_mean, e_mean) if math.isfinite(l_mean) else "other",
             "command": record.step.observation.command.name, "commands": commands, "junction": junction,
             "speed": round(float(record.step.observation.speed), 2),
-            "drift": round(float(record.lateral_deviation), 3),
+            "lateral_deviation": round(float(record.lateral_deviation), 3),
             "heading_deg": round(math.degrees(record.heading_error), 1),
             "learner_steer": round(l_mean, 3), "expert_steer": round(e_mean, 3),
             "steer_diff": round(l_mean - e_mean, 3),
@@ -153,12 +153,12 @@ def format_trace(rows: list[dict[str, Any]]) -> str:
     counts per cause, kind and command; ``"no interventions"`` when empty."""
     if not rows:
         return "no interventions"
-    head = ("ep", "s [m]", "cause", "kind", "command", "junc", "v [m/s]", "drift [m]", "head [deg]",
+    head = ("ep", "s [m]", "cause", "kind", "command", "junc", "v [m/s]", "lat. dev. [m]", "head [deg]",
             "learner", "expert", "diff")
     lines = []
     for r in rows:
         lines.append((str(r["episode"]), f"{r['s']:.1f}", r["cause"], r["kind"], r["command"],
-                      "yes" if r["junction"] else "no", f"{r['speed']:.1f}", f"{r['drift']:+.2f}",
+                      "yes" if r["junction"] else "no", f"{r['speed']:.1f}", f"{r['lateral_deviation']:+.2f}",
                       f"{r['heading_deg']:+.1f}", f"{r['learner_steer']:+.2f}", f"{r['expert_steer']:+.2f}",
                       f"{r['steer_diff']:+.2f}"))
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]

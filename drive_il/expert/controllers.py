@@ -28,7 +28,7 @@ Why pure pursuit and not Stanley or a PID on the cross-track error:
   cancel and the feed-forward alone holds the curve with zero error; off the route the
   difference is the pure-pursuit correction (the same linearised gains as plain pure
   pursuit). The feed-forward is read ``preview_time`` ahead to cover the steering lag.
-* The tracked point is the vehicle's reference point (bounding-box centre), where drift
+* The tracked point is the vehicle's reference point (bounding-box centre), where the lateral deviation
   is measured: for a rear-axle curvature ``kr`` the centre, ``h = L/2`` ahead, runs on a
   circle of radius ``sqrt(1/kr^2 + h^2)``, so the feed-forward uses
   ``kr = kc / sqrt(1 - (h kc)^2)`` for a route curvature ``kc``, and the centre's

@@ -5,7 +5,7 @@ The parts, each in its own module:
 * :mod:`.driver`: the :class:`Driver` protocol (expert, learner, human), the HG-DAgger
   :class:`Gate` and the :class:`NoiseSource` protocols;
 * :mod:`.arbitration`: who drives this step (mode, DAgger beta mixture per step or
-  per episode, DAVE-2 :class:`Takeover` until re-centred, human gate, noise injection);
+  per episode, DAVE-2 :class:`InterventionMonitor` until re-centred, human gate, noise injection);
 * :mod:`.termination`: when an episode ends (:data:`TERMINATIONS`);
 * :mod:`.spec`: :class:`RolloutSpec` and :class:`CollectSpec`, the typed, validated
   settings;
@@ -18,7 +18,7 @@ Layering: above ``sim``, ``expert``, ``policies`` and ``data``; below ``training
 ``evaluation``, ``dagger`` and ``viz``.
 """
 
-from .arbitration import Arbiter, Decision, Drivers, Takeover, TakeoverConfig
+from .arbitration import Arbiter, Decision, Drivers, InterventionMonitor, InterventionConfig
 from .collect import CollectResult, collect
 from .driver import Driver, Gate, NoiseSource
 from .episode import episode_info, run_episode
@@ -27,7 +27,7 @@ from .spec import DRIVER_MODES, MIXING_MODES, CollectSpec, RolloutSpec
 from .termination import TERMINATIONS, Termination, TerminationRules
 
 __all__ = [
-    "Arbiter", "Decision", "Drivers", "Takeover", "TakeoverConfig",
+    "Arbiter", "Decision", "Drivers", "InterventionMonitor", "InterventionConfig",
     "CollectResult", "collect",
     "Driver", "Gate", "NoiseSource",
     "episode_info", "run_episode",

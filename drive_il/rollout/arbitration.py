@@ -12,7 +12,7 @@ in this order:
    the expert-gated mode of HG-DAgger): when the learner or the mixture drives and
    |lateral deviation| exceeds the threshold, or on a collision or leaving the road
    (events of the step before), the expert drives until the car is re-centred
-   (:class:`Takeover`); the step is flagged ``intervention``;
+   (:class:`InterventionMonitor`); the step is flagged ``intervention``;
 3. the **human gate** (HG-DAgger, Kelly et al. 2019): while the gate is active the
    human drives, flagged ``intervention``;
 4. **noise injection** (CIL, Codevilla et al. 2018; DART, Laskey et al. 2017): in a
@@ -35,32 +35,32 @@ import numpy as np
 from ..types import Control, Step
 from .driver import Driver, Gate, NoiseSource
 
-__all__ = ["TakeoverConfig", "Takeover", "Drivers", "Decision", "Arbiter"]
+__all__ = ["InterventionConfig", "InterventionMonitor", "Drivers", "Decision", "Arbiter"]
 
 
 @dataclass(frozen=True)
-class TakeoverConfig:
+class InterventionConfig:
     """DAVE-2-style interventions (evaluation) and the expert-gated HG-DAgger mode.
 
     The expert takes over when |lateral deviation| > ``threshold`` or on a collision or
     on leaving the road, and keeps control until the car is re-centred:
-    |lateral deviation| < ``recenter_drift`` and |heading error| < ``recenter_heading``
+    |lateral deviation| < ``recenter_deviation`` and |heading error| < ``recenter_heading``
     for ``recenter_steps`` consecutive steps.
 
     Attributes:
         threshold: [m] (DAVE-2: 1.0 m).
-        recenter_drift: [m].
+        recenter_deviation: [m].
         recenter_heading: [rad].
-        recenter_steps: consecutive re-centred steps that end a takeover.
-        on_collision: a collision triggers a takeover.
-        on_off_road: leaving the road triggers a takeover.
+        recenter_steps: consecutive re-centred steps that end a interventions.
+        on_collision: a collision triggers a interventions.
+        on_off_road: leaving the road triggers a interventions.
 
     Raises:
-        ValueError: threshold not > 0, or recenter_drift outside (0, threshold).
+        ValueError: threshold not > 0, or recenter_deviation outside (0, threshold).
     """
 
     threshold: float = 1.0
-    recenter_drift: float = 0.3
+    recenter_deviation: float = 0.3
     recenter_heading: float = math.radians(8.0)
     recenter_steps: int = 10
     on_collision: bool = True
@@ -68,42 +68,42 @@ class TakeoverConfig:
 
     def __post_init__(self) -> None:
         if not self.threshold > 0:
-            raise ValueError(f"TakeoverConfig.threshold must be > 0 m, got {self.threshold!r}")
-        if not 0 < self.recenter_drift < self.threshold:
-            raise ValueError(f"TakeoverConfig.recenter_drift must be in (0, threshold), got {self.recenter_drift!r}")
+            raise ValueError(f"InterventionConfig.threshold must be > 0 m, got {self.threshold!r}")
+        if not 0 < self.recenter_deviation < self.threshold:
+            raise ValueError(f"InterventionConfig.recenter_deviation must be in (0, threshold), got {self.recenter_deviation!r}")
 
 
-class Takeover:
-    """The takeover state machine of :class:`TakeoverConfig`.
+class InterventionMonitor:
+    """The takeover state machine of :class:`InterventionConfig`.
 
     Attributes:
         active: the expert (or human) currently holds control.
         onsets: number of takeovers (interventions) so far.
     """
 
-    def __init__(self, config: TakeoverConfig) -> None:
+    def __init__(self, config: InterventionConfig) -> None:
         self.config = config
         self.active = False
         self.onsets = 0
         self._calm = 0
 
-    def update(self, drift: float, heading_error: float, collided: bool, left_road: bool) -> bool:
-        """Advance one step; returns whether the takeover is active for this step.
+    def update(self, lateral_deviation: float, heading_error: float, collided: bool, left_road: bool) -> bool:
+        """Advance one step; returns whether the interventions is active for this step.
 
         Args:
-            drift: lateral deviation [m].
+            lateral_deviation: [m].
             heading_error: [rad].
             collided, left_road: events reported by the step before.
         """
         c = self.config
         if not self.active:
-            if (abs(drift) > c.threshold or (collided and c.on_collision)
+            if (abs(lateral_deviation) > c.threshold or (collided and c.on_collision)
                     or (left_road and c.on_off_road)):
                 self.active = True
                 self.onsets += 1
                 self._calm = 0
         else:
-            if abs(drift) < c.recenter_drift and abs(heading_error) < c.recenter_heading:
+            if abs(lateral_deviation) < c.recenter_deviation and abs(heading_error) < c.recenter_heading:
                 self._calm += 1
                 if self._calm >= c.recenter_steps:
                     self.active = False
@@ -158,7 +158,7 @@ class Arbiter:
         mode: "expert", "learner", "mixture" or "human".
         beta: DAgger mixing probability in [0, 1] (mixture).
         mixing: "step" or "episode" (mixture).
-        takeover: DAVE-2 takeover settings, or None (applies to "learner" and "mixture").
+        interventions: DAVE-2 takeover settings, or None (applies to "learner" and "mixture").
         noise: noise injector, or None.
         rng: the episode's generator for the coins.
 
@@ -167,7 +167,7 @@ class Arbiter:
     """
 
     def __init__(self, drivers: Drivers, *, mode: str, beta: float | None = None, mixing: str = "step",
-                 takeover: TakeoverConfig | None = None, noise: NoiseSource | None = None,
+                 interventions: InterventionConfig | None = None, noise: NoiseSource | None = None,
                  rng: np.random.Generator) -> None:
         if mode in ("learner", "mixture") and drivers.learner is None:
             raise ValueError(f"driver={mode!r} needs a learner")
@@ -179,17 +179,18 @@ class Arbiter:
         self.mixing = mixing
         self.noise = noise
         self.rng = rng
-        self.takeover = Takeover(takeover) if takeover is not None and mode in ("learner", "mixture") else None
-        self._has_takeover = takeover is not None
+        self.monitor = (InterventionMonitor(interventions)
+                        if interventions is not None and mode in ("learner", "mixture") else None)
+        self._has_interventions = interventions is not None
         self.noisy_episode = False
         self._episode_expert: bool | None = None
 
     @property
     def interventions(self) -> int | None:
-        """Takeover onsets so far (None without a takeover rule)."""
-        if not self._has_takeover:
+        """Intervention onsets so far (None without an intervention rule)."""
+        if not self._has_interventions:
             return None
-        return self.takeover.onsets if self.takeover is not None else 0
+        return self.monitor.onsets if self.monitor is not None else 0
 
     def begin_episode(self, first: Step) -> dict[str, Any]:
         """Reset the drivers with the first Step, draw the noise injector's episode
@@ -216,13 +217,13 @@ class Arbiter:
             self._episode_expert = bool(self.rng.random() < self.beta)
         return desc
 
-    def decide(self, step: Step, drift: float, heading_error: float, collided: bool,
+    def decide(self, step: Step, lateral_deviation: float, heading_error: float, collided: bool,
                left_road: bool) -> Decision:
         """Query the drivers and decide who drives ``step``.
 
         Args:
             step: the current state.
-            drift: lateral deviation [m] at ``step``.
+            lateral_deviation: [m] at ``step``.
             heading_error: [rad] at ``step``.
             collided, left_road: events reported by the step before.
         """
@@ -241,7 +242,7 @@ class Arbiter:
             use_expert = (self._episode_expert if self._episode_expert is not None
                           else bool(self.rng.random() < self.beta))
             who, ctl = ("expert", e_ctl) if use_expert else ("learner", l_ctl)
-        if self.takeover is not None and self.takeover.update(drift, heading_error, collided, left_road):
+        if self.monitor is not None and self.monitor.update(lateral_deviation, heading_error, collided, left_road):
             who, ctl, intervention = "expert", e_ctl, True
         if d.gate is not None and d.gate.active(step):
             who, ctl, intervention = "human", d.gate.control(step), True

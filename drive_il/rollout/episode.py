@@ -3,7 +3,7 @@
 One step::
 
     step_t ──> Arbiter.decide     expert label (always), learner prediction, who drives
-                                  (arbitration.py: mode, DAgger mixture, DAVE-2 takeover,
+                                  (arbitration.py: mode, DAgger mixture, DAVE-2 interventions,
                                   HG-DAgger gate, noise injection)
           ──> sim.step(executed) ──> step_{t+1}, events
           ──> StepRecord ──> observers.on_step   (recorder, overlay, trace, ...)
@@ -107,7 +107,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
             told to abort (``on_episode_abort``).
     """
     rng = np.random.default_rng([int(seed), ARBITRATION_STREAM])
-    arbiter = Arbiter(drivers, mode=spec.driver, beta=spec.beta, mixing=spec.mixing, takeover=spec.takeover,
+    arbiter = Arbiter(drivers, mode=spec.driver, beta=spec.beta, mixing=spec.mixing, interventions=spec.interventions,
                       noise=spec.noise, rng=rng)
     limit = int(spec.max_steps if spec.max_steps is not None else scenario.max_steps)
 
@@ -123,7 +123,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
     for o in observers:
         o.on_episode_start(info, step)
 
-    ends = Termination(spec.termination, route=route, dt=scenario.dt, rescuable=spec.takeover is not None,
+    ends = Termination(spec.termination, route=route, dt=scenario.dt, rescuable=spec.interventions is not None,
                        human=spec.driver == "human")
     expert = drivers.expert
     xy, s_arr = route.xy, route.s

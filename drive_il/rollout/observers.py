@@ -80,7 +80,7 @@ def format_summary(result: EpisodeResult) -> str:
         f"episode {i.episode} seed {i.seed} town {i.town} weather {i.weather} driver {i.driver}: "
         f"{result.termination} after {result.steps} steps ({s.get('elapsed_s', 0):.1f} s)",
         f"  distance {s['distance']:.1f} m | route completion {s['route_completion']:.1f} % | "
-        f"|lateral deviation| mean {s['drift_mean']:.3f} p95 {s['drift_p95']:.3f} max {s['drift_max']:.3f} m",
+        f"|lateral deviation| mean {s['lateral_deviation_mean']:.3f} p95 {s['lateral_deviation_p95']:.3f} max {s['lateral_deviation_max']:.3f} m",
         f"  collisions {int(s['collisions'])} | off-road {int(s['off_road'])} | lane invasions "
         f"{int(s['lane_invasions'])} ({int(s['lane_invasions_outside_junctions'])} outside junctions) | "
         f"steps/s {s['steps_per_s']:.0f}",

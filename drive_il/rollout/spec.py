@@ -1,6 +1,6 @@
 """What a rollout does: one typed, validated spec instead of a score of keywords.
 
-A :class:`RolloutSpec` says who drives (mode, DAgger beta and mixing, DAVE-2 takeover,
+A :class:`RolloutSpec` says who drives (mode, DAgger beta and mixing, DAVE-2 interventions,
 noise injection), how long (step limit, termination rules) and what DAgger metadata the
 episodes carry. The simulator, the scenario, the seed, the drivers
 (:class:`~drive_il.rollout.arbitration.Drivers`) and the observers are given beside it
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .arbitration import TakeoverConfig
+from .arbitration import InterventionConfig
 from .driver import NoiseSource
 from .termination import TerminationRules
 
@@ -34,9 +34,9 @@ class RolloutSpec:
             or "human" (needs a human driver).
         beta: DAgger mixing probability in [0, 1] (recorded with each step).
         mixing: "step" (a coin per step) or "episode" (one coin per episode).
-        takeover: DAVE-2 interventions / expert-gated HG-DAgger: when the learner
+        interventions: DAVE-2 interventions / expert-gated HG-DAgger: when the learner
             drifts past the threshold the expert takes over until re-centred. With a
-            takeover, collisions, off-road and off-route do not end the episode.
+            interventions, collisions, off-road and off-route do not end the episode.
         noise: a noise injector applied to the executed control of expert steps (the
             stored label stays clean); it keeps its state across episodes.
         max_steps: step limit (None: ``scenario.max_steps``).
@@ -53,7 +53,7 @@ class RolloutSpec:
     driver: str = "expert"
     beta: float | None = None
     mixing: str = "step"
-    takeover: TakeoverConfig | None = None
+    interventions: InterventionConfig | None = None
     noise: NoiseSource | None = None
     max_steps: int | None = None
     termination: TerminationRules = field(default_factory=TerminationRules)

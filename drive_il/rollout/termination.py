@@ -33,7 +33,7 @@ class TerminationRules:
     Attributes:
         completion_margin: [m] before the route's end that counts as arrived.
         off_route_distance: [m] of |lateral deviation| that ends an episode without
-            takeover.
+            interventions.
         stuck_speed: [m/s] below which the ego counts as standing.
         stuck_seconds: [s] of standing that end the episode.
         stop: optional predicate on each StepRecord; True ends the episode ("stopped").

@@ -4,7 +4,7 @@ Modules (import them directly; nothing is imported here so that ``import drive_i
 stays free of pygame):
 
 * :mod:`~drive_il.viz.overlay`: :class:`Overlay`, the rollout observer that draws the
-  camera, steering gauges, a bird's-eye lane panel, a drift strip chart and a HUD;
+  camera, steering gauges, a bird's-eye lane panel, a lateral-deviation strip chart and a HUD;
   :func:`render_demo_screenshot` (``python -m drive_il.viz.overlay docs/overlay.png``).
 * :mod:`~drive_il.viz.panels`: the pure drawing functions (data + surface -> pixels),
   in the spirit of HighwayEnv's ``VehicleGraphics.display(vehicle, surface)``.

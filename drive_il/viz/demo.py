@@ -8,7 +8,7 @@ oncoming, lanes -1 and -2 ours, the route along -1) or on any town. :func:`run_d
 drives one episode with :func:`drive_il.rollout.run_episode`: the rule-based expert
 labels every step, a :class:`DriftingLearner` (the expert's steering plus a slowly
 varying error) drives as the DAgger mixture, the rollout's DAVE-2 takeover
-(:class:`drive_il.rollout.TakeoverConfig`, Bojarski et al. 2016) hands control to the
+(:class:`drive_il.rollout.InterventionConfig`, Bojarski et al. 2016) hands control to the
 expert until the car is re-centred, and a human gate (HG-DAgger, Kelly et al. 2019) --
 a :class:`drive_il.viz.human.HumanGate` or a scripted window -- lets a human take over.
 There is no second rollout loop and no second intervention rule here.
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rollout import Drivers, RolloutSpec, TakeoverConfig, run_episode
+from ..rollout import Drivers, RolloutSpec, InterventionConfig, run_episode
 from ..scenario import CameraConfig, Scenario, TrafficConfig
 from ..sim.base import StartPose
 from ..types import Control, EpisodeInfo, EpisodeResult, RoadOption, Route, RouteWaypoint, Step, StepRecord
@@ -275,7 +275,7 @@ def run_demo(world: DemoWorld, observers: Sequence[Any], *, steps: int = 200, se
         observers: rollout observers (overlay, recorder, ...).
         steps: step limit (fewer when the route ends first).
         seed: episode seed (route, traffic, start offset, the learner's error).
-        threshold: DAVE-2 takeover threshold |drift| [m].
+        threshold: DAVE-2 takeover threshold |lateral deviation| [m].
         learner_bias: amplitude of the learner's steering error.
         beta: DAgger mixing probability (the expert drives a step with this
             probability); None: the learner drives ("learner" mode). With a gate the
@@ -296,7 +296,7 @@ def run_demo(world: DemoWorld, observers: Sequence[Any], *, steps: int = 200, se
     if gate is None and human_steps is not None:
         gate = ScriptedTakeover(human_steps, world.expert())
     mode = "mixture" if (gate is None and beta is not None) else "learner"
-    spec = RolloutSpec(driver=mode, beta=beta, takeover=TakeoverConfig(threshold=threshold), max_steps=steps,
+    spec = RolloutSpec(driver=mode, beta=beta, interventions=InterventionConfig(threshold=threshold), max_steps=steps,
                        dagger_round=dagger_round)
     drivers = Drivers(expert=world.expert(), learner=DriftingLearner(world.expert(), bias=learner_bias, seed=seed),
                       gate=gate)

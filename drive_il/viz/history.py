@@ -1,4 +1,4 @@
-"""What the overlay remembers of an episode: recent trajectory, drift and counters.
+"""What the overlay remembers of an episode: recent trajectory, lateral deviation and counters.
 
 :class:`OverlayHistory` is filled from :class:`drive_il.types.StepRecord` objects, one
 per control step, and keeps fixed-size ring buffers of the last ``seconds`` of driving
@@ -50,7 +50,7 @@ class OverlayHistory:
 
     Attributes:
         capacity: number of steps kept (>= 2).
-        t, x, y, drift, steer_exec, steer_expert, steer_learner: (capacity,) float64
+        t, x, y, lateral_deviation, steer_exec, steer_expert, steer_learner: (capacity,) float64
             buffers (``steer_learner`` is NaN where no learner ran); read them through
             :meth:`recent`.
         intervention: (capacity,) bool.
@@ -69,7 +69,7 @@ class OverlayHistory:
     t: np.ndarray = field(init=False)
     x: np.ndarray = field(init=False)
     y: np.ndarray = field(init=False)
-    drift: np.ndarray = field(init=False)
+    lateral_deviation: np.ndarray = field(init=False)
     steer_exec: np.ndarray = field(init=False)
     steer_expert: np.ndarray = field(init=False)
     steer_learner: np.ndarray = field(init=False)
@@ -92,7 +92,7 @@ class OverlayHistory:
         if self.capacity < 2:
             raise ValueError(f"OverlayHistory.capacity must be >= 2, got {self.capacity}")
         n = self.capacity
-        for name in ("t", "x", "y", "drift", "steer_exec", "steer_expert", "steer_learner"):
+        for name in ("t", "x", "y", "lateral_deviation", "steer_exec", "steer_expert", "steer_learner"):
             setattr(self, name, np.zeros(n))
         self.intervention = np.zeros(n, dtype=bool)
         self.driver = np.zeros(n, dtype=np.int8)
@@ -123,7 +123,7 @@ class OverlayHistory:
         self.t[i] = ws.sim_time
         self.x[i] = ego.x
         self.y[i] = ego.y
-        self.drift[i] = record.lateral_deviation
+        self.lateral_deviation[i] = record.lateral_deviation
         self.steer_exec[i] = record.executed.steer
         self.steer_expert[i] = record.expert.steer
         self.steer_learner[i] = record.learner.steer if record.learner is not None else math.nan

@@ -53,7 +53,7 @@ from .calibration import (
 )
 from .events import EventPump, Pacer, default_pump, ensure_pygame, headless
 
-__all__ = ["HumanDriver", "HumanGate", "KeyboardRates", "HumanTakeover"]
+__all__ = ["HumanDriver", "HumanGate", "KeyboardRates", "HumanIntervention"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,9 @@ class HumanDriver:
         name: "human".
         quit_requested: Esc was pressed (``act`` then raises KeyboardInterrupt).
         calibration: the mapping in use (None without a joystick).
+        pump: the event pump it reads (a gate driving this human shares it).
+        device: the joystick-like device (None: keyboard only).
+        instance: the device's SDL instance id (None: keyboard only).
     """
 
     name = "human"
@@ -121,10 +124,11 @@ class HumanDriver:
         self._pacer = Pacer()
         self.rates = rates
         self.quit_requested = False
-        self._pump = pump or default_pump()
+        self.pump = pump or default_pump()
         ensure_pygame(joystick=device is None and (joystick is not None or calibration is not None))
-        self._cursor = self._pump.cursor()
+        self._cursor = self.pump.cursor()
         self.device: JoystickLike | None = None
+        self.instance: int | None = None
         self.calibration: ControlsCalibration | None = None
         if device is None and (joystick is not None or calibration is not None):
             device = open_joystick(joystick if joystick is not None else 0)
@@ -132,7 +136,7 @@ class HumanDriver:
             self.device = device
             self.calibration, source = self._load_calibration(calibration, device)
             check_device(self.calibration, device, source)
-            self._instance = _instance_id(device)
+            self.instance = _instance_id(device)
             self._axes = [float(device.get_axis(i)) for i in range(device.get_numaxes())]
             self._buttons = [bool(device.get_button(i)) for i in range(device.get_numbuttons())]
         elif not keyboard:
@@ -187,7 +191,7 @@ class HumanDriver:
     # ------------------------------------------------------------------ inputs
     def poll(self) -> None:
         """Consume new events (keys, joystick axes and buttons)."""
-        events, self._cursor = self._pump.poll(self._cursor)
+        events, self._cursor = self.pump.poll(self._cursor)
         btn = self.calibration.buttons if self.calibration is not None else None
         for e in events:
             if e.type == pygame.KEYDOWN and self.keyboard:
@@ -202,7 +206,7 @@ class HumanDriver:
                 self.quit_requested = True
             elif self.device is not None and e.type in (pygame.JOYAXISMOTION, pygame.JOYBUTTONDOWN,
                                                           pygame.JOYBUTTONUP):
-                if _event_instance(e) != self._instance:
+                if _event_instance(e) != self.instance:
                     continue
                 if e.type == pygame.JOYAXISMOTION:
                     if 0 <= e.axis < len(self._axes):
@@ -282,7 +286,7 @@ def _event_instance(e: "pygame.event.Event") -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class HumanTakeover:
+class HumanIntervention:
     """One human takeover segment.
 
     Attributes:
@@ -299,7 +303,7 @@ class HumanTakeover:
 class HumanGate:
     """Who drives during a learner rollout: the learner, or a human who took over.
 
-    Takeover starts when the takeover key is pressed (T or Enter by default), the
+    InterventionMonitor starts when the takeover key is pressed (T or Enter by default), the
     calibration's takeover button is pressed, or |human steer input| exceeds
     ``steer_threshold``. It ends when the key or button is pressed again, or - for a
     takeover started by steering - once the steer input has stayed below half the
@@ -317,7 +321,7 @@ class HumanGate:
             react (default: on, except under ``SDL_VIDEODRIVER=dummy``).
 
     Attributes:
-        takeovers: the segments so far (:class:`HumanTakeover`).
+        takeovers: the segments so far (:class:`HumanIntervention`).
     """
 
     def __init__(self, human: HumanDriver | None = None, *, keys: tuple[int, ...] = (pygame.K_t, pygame.K_RETURN),
@@ -326,14 +330,14 @@ class HumanGate:
         self.human = human if human is not None else HumanDriver(pump=pump)
         self.realtime = (not headless()) if realtime is None else realtime
         self._pacer = Pacer()
-        self._pump = pump or self.human._pump
-        self._cursor = self._pump.cursor()
+        self.pump = pump or self.human.pump
+        self._cursor = self.pump.cursor()
         self.keys = tuple(keys)
         cal = self.human.calibration
         self.button = button if button is not None else (cal.buttons.takeover if cal is not None else -1)
         self.steer_threshold = steer_threshold
         self.release_after = release_after
-        self.takeovers: list[HumanTakeover] = []
+        self.takeovers: list[HumanIntervention] = []
         self._active = False
         self._reason = ""
         self._calm = 0.0
@@ -362,13 +366,13 @@ class HumanGate:
         if self._last_frame is not None and frame < self._last_frame and self._active:
             self._active = False
             last = self.takeovers[-1]
-            self.takeovers[-1] = HumanTakeover(last.start_frame, self._last_frame, last.reason)
+            self.takeovers[-1] = HumanIntervention(last.start_frame, self._last_frame, last.reason)
         self._last_frame = frame
-        events, self._cursor = self._pump.poll(self._cursor)
+        events, self._cursor = self.pump.poll(self._cursor)
         self._toggle = False
         for e in events:
             if e.type == pygame.KEYDOWN and e.key in self.keys or (e.type == pygame.JOYBUTTONDOWN and self.button >= 0 and e.button == self.button
-                  and self.human.device is not None and _event_instance(e) == self.human._instance):
+                  and self.human.device is not None and _event_instance(e) == self.human.instance):
                 self._toggle = not self._toggle
         self.human.poll()
         steer = abs(self.human.steer_input())
@@ -399,11 +403,11 @@ class HumanGate:
         self._active = True
         self._reason = reason
         self._calm = 0.0
-        self.takeovers.append(HumanTakeover(step.world_state.frame, None, reason))
+        self.takeovers.append(HumanIntervention(step.world_state.frame, None, reason))
         log.info("human takeover at frame %d (%s)", step.world_state.frame, reason)
 
     def _end(self, step: Step) -> None:
         self._active = False
         last = self.takeovers[-1]
-        self.takeovers[-1] = HumanTakeover(last.start_frame, step.world_state.frame - 1, last.reason)
+        self.takeovers[-1] = HumanIntervention(last.start_frame, step.world_state.frame - 1, last.reason)
         log.info("control back to the learner at frame %d", step.world_state.frame)

@@ -1,4 +1,4 @@
-"""The live overlay: learner-versus-expert drift on the lane, for any driver, on either world.
+"""The live overlay: learner-versus-expert lateral deviation on the lane, for any driver, on either world.
 
 :class:`Overlay` is a rollout observer (``on_episode_start`` / ``on_step`` /
 ``on_episode_end``). Each step it draws, from the :class:`~drive_il.types.StepRecord`
@@ -9,7 +9,7 @@ alone (plus the ``carla.Map`` for lane boundaries):
   (with values) and the executed pedals;
 * a heading-up bird's-eye panel: lane boundaries and markings from the ``carla.Map``
   (cached per map, :func:`drive_il.viz.lanes.lane_geometry_for_map`), the route, the
-  expert's intended path, the ego's recent trajectory coloured by drift (green -> red
+  expert's intended path, the ego's recent trajectory coloured by lateral deviation (green -> red
   at the intervention threshold), intervention / takeover / collision markers, other
   vehicles;
 * a strip chart of the lateral deviation over the last ``history_seconds`` with the
@@ -309,13 +309,13 @@ class Overlay:
         trail = np.column_stack((h.recent("x", n_trail), h.recent("y", n_trail)))
         panels.draw_birdseye(
             surf, lay.birdseye, ego=ws.ego, theme=th, lanes=self._lanes, route=ws.route,
-            expert_path=record.expert_path, trail_xy=trail, trail_drift=h.recent("drift", n_trail),
+            expert_path=record.expert_path, trail_xy=trail, trail_deviation=h.recent("lateral_deviation", n_trail),
             threshold=self.threshold, markers=h.markers, actors=ws.actors, scale=self.scale,
             title=f"bird's-eye  {ws.town}" if ws.town else "bird's-eye")
 
         # strip chart
         panels.draw_strip_chart(
-            surf, lay.chart, t=h.recent("t"), drift=h.recent("drift"),
+            surf, lay.chart, t=h.recent("t"), lateral_deviation=h.recent("lateral_deviation"),
             intervention=h.recent("intervention"), now=ws.sim_time, threshold=self.threshold,
             theme=th, window=self.history_seconds,
             title=f"lateral deviation [m] (+ = right), threshold +-{self.threshold:g} m")
@@ -342,8 +342,8 @@ class Overlay:
             ("driver", driver, drv_colour),
             ("command", getattr(obs.command, "name", str(obs.command)), None),
             ("speed", f"{speed * 3.6:5.1f} km/h", None),
-            ("drift", f"{record.lateral_deviation:+.2f} m",
-             panels.drift_colour(abs(record.lateral_deviation) / self.threshold)),
+            ("lat. dev.", f"{record.lateral_deviation:+.2f} m",
+             panels.deviation_colour(abs(record.lateral_deviation) / self.threshold)),
             ("heading", f"{math.degrees(record.heading_error):+.1f} deg", None),
         ]
         if route is not None and route.length > 0:
@@ -427,7 +427,7 @@ def render_demo_screenshot(path: str | Path = "docs/overlay.png", *, steps: int 
 
     The episode is :func:`drive_il.viz.demo.run_demo`: the embedded world on the demo
     road, the rule-based expert, a learner that drifts, DAgger mixture, DAVE-2
-    interventions and a scripted human takeover, through the rollout.
+    interventions and a scripted human interventions, through the rollout.
 
     Args:
         path: the PNG to write (~100-200 KB at 1280x720).

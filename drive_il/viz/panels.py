@@ -26,7 +26,7 @@ from .lanes import LaneGeometry
 
 __all__ = [
     "Theme",
-    "drift_colour",
+    "deviation_colour",
     "world_to_panel",
     "draw_camera",
     "draw_steering_gauges",
@@ -107,18 +107,18 @@ class Theme:
 
 
 # ----------------------------------------------------------------------------- helpers
-_DRIFT_BINS = 9
+_DEVIATION_BINS = 9
 
 
-def drift_colour(frac: float) -> Colour:
-    """Green (0) -> yellow (0.5) -> red (>= 1) for ``frac`` = |drift| / threshold."""
+def deviation_colour(frac: float) -> Colour:
+    """Green (0) -> yellow (0.5) -> red (>= 1) for ``frac`` = |lateral deviation| / threshold."""
     f = min(max(frac, 0.0), 1.0)
     if f < 0.5:
         return (int(60 + 390 * f), 220, 60)
     return (255, int(220 - 380 * (f - 0.5)), 50)
 
 
-_BIN_COLOURS = [drift_colour(i / (_DRIFT_BINS - 1)) for i in range(_DRIFT_BINS)]
+_BIN_COLOURS = [deviation_colour(i / (_DEVIATION_BINS - 1)) for i in range(_DEVIATION_BINS)]
 
 
 def world_to_panel(xy: np.ndarray, ego_x: float, ego_y: float, ego_yaw: float,
@@ -267,7 +267,7 @@ def _box(x: float, y: float, yaw: float, length: float, width: float) -> np.ndar
 def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: VehicleState,
                   theme: Theme, lanes: LaneGeometry | None = None, route: Route | None = None,
                   expert_path: np.ndarray | None = None, trail_xy: np.ndarray | None = None,
-                  trail_drift: np.ndarray | None = None, threshold: float = 1.0,
+                  trail_deviation: np.ndarray | None = None, threshold: float = 1.0,
                   markers: Iterable[Marker] = (), actors: Sequence[ActorState] = (),
                   scale: float = 6.0, title: str = "bird's-eye") -> None:
     """Heading-up bird's-eye view of the lane around the ego.
@@ -278,8 +278,8 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
         route: the route (drawn as a thin line).
         expert_path: (K, 2) the expert's intended path [m], world frame.
         trail_xy: (N, 2) the ego's recent positions [m], oldest first.
-        trail_drift: (N,) lateral deviation [m] at those positions (colours the trail
-            green -> red as |drift| approaches ``threshold``).
+        trail_deviation: (N,) lateral deviation [m] at those positions (colours the trail
+            green -> red as |lateral deviation| approaches ``threshold``).
         threshold: intervention threshold [m].
         markers: intervention and event markers (world positions).
         actors: other vehicles.
@@ -347,14 +347,14 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
         pts = tp(np.asarray(expert_path, dtype=np.float64)[:, :2])
         pygame.draw.lines(surface, theme.expert_path, False, pts.tolist(), 3)
 
-    # the recent trajectory, coloured by drift (runs of equal colour bin)
+    # the recent trajectory, coloured by lateral deviation (runs of equal colour bin)
     if trail_xy is not None and len(trail_xy) >= 2:
         pts = tp(trail_xy)
-        if trail_drift is None:
+        if trail_deviation is None:
             pygame.draw.lines(surface, _BIN_COLOURS[0], False, pts.tolist(), 3)
         else:
-            frac = np.abs(np.nan_to_num(trail_drift)) / max(threshold, 1e-6)
-            bins = np.minimum((frac * (_DRIFT_BINS - 1) + 0.5).astype(np.int64), _DRIFT_BINS - 1)
+            frac = np.abs(np.nan_to_num(trail_deviation)) / max(threshold, 1e-6)
+            bins = np.minimum((frac * (_DEVIATION_BINS - 1) + 0.5).astype(np.int64), _DEVIATION_BINS - 1)
             cuts = np.nonzero(np.diff(bins))[0] + 1
             starts = np.concatenate(([0], cuts))
             ends = np.concatenate((cuts, [len(bins)]))
@@ -403,7 +403,7 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
     surface.blit(theme.text(title, theme.font_sizes[0], theme.dim, theme.grass), (rect.x + 6, rect.y + 4))
     lx = rect.right - 118
     for i, (name, c) in enumerate((("route", theme.route), ("expert path", theme.expert_path),
-                                   ("trail (drift)", _BIN_COLOURS[0]))):
+                                   ("trail (lat. dev.)", _BIN_COLOURS[0]))):
         y = rect.y + 8 + 15 * i
         pygame.draw.line(surface, c, (lx, y + 5), (lx + 16, y + 5), 3)
         surface.blit(theme.text(name, theme.font_sizes[0], theme.fg, theme.grass), (lx + 22, y))
@@ -411,14 +411,14 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
 
 # ----------------------------------------------------------------------------- strip chart
 def draw_strip_chart(surface: "pygame.Surface", rect: "pygame.Rect", *, t: np.ndarray,
-                     drift: np.ndarray, intervention: np.ndarray | None, now: float,
+                     lateral_deviation: np.ndarray, intervention: np.ndarray | None, now: float,
                      threshold: float, theme: Theme, window: float = 20.0,
-                     limit: float | None = None, title: str = "lateral deviation [m], + = right") -> None:
+                     limit: float | None = None, title: str = "lateral dev. [m], + = right") -> None:
     """Lateral deviation over the last ``window`` seconds with +-``threshold`` lines.
 
     Args:
         t: (N,) sim time [s], oldest first.
-        drift: (N,) lateral deviation [m], + = right.
+        lateral_deviation: (N,) [m], + = right.
         intervention: (N,) bool, shaded where true (or None).
         now: the current sim time [s] (right edge).
         threshold: intervention threshold [m].
@@ -467,13 +467,13 @@ def draw_strip_chart(surface: "pygame.Surface", rect: "pygame.Rect", *, t: np.nd
     # the curve
     if len(t) >= 2:
         keep = t >= now - window
-        tt, dd = t[keep], drift[keep]
+        tt, dd = t[keep], lateral_deviation[keep]
         if len(tt) >= 2:
             pts = np.column_stack((sx(tt), sy(np.nan_to_num(dd))))
             pygame.draw.lines(surface, theme.fg, False, pts.tolist(), 2)
-    if len(drift):
-        v = float(drift[-1])
-        c = drift_colour(abs(v) / max(threshold, 1e-6))
+    if len(lateral_deviation):
+        v = float(lateral_deviation[-1])
+        c = deviation_colour(abs(v) / max(threshold, 1e-6))
         surface.blit(theme.text(f"{v:+.2f} m", theme.font_sizes[1], c), (rect.right - 80, rect.y + 3))
 
 

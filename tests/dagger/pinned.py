@@ -105,7 +105,7 @@ JOBS = {"alvinn_circuit": (SCENARIO, ()),
         "dave2_command_grid_gated": (GRID, ("--mode", "gated", "--gate-threshold", "0.5"))}
 
 #: Evaluation keys pinned per round and weather.
-KEYS = ("autonomy", "interventions_per_km", "drift_mean", "drift_p95", "drift_max", "route_completion",
+KEYS = ("autonomy", "interventions_per_km", "lateral_deviation_mean", "lateral_deviation_p95", "lateral_deviation_max", "route_completion",
         "collisions_per_km", "lane_invasions_per_km", "disagreement_mean", "heading_error_mean", "episodes")
 
 

@@ -72,13 +72,13 @@ def test_record_schema_round_trip(tmp_path):
     """The recorder stores each StepRow field by name; the file's arrays read back by
     the same names give the rows the rollout summarised, and the same metrics."""
     from drive_il.metrics import EpisodeTrace, summarize
-    from drive_il.rollout import Drivers, RolloutSpec, TakeoverConfig, run_episode
+    from drive_il.rollout import Drivers, RolloutSpec, InterventionConfig, run_episode
     from drive_il.types import STEP_FILE_COLUMNS, StepRow, columns_from_file_arrays, step_columns
     from tests.rollout.line_world import SC, Biased, Centering, LineSim, Rec
 
     keep = Rec()
     rec = EpisodeRecorder(tmp_path)
-    spec = RolloutSpec(driver="learner", takeover=TakeoverConfig(threshold=1.0, recenter_drift=0.2,
+    spec = RolloutSpec(driver="learner", interventions=InterventionConfig(threshold=1.0, recenter_deviation=0.2,
                                                                  recenter_steps=5), max_steps=300)
     from drive_il.types import EventKind as K
     sim = LineSim(events={40: (K.COLLISION,), 90: (K.OFF_ROAD, K.LANE_INVASION)})
@@ -100,6 +100,6 @@ def test_record_schema_round_trip(tmp_path):
                                        err_msg=name)
     trace = EpisodeTrace.from_columns(got, dt=SC.dt, route_length=LineSim().route.length)
     again = summarize(trace)
-    for k in ("steps", "distance", "drift_mean", "drift_max", "interventions", "autonomy", "lane_invasions",
+    for k in ("steps", "distance", "lateral_deviation_mean", "lateral_deviation_max", "interventions", "autonomy", "lane_invasions",
               "disagreement_mean", "collisions"):
         assert again[k] == pytest.approx(res.summary[k], rel=1e-5, abs=1e-6), k

@@ -77,7 +77,7 @@ def _record(rec, info, rows, frames):
                                intervention=r["intervention"], noise=r["noise"], lateral_deviation=r["lat"],
                                heading_error=r["head"], route_progress=r["prog"], events=evs))
     return rec.on_episode_end(EpisodeResult(info=info, termination="timeout", steps=len(rows),
-                                            summary={"drift_mean": 0.25, "n": len(rows)}))
+                                            summary={"lateral_deviation_mean": 0.25, "n": len(rows)}))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -97,7 +97,7 @@ def test_round_trip(tmp_path_factory, info, rows, seed):
         assert m.noise == info.noise and m.vehicle == info.vehicle
         assert m.scenario_dict == info.scenario_dict and m.scenario_source == info.scenario_source
         assert m.cameras == info.cameras and m.termination == "timeout"
-        assert m.summary == {"drift_mean": 0.25, "n": len(rows)} and m.complete
+        assert m.summary == {"lateral_deviation_mean": 0.25, "n": len(rows)} and m.complete
         assert m.steps == len(ep) == len(rows)
         assert m.wheelbase == info.vehicle["wheelbase"]
         assert m.max_steer_angle == pytest.approx(math.radians(info.vehicle["max_steer_deg"]))

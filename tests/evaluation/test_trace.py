@@ -42,7 +42,7 @@ def test_classify(ls, es, kind):
 
 
 def test_one_row_per_onset_with_window_means():
-    # learner turns left early (steer -0.4) for 10 steps while the expert goes straight, then drift > 1 m
+    # learner turns left early (steer -0.4) for 10 steps while the expert goes straight, then |lateral deviation| > 1 m
     recs = [_rec(i) for i in range(80)]
     recs += [_rec(i, lat=-0.1 * (i - 79), ls=-0.4, es=0.0) for i in range(80, 90)]
     recs += [_rec(i, lat=-1.05, inter=True, ls=-0.4, es=0.1) for i in range(90, 100)]   # one takeover
@@ -52,10 +52,10 @@ def test_one_row_per_onset_with_window_means():
     assert len(rows) == 2
     a, b = rows
     assert a["episode"] == 3 and a["seed"] == 77 and a["s"] == 22.5 and a["junction"] is True
-    assert a["cause"] == "drift" and a["command"] == "LEFT" and a["kind"] == "early-turn"
+    assert a["cause"] == "lateral_deviation" and a["command"] == "LEFT" and a["kind"] == "early-turn"
     assert a["learner_steer"] == pytest.approx(-0.4) and a["expert_steer"] == pytest.approx(0.0)
     assert a["steer_diff"] == pytest.approx(-0.4) and a["heading_deg"] == pytest.approx(-10.0)
-    assert a["speed"] == 5.0 and a["drift"] == -1.05
+    assert a["speed"] == 5.0 and a["lateral_deviation"] == -1.05
     assert b["command"] == "RIGHT" and b["junction"] is False and b["commands"][-1] == "RIGHT"
     # window of 0.5 s = 10 steps before the onset: all LANEFOLLOW, learner 0.0
     assert b["learner_steer"] == pytest.approx(0.0) and b["kind"] == "other"
@@ -88,7 +88,7 @@ def test_format_trace():
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["ep", "s", "[m]", "cause"]
     assert "early-turn" in lines[1] and "LEFT" in lines[1] and "-1.10" in lines[1]
-    assert lines[-3] == "by cause: drift 1" and lines[-1] == "by command: LEFT 1"
+    assert lines[-3] == "by cause: lateral_deviation 1" and lines[-1] == "by command: LEFT 1"
 
 
 def test_bad_arguments():

@@ -101,8 +101,8 @@ def summary(name: str, eps: list[Episode]) -> dict:
     total = {k: sum(int(e.result.summary[k]) for e in eps)
              for k in ("collisions", "off_road", "lane_invasions_outside_junctions")}
     out = dict(episodes=len(eps), completion_min=min(e.completion for e in eps),
-               drift_mean=float(lat.mean()), drift_p99=float(np.percentile(lat, 99)),
-               drift_max=float(lat.max()), collisions=total["collisions"], off_road=total["off_road"],
+               lateral_deviation_mean=float(lat.mean()), lateral_deviation_p99=float(np.percentile(lat, 99)),
+               lateral_deviation_max=float(lat.max()), collisions=total["collisions"], off_road=total["off_road"],
                lane_invasions=total["lane_invasions_outside_junctions"],
                km=sum(e.result.summary["distance"] for e in eps) / 1000.0)
     print(f"\n[acceptance] {name}: " + ", ".join(
@@ -112,8 +112,8 @@ def summary(name: str, eps: list[Episode]) -> dict:
 
 def assert_route_bounds(fig: dict) -> None:
     assert fig["completion_min"] >= 99.9, fig
-    assert fig["drift_mean"] <= 0.15, fig
-    assert fig["drift_p99"] <= 0.5, fig
+    assert fig["lateral_deviation_mean"] <= 0.15, fig
+    assert fig["lateral_deviation_p99"] <= 0.5, fig
     assert fig["collisions"] == 0, fig
     assert fig["off_road"] == 0, fig
     assert fig["lane_invasions"] == 0, fig
@@ -225,7 +225,7 @@ def _recovery(sim, n: int) -> None:
         assert settle <= 40.0, (k, off, math.degrees(dh), start.speed, settle)
     print(f"\n[acceptance] recovery {n} perturbed starts on Town01: back within 0.3 m after "
           f"mean {np.mean(settles):.1f} m, max {np.max(settles):.1f} m of travel; worst "
-          f"|drift| {np.max(worst):.2f} m; off-road {off_road}")
+          f"|lateral deviation| {np.max(worst):.2f} m; off-road {off_road}")
     assert off_road == 0
 
 

@@ -1,10 +1,10 @@
-"""Who drives: the mixture's coins, the DAVE-2 takeover, the HG-DAgger gate and noise
+"""Who drives: the mixture's coins, the DAVE-2 interventions, the HG-DAgger gate and noise
 injection, on scripted drivers (no simulator)."""
 
 import numpy as np
 import pytest
 
-from drive_il.rollout import Arbiter, Drivers, Takeover, TakeoverConfig
+from drive_il.rollout import Arbiter, Drivers, InterventionMonitor, InterventionConfig
 from drive_il.types import Control, Observation, Step, VehicleState, WorldState
 
 
@@ -35,8 +35,8 @@ def arbiter(mode="mixture", beta=0.5, seed=0, **kw):
     return a
 
 
-def run(a, n, drift=0.0, heading=0.0):
-    return [a.decide(step_at(i, 0.05 * i), drift, heading, False, False) for i in range(n)]
+def run(a, n, deviation=0.0, heading=0.0):
+    return [a.decide(step_at(i, 0.05 * i), deviation, heading, False, False) for i in range(n)]
 
 
 def test_expert_labels_and_learner_predicts_at_every_step():
@@ -68,10 +68,10 @@ def test_mixture_per_episode_coin_holds_for_the_whole_episode():
 
 
 def test_takeover_onset_past_threshold_and_back_after_recentring():
-    cfg = TakeoverConfig(threshold=1.0, recenter_drift=0.3, recenter_steps=3)
-    a = arbiter(mode="learner", takeover=cfg)
-    drift = [0.5, 0.9, 1.1, 0.8, 0.2, 0.2, 0.5, 0.2, 0.2, 0.1, 0.0, 1.2]
-    ds = [a.decide(step_at(i), x, 0.0, False, False) for i, x in enumerate(drift)]
+    cfg = InterventionConfig(threshold=1.0, recenter_deviation=0.3, recenter_steps=3)
+    a = arbiter(mode="learner", interventions=cfg)
+    deviation = [0.5, 0.9, 1.1, 0.8, 0.2, 0.2, 0.5, 0.2, 0.2, 0.1, 0.0, 1.2]
+    ds = [a.decide(step_at(i), x, 0.0, False, False) for i, x in enumerate(deviation)]
     flags = [d.intervention for d in ds]
     # on at 1.1 m; the third calm step in a row hands back (the 0.5 m step resets the count)
     assert flags == [False, False, True, True, True, True, True, True, True, False, False, True]
@@ -80,18 +80,18 @@ def test_takeover_onset_past_threshold_and_back_after_recentring():
 
 
 def test_takeover_on_collision_and_not_on_heading_while_recentring():
-    tk = Takeover(TakeoverConfig(recenter_steps=2))
+    tk = InterventionMonitor(InterventionConfig(recenter_steps=2))
     assert tk.update(0.0, 0.0, collided=True, left_road=False) and tk.onsets == 1
     assert tk.update(0.0, 0.5, False, False)  # re-centred but heading 29 deg: still active
     assert tk.update(0.0, 0.0, False, False) and not tk.update(0.0, 0.0, False, False)
-    off = Takeover(TakeoverConfig(on_collision=False, on_off_road=False))
+    off = InterventionMonitor(InterventionConfig(on_collision=False, on_off_road=False))
     assert not off.update(0.0, 0.0, True, True)
-    assert Takeover(TakeoverConfig()).update(0.0, 0.0, False, left_road=True)
+    assert InterventionMonitor(InterventionConfig()).update(0.0, 0.0, False, left_road=True)
 
 
 def test_takeover_does_not_apply_to_the_expert_mode():
-    a = arbiter(mode="expert", takeover=TakeoverConfig())
-    assert not any(d.intervention for d in run(a, 5, drift=3.0))
+    a = arbiter(mode="expert", interventions=InterventionConfig())
+    assert not any(d.intervention for d in run(a, 5, deviation=3.0))
     assert a.interventions == 0
     assert arbiter(mode="learner").interventions is None
 
@@ -127,8 +127,8 @@ class Noise:
 
 
 def test_noise_only_on_plain_expert_steps():
-    cfg = TakeoverConfig(threshold=1.0, recenter_drift=0.3, recenter_steps=100)
-    a = Arbiter(drivers(), mode="mixture", beta=0.5, takeover=cfg, noise=Noise(), rng=np.random.default_rng(2))
+    cfg = InterventionConfig(threshold=1.0, recenter_deviation=0.3, recenter_steps=100)
+    a = Arbiter(drivers(), mode="mixture", beta=0.5, interventions=cfg, noise=Noise(), rng=np.random.default_rng(2))
     assert a.begin_episode(step_at()) == {"kind": "test", "active": True}
     ds = [a.decide(step_at(i), 0.0, 0.0, False, False) for i in range(40)]
     ds += [a.decide(step_at(40 + i), 2.0, 0.0, False, False) for i in range(5)]  # takeover

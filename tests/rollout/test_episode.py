@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drive_il.rollout import Drivers, RolloutSpec, TakeoverConfig, run_episode
+from drive_il.rollout import Drivers, RolloutSpec, InterventionConfig, run_episode
 
 from .line_world import SC, Biased, Centering, LineSim, Rec
 
@@ -15,19 +15,19 @@ def test_expert_completes_route_and_observers_see_everything():
     assert res.termination == "route_completed" and res.summary["route_completion"] == 100.0
     assert rec.started == rec.ended == 1 and len(rec.records) == res.steps and res.path == "/tmp/fake.h5"
     assert all(r.driver == "expert" and r.learner is None for r in rec.records)
-    assert res.summary["drift_max"] < 1e-9
+    assert res.summary["lateral_deviation_max"] < 1e-9
     assert expert.resets == 1 and rec.info.driver == "expert" and rec.info.noise == {}
 
 
 def test_learner_drifts_off_route_without_takeover():
     res = run_episode(LineSim(), SC, 0, Drivers(expert=Centering(), learner=Biased()), RolloutSpec(driver="learner"))
     assert res.termination == "off_route"
-    assert res.summary["drift_max"] > 8.0 and res.summary["disagreement_mean"] > 0
+    assert res.summary["lateral_deviation_max"] > 8.0 and res.summary["disagreement_mean"] > 0
 
 
 def test_takeover_counts_interventions_and_recentres():
     rec = Rec()
-    spec = RolloutSpec(driver="learner", takeover=TakeoverConfig(threshold=1.0, recenter_drift=0.2, recenter_steps=5))
+    spec = RolloutSpec(driver="learner", interventions=InterventionConfig(threshold=1.0, recenter_deviation=0.2, recenter_steps=5))
     res = run_episode(LineSim(), SC, 0, Drivers(expert=Centering(), learner=Biased()), spec, observers=[rec])
     n = res.summary["interventions"]
     assert n >= 2, n  # the biased learner drifts again after each recovery
@@ -88,7 +88,7 @@ def test_noise_perturbs_executed_but_not_the_label():
 
 def test_gated_labels_only_and_dagger_metadata():
     rec = Rec()
-    spec = RolloutSpec(driver="learner", takeover=TakeoverConfig(), dagger_round=3, gated_labels_only=True,
+    spec = RolloutSpec(driver="learner", interventions=InterventionConfig(), dagger_round=3, gated_labels_only=True,
                        max_steps=5)
     run_episode(LineSim(), SC, 0, Drivers(expert=Centering(), learner=Biased()), spec, observers=[rec])
     assert rec.info.noise == {"gated_labels_only": True} and rec.info.dagger_round == 3

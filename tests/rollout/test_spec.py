@@ -1,16 +1,16 @@
-"""RolloutSpec / CollectSpec / TerminationRules / TakeoverConfig: one-line ValueErrors
+"""RolloutSpec / CollectSpec / TerminationRules / InterventionConfig: one-line ValueErrors
 on creation."""
 
 import math
 
 import pytest
 
-from drive_il.rollout import CollectSpec, RolloutSpec, TakeoverConfig, TerminationRules
+from drive_il.rollout import CollectSpec, RolloutSpec, InterventionConfig, TerminationRules
 
 
 def test_defaults_drive_the_expert_for_the_scenario_length():
     s = RolloutSpec()
-    assert (s.driver, s.beta, s.mixing, s.takeover, s.noise, s.max_steps) == ("expert", None, "step", None, None, None)
+    assert (s.driver, s.beta, s.mixing, s.interventions, s.noise, s.max_steps) == ("expert", None, "step", None, None, None)
     assert s.termination == TerminationRules()
 
 
@@ -64,8 +64,8 @@ def test_bad_termination_rules(name):
 
 @pytest.mark.parametrize("kw, msg", [
     ({"threshold": 0.0}, "threshold must be > 0 m"),
-    ({"threshold": 1.0, "recenter_drift": 1.0}, r"recenter_drift must be in \(0, threshold\)"),
+    ({"threshold": 1.0, "recenter_deviation": 1.0}, r"recenter_deviation must be in \(0, threshold\)"),
 ])
 def test_bad_takeover_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
-        TakeoverConfig(**kw)
+        InterventionConfig(**kw)

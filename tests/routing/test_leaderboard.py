@@ -68,4 +68,4 @@ def test_leaderboard_route_imports_and_drives(tmp_path, maps_dir):
     assert cp.returncode == 0, cp.stderr
     import json
     ep = json.loads(js.read_text())["episodes"][0]
-    assert ep["town"] == "Town01" and ep["distance"] > 20 and ep["drift_max"] < 0.5 and ep["off_road"] == 0
+    assert ep["town"] == "Town01" and ep["distance"] > 20 and ep["lateral_deviation_max"] < 0.5 and ep["off_road"] == 0

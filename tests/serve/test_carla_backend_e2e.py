@@ -40,7 +40,7 @@ def test_expert_drives_a_short_route(sim, scenario):
     assert res.termination == "route_completed", res.summary
     assert res.summary["collisions"] == 0
     assert res.summary["route_completion"] > 95.0
-    assert res.summary["drift_max"] < 1.0  # lane keeping on the server's world
+    assert res.summary["lateral_deviation_max"] < 1.0  # lane keeping on the server's world
     # the route planned on the server's carla.Map (from get_map_data) is the embedded one
     from drive_il.sim.embedded.world import EmbeddedSimulator
     emb = EmbeddedSimulator(render=False)

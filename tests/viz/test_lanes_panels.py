@@ -64,9 +64,9 @@ def test_world_to_panel_heading_up():
 
 
 def test_drift_colours():
-    assert panels.drift_colour(0.0)[1] > 200 and panels.drift_colour(0.0)[0] < 100   # green
-    assert panels.drift_colour(1.0)[0] == 255 and panels.drift_colour(1.0)[1] < 60   # red
-    assert panels.drift_colour(5.0) == panels.drift_colour(1.0)
+    assert panels.deviation_colour(0.0)[1] > 200 and panels.deviation_colour(0.0)[0] < 100   # green
+    assert panels.deviation_colour(1.0)[0] == 255 and panels.deviation_colour(1.0)[1] < 60   # red
+    assert panels.deviation_colour(5.0) == panels.deviation_colour(1.0)
 
 
 def test_drawing_stays_in_its_rectangle(demo_world):
@@ -80,9 +80,9 @@ def test_drawing_stays_in_its_rectangle(demo_world):
     calls = [
         lambda: panels.draw_birdseye(surf, rect, ego=ego, theme=theme, lanes=LaneGeometry.from_map(demo_world.map),
                                      route=demo_world.route, expert_path=demo_world.route.xy[:30],
-                                     trail_xy=trail, trail_drift=np.array([0.2, 1.5]),
+                                     trail_xy=trail, trail_deviation=np.array([0.2, 1.5]),
                                      actors=step.world_state.actors),
-        lambda: panels.draw_strip_chart(surf, rect, t=np.linspace(0, 5, 50), drift=np.sin(np.linspace(0, 5, 50)),
+        lambda: panels.draw_strip_chart(surf, rect, t=np.linspace(0, 5, 50), lateral_deviation=np.sin(np.linspace(0, 5, 50)),
                                         intervention=np.arange(50) > 40, now=5.0, threshold=1.0, theme=theme),
         lambda: panels.draw_steering_gauges(surf, rect, [("a", 0.5, (255, 0, 0)), ("b", None, (0, 255, 0))],
                                             theme, throttle=0.3, brake=0.0),
@@ -99,12 +99,12 @@ def test_drawing_stays_in_its_rectangle(demo_world):
         assert (a[inside] != (1, 2, 3)).any()
 
 
-def _rec(t: float, x: float, drift: float, interv: bool = False, driver: str = "learner", events=()):
+def _rec(t: float, x: float, deviation: float, interv: bool = False, driver: str = "learner", events=()):
     ego = VehicleState(x=x, y=0.0, yaw=0.0, speed=5.0)
     step = Step(observation=Observation(frames={}, speed=5.0, sim_time=t),
                 world_state=WorldState(ego=ego, sim_time=t, dt=0.1))
     return StepRecord(step=step, executed=Control(), expert=Control(0.1), learner=Control(0.2), driver=driver,
-                      intervention=interv, lateral_deviation=drift, events=tuple(events))
+                      intervention=interv, lateral_deviation=deviation, events=tuple(events))
 
 
 def test_history_counts_and_ring():

@@ -135,7 +135,7 @@ def test_demo_screenshot(tmp_path):
 def test_demo_takeovers_are_the_rollouts(demo_world):
     """The demo drives through the rollout: a DAVE-2 takeover starts past the threshold,
     the expert drives it, and it lasts at least the re-centring steps."""
-    from drive_il.rollout import TakeoverConfig
+    from drive_il.rollout import InterventionConfig
 
     recs = run_demo(demo_world, [], steps=300, seed=3, human_steps=None, learner_bias=0.25)
     assert len(recs) == 300 and [r.step.world_state.frame for r in recs[:3]] == [0, 1, 2]
@@ -144,6 +144,6 @@ def test_demo_takeovers_are_the_rollouts(demo_world):
     on = np.flatnonzero(inter[1:] & ~inter[:-1]) + 1
     off = np.flatnonzero(~inter[1:] & inter[:-1]) + 1
     assert len(on) >= 2 and np.all(np.abs(lat[on]) > 1.0)
-    assert all(b - a >= TakeoverConfig().recenter_steps for a, b in zip(on, off))
+    assert all(b - a >= InterventionConfig().recenter_steps for a, b in zip(on, off))
     assert all(r.driver == ("expert" if r.intervention else "learner") for r in recs)
     assert all(r.expert_path is not None and r.beta == 0.0 and r.dagger_round == 2 for r in recs)

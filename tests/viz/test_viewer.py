@@ -79,7 +79,7 @@ def test_keys(episode, pump):
         assert v.t == 1 and ov.history.count == 2      # history rebuilt up to the step shown
         v.handle_key(pygame.K_5)
         assert v.t == round(0.5 * (n - 1)) and ov.history.count == v.t + 1
-        assert ov.history.recent("drift")[-1] == pytest.approx(records[v.t].lateral_deviation, abs=1e-5)
+        assert ov.history.recent("lateral_deviation")[-1] == pytest.approx(records[v.t].lateral_deviation, abs=1e-5)
         assert ov.history.human_takeovers == 1             # the takeover at 40-59 was replayed
         v.handle_key(pygame.K_END)
         assert v.t == n - 1

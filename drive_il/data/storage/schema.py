@@ -58,7 +58,7 @@ STEP_FIELDS: dict[str, tuple[str, tuple[int, ...], str]] = {
     "intervention": ("bool", (), "expert or human took over"),
     "noise": ("bool", (), "executed control perturbed by noise injection"),
     "driver": ("uint8", (), "index into DRIVER_NAMES (attribute 'names')"),
-    "lateral_deviation": ("float32", (), "drift [m], + = right of lane centre"),
+    "lateral_deviation": ("float32", (), "lateral deviation [m], + = right of lane centre"),
     "heading_error": ("float32", (), "vehicle yaw minus lane direction [rad]"),
     "route_progress": ("float32", (), "arc length along the route [m]"),
     "collision": ("bool", (), "collision reported while executing the control"),

@@ -121,6 +121,12 @@ class EmbeddedSimulator:
         return None if self._town is None else self._town.map
 
     @property
+    def raster(self) -> Any:
+        """The current town's :class:`~drive_il.sim.embedded.raster.MapRaster` (the
+        drivable surface the cameras render and the events read); None before reset."""
+        return self._raster
+
+    @property
     def town(self) -> Any:
         """The current :class:`~drive_il.maps.towns.TownMap` (None before reset)."""
         return self._town

@@ -582,7 +582,7 @@ def test_the_expert_and_the_rollout_drive_on_the_carla_backend_unchanged(server,
     assert result.info.backend == "carla" and result.termination == "route_completed"
     s = result.summary
     assert s["route_completion"] == pytest.approx(100.0, abs=1.0)
-    assert s["drift_max"] < 0.6 and s["off_road"] == 0 and s["collisions"] == 0
+    assert s["lateral_deviation_max"] < 0.6 and s["off_road"] == 0 and s["collisions"] == 0
 
 
 def test_collect_on_a_lost_server_records_no_partial_episode_and_goes_on(server, tmp_path):
