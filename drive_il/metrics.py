@@ -80,7 +80,7 @@ class EpisodeTrace:
         expert_steer: (T,) the expert's label.
         learner_steer: (T,) the learner's prediction, NaN where none ran.
         executed_steer: (T,) what was executed.
-        intervention: (T,) bool, the expert/human was driving because of a interventions.
+        intervention: (T,) bool, the expert/human was driving because of an intervention.
         intervention_onsets: number of interventions (takeover starts). If None, it is
             counted from rising edges of ``intervention``.
         collision: (T,) bool, a collision began at this step.

@@ -440,7 +440,7 @@ class StepRow(NamedTuple):
         expert_steer, expert_throttle, expert_brake: the expert's label (always).
         learner_steer, learner_throttle, learner_brake: the learner's prediction, NaN
             when none ran.
-        intervention: the expert/human drove because of a interventions.
+        intervention: the expert/human drove because of an intervention.
         noise: the executed control was perturbed by noise injection.
         driver: who drove: "expert", "learner", "human".
         lateral_deviation: [m], + = right of the lane centre.

@@ -115,3 +115,16 @@ def test_trace_from_step_row_columns():
     assert s["route_completion"] == pytest.approx(100 * 9.5 / 20)
     empty = EpisodeTrace.from_columns(step_columns([]), dt=0.05, route_length=20.0)
     assert summarize(empty)["steps"] == 0 and empty.in_junction.shape == (0,)
+
+
+def test_old_metric_names_are_upgraded_on_read():
+    from drive_il.metrics import upgrade_keys
+    old = {"eval": {"ClearNoon": {"autonomy": 97.0, "drift_mean": 0.1, "drift_p95": 0.3, "drift_max": 0.9}},
+           "interventions": [{"cause": "drift", "drift": -1.05, "kind": "early-turn"}, {"cause": "collision"}]}
+    new = upgrade_keys(old)
+    assert new["eval"]["ClearNoon"] == {"autonomy": 97.0, "lateral_deviation_mean": 0.1,
+                                        "lateral_deviation_p95": 0.3, "lateral_deviation_max": 0.9}
+    assert new["interventions"][0] == {"cause": "lateral_deviation", "lateral_deviation": -1.05, "kind": "early-turn"}
+    assert new["interventions"][1] == {"cause": "collision"}
+    assert upgrade_keys(new) == new  # today's data passes unchanged
+    assert old["eval"]["ClearNoon"]["drift_mean"] == 0.1  # a copy: the input is not changed

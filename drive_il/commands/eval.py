@@ -13,7 +13,7 @@ from .common import add_scenario_arg, add_sim_args, make_sim
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained policy closed-loop (autonomy, lateral deviation, interventions)",
                        description="Drive the learner with the expert shadowing it; DAVE-2 interventions "
-                                   "when |lateral deviation| > --threshold.")
+                                   "when |lateral deviation| > --intervention-threshold.")
     p.add_argument("--checkpoint", type=Path, required=True, help="run or checkpoint directory")
     add_scenario_arg(p, positional=False)
     p.add_argument("--split", choices=("test", "train"), default="test",
@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--weather", default=None, help="override the weather preset")
     p.add_argument("--seeds", type=int, default=3, help="evaluation seeds (default 3)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per seed (default: scenario test.episodes)")
-    p.add_argument("--threshold", type=float, default=1.0, help="intervention threshold [m] (default 1.0)")
+    p.add_argument("--intervention-threshold", "--threshold", dest="intervention_threshold", type=float, default=1.0,
+                   help="intervention threshold |lateral deviation| [m] (default 1.0; --threshold is the old spelling)")
     p.add_argument("--trace", action="store_true",
                    help="print one line per intervention: where, cause, command, speed, learner vs expert steer")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<weather>.json)")
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds: expected an integer >= 1, got {args.seeds}")
     if args.weather is not None and args.weather not in WEATHER_PRESETS:
         raise ConfigError(f"--weather: unknown preset {args.weather!r} (known: {', '.join(WEATHER_PRESETS)})")
-    if not args.threshold > 0:
-        raise ConfigError(f"--threshold: expected a distance > 0 m, got {args.threshold}")
+    if not args.intervention_threshold > 0:
+        raise ConfigError(f"--intervention-threshold: expected a distance > 0 m, got {args.intervention_threshold}")
     base = load_scenario(args.scenario)
     scenario = base.test_scenario(args.weather) if args.split == "test" else (
         base.replace(weather=args.weather) if args.weather else base)
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     sim = make_sim(args)
     try:
         rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
-                       interventions=InterventionConfig(threshold=args.threshold), checkpoint=str(args.checkpoint),
+                       interventions=InterventionConfig(threshold=args.intervention_threshold), checkpoint=str(args.checkpoint),
                        progress=True)
     finally:
         sim.close()

@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--gif", type=Path, default=None, metavar="FILE", help="also write an animated GIF")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="stop after N presented frames (headless runs, tests)")
-    p.add_argument("--threshold", type=float, default=1.0, help="intervention threshold [m] (default 1.0)")
+    p.add_argument("--intervention-threshold", "--threshold", dest="intervention_threshold", type=float, default=1.0,
+                   help="intervention threshold |lateral deviation| [m] (default 1.0; --threshold is the old spelling)")
     p.add_argument("--size", default="1280x720", help="window size WxH (default 1280x720)")
     p.add_argument("--maps-dir", type=Path, default=None, help="folder of OpenDRIVE towns (lane boundaries)")
     p.set_defaults(func=run)
@@ -37,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed: expected a number > 0, got {args.speed}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames: expected an integer >= 1, got {args.max_frames}")
-    if not (args.threshold > 0):
-        raise ConfigError(f"--threshold: expected a number > 0 [m], got {args.threshold}")
+    if not (args.intervention_threshold > 0):
+        raise ConfigError(f"--intervention-threshold: expected a number > 0 [m], got {args.intervention_threshold}")
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
         if w < 320 or h < 240:
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     n = view_episode(args.episode, camera=args.camera, speed=args.speed, record_screens=args.record_screens,
                      gif=args.gif, max_frames=args.max_frames, maps_dir=args.maps_dir, size=(w, h),
-                     threshold=args.threshold)
+                     threshold=args.intervention_threshold)
     if args.record_screens is not None:
         print(f"{n} frames shown; screens in {args.record_screens}")
     return 0

@@ -51,9 +51,9 @@ class InterventionConfig:
         threshold: [m] (DAVE-2: 1.0 m).
         recenter_deviation: [m].
         recenter_heading: [rad].
-        recenter_steps: consecutive re-centred steps that end a interventions.
-        on_collision: a collision triggers a interventions.
-        on_off_road: leaving the road triggers a interventions.
+        recenter_steps: consecutive re-centred steps that end an intervention.
+        on_collision: a collision triggers an intervention.
+        on_off_road: leaving the road triggers an intervention.
 
     Raises:
         ValueError: threshold not > 0, or recenter_deviation outside (0, threshold).
@@ -88,7 +88,7 @@ class InterventionMonitor:
         self._calm = 0
 
     def update(self, lateral_deviation: float, heading_error: float, collided: bool, left_road: bool) -> bool:
-        """Advance one step; returns whether the interventions is active for this step.
+        """Advance one step; returns whether an intervention is active for this step.
 
         Args:
             lateral_deviation: [m].

@@ -35,7 +35,7 @@ class RolloutSpec:
         beta: DAgger mixing probability in [0, 1] (recorded with each step).
         mixing: "step" (a coin per step) or "episode" (one coin per episode).
         interventions: DAVE-2 interventions / expert-gated HG-DAgger: when the learner
-            drifts past the threshold the expert takes over until re-centred. With a
+            drifts past the threshold the expert takes over until re-centred. With
             interventions, collisions, off-road and off-route do not end the episode.
         noise: a noise injector applied to the executed control of expert steps (the
             stored label stays clean); it keeps its state across episodes.

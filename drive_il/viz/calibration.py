@@ -57,7 +57,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..config import load_toml, to_dict
+from ..config import load_toml, to_dict, validate_fields
 from ..errors import ConfigError, DriveILError
 
 __all__ = [
@@ -84,6 +84,9 @@ class SteerAxis:
     gain: float = field(default=1.0, metadata={"range": (0.1, 10.0)})
     curve: str = field(default="linear", metadata={"choices": STEER_CURVES})
 
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
 
 @dataclass(frozen=True)
 class PedalAxis:
@@ -100,6 +103,7 @@ class PedalAxis:
     curve: str = field(default="linear", metadata={"choices": PEDAL_CURVES})
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if self.axis >= 0 and abs(self.full - self.rest) < 1e-3:
             raise ValueError(f"'rest' and 'full' must differ, got rest={self.rest!r} full={self.full!r}")
 
@@ -111,6 +115,9 @@ class Buttons:
     takeover: int = field(default=-1, metadata={"range": (-1, 127)})
     reverse: int = field(default=-1, metadata={"range": (-1, 127)})
     hand_brake: int = field(default=-1, metadata={"range": (-1, 127)})
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,9 @@ class ControlsCalibration:
     brake: PedalAxis = field(default_factory=PedalAxis)
     clutch: PedalAxis = field(default_factory=PedalAxis)
     buttons: Buttons = field(default_factory=Buttons)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 #: Starting points; check them with ``drive-il calibrate`` (devices and drivers differ).

@@ -57,7 +57,7 @@ class OverlayHistory:
         driver: (capacity,) int8 (:data:`DRIVER_CODES`, -1 for other names).
         count: steps recorded in the episode.
         interventions: takeover segments so far (rising edges of ``intervention``).
-        human_takeovers: segments driven by a human.
+        human_interventions: segments driven by a human.
         collisions, off_road, lane_invasions: event counts.
         distance: path length driven [m].
         t0: sim time of the first step [s].
@@ -77,7 +77,7 @@ class OverlayHistory:
     driver: np.ndarray = field(init=False)
     count: int = 0
     interventions: int = 0
-    human_takeovers: int = 0
+    human_interventions: int = 0
     collisions: int = 0
     off_road: int = 0
     lane_invasions: int = 0
@@ -134,7 +134,7 @@ class OverlayHistory:
             self.interventions += 1
             self._marker(Marker(ego.x, ego.y, "human" if human else "intervention", ws.sim_time))
         if human and not self._prev_human:
-            self.human_takeovers += 1
+            self.human_interventions += 1
             if not record.intervention:
                 self._marker(Marker(ego.x, ego.y, "human", ws.sim_time))
         self._prev_intervention = record.intervention

@@ -357,7 +357,7 @@ class Overlay:
             ("beta", "-" if beta is None else f"{beta:.2f}", None),
             ("round", "-" if rnd is None else str(rnd), None),
             ("autonomy", f"{h.autonomy:.1f} %", None),
-            ("interv.", f"{h.interventions}  (human {h.human_takeovers})",
+            ("interv.", f"{h.interventions}  (human {h.human_interventions})",
              th.threshold if record.intervention else None),
             ("events", f"coll {h.collisions} off {h.off_road} inv {h.lane_invasions}", None),
             ("noise", "on" if record.noise else "off", None),
@@ -427,7 +427,7 @@ def render_demo_screenshot(path: str | Path = "docs/overlay.png", *, steps: int 
 
     The episode is :func:`drive_il.viz.demo.run_demo`: the embedded world on the demo
     road, the rule-based expert, a learner that drifts, DAgger mixture, DAVE-2
-    interventions and a scripted human interventions, through the rollout.
+    interventions and a scripted human intervention, through the rollout.
 
     Args:
         path: the PNG to write (~100-200 KB at 1280x720).

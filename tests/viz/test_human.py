@@ -137,7 +137,7 @@ def test_gated_takeovers_recorded(tmp_path, pump, demo_world, fake_joystick, cal
         (30, 59, "key/button"), (100, 129, "steer")]
     # the expert's label is stored beside the human's action
     assert all(records[i].expert is not None and records[i].learner is not None for i in human_steps)
-    assert ov.history.interventions == 2 and ov.history.human_takeovers == 2
+    assert ov.history.interventions == 2 and ov.history.human_interventions == 2
     assert len(list((tmp_path / "screens").glob("*.png"))) == 5
 
     with EpisodeReader(rec.last_path) as ep:

@@ -35,7 +35,7 @@ def test_200_steps_with_screenshots(tmp_path, demo_world):
     assert (a0 != a1).any()
     h = ov.history
     assert h.count == 200
-    assert h.human_takeovers == 1
+    assert h.human_interventions == 1
     assert h.interventions >= 1
     assert any(m.kind == "human" for m in h.markers)
 

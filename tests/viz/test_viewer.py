@@ -80,7 +80,7 @@ def test_keys(episode, pump):
         v.handle_key(pygame.K_5)
         assert v.t == round(0.5 * (n - 1)) and ov.history.count == v.t + 1
         assert ov.history.recent("lateral_deviation")[-1] == pytest.approx(records[v.t].lateral_deviation, abs=1e-5)
-        assert ov.history.human_takeovers == 1             # the takeover at 40-59 was replayed
+        assert ov.history.human_interventions == 1             # the takeover at 40-59 was replayed
         v.handle_key(pygame.K_END)
         assert v.t == n - 1
         v.handle_key(pygame.K_PAGEUP)                      # 10 s back = 200 steps: clipped
