@@ -112,7 +112,8 @@ def pipeline_section(pl: PipelineConfig | None) -> list[str]:
     L = ["", "## Pipeline (`[pipeline]` / `drive-il dagger` flags)", "", "| key | value | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(pl):
         v = getattr(pl, f.name)
-        L.append(f"| `{f.name}` | {'-' if v is None else v} | {f.metadata.get('doc', '')} |")
+        doc = f.metadata.get("doc", "").replace("|", "\\|")  # a Markdown table cell
+        L.append(f"| `{f.name}` | {'-' if v is None else v} | {doc} |")
     return L
 
 
@@ -221,8 +222,8 @@ def write_report(run: str | Path) -> Path:
              f"elapsed s) x 100. Values: aggregate over all test episodes; +- the spread (std) over evaluation seeds.")
     L += pipeline_section(pl)
     L += ["", f"## Per round (test town, {w0})", "",
-          "| round | beta | new frames | labelled (total) | autonomy [%] | interventions/km | mean |lateral deviation| [m] | "
-          "p95 |lateral deviation| [m] | route completion [%] | collisions/km | disagreement | time [s] |",
+          "| round | beta | new frames | labelled (total) | autonomy [%] | interventions/km | mean \\|lateral deviation\\| [m] | "
+          "p95 \\|lateral deviation\\| [m] | route completion [%] | collisions/km | disagreement | time [s] |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rounds:
         e = r["eval"][w0]
@@ -231,7 +232,7 @@ def write_report(run: str | Path) -> Path:
                  f"{_fmt(e['lateral_deviation_mean'], 3)} | {_fmt(e['lateral_deviation_p95'], 3)} | {_fmt(e['route_completion'], 1)} | "
                  f"{_fmt(e['collisions_per_km'])} | {_fmt(e['disagreement_mean'], 3)} | {r['seconds']['total']:.0f} |")
     L += ["", "## Behaviour cloning against DAgger (same number of expert labels)", "",
-          "| policy | weather | expert labels | autonomy [%] | interventions/km | mean |lateral deviation| [m] | p95 |lateral deviation| [m] | "
+          "| policy | weather | expert labels | autonomy [%] | interventions/km | mean \\|lateral deviation\\| [m] | p95 \\|lateral deviation\\| [m] | "
           "route completion [%] |", "|---|---|---|---|---|---|---|---|"]
     final = rounds[-1]
     for w in weathers:
@@ -249,7 +250,7 @@ def write_report(run: str | Path) -> Path:
     if tt.exists():
         te = _load(tt)
         L += ["", "## Training town against test town", "",
-              "| policy | split | town | weather | autonomy [%] | interventions/km | mean |lateral deviation| [m] |",
+              "| policy | split | town | weather | autonomy [%] | interventions/km | mean \\|lateral deviation\\| [m] |",
               "|---|---|---|---|---|---|---|"]
         for name, rows in te["policies"].items():
             for row in rows:
