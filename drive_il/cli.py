@@ -7,7 +7,8 @@ inside the command's run function, not at registration.
 
 A :class:`drive_il.errors.DriveILError` (bad input, missing file, unreachable server)
 is printed as one line ``drive-il: error: ...`` and exits with status 2; Ctrl-C exits
-with 130.
+with 130; a reader that stops reading stdout early (``drive-il data info D | head``)
+ends the command quietly with status 141 (128 + SIGPIPE), as Unix tools do.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from typing import Sequence
@@ -48,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and Python's final flush must not
+    report a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``drive-il`` console script. Returns the exit status."""
     parser = build_parser()
@@ -62,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         rc = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
     except DriveILError as e:
         print(f"drive-il: error: {e}", file=sys.stderr)
         return 2

@@ -87,7 +87,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a leading UTF-8 BOM is dropped
     except FileNotFoundError:
         raise ConfigError(f"{p}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,12 +291,19 @@ def _no_noise() -> NoiseConfig:
     return NoiseConfig(episode_share=0.0)
 
 
+#: Longest scenario name; the names are used in output paths, so only a safe set of
+#: characters is allowed (no '/', no leading '.'); the test variant adds "-test".
+NAME_MAX = 64
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (NAME_MAX + len("-test") - 1))
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Where and in what conditions we drive.
 
     Attributes:
-        name: scenario name (used for run directories).
+        name: scenario name (used for run directories and file names): at most
+            :data:`NAME_MAX` of ``A-Z a-z 0-9 _ . -``, not starting with '.'.
         town: a generated town ("circuit", "grid") or an OpenDRIVE town name resolved
             in the maps directory (e.g. "Town01"); see ``drive_il.sim.maps``.
         weather: a preset of :data:`WEATHER_PRESETS`.
@@ -345,6 +353,11 @@ class Scenario:
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        if (not _SAFE_NAME.fullmatch(self.name)  # it names files and folders
+                or len(self.name.removesuffix("-test")) > NAME_MAX):
+            raise FieldError("Scenario", "name",
+                             f"expected 1 to {NAME_MAX} of the characters A-Z a-z 0-9 _ . - "
+                             f"(not starting with '.'), got {self.name!r}")
         if not self.cameras:
             raise FieldError("Scenario", "cameras", "at least one camera is required")
         names = [c.name for c in self.cameras]
@@ -410,8 +423,8 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     A bare name (no ``.toml`` suffix, no directory) is looked up in ``scenarios/``.
 
     Raises:
-        ConfigError: file missing, invalid TOML, unknown key, bad value (one line
-            naming the file and field).
+        ConfigError: file missing, empty (no key at all), invalid TOML, unknown key,
+            bad value (one line naming the file and field).
     """
     if path is None:
         p = default_scenario_path()
@@ -425,4 +438,8 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
                 p = cand
         if not p.exists():
             raise ConfigError(f"{p}: scenario file not found")
-    return scenario_from_dict(read_toml(p), source=str(p))
+    data = read_toml(p)
+    if not data:  # built-in defaults are not default.toml's: say so rather than drive them
+        raise ConfigError(f"{p}: empty scenario file; copy scenarios/default.toml and change what "
+                          f"differs (or give no scenario for the default one)")
+    return scenario_from_dict(data, source=str(p))

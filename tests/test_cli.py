@@ -115,3 +115,83 @@ def test_epochs_alone_trains_every_round_with_it():
     assert _pipeline("dagger", "--epochs", "3").dagger_epochs is None  # as before issue 15
     assert _pipeline("dagger", "--epochs", "3", "--dagger-epochs", "1").dagger_epochs == 1
     assert _pipeline("dagger").dagger_epochs == 2  # the default scenario's [pipeline]
+
+
+# ---------------------------------------------------------------- issue 16: one line, exit 2
+def _one_line(cp, *fragments):
+    lines = cp.stderr.strip().splitlines()
+    assert cp.returncode == 2 and len(lines) == 1, (cp.returncode, cp.stderr)
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["drive", "--max-steps", "-5"], "--max-steps -5"),
+    (["drive", "--seed", "-3"], "--seed -3"),
+    (["drive", "--backend", "carla", "--port", "99999"], "--port 99999"),
+    (["drive", "--backend", "carla", "--tm-port", "0"], "--tm-port 0"),
+    (["serve", "--port", "99999"], "--port 99999"),
+    (["serve", "--port", "0"], "--port 0"),
+    (["serve", "--stream-port", "70000"], "--stream-port 70000"),
+])
+def test_bad_numbers_are_one_line(argv, fragment):
+    _one_line(run("-m", "drive_il", *argv), fragment)
+
+
+def test_serve_on_a_port_in_use_is_one_line():
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        cp = run("-m", "drive_il", "serve", "--host", "127.0.0.1", "--port", str(port), "--town", "circuit")
+        _one_line(cp, f"127.0.0.1:{port}", "in use")
+
+
+def test_closed_stdout_pipe_ends_quietly(tmp_path):
+    """``drive-il data info D | head -0``: the reader is gone before the first write."""
+    import os
+    from drive_il.data.synthetic import write_synthetic_episodes
+    d = tmp_path / "data"
+    write_synthetic_episodes(d, 2, steps=5, n_cameras=1, height=8, width=12)
+    r, w = os.pipe()
+    os.close(r)  # nobody will read: the first flush of stdout fails with EPIPE
+    try:
+        cp = subprocess.run([sys.executable, "-m", "drive_il", "data", "info", str(d)], stdout=w,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120)
+    finally:
+        os.close(w)
+    assert cp.returncode == 141, cp.stderr
+    assert cp.stderr == "", cp.stderr
+
+
+def test_stdout_closed_after_one_line_ends_quietly(tmp_path):
+    """``drive-il data info D | head -1`` on output longer than the pipe's buffer."""
+    from drive_il.data.synthetic import write_synthetic_episodes
+    dirs = []
+    for k in range(3):
+        dirs.append(tmp_path / f"d{k}")
+        write_synthetic_episodes(dirs[-1], 1, steps=3, n_cameras=1, height=8, width=12)
+    # the same directories many times over: more output than a pipe holds (64 KiB)
+    proc = subprocess.Popen([sys.executable, "-m", "drive_il", "data", "info", *map(str, dirs * 400)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 141), err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_scenario_name_escaping_the_run_directory_is_one_line(tmp_path):
+    p = tmp_path / "evil.toml"
+    p.write_text('name = "../../../x"\ntown = "circuit"\n')
+    _one_line(run("-m", "drive_il", "eval", "--checkpoint", str(tmp_path / "run"), "--scenario", str(p)),
+              str(p), "field 'name'")
+    _one_line(run("-m", "drive_il", "drive", str(p)), str(p), "field 'name'")
+
+
+@pytest.mark.parametrize("town, stem", [("Town01", "Town01"), ("../maps/Town01.xodr", "Town01"),
+                                        ("/abs/maps/Town02.XODR", "Town02"), ("..", "town"),
+                                        ("a b:c", "a_b_c")])
+def test_eval_report_names_the_town_by_a_safe_stem(town, stem):
+    from drive_il.commands.eval import town_stem
+    assert town_stem(town) == stem

@@ -169,3 +169,10 @@ def test_dave2_dropout_out_of_range_is_one_line():
     with pytest.raises(ConfigError) as e:
         Dave2Config(dropout=5.0)
     assert str(e.value) == "Dave2Config: field 'dropout': expected a number in [0.0, 0.9], got 5.0"
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    """Editors on Windows write a byte-order mark; TOML itself does not allow one."""
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + 'name = "x"\ncount = 2\n'.encode())
+    assert load_toml(Outer, p) == Outer(name="x", count=2)

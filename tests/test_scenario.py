@@ -114,3 +114,37 @@ def test_noise_config_lives_with_the_scenario():
     from drive_il.data import noise
     from drive_il.scenario import NoiseConfig
     assert noise.NoiseConfig is NoiseConfig and load_scenario(None).noise.episode_share == 0.0
+
+
+# ---------------------------------------------------------------- issue 16: names, empty files
+@pytest.mark.parametrize("name", ["../../../x", "a/b", ".hidden", "", "x" * 65, "tab\there", "ü"])
+def test_unsafe_scenario_names_are_refused(tmp_path, name):
+    p = tmp_path / "s.toml"
+    p.write_text(f'name = "{name}"\ntown = "circuit"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_scenario(p)
+    msg = str(e.value)
+    assert str(p) in msg and "field 'name'" in msg and "\n" not in msg
+    with pytest.raises(ConfigError):
+        Scenario(name=name)
+
+
+@pytest.mark.parametrize("name", ["default", "town01_train_town02_test", "a.b-c_9", "x" * 64])
+def test_safe_scenario_names_load_and_have_a_test_variant(name):
+    sc = Scenario(name=name)
+    assert sc.test_scenario().name == f"{name}-test"
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\ufeff"])
+def test_empty_scenario_file_is_refused(tmp_path, text):
+    p = tmp_path / "empty.toml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="empty scenario file; copy scenarios/default.toml") as e:
+        load_scenario(p)
+    assert str(e.value).startswith(f"{p}: ")
+
+
+def test_scenario_file_with_a_utf8_bom_loads(tmp_path):
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + (SCENARIOS_DIR / "default.toml").read_bytes())
+    assert load_scenario(p) == load_scenario(SCENARIOS_DIR / "default.toml").replace(source=str(p))

@@ -12,7 +12,9 @@ from .common import add_scenario_arg, add_sim_args, load_scenario_arg, make_sim
 def register(sub) -> None:
     p = sub.add_parser("collect", help="record expert demonstrations (HDF5 episodes)",
                        description="Drive the expert and record one HDF5 file per episode into DIR. "
-                                   "Re-running skips finished episodes.")
+                                   "Re-running skips finished episodes (and repairs the manifest); it "
+                                   "refuses a DIR recorded with another scenario or camera rig, and a DIR "
+                                   "that another process is writing.")
     add_scenario_arg(p)
     p.add_argument("--episodes", type=int, required=True, help="episodes the directory should hold")
     p.add_argument("--out", type=Path, required=True, help="demonstration directory")

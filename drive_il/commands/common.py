@@ -5,7 +5,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_scenario_arg", "add_sim_args", "make_sim", "load_scenario_arg"]
+__all__ = ["add_scenario_arg", "add_sim_args", "make_sim", "load_scenario_arg", "check_port",
+           "check_range"]
+
+
+def check_port(flag: str, value: int, *, allow_zero: bool = False) -> int:
+    """``value`` if it is a TCP port (1..65535; 0 too with ``allow_zero``: any free port).
+
+    Raises:
+        ConfigError: one line naming the flag and the value.
+    """
+    from ..errors import ConfigError
+    lo = 0 if allow_zero else 1
+    if not lo <= int(value) <= 65535:
+        extra = " (0: any free port)" if allow_zero else ""
+        raise ConfigError(f"{flag} {value}: expected a port {lo}..65535{extra}")
+    return int(value)
+
+
+def check_range(flag: str, value: int | None, lo: int, hi: int | None = None) -> None:
+    """Nothing when ``value`` is None or within ``lo..hi``.
+
+    Raises:
+        ConfigError: one line naming the flag and the value.
+    """
+    from ..errors import ConfigError
+    if value is None:
+        return
+    if value < lo or (hi is not None and value > hi):
+        want = f"an integer >= {lo}" if hi is None else f"an integer {lo}..{hi}"
+        raise ConfigError(f"{flag} {value}: expected {want}")
 
 
 def add_scenario_arg(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
@@ -42,10 +71,13 @@ def make_sim(args: argparse.Namespace):
     """A Simulator from the parsed --backend/--maps-dir/--host/... options.
 
     Raises:
-        ConfigError: ``--maps-dir`` names no directory.
+        ConfigError: ``--maps-dir`` names no directory, or ``--port``/``--tm-port`` is no
+            TCP port.
     """
     from ..errors import ConfigError
     from ..sim import make_simulator
+    check_port("--port", getattr(args, "port", 2000))
+    check_port("--tm-port", getattr(args, "tm_port", 8000))
     md = getattr(args, "maps_dir", None)
     if md is not None and not Path(md).is_dir():
         raise ConfigError(f"--maps-dir {md}: no such directory (a folder of OpenDRIVE towns *.xodr)")

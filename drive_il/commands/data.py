@@ -1,9 +1,13 @@
-"""``drive-il data info DIR [DIR...]`` and ``drive-il data verify DIR [DIR...]``.
+"""``drive-il data info DIR [DIR...]``, ``drive-il data verify DIR [DIR...]`` and
+``drive-il data repair DIR [DIR...]``.
 
 ``info`` summarises recorded demonstrations (episodes, frames, hours, km, per town and
 weather, DAgger rounds, expert steering histogram, partial and damaged files).
-``verify`` opens every file and checks it against the schema and the manifest; it
-prints OK or one line per problem and exits 1 when it finds any (partial files count).
+``verify`` opens every file and checks it against the schema and the manifest, reading
+every chunk (HDF5 checks each chunk's fletcher32 checksum, so flipped bits in frames or
+labels are found); it prints OK or one line per problem and exits 1 when it finds any
+(partial files count). ``repair`` rebuilds the manifest from the finished files
+(:func:`drive_il.data.tools.repair_dir`) and prints one line per change; exit 0.
 """
 
 from __future__ import annotations
@@ -21,8 +25,16 @@ def register(sub) -> None:
     pi.set_defaults(func=run_info)
     pv = dsub.add_parser("verify", help="open every file, check schema, shapes and manifest; exit 1 on problems")
     pv.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="episode directories")
-    pv.add_argument("--quick", action="store_true", help="do not read every frame (metadata and shapes only)")
+    pv.add_argument("--quick", action="store_true", help="do not read every frame (metadata, shapes and labels only)")
     pv.set_defaults(func=run_verify)
+    pr = dsub.add_parser("repair", help="rebuild the manifest from the finished episode files (one line per change)",
+                         description="Make manifest.jsonl agree with the finished episode files: add the lines "
+                                     "of files it misses (rebuilt from their attributes), drop torn lines, "
+                                     "lines of missing files and repeated lines, rebuild lines that disagree "
+                                     "with their file. Damaged and partial files are reported and left alone. "
+                                     "Prints one line per change; exit 0.")
+    pr.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="episode directories")
+    pr.set_defaults(func=run_repair)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -58,3 +70,12 @@ def run_verify(args: argparse.Namespace) -> int:
             bad += 1
             print(problem)
     return 1 if bad else 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    from ..data.tools import format_repair, repair_dir
+
+    for d in args.dirs:
+        for line in format_repair(repair_dir(d)):
+            print(line)
+    return 0

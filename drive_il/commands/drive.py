@@ -8,7 +8,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .common import add_scenario_arg, add_sim_args, load_scenario_arg, make_sim
+from .common import add_scenario_arg, add_sim_args, check_range, load_scenario_arg, make_sim
 
 
 def register(sub) -> None:
@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     scenario = load_scenario_arg(args)
     if args.episodes < 1:
         raise ConfigError(f"--episodes: expected an integer >= 1, got {args.episodes}")
+    check_range("--max-steps", args.max_steps, 1)
+    check_range("--save-every", args.save_every, 1)
+    check_range("--seed", args.seed, 0, 2**31 - 1 - (args.episodes - 1))
     driver = "learner" if args.driver == "policy" else args.driver
     if driver == "learner" and args.checkpoint is None:
         raise ConfigError("--driver learner needs --checkpoint RUN (a directory written by drive-il train)")

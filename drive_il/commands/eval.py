@@ -5,7 +5,8 @@ with DAVE-2 interventions; prints the metrics, writes a JSON report and TensorBo
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import re
+from pathlib import Path, PurePath
 
 from .common import add_scenario_arg, add_sim_args, make_sim
 
@@ -25,10 +26,19 @@ def register(sub) -> None:
                    help="intervention threshold |lateral deviation| [m] (default 1.0; --threshold is the old spelling)")
     p.add_argument("--trace", action="store_true",
                    help="print one line per intervention: where, cause, command, speed, learner vs expert steer")
-    p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<weather>.json)")
+    p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<town>-<weather>.json)")
     p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb)")
     add_sim_args(p)
     p.set_defaults(func=run)
+
+
+def town_stem(town: str) -> str:
+    """A town as one safe file-name part: a path-like town (``../maps/Town01.xodr``)
+    gives its stem (``Town01``); characters outside ``A-Z a-z 0-9 _ . -`` become '_'."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", PurePath(str(town).replace("\\", "/")).name)
+    if stem.lower().endswith(".xodr"):
+        stem = stem[:-5]
+    return stem.lstrip(".") or "town"
 
 
 def print_report(rep) -> None:
@@ -76,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.trace import format_trace
         print(format_trace(list(rep.interventions)))
     run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
-    out = args.out or run_dir / "eval" / f"{scenario.name}-{scenario.town}-{scenario.weather}.json"
+    out = args.out or run_dir / "eval" / f"{scenario.name}-{town_stem(scenario.town)}-{scenario.weather}.json"
     write_json(out, rep.to_dict())
     print(f"wrote {out}")
     try:

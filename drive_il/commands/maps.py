@@ -175,10 +175,12 @@ def _connect(host: str, port: int, timeout: float):
     import carla
 
     from ..errors import SimulatorConnectionError
+    from ..sim.carla.probe import require_carla
 
     hint = (f"cannot reach a CARLA server at {host}:{port} within {timeout:g} s: is a CARLA "
             f"0.9.16 server running? check --host/--port")
     try:
+        require_carla(host, port, timeout)  # a non-CARLA peer would abort the C++ client
         client = carla.Client(host, port)
         client.set_timeout(timeout)
         version = client.get_server_version()

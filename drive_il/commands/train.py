@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the preset's training.seed)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN/last")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN/last (an error when RUN holds no finished epoch)")
     p.add_argument("--init-from", type=Path, default=None, metavar="CKPT",
                    help="warm start from a checkpoint of the same architecture")
     p.add_argument("--max-frames", type=int, default=None, help="use at most N training time steps")
@@ -28,7 +29,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
+    from ..errors import CheckpointError, ConfigError
+    from ..policies.checkpoint import CONFIG_NAME
     from ..policies.registry import load_model_preset
     from ..training.trainer import train_policy
 
@@ -36,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames: expected an integer >= 1, got {args.max_frames}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file, expected a run directory (a new or existing directory)")
+    if args.resume and not (args.out / "last" / CONFIG_NAME).exists():
+        raise CheckpointError(f"--resume: nothing to resume in {args.out} (no finished epoch: "
+                              f"{args.out / 'last' / CONFIG_NAME} missing); run without --resume to start training")
     preset = load_model_preset(args.model)
     seed = preset.training.seed if args.seed is None else args.seed
     res = train_policy(data_dirs=args.data, model_config=preset, out_dir=args.out, epochs=args.epochs,

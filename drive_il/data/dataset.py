@@ -15,7 +15,9 @@ CIL's +-30 deg side cameras; see REFERENCES.md), lateral deviation and heading e
   neighbouring frames are nearly identical, so a frame-level split leaks.
 
 Errors are :class:`~drive_il.errors.DataError` with one line: no finished episodes,
-mixed camera rigs (naming both files), a missing camera, a damaged file.
+mixed camera rigs (naming both files), a missing camera, a damaged file (also a frame
+whose HDF5 checksum fails when it is read), a non-finite expert label or speed at a
+used step (naming the file and the step).
 """
 
 from __future__ import annotations
@@ -169,6 +171,19 @@ def _empty(torch: Any, shape: tuple[int, ...], dtype: Any, *, shared: bool):
     return torch.empty(shape, dtype=tdtype)
 
 
+def _check_finite(path: Path, expert: np.ndarray, speed: np.ndarray, used: np.ndarray) -> None:
+    """Raise a one-line DataError at the first used step whose expert label (steer,
+    throttle, brake) or speed is NaN or infinite: one such label turns every weight
+    of a model trained on it into NaN."""
+    bad = used & ~(np.isfinite(expert).all(axis=1) & np.isfinite(speed))
+    if bad.any():
+        t = int(np.flatnonzero(bad)[0])
+        vals = ", ".join(f"{k} {float(v)!r}" for k, v in zip(("steer", "throttle", "brake"), expert[t]))
+        raise DataError(f"{path}: step {t}: non-finite expert label or speed ({vals}, speed {float(speed[t])!r}; "
+                        f"{int(bad.sum())} such step(s) in the file); a model cannot be trained on it: "
+                        "re-record or remove the episode")
+
+
 class EpisodeDataset(_TorchDataset):
     """Samples (episode, step, camera) of recorded episodes.
 
@@ -213,7 +228,9 @@ class EpisodeDataset(_TorchDataset):
 
     Raises:
         DataError: no finished episodes, mixed camera rigs (one line naming both files),
-            a camera missing from a file, a damaged file.
+            a camera missing from a file, a damaged file, a non-finite expert label or
+            speed at a selected step (naming the file and the step); reading a frame
+            whose chunk is damaged (HDF5 fletcher32 checksum) names the file too.
     """
 
     def __init__(self, dirs: str | Path | Sequence[str | Path] = (), *,
@@ -272,6 +289,7 @@ class EpisodeDataset(_TorchDataset):
                     if sm.shape != (meta.steps,):
                         raise ValueError(f"select returned shape {sm.shape} for {p} with {meta.steps} steps")
                     m &= sm
+                _check_finite(p, expert, cols["speed"][-1], m)
                 masks.append(m)
                 self.metas.append(meta)
         cams = rigs.cameras
@@ -354,12 +372,17 @@ class EpisodeDataset(_TorchDataset):
         ent = self._handle(e)
         dsid = ent[1][c]
         h, w = self._hw[c]
-        if ent[2][c]:
-            _, buf = dsid.read_direct_chunk((t, 0, 0, 0))
-            img = np.frombuffer(buf, dtype=np.uint8)
-            if img.size == h * w * 3:
-                return img.reshape(h, w, 3).copy()  # writable (torch warns on read-only arrays)
-        return np.asarray(ent[3][c][t])
+        try:
+            if ent[2][c]:
+                _, buf = dsid.read_direct_chunk((t, 0, 0, 0))
+                img = np.frombuffer(buf, dtype=np.uint8)
+                if img.size == h * w * 3:
+                    return img.reshape(h, w, 3).copy()  # writable (torch warns on read-only arrays)
+            # through HDF5's filter pipeline: checks the chunk's fletcher32 checksum
+            return np.asarray(ent[3][c][t])
+        except (OSError, RuntimeError, ValueError) as err:
+            raise DataError(f"{self.episode_paths[e]}: cannot read frame {t} of camera {self.cameras[c]!r} "
+                            f"(damaged chunk: {' '.join(str(err).split())[:120]})") from None
 
     def _handle(self, e: int):
         pid = os.getpid()

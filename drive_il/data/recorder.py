@@ -12,7 +12,7 @@ Composition, not subclassing (imitation's ``TrajectoryAccumulator``): the rollou
   :meth:`EpisodeRecorder.on_episode_abort` / :meth:`EpisodeRecorder.discard` (e.g. on
   Ctrl-C) to delete the partial file.
 
-Cost per step: one direct chunk write per camera frame plus appending the step's
+Cost per step: one checksummed chunk write per camera frame plus appending the step's
 :class:`~drive_il.types.StepRow` (the per-step record schema: named scalars) to a list;
 at the end of the episode the rows become columns (:func:`~drive_il.types.step_columns`),
 grouped into the file's arrays by name (:data:`~drive_il.types.STEP_FILE_COLUMNS`) and
@@ -33,6 +33,7 @@ Usage (what :func:`drive_il.rollout.collect` does)::
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..types import EpisodeInfo, EpisodeResult, Step, StepRecord, StepRow, file_arrays_from_columns, step_columns
-from .storage import DRIVER_NAMES, EpisodeWriter, episode_filename
+from .storage import DRIVER_NAMES, PARTIAL_SUFFIX, EpisodeWriter, episode_filename
 
-__all__ = ["EpisodeRecorder", "rows_to_arrays"]
+__all__ = ["EpisodeRecorder", "io_reason", "rows_to_arrays"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ class EpisodeRecorder:
 
     Raises:
         DataError: (``on_episode_start``) the episode file exists and ``overwrite`` is
-            False, or it cannot be created.
+            False, or it cannot be created; (``on_step``, ``on_episode_end``) a write
+            failed (disk full, I/O error): the partial file was removed first, finished
+            files are never touched.
     """
 
     def __init__(self, out_dir: str | Path, *, fsync: bool = False, overwrite: bool = False,
@@ -104,7 +107,16 @@ class EpisodeRecorder:
             if fr.ndim != 3 or fr.shape[2] != 3 or fr.dtype != np.uint8:
                 raise DataError(f"camera {name!r}: expected (H, W, 3) uint8 frames, got {fr.shape} {fr.dtype}")
             shapes[name] = fr.shape[:2]
-        self._writer = self._make_writer(path, info, shapes)
+        try:
+            self._writer = self._make_writer(path, info, shapes)
+        except OSError as e:  # e.g. the disk filled up while laying out the new file
+            partial = path.with_name(path.name + PARTIAL_SUFFIX)
+            try:
+                partial.unlink()
+            except OSError:
+                pass
+            raise DataError(f"{partial}: cannot write the episode file ({io_reason(e)}); "
+                            "the partial file was removed") from None
         self._cams = tuple(shapes)
         self._rows = []
         self.path = path
@@ -114,7 +126,13 @@ class EpisodeRecorder:
         w = self._writer
         if w is None:
             return
-        w.write_step(len(self._rows), record.step.observation.frames)
+        try:
+            w.write_step(len(self._rows), record.step.observation.frames)
+        except OSError as e:  # disk full, I/O error: no half-written episode stays behind
+            partial = getattr(w, "partial_path", self.path)
+            self.discard("write failed")
+            raise DataError(f"{partial}: cannot write the episode file ({io_reason(e)}); "
+                            "the partial file was removed") from None
         self._rows.append(record.row())
 
     def on_episode_end(self, result: EpisodeResult) -> Path | None:
@@ -130,6 +148,15 @@ class EpisodeRecorder:
             arrays, names = rows_to_arrays(self._rows)
             path = w.finish(arrays, termination=result.termination, summary=result.summary,
                             driver_names=names)
+        except OSError as e:
+            w.abort()
+            final = w.path
+            if final.exists():  # renamed into place, but the manifest line was not appended
+                raise DataError(f"{final}: episode finished, but its manifest line could not be appended "
+                                f"({io_reason(e)}); resuming the collection or `drive-il data repair` "
+                                "adds it") from None
+            raise DataError(f"{w.partial_path}: cannot finish the episode file ({io_reason(e)}); "
+                            "the partial file was removed") from None
         except BaseException:
             w.abort()
             raise
@@ -208,3 +235,16 @@ def rows_to_arrays(rows: list[StepRow]) -> tuple[dict[str, np.ndarray], list[str
             names.append(n)
     columns["driver"] = np.array([codes[n] for n in columns["driver"].tolist()], dtype=np.int64)
     return file_arrays_from_columns(columns), names
+
+
+def io_reason(e: OSError) -> str:
+    """A short reason for a failed write: the OS's words for its errno ("No space left
+    on device"), also when HDF5 buried the errno in its message."""
+    if e.errno:
+        import os
+        return os.strerror(e.errno)
+    text = " ".join(str(e).split())
+    m = re.search(r"error message = '([^']+)'", text)
+    if m:
+        return m.group(1)
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,4 +1,5 @@
-"""Summaries and integrity checks of episode directories (``drive-il data info|verify``).
+"""Summaries, integrity checks and repair of episode directories (``drive-il data
+info|verify|repair``).
 
 Pure functions returning report dataclasses; :mod:`drive_il.commands.data` prints them.
 """
@@ -14,11 +15,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from .storage import (EPISODE_SUFFIX, MANIFEST_NAME, PARTIAL_SUFFIX, STEP_FIELDS, EpisodeMeta, EpisodeReader,
-                      RigChecker, list_episodes, read_manifest, scan_dir)
+from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFFIX, STEP_FIELDS, EpisodeMeta,
+                      EpisodeReader, RigChecker, list_episodes, locked_directory, manifest_entry, read_manifest,
+                      scan_dir, write_manifest)
 
-__all__ = ["DataInfo", "VerifyReport", "data_info", "verify_dir", "rig_problem", "format_info",
-           "steering_histogram"]
+__all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
+           "format_info", "format_repair", "steering_histogram"]
 
 
 @dataclass
@@ -211,7 +213,10 @@ def verify_dir(directory: str | Path, *, read_frames: bool = True, block: int = 
     by its writer; every per-step array exists with length T and the expected trailing
     shape; every camera's frames are (T, H, W, 3) uint8 in one-frame chunks matching the
     stored rig; the expert labels are finite and in range; (``read_frames``) every frame
-    can be read; the manifest parses, lists every finished file once with its step
+    can be read and every per-step array too (reading each chunk: episodes written
+since the checksums were added carry HDF5's per-chunk fletcher32 checksum, so flipped
+bits fail the read and are reported naming the file, the dataset and the first damaged
+frame); the manifest parses, lists every finished file once with its step
     count and names no missing file. Partial files are reported as such.
 
     Raises:
@@ -283,6 +288,13 @@ def _verify_file(p: Path, *, read_frames: bool, block: int) -> tuple[list[str], 
                 elif np.dtype(ds.dtype).kind != np.dtype(dtype).kind:
                     probs.append(f"{p}: steps/{k} has dtype {ds.dtype}, expected {dtype}")
             if not probs:
+                for k in STEP_FIELDS:  # every chunk: HDF5 checks each one's fletcher32 checksum
+                    try:
+                        g[k][()]
+                    except (OSError, RuntimeError) as err:
+                        probs.append(f"{p}: steps/{k} damaged (checksum mismatch or unreadable chunk: "
+                                     f"{' '.join(str(err).split())[:120]})")
+            if not probs:
                 ex = r.steps["expert"]
                 if not np.isfinite(ex).all():
                     probs.append(f"{p}: steps/expert holds non-finite labels")
@@ -309,11 +321,11 @@ def _verify_file(p: Path, *, read_frames: bool, block: int) -> tuple[list[str], 
                     probs.append(f"{p}: frames/{c} are {ds.shape[1]}x{ds.shape[2]} but the rig says "
                                  f"{e.get('height')}x{e.get('width')}")
                 if read_frames:
-                    try:
-                        for t0 in range(0, n, block):
-                            ds[t0:t0 + block]
-                    except (OSError, RuntimeError) as err:
-                        probs.append(f"{p}: frames/{c} unreadable near frame {t0} ({' '.join(str(err).split())[:120]})")
+                    bad = _unreadable_frames(ds, n, block)
+                    if bad:
+                        t0, count, err = bad
+                        probs.append(f"{p}: frames/{c}: {count} damaged frame(s), the first at frame {t0} "
+                                     f"(checksum mismatch or unreadable chunk: {err})")
             if not math.isfinite(m.dt) or m.dt <= 0:
                 probs.append(f"{p}: dt = {m.dt} is not a positive number")
     except DataError as e:
@@ -321,6 +333,26 @@ def _verify_file(p: Path, *, read_frames: bool, block: int) -> tuple[list[str], 
     except (OSError, RuntimeError, KeyError, ValueError) as e:
         probs.append(f"{p}: damaged episode file ({' '.join(str(e).split())[:160]})")
     return probs, m
+
+
+def _unreadable_frames(ds, n: int, block: int) -> tuple[int, int, str] | None:
+    """Read every frame of ``ds`` (``block`` at a time; a failing block frame by frame):
+    (first damaged frame, number of damaged frames, the first error) or None."""
+    first, count, msg = -1, 0, ""
+    for t0 in range(0, n, block):
+        try:
+            ds[t0:t0 + block]
+            continue
+        except (OSError, RuntimeError):
+            pass
+        for t in range(t0, min(n, t0 + block)):
+            try:
+                ds[t]
+            except (OSError, RuntimeError) as err:
+                if first < 0:
+                    first, msg = t, " ".join(str(err).split())[:120]
+                count += 1
+    return (first, count, msg) if count else None
 
 
 def rig_problem(paths: Sequence[Path]) -> str | None:
@@ -335,3 +367,167 @@ def rig_problem(paths: Sequence[Path]) -> str | None:
             if "mixed camera rigs" in str(e):
                 return str(e)
     return None
+
+
+# --------------------------------------------------------------------------- repair
+
+
+@dataclass
+class RepairReport:
+    """Result of :func:`repair_dir`.
+
+    Attributes:
+        directory: the directory repaired.
+        changes: one line per change made to the manifest (empty = nothing to repair).
+        left_alone: one line per damaged or partial episode file (reported, untouched).
+        listed: episodes the manifest lists afterwards.
+    """
+
+    directory: Path
+    changes: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)
+    listed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def repair_dir(directory: str | Path, *, lock: bool = True, fsync: bool = False) -> RepairReport:
+    """Make the manifest of an episode directory agree with its finished files.
+
+    The finished episode files are the truth (they are renamed into place before their
+    manifest line is appended, so a crash in between leaves a file without its line).
+    Unreadable (torn) lines are dropped, lines whose file is gone are dropped, repeated
+    lines are reduced to the first, lines that disagree with their file (steps, seed,
+    termination, ...) are rebuilt from it, and finished files without a line get one
+    rebuilt from their attributes (:func:`~drive_il.data.storage.manifest_entry`).
+    Damaged files and ``*.partial`` files are reported in ``left_alone`` and never
+    touched; the line of a damaged file is kept. The manifest is rewritten atomically,
+    and only when something changed.
+
+    Args:
+        directory: the episode directory.
+        lock: hold the directory's writer lock (``False`` for a caller that holds it,
+            e.g. :func:`drive_il.rollout.collect`).
+        fsync: fsync the rewritten manifest.
+
+    Raises:
+        DataError: ``directory`` does not exist, another process is writing it, or the
+            manifest cannot be rewritten (e.g. the disk is full).
+    """
+    d = Path(directory)
+    list_episodes(d)  # DataError when missing
+    if not lock:
+        return _repair(d, fsync)
+    with locked_directory(d):
+        return _repair(d, fsync)
+
+
+def _repair(d: Path, fsync: bool) -> RepairReport:
+    rep = RepairReport(directory=d)
+    man = d / MANIFEST_NAME
+    files = list_episodes(d)
+    for p in sorted(q for q in d.iterdir() if q.name.endswith(EPISODE_SUFFIX + PARTIAL_SUFFIX)):
+        rep.left_alone.append(f"{p}: partial file left alone (an interrupted episode: resuming the collection "
+                              "records it again; or delete it)")
+    good: dict[str, Path] = {}
+    cheap: dict[str, dict] = {}
+    for p in files:
+        try:
+            with EpisodeReader(p) as r:
+                if not r.meta.complete:
+                    raise DataError(f"{p}: not finished by its writer (attribute complete is false)")
+                cheap[p.name] = _cheap_entry(r.meta)
+            good[p.name] = p
+        except DataError as e:
+            rep.left_alone.append(f"{e}; left alone")
+    present = {p.name for p in files}
+    entries, problems = read_manifest(d)
+    rep.changes.extend(f"{pr}: dropped" for pr in problems)
+    out: list[dict] = []
+    seen: set[str] = set()
+    for e in entries:
+        name = e.get("file")
+        if not isinstance(name, str) or name not in present:
+            rep.changes.append(f"{man}: dropped the line of {name}, which is not in the directory")
+            continue
+        if name in seen:
+            rep.changes.append(f"{man}: dropped a repeated line of {name}")
+            continue
+        seen.add(name)
+        ref = cheap.get(name)
+        if ref is not None:
+            diff = [k for k in MANIFEST_KEYS if _entry_differs(e.get(k, _MISSING), ref[k])]
+            if diff:
+                what = ", ".join(f"{k} {_short_value(e.get(k, _MISSING))} -> {_short_value(ref[k])}" for k in diff)
+                try:
+                    e = {**e, **_full_entry(good[name])}
+                    rep.changes.append(f"{man}: rebuilt the line of {name} from the file ({what})")
+                except DataError as err:
+                    rep.left_alone.append(f"{err}; left alone")
+        out.append(e)
+    for name in sorted(set(good) - seen):
+        try:
+            out.append(_full_entry(good[name]))
+        except DataError as err:
+            rep.left_alone.append(f"{err}; left alone")
+            continue
+        rep.changes.append(f"{man}: added the missing line of {name} (rebuilt from the file; "
+                           "a crash between rename and manifest append?)")
+    if rep.changes:
+        try:
+            write_manifest(d, out, fsync=fsync)
+        except OSError as e:
+            raise DataError(f"{man}: cannot rewrite the manifest ({e.strerror or e}); it was left as it was") from None
+    rep.listed = len(out)
+    return rep
+
+
+_MISSING = object()
+
+
+def _cheap_entry(meta: EpisodeMeta) -> dict:
+    """The manifest keys the root attributes determine (MANIFEST_KEYS)."""
+    return {
+        "file": meta.path.name, "schema_version": int(meta.schema_version), "episode": int(meta.episode),
+        "seed": int(meta.seed), "scenario": meta.scenario, "town": meta.town, "weather": meta.weather,
+        "driver": meta.driver, "dagger_round": meta.dagger_round, "termination": meta.termination,
+        "steps": int(meta.steps), "cameras": list(meta.camera_names),
+    }
+
+
+def _full_entry(p: Path) -> dict:
+    with EpisodeReader(p) as r:
+        try:
+            return manifest_entry(r)
+        except (KeyError, OSError, RuntimeError) as e:  # the step arrays: damaged after the header
+            raise DataError(f"{p}: damaged episode file ({' '.join(str(e).split())[:160]})") from None
+
+
+def _entry_differs(a, b) -> bool:
+    if a is _MISSING:
+        return True
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a != b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return not math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-12)
+    return a != b
+
+
+def _short_value(v) -> str:
+    if v is _MISSING:
+        return "(missing)"
+    s = repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def format_repair(rep: RepairReport) -> list[str]:
+    """The lines ``drive-il data repair`` prints: one per change, one per file left
+    alone, then a summary line."""
+    d = rep.directory
+    tail = (f"{d}: repaired the manifest ({len(rep.changes)} change(s)); it lists {rep.listed} episode(s)"
+            if rep.changed else f"{d}: manifest OK ({rep.listed} episode(s)), nothing to repair")
+    if rep.left_alone:
+        tail += f"; {len(rep.left_alone)} file(s) left alone"
+    return [*rep.changes, *rep.left_alone, tail]

@@ -5,6 +5,8 @@ A checkpoint is a directory::
     CKPT/
       model.safetensors     the policy's weights (safetensors: tensors only, no code)
       config.json           format = "drive_il.checkpoint", format_version,
+                            weights_sha256 (SHA-256 of model.safetensors,
+                            checked on load; absent in older checkpoints),
                             architecture, preset (model config, preprocessing,
                             augmentation, training hyper-parameters), vehicle
                             (wheelbase [m], max_steer_angle [rad]: the label
@@ -17,6 +19,14 @@ A checkpoint is a directory::
       trainer_state.json    the optimizer's non-tensor state and the loop position,
                             for ``--resume``
 
+``model.safetensors`` is written with its header's metadata in sorted key order, so
+identical weights give identical bytes (safetensors itself writes the metadata in hash
+order, which differs from process to process).
+
+Writing is all-or-nothing: the weights and the config go to temporary files first (a
+full disk fails there, leaving the checkpoint already in the directory as it was), then
+the old config is removed and both files are renamed into place.
+
 A training run keeps ``RUN/best`` (lowest validation loss) and ``RUN/last``; passing
 ``RUN`` where a checkpoint is expected means ``RUN/best`` (``RUN/last`` when there is no
 best). In the spirit of LeRobot (config JSON next to the weights) and DESIGN.md
@@ -24,16 +34,20 @@ best). In the spirit of LeRobot (config JSON next to the weights) and DESIGN.md
 
 Every problem is a :class:`~drive_il.errors.CheckpointError` with one line naming the
 path: not a checkpoint, another format or format version, another architecture than
-expected, missing or corrupt weights, weights that do not fit the architecture, or a
-camera rig the model does not expect (:func:`check_camera_rig`).
+expected, missing or corrupt weights (including weights whose SHA-256 differs from the
+digest in ``config.json``), weights that do not fit the architecture, non-finite
+(NaN/inf) weights, a checkpoint that cannot be written (disk full), or a camera rig the
+model does not expect (:func:`check_camera_rig`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +67,7 @@ __all__ = [
     "load_optimizer",
     "read_checkpoint_info",
     "resolve_checkpoint",
+    "safetensors_bytes",
     "save_checkpoint",
     "save_optimizer",
 ]
@@ -95,6 +110,8 @@ class CheckpointInfo:
         format_version: layout version.
         parameters: trainable parameters.
         training: free-form training info (epoch, losses, seed, data dirs, ...).
+        weights_sha256: SHA-256 (hex) of ``model.safetensors`` as saved, checked by
+            :func:`load_checkpoint`; None for checkpoints saved before it was stored.
     """
 
     path: Path
@@ -105,6 +122,7 @@ class CheckpointInfo:
     format_version: int = FORMAT_VERSION
     parameters: int = 0
     training: dict = field(default_factory=dict)
+    weights_sha256: str | None = None
 
     @property
     def preprocessing(self):
@@ -139,18 +157,76 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise CheckpointError(f"{p}: not a checkpoint (no {CONFIG_NAME}, nor best/ or last/ inside)")
 
 
+def _oserror_text(e: OSError) -> str:
+    return e.strerror or " ".join(str(e).split()) or type(e).__name__
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (a temporary name; the caller renames it)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+
+
+def _discard(*paths: Path) -> None:
+    for p in paths:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        _write_file(tmp, text.encode("utf-8"))
+        os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise CheckpointError(f"{path}: cannot write ({_oserror_text(e)})") from None
+
+
+def safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The bytes of a safetensors file of ``tensors``, its metadata in sorted key order.
+
+    ``safetensors`` serialises the metadata from a hash map, whose order changes from
+    one process to the next; the header is re-written here with the same tensors and
+    offsets and sorted metadata, so identical tensors give identical bytes.
+    """
+    from safetensors.torch import save
+
+    raw = save(dict(tensors), metadata=dict(metadata) if metadata else None)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out: dict[str, Any] = {}
+    meta = header.pop("__metadata__", None)
+    if meta is not None:
+        out["__metadata__"] = dict(sorted(meta.items()))
+    out.update(header)
+    text = json.dumps(out, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data start stays 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + raw[8 + n:]
+
+
+def _non_finite(tensors: Mapping[str, Any]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf, else None."""
+    import torch
+
+    for k, v in tensors.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            return k
+    return None
 
 
 def save_checkpoint(path: str | Path, policy, preset, *, vehicle: VehicleParams,
                     cameras: Iterable[Mapping[str, Any]] = (), training: Mapping[str, Any] | None = None) -> Path:
     """Write ``policy`` and its description to the directory ``path`` (created).
 
-    Files are written to temporary names and renamed into place, weights first, the
-    config last (a half-written checkpoint has no config and is not taken for one).
+    The weights and the config (with the weights' SHA-256) are written to temporary
+    names first; only when both are on disk is the old config removed and are both
+    renamed into place, weights first, config last (a half-replaced checkpoint has no
+    config and is not taken for one). A failed write (disk full) leaves the directory's
+    checkpoint as it was.
 
     Args:
         path: checkpoint directory.
@@ -162,25 +238,25 @@ def save_checkpoint(path: str | Path, policy, preset, *, vehicle: VehicleParams,
 
     Returns:
         The directory.
-    """
-    from safetensors.torch import save_file
 
+    Raises:
+        CheckpointError: non-finite weights, or the files cannot be written (one line
+            naming the directory and the system's reason, e.g. no space left).
+    """
     from .. import __version__
     from .dave2 import count_parameters
 
     d = Path(path)
-    d.mkdir(parents=True, exist_ok=True)
-    cfg_path = d / CONFIG_NAME
-    if cfg_path.exists():
-        cfg_path.unlink()  # never leave a config beside weights it does not describe
     tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
-    tmp = d / (WEIGHTS_NAME + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "architecture": preset.architecture})
-    os.replace(tmp, d / WEIGHTS_NAME)
+    bad = _non_finite(tensors)
+    if bad is not None:
+        raise CheckpointError(f"{d}: not saving weights with non-finite values (tensor {bad!r} holds NaN or inf)")
+    data = safetensors_bytes(tensors, {"format": FORMAT_NAME, "architecture": preset.architecture})
     cfg = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "architecture": preset.architecture,
+        "weights_sha256": hashlib.sha256(data).hexdigest(),
         "preset": preset.to_dict(),
         "vehicle": vehicle.to_dict(),
         "cameras": [dict(c) for c in cameras],
@@ -189,7 +265,25 @@ def save_checkpoint(path: str | Path, policy, preset, *, vehicle: VehicleParams,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "drive_il_version": __version__,
     }
-    _atomic_write_text(cfg_path, json.dumps(cfg, indent=2, sort_keys=True, default=float))
+    text = json.dumps(cfg, indent=2, sort_keys=True, default=float)
+    cfg_path = d / CONFIG_NAME
+    wtmp, ctmp = d / (WEIGHTS_NAME + ".tmp"), d / (CONFIG_NAME + ".tmp")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        _write_file(wtmp, data)
+        _write_file(ctmp, text.encode("utf-8"))
+    except OSError as e:
+        _discard(wtmp, ctmp)
+        raise CheckpointError(f"{d}: cannot write checkpoint ({_oserror_text(e)}); "
+                              "any checkpoint already there is unchanged") from None
+    try:
+        if cfg_path.exists():
+            cfg_path.unlink()  # never leave a config beside weights it does not describe
+        os.replace(wtmp, d / WEIGHTS_NAME)
+        os.replace(ctmp, cfg_path)
+    except OSError as e:  # pragma: no cover - renames within a directory rarely fail
+        _discard(wtmp, ctmp)
+        raise CheckpointError(f"{d}: cannot write checkpoint ({_oserror_text(e)})") from None
     return d
 
 
@@ -242,9 +336,15 @@ def read_checkpoint_info(path: str | Path, *, expected_architecture: str | Itera
     cams = cfg.get("cameras") or []
     if not isinstance(cams, list) or not all(isinstance(c, dict) for c in cams):
         raise CheckpointError(f"{cfg_path}: field 'cameras': expected a list of camera tables")
+    digest = cfg.get("weights_sha256")
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                   and all(ch in "0123456789abcdef" for ch in digest)):
+        raise CheckpointError(f"{cfg_path}: field 'weights_sha256': expected 64 lower-case hex digits, "
+                              f"got {digest!r}")
     return CheckpointInfo(path=d, architecture=arch, preset=preset, vehicle=vehicle,
                           cameras=tuple(cams), format_version=ver,
-                          parameters=int(cfg.get("parameters", 0)), training=dict(cfg.get("training") or {}))
+                          parameters=int(cfg.get("parameters", 0)), training=dict(cfg.get("training") or {}),
+                          weights_sha256=digest)
 
 
 def _drop_unknown_training_keys(preset: dict) -> dict:
@@ -280,7 +380,7 @@ def load_checkpoint(path: str | Path, *, expected_architecture: str | Iterable[s
         CheckpointError: see the module docstring.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from .registry import build_policy
 
@@ -289,7 +389,8 @@ def load_checkpoint(path: str | Path, *, expected_architecture: str | Iterable[s
     if not wpath.exists():
         raise CheckpointError(f"{wpath}: weights file missing")
     try:
-        tensors = load_file(str(wpath))
+        data = wpath.read_bytes()
+        tensors = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{wpath}: corrupt weights file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     policy = build_policy(info.preset)
@@ -303,6 +404,13 @@ def load_checkpoint(path: str | Path, *, expected_architecture: str | Iterable[s
         if tuple(tensors[k].shape) != tuple(v.shape):
             raise CheckpointError(f"{wpath}: tensor {k!r} has shape {tuple(tensors[k].shape)}, "
                                   f"architecture {info.architecture!r} expects {tuple(v.shape)}")
+    if info.weights_sha256 is not None and hashlib.sha256(data).hexdigest() != info.weights_sha256:
+        raise CheckpointError(f"{wpath}: corrupt weights file (its SHA-256 differs from weights_sha256 in "
+                              f"{CONFIG_NAME}: damaged or replaced since it was saved)")
+    bad = _non_finite(tensors)
+    if bad is not None:
+        raise CheckpointError(f"{wpath}: tensor {bad!r} holds non-finite values (NaN or inf); "
+                              "the checkpoint is unusable (a diverged training run?)")
     policy.load_state_dict(tensors, strict=True)
     policy.eval()
     return policy, info
@@ -348,7 +456,6 @@ def save_optimizer(path: str | Path, optimizer, state: Mapping[str, Any]) -> Non
     """Save an optimizer's state (tensors in safetensors, the rest in JSON) and the
     trainer's loop state (``trainer_state.json``) next to a checkpoint."""
     import torch
-    from safetensors.torch import save_file
 
     d = Path(path)
     sd = optimizer.state_dict()
@@ -361,8 +468,12 @@ def save_optimizer(path: str | Path, optimizer, state: Mapping[str, Any]) -> Non
             else:
                 scalars.setdefault(str(pid), {})[k] = v
     tmp = d / (OPTIMIZER_NAME + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, d / OPTIMIZER_NAME)
+    try:
+        _write_file(tmp, safetensors_bytes(tensors))
+        os.replace(tmp, d / OPTIMIZER_NAME)
+    except OSError as e:
+        _discard(tmp)
+        raise CheckpointError(f"{d}: cannot write the optimizer state ({_oserror_text(e)})") from None
     doc = {"param_groups": sd["param_groups"], "scalars": scalars, "loop": dict(state)}
     _atomic_write_text(d / TRAINER_STATE_NAME, json.dumps(doc, indent=2, default=float))
 

@@ -96,6 +96,8 @@ class ServerState(Protocol):
 
     def tick(self) -> int: ...
 
+    def scratch_dir(self) -> Path: ...
+
     def new_world(self, name: str) -> ServerWorld: ...
 
     def switch(self, world: ServerWorld, reset_settings: bool) -> None: ...
@@ -210,13 +212,14 @@ class Handlers:
         """Keep the OpenDRIVE text for the ``OpenDriveMap`` level the client loads next
         (``client.generate_opendrive_world`` = this call, then ``load_world("OpenDriveMap")``;
         the mesh generation parameters do not apply to the embedded world)."""
-        import hashlib
-        import tempfile
+        import os
         text = str(xodr)
-        d = Path(tempfile.gettempdir()) / "drive_il_serve" / hashlib.sha1(text.encode()).hexdigest()[:16]
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{OPENDRIVE_MAP}.xodr"
-        path.write_text(text, encoding="utf-8")
+        # one file per server, in its own temporary folder (removed when it stops): a new
+        # text replaces the previous one (written aside, then renamed over it)
+        path = self.server.scratch_dir() / f"{OPENDRIVE_MAP}.xodr"
+        part = path.with_name(path.name + ".part")
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, path)
         self.opendrive_path = path
         log.info("client %d: OpenDRIVE text received (%d bytes)", conn.id, len(text))
         return E.ok_void()

@@ -2,8 +2,15 @@
 
 Messages (msgpack-rpc specification): request ``[0, msgid, method, params]``,
 response ``[1, msgid, error, result]``, notification ``[2, method, params]``. One
-thread per connection reads its requests and answers them **in order** (a vehicle
-control sent asynchronously must not be applied after the tick that follows it).
+thread serves every connection (a ``selectors`` loop) and answers each connection's
+requests **in order** (a vehicle control sent asynchronously must not be applied after
+the tick that follows it); handlers run on that thread, one call at a time.
+
+Limits (``drive-il serve`` flags): at most ``max_connections`` connections (more are
+closed at once), at most ``max_message`` bytes buffered for one unfinished message (a
+connection that sends more is closed with a warning), and a connection without traffic
+for ``idle_timeout`` seconds is closed. A connection whose answers are not read is not
+read either (its unsent answers are all it holds).
 
 Errors: a method the handler does not know, or an exception inside it, is answered
 with a non-nil ``error`` (the CARLA client then raises ``RuntimeError: rpc::rpc_error
@@ -15,22 +22,54 @@ from __future__ import annotations
 
 import itertools
 import logging
+import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-__all__ = ["Connection", "RpcServer", "UnknownFunction"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_MAX_MESSAGE", "Connection",
+           "RateLimitedLog", "RpcServer", "UnknownFunction"]
 
 log = logging.getLogger(__name__)
 
 _REQUEST, _RESPONSE, _NOTIFY = 0, 1, 2
+#: Largest message a client may send [bytes]: the largest legitimate one is
+#: ``generate_opendrive_world`` with a town's OpenDRIVE text.
+DEFAULT_MAX_MESSAGE = 64 << 20
+#: Most RPC connections served at once.
+DEFAULT_MAX_CONNECTIONS = 64
+#: [s] a connection without traffic for this long is closed (0: never).
+DEFAULT_IDLE_TIMEOUT = 600.0
+_RECV = 1 << 16
 
 
 class UnknownFunction(Exception):
     """Raised by a handler for a method name it does not serve."""
+
+
+class RateLimitedLog:
+    """A warning logged at most once per ``period`` seconds (the others are counted)."""
+
+    def __init__(self, logger: logging.Logger, period: float = 10.0) -> None:
+        self._log = logger
+        self._period = float(period)
+        self._next = 0.0
+        self._skipped = 0
+
+    def warning(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._skipped += 1
+            return
+        if self._skipped:
+            msg += f" ({self._skipped} more since the last such warning)"
+            self._skipped = 0
+        self._next = now + self._period
+        self._log.warning(msg, *args)
 
 
 class Connection:
@@ -39,14 +78,19 @@ class Connection:
     Attributes:
         id: sequential connection number (1, 2, ...).
         peer: the client's (host, port).
+        host: the client's address (``peer[0]``).
         closed: set when the connection ended.
     """
 
-    def __init__(self, cid: int, sock: socket.socket, peer: Any) -> None:
+    def __init__(self, cid: int, sock: socket.socket, peer: Any, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self.id = cid
         self.sock = sock
         self.peer = peer
+        self.host = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else str(peer)
         self.closed = threading.Event()
+        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max_message)
+        self.out = bytearray()  # answers not yet sent
+        self.last = time.monotonic()  # last traffic
 
     def __repr__(self) -> str:
         return f"Connection({self.id}, {self.peer})"
@@ -56,101 +100,260 @@ Handler = Callable[[Connection, str, list], Any]
 
 
 class RpcServer:
-    """A threaded msgpack-rpc server.
+    """A msgpack-rpc server: one thread, every connection in one ``selectors`` loop.
 
     Args:
         host, port: where to listen (port 0: any free port; see :attr:`port`).
         handler: ``handler(conn, method, params) -> result`` (a msgpack-able object);
             raises :class:`UnknownFunction` for unknown methods.
-        on_close: ``on_close(conn)`` after a connection ended.
+        on_close: ``on_close(conn)`` after a connection ended (on the server's thread).
+        max_connections: connections served at once; more are closed at once.
+        max_message: [bytes] the most one unfinished message may buffer; a connection
+            that sends more is closed (one warning).
+        idle_timeout: [s] a connection without traffic for this long is closed (0: never).
+
+    Raises:
+        ValueError: a limit out of range.
+        OSError: the address cannot be bound.
     """
 
     def __init__(self, host: str, port: int, handler: Handler,
-                 on_close: Callable[[Connection], None] | None = None) -> None:
+                 on_close: Callable[[Connection], None] | None = None, *,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_message: int = DEFAULT_MAX_MESSAGE,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        if int(max_connections) < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+        if int(max_message) < 1024:
+            raise ValueError(f"max_message must be at least 1024 bytes, got {max_message}")
+        if not float(idle_timeout) >= 0.0:
+            raise ValueError(f"idle_timeout must be >= 0 s (0: never), got {idle_timeout}")
         self._handler = handler
         self._on_close = on_close
+        self.max_connections = int(max_connections)
+        self.max_message = int(max_message)
+        self.idle_timeout = float(idle_timeout)
         self._sock = socket.create_server((host, port), reuse_port=False, backlog=64)
+        self._sock.setblocking(False)
         self.host, self.port = self._sock.getsockname()[:2]
         self._ids = itertools.count(1)
         self._conns: dict[int, Connection] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._refused = RateLimitedLog(log)
+        self.refused = 0  # connections closed at once (over max_connections)
+        self._next_sweep = 0.0
 
+    # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._accept_loop, name="rpc-accept", daemon=True)
+        self._sel.register(self._sock, selectors.EVENT_READ, None)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        self._thread = threading.Thread(target=self._loop, name="rpc", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening and close every connection (``on_close`` runs for each)."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        t = self._thread
+        if t is None:  # never started
+            self._close_all()
+            return
         try:
-            self._sock.close()
+            self._wake_w.send(b"x")
         except OSError:
             pass
-        with self._lock:
-            conns = list(self._conns.values())
-        for c in conns:
-            try:
-                c.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        if t is not threading.current_thread():
+            t.join(timeout)
 
     @property
     def connections(self) -> int:
         with self._lock:
             return len(self._conns)
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
+    def open_connections(self) -> list[Connection]:
+        """The connections open now."""
+        with self._lock:
+            return list(self._conns.values())
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                events = self._sel.select(self._select_timeout())
+                for key, mask in events:
+                    data = key.data
+                    if data is None:
+                        self._accept()
+                    elif data is self._wake_r:
+                        try:
+                            self._wake_r.recv(4096)
+                        except OSError:
+                            pass
+                    elif not data.closed.is_set():
+                        if mask & selectors.EVENT_WRITE:
+                            self._flush(data)
+                        elif mask & selectors.EVENT_READ:
+                            self._read(data)
+                self._expire_idle()
+        except Exception:  # a bug here must not leave a deaf server behind silently
+            log.exception("rpc: the connection loop failed")
+        finally:
+            self._close_all()
+
+    def _select_timeout(self) -> float:
+        if self.idle_timeout <= 0:
+            return 1.0
+        return min(1.0, max(0.02, self.idle_timeout / 4))
+
+    def _accept(self) -> None:
+        for _ in range(256):
             try:
                 sock, peer = self._sock.accept()
-            except OSError:
-                if self._stopping.is_set():
-                    return
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # e.g. out of file descriptors: keep serving the others
+                log.warning("rpc: cannot accept a connection: %s", e)
+                return
+            with self._lock:
+                full = len(self._conns) >= self.max_connections
+            if full:
+                self.refused += 1
+                self._refused.warning("rpc: refused a connection from %s:%s: %d connections open "
+                                      "(--max-connections)", peer[0], peer[1], self.max_connections)
+                try:
+                    sock.close()
+                except OSError:
+                    pass
                 continue
+            sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(next(self._ids), sock, peer)
+            conn = Connection(next(self._ids), sock, peer, self.max_message)
             with self._lock:
                 self._conns[conn.id] = conn
+            self._sel.register(sock, selectors.EVENT_READ, conn)
             log.info("rpc: client %d connected from %s:%s", conn.id, *peer[:2])
-            threading.Thread(target=self._serve, args=(conn,), name=f"rpc-{conn.id}",
-                             daemon=True).start()
 
-    def _serve(self, conn: Connection) -> None:
-        sock = conn.sock
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
-        packer = msgpack.Packer(use_bin_type=True)
-        handler = self._handler
+    def _read(self, conn: Connection) -> None:
         try:
-            while True:
-                data = sock.recv(1 << 16)
-                if not data:
+            data = conn.sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._end(conn, str(e))
+            return
+        if not data:
+            self._end(conn, "")
+            return
+        conn.last = time.monotonic()
+        try:
+            conn.unpacker.feed(data)
+        except msgpack.BufferFull:
+            self._too_big(conn)
+            return
+        out = conn.out
+        try:
+            for msg in conn.unpacker:
+                reply = self._handle(conn, self._handler, msg)
+                if reply is not None:
+                    out += self._packer.pack(reply)
+        except ValueError as e:  # a declared length over the limit, or not msgpack
+            if "exceeds max_" in str(e):
+                self._too_big(conn)
+            else:
+                self._end(conn, f"not msgpack-rpc: {e}")
+            return
+        except msgpack.UnpackException as e:
+            self._end(conn, f"not msgpack-rpc: {e}")
+            return
+        conn.last = time.monotonic()
+        if out:
+            self._flush(conn)
+
+    def _too_big(self, conn: Connection) -> None:
+        log.warning("rpc: client %d sent a message over %d bytes (--max-message-mb): closing "
+                    "its connection", conn.id, self.max_message)
+        self._end(conn, "message too large")
+
+    def _flush(self, conn: Connection) -> None:
+        """Send what the socket takes; read again only once every answer is sent."""
+        out = conn.out
+        try:
+            while out:
+                n = conn.sock.send(out)
+                if n <= 0:
                     break
-                unpacker.feed(data)
-                out = []
-                for msg in unpacker:
-                    reply = self._handle(conn, handler, msg)
-                    if reply is not None:
-                        out.append(packer.pack(reply))
-                if out:
-                    sock.sendall(out[0] if len(out) == 1 else b"".join(out))
-        except (OSError, ValueError, msgpack.UnpackException) as e:
-            if not self._stopping.is_set():
-                log.info("rpc: client %d: connection ended (%s)", conn.id, e)
-        finally:
-            conn.closed.set()
-            with self._lock:
-                self._conns.pop(conn.id, None)
+                del out[:n]
+                conn.last = time.monotonic()
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as e:
+            self._end(conn, str(e))
+            return
+        want = selectors.EVENT_WRITE if out else selectors.EVENT_READ
+        try:
+            if self._sel.get_key(conn.sock).events != want:
+                self._sel.modify(conn.sock, want, conn)
+        except (KeyError, ValueError):
+            pass
+
+    def _expire_idle(self) -> None:
+        if self.idle_timeout <= 0:
+            return
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._select_timeout()
+        limit = now - self.idle_timeout
+        for conn in self.open_connections():
+            if conn.last < limit and not conn.closed.is_set():
+                log.warning("rpc: client %d idle for %.0f s (--idle-timeout): closing its connection",
+                            conn.id, time.monotonic() - conn.last)
+                self._end(conn, "idle")
+
+    def _end(self, conn: Connection, reason: str) -> None:
+        if conn.closed.is_set():
+            return
+        conn.closed.set()
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        with self._lock:
+            self._conns.pop(conn.id, None)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        conn.out.clear()
+        if reason and not self._stopping.is_set():
+            log.info("rpc: client %d: connection ended (%s)", conn.id, reason)
+        log.info("rpc: client %d disconnected", conn.id)
+        if self._on_close is not None:
             try:
-                sock.close()
+                self._on_close(conn)
+            except Exception:
+                log.exception("rpc: clean-up after client %d failed", conn.id)
+
+    def _close_all(self) -> None:
+        for conn in self.open_connections():
+            self._end(conn, "")
+        for s in (self._sock, self._wake_r, self._wake_w):
+            try:
+                s.close()
             except OSError:
                 pass
-            log.info("rpc: client %d disconnected", conn.id)
-            if self._on_close is not None:
-                try:
-                    self._on_close(conn)
-                except Exception:
-                    log.exception("rpc: clean-up after client %d failed", conn.id)
+        try:
+            self._sel.close()
+        except (OSError, RuntimeError):
+            pass
 
     @staticmethod
     def _handle(conn: Connection, handler: Handler, msg: Any) -> list | None:

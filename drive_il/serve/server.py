@@ -17,18 +17,30 @@ snapshot and images once the tick returns F.
 
 Robustness: a client connection that ends takes its Traffic Manager registrations
 with it, and if it had put the world into synchronous mode the world goes back to
-asynchronous mode (the next client is not left facing a frozen world). Its actors stay
-(as on a real CARLA server). Calls the server does not serve are logged and answered
-as a real server answers them: an unknown function with an rpclib error, a known but
-unsupported feature with a CARLA ``Response`` error naming it.
+asynchronous mode (the next client is not left facing a frozen world). The actors it
+spawned are destroyed once no RPC connection from its address remains (see
+:meth:`CarlaServer._on_close`; unlike a real CARLA server, where they stay). Calls the
+server does not serve are logged and answered as a real server answers them: an
+unknown function with an rpclib error, a known but unsupported feature with a CARLA
+``Response`` error naming it.
+
+Limits: connections (``max_connections`` RPC connections, four times as many stream
+connections), message size and idle time (:mod:`.rpc`); OpenDRIVE text sent by clients
+lives in a temporary folder of this server, removed by :meth:`CarlaServer.stop`. There
+is no authentication: listening on an address other than loopback logs a warning
+(:func:`bind_warning`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +49,42 @@ from .actors import Vehicle
 from .autopilot import LaneFollower, TrafficManagerRegistry, make_follower
 from .blueprints import blueprint_definitions
 from .handlers import SERVER_VERSION, UNSUPPORTED, Handlers
-from .rpc import Connection, RpcServer, UnknownFunction
+from .rpc import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MESSAGE,
+    Connection,
+    RpcServer,
+    UnknownFunction,
+)
 from .streams import StreamServer
 from .world import ASYNC_TICK_HZ, ServerWorld
 
-__all__ = ["CarlaServer"]
+__all__ = ["CarlaServer", "bind_warning", "is_loopback"]
 
 log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` (an address, "localhost" or "" for every
+    interface) reaches this machine's own clients only."""
+    h = str(host).strip().strip("[]")
+    if h.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h.split("%", 1)[0]).is_loopback
+    except ValueError:  # "" (every interface) or a host name: assume reachable
+        return False
+
+
+def bind_warning(host: str) -> str | None:
+    """The one-line warning for listening on ``host``; None for a loopback address."""
+    if is_loopback(host):
+        return None
+    where = "every interface" if str(host) in ("", "0.0.0.0", "::") else str(host)
+    return (f"listening on {where} ({host or '*'}), not loopback: anyone who can reach this "
+            f"address can control the server (there is no authentication); use --host 127.0.0.1 "
+            f"unless you mean it")
 
 
 class CarlaServer:
@@ -57,6 +98,11 @@ class CarlaServer:
         town: the town of the first episode (default Town01 when the maps folder has
             it, else the generated "circuit").
         seed: seed of the server-side randomness.
+        max_connections: RPC connections served at once (stream connections: four times
+            as many); more are closed at once.
+        idle_timeout: [s] an RPC connection without traffic for this long is closed (0: never).
+        max_message: [bytes] the largest message a client may send (the OpenDRIVE text
+            of ``generate_opendrive_world``); a connection sending more is closed.
 
     Attributes:
         world: the current episode's world.
@@ -68,13 +114,20 @@ class CarlaServer:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 2000, stream_port: int = 0,
-                 maps_dir: str | Path | None = None, town: str | None = None, seed: int = 0) -> None:
+                 maps_dir: str | Path | None = None, town: str | None = None, seed: int = 0,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         from ..maps import available_towns
         self.maps_dir = maps_dir
         self.seed = int(seed)
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self.streams = StreamServer(host, stream_port)
+        self._scratch: Path | None = None
+        self._scratch_cleanup: weakref.finalize | None = None
+        # connections gone whose actors wait for the last connection from their address
+        self._gone: dict[str, set[int]] = {}
+        self.streams = StreamServer(host, stream_port, max_connections=4 * int(max_connections))
         self.stream_port = self.streams.port
         self.settings = E.EpisodeSettings()
         self.sync_owner = 0
@@ -87,8 +140,17 @@ class CarlaServer:
             town = "Town01" if "Town01" in names else "circuit"
         self.world = self.new_world(town)
         # listen only once the first world (and its raster) is ready
-        self.rpc = RpcServer(host, port, self._dispatch, on_close=self._on_close)
+        try:
+            self.rpc = RpcServer(host, port, self._dispatch, on_close=self._on_close,
+                                 max_connections=max_connections, idle_timeout=idle_timeout,
+                                 max_message=max_message)
+        except BaseException:
+            self.streams.stop()
+            raise
         self.host, self.port = self.rpc.host, self.rpc.port
+        warning = bind_warning(self.host)
+        if warning:
+            log.warning("%s", warning)
         self._timer: threading.Thread | None = None
         self.handlers = Handlers(self)
         self._methods = self.handlers.registry()
@@ -104,9 +166,20 @@ class CarlaServer:
                  SERVER_VERSION, self.host, self.port, self.stream_port, self.world.town.name)
 
     def stop(self) -> None:
+        """Stop serving; removes the temporary folder (:meth:`scratch_dir`). Idempotent."""
         self._stop.set()
         self.rpc.stop()
         self.streams.stop()
+        if self._scratch_cleanup is not None:
+            self._scratch_cleanup()  # runs once
+
+    def scratch_dir(self) -> Path:
+        """This server's temporary folder (created on first use; removed by :meth:`stop`
+        and at interpreter exit), for the OpenDRIVE text clients send."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="drive_il_serve-"))
+            self._scratch_cleanup = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+        return self._scratch
 
     def serve_forever(self) -> None:
         self.start()
@@ -190,6 +263,11 @@ class CarlaServer:
             return fn(conn, *args)
 
     def _on_close(self, conn: Connection) -> None:
+        """A connection ended: forget its Traffic Managers, undo its synchronous mode,
+        and destroy the actors it spawned -- once no RPC connection from its address is
+        left (a client is known by its RPC connection, the one that spawns; its stream
+        connections do not count; several RPC connections from one address may be one
+        client, whose actors stay until its last connection ends)."""
         with self._lock:
             for port in self.traffic_managers.ports_of(conn.id):
                 log.info("client %d gone: forgetting its Traffic Manager on port %d", conn.id, port)
@@ -199,3 +277,14 @@ class CarlaServer:
                             conn.id)
                 self.settings = dataclasses.replace(self.settings, synchronous_mode=False)
                 self.sync_owner = 0
+            gone = self._gone.setdefault(conn.host, set())
+            if any(a.owner == conn.id for a in self.world.actors.values()):
+                gone.add(conn.id)
+            if any(c.host == conn.host for c in self.rpc.open_connections()):
+                return  # its client may still be there
+            del self._gone[conn.host]
+            ids = self.world.destroy_owned(gone) if gone else []
+            if ids:
+                log.warning("client %d gone (no connection from %s left): destroyed the %d actor%s "
+                            "it spawned (%s)", conn.id, conn.host, len(ids), "s" * (len(ids) > 1),
+                            ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else ""))

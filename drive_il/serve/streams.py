@@ -7,38 +7,52 @@ address and port and writes the 4-byte little-endian stream id; from then on the
 pushes messages ``[u32 length][payload]`` on that connection. Data published before a
 subscriber exists is dropped, as on a real server.
 
-One thread per subscriber connection waits for its end (the client closes it on
-``sensor.stop()`` or when it exits); publishing happens on the caller's thread, with a
-send time-out: a subscriber that does not read for :data:`SEND_TIMEOUT` seconds is
-dropped rather than stalling the simulation.
+One thread (a ``selectors`` loop) accepts connections, reads their stream ids and
+notices their end (the client closes a connection on ``sensor.stop()`` or when it
+exits); at most ``max_connections`` connections are open at once (more are closed at
+once), and one that does not name its stream within :data:`SEND_TIMEOUT` seconds is
+closed. Publishing happens on the caller's thread, with a send time-out: a subscriber
+that does not read for :data:`SEND_TIMEOUT` seconds is dropped rather than stalling
+the simulation. Sockets are closed on the loop's thread only (other threads shut them
+down), so a descriptor is never reused under a running ``select``.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import select
+import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterable
 
 from .encoding import token_bytes
+from .rpc import RateLimitedLog
 
-__all__ = ["SEND_TIMEOUT", "StreamServer"]
+__all__ = ["DEFAULT_MAX_STREAM_CONNECTIONS", "SEND_TIMEOUT", "StreamServer"]
 
 log = logging.getLogger(__name__)
 
 #: [s] a subscriber that takes longer than this to accept one message is dropped.
 SEND_TIMEOUT = 5.0
+#: Most stream connections open at once (a client opens one per sensor it listens to,
+#: and one for the world snapshots).
+DEFAULT_MAX_STREAM_CONNECTIONS = 256
 _LEN = struct.Struct("<I")
 
 
 class _Subscriber:
-    __slots__ = ("alive", "sock", "stream_id")
+    __slots__ = ("alive", "deadline", "head", "lock", "sock", "stream_id")
 
-    def __init__(self, sock: socket.socket, stream_id: int) -> None:
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
-        self.stream_id = stream_id
+        self.lock = threading.Lock()  # held while sending and while closing
+        self.stream_id = 0  # 0: not subscribed yet (the 4-byte id not read)
+        self.head = b""
+        self.deadline = deadline
         self.alive = True
 
 
@@ -49,38 +63,63 @@ class StreamServer:
         host, port: where to listen (port 0: any free port, see :attr:`port`).
         advertise: the IPv4 address written into tokens (default ``host``, or
             127.0.0.1 when ``host`` is a wildcard).
+        max_connections: stream connections open at once; more are closed at once.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, advertise: str | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, advertise: str | None = None,
+                 max_connections: int = DEFAULT_MAX_STREAM_CONNECTIONS) -> None:
+        if int(max_connections) < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+        self.max_connections = int(max_connections)
         self._sock = socket.create_server((host, port), backlog=64)
+        self._sock.setblocking(False)
         self.host, self.port = self._sock.getsockname()[:2]
         if advertise is None:
             advertise = "127.0.0.1" if host in ("", "0.0.0.0") else host
         self.advertise = advertise
         self._ids = itertools.count(1)
         self._subs: dict[int, list[_Subscriber]] = {}
+        self._open: set[_Subscriber] = set()  # every connection the loop watches
         self._lock = threading.Lock()
         self._subscribed = threading.Condition(self._lock)
         self._expected: set[int] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._refused = RateLimitedLog(log)
+        self.refused = 0  # connections closed at once (over max_connections)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._accept_loop, name="stream-accept", daemon=True)
+        self._sel.register(self._sock, selectors.EVENT_READ, None)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        self._thread = threading.Thread(target=self._loop, name="streams", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        try:
-            self._sock.close()
-        except OSError:
-            pass
         with self._lock:
-            subs = [s for lst in self._subs.values() for s in lst]
             self._subs.clear()
-        for s in subs:
-            self._close(s)
+            self._expected.clear()
+            self._subscribed.notify_all()
+        t = self._thread
+        if t is None:  # never started
+            self._close_all()
+            return
+        self._wake()
+        if t is not threading.current_thread():
+            t.join(timeout)
+
+    @property
+    def connections(self) -> int:
+        """Stream connections open now (subscribed or not yet)."""
+        with self._lock:
+            return len(self._open)
 
     # ------------------------------------------------------------------ streams
     def new_stream(self) -> int:
@@ -103,7 +142,8 @@ class StreamServer:
         before that would be lost); returns whether the stream has a subscriber."""
         with self._lock:
             if stream_id in self._expected:
-                self._subscribed.wait_for(lambda: bool(self._subs.get(stream_id)), timeout)
+                self._subscribed.wait_for(lambda: bool(self._subs.get(stream_id))
+                                          or self._stopping.is_set(), timeout)
                 self._expected.discard(stream_id)
             return bool(self._subs.get(stream_id))
 
@@ -135,57 +175,104 @@ class StreamServer:
         n = 0
         for s in list(subs):
             try:
-                s.sock.sendall(msg)
+                with s.lock:
+                    if not s.alive:
+                        continue
+                    _send_all(s.sock, msg, SEND_TIMEOUT)
                 n += 1
             except OSError as e:
-                log.info("stream %d: subscriber dropped (%s)", stream_id, e)
+                log.info("stream %d: subscriber dropped (%s)", stream_id, e or type(e).__name__)
                 self._drop(s)
         return n
 
-    # ------------------------------------------------------------------ internals
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _peer = self._sock.accept()
-            except OSError:
-                if self._stopping.is_set():
-                    return
-                continue
-            threading.Thread(target=self._subscriber, args=(sock,), name="stream-sub",
-                             daemon=True).start()
-
-    def _subscriber(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(SEND_TIMEOUT)
+    # ------------------------------------------------------------------ the loop
+    def _wake(self) -> None:
         try:
-            head = b""
-            while len(head) < 4:
-                chunk = sock.recv(4 - len(head))
-                if not chunk:
-                    sock.close()
-                    return
-                head += chunk
+            self._wake_w.send(b"x")
         except OSError:
-            sock.close()
+            pass
+
+    def _loop(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                for key, _mask in self._sel.select(0.5):
+                    data = key.data
+                    if data is None:
+                        self._accept()
+                    elif data is self._wake_r:
+                        try:
+                            self._wake_r.recv(4096)
+                        except OSError:
+                            pass
+                    else:
+                        self._read(data)
+                self._expire()
+        except Exception:
+            log.exception("streams: the connection loop failed")
+        finally:
+            self._close_all()
+
+    def _accept(self) -> None:
+        for _ in range(256):
+            try:
+                sock, peer = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.warning("streams: cannot accept a connection: %s", e)
+                return
+            with self._lock:
+                full = len(self._open) >= self.max_connections
+            if full:
+                self.refused += 1
+                self._refused.warning("streams: refused a connection from %s:%s: %d stream "
+                                      "connections open", peer[0], peer[1], self.max_connections)
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sub = _Subscriber(sock, time.monotonic() + SEND_TIMEOUT)
+            with self._lock:
+                self._open.add(sub)
+            self._sel.register(sock, selectors.EVENT_READ, sub)
+
+    def _read(self, sub: _Subscriber) -> None:
+        try:
+            data = sub.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
             return
-        (sid,) = _LEN.unpack(head)
-        sub = _Subscriber(sock, sid)
+        except OSError:
+            data = b""
+        if not data or not sub.alive:  # the client closed it, or another thread shut it down
+            self._finish(sub)
+            return
+        if sub.stream_id:
+            return  # a subscriber has nothing to say: ignore
+        sub.head += data
+        if len(sub.head) < 4:
+            return
+        (sid,) = _LEN.unpack(sub.head[:4])
+        sub.head = b""
+        if sid == 0:
+            self._finish(sub)
+            return
+        sub.stream_id = sid
         with self._lock:
             self._subs.setdefault(sid, []).append(sub)
             self._expected.discard(sid)
             self._subscribed.notify_all()
         log.info("stream %d: subscriber connected", sid)
-        # wait for the client to close the connection
-        while sub.alive and not self._stopping.is_set():
-            try:
-                data = sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not data:
-                break
-        self._drop(sub)
+
+    def _expire(self) -> None:
+        """Close connections that did not name their stream in time."""
+        now = time.monotonic()
+        with self._lock:
+            late = [s for s in self._open if not s.stream_id and s.deadline < now]
+        for s in late:
+            self._finish(s)
 
     def _drop(self, sub: _Subscriber) -> None:
         with self._lock:
@@ -196,8 +283,8 @@ class StreamServer:
                     del self._subs[sub.stream_id]
         self._close(sub)
 
-    @staticmethod
-    def _close(sub: _Subscriber) -> None:
+    def _close(self, sub: _Subscriber) -> None:
+        """End a subscriber from any thread: shut its socket down; the loop closes it."""
         if not sub.alive:
             return
         sub.alive = False
@@ -205,7 +292,75 @@ class StreamServer:
             sub.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        if self._thread is None:  # no loop to close it
+            self._finish(sub)
+
+    def _finish(self, sub: _Subscriber) -> None:
+        """On the loop's thread (or once it is gone): forget and close a connection."""
+        with self._lock:
+            lst = self._subs.get(sub.stream_id)
+            if lst and sub in lst:
+                lst.remove(sub)
+                if not lst:
+                    del self._subs[sub.stream_id]
+            self._open.discard(sub)
+        sub.alive = False
         try:
-            sub.sock.close()
-        except OSError:
+            self._sel.unregister(sub.sock)
+        except (KeyError, ValueError, RuntimeError):
             pass
+        with sub.lock:  # not under a publish in progress (the descriptor could be reused)
+            try:
+                sub.sock.close()
+            except OSError:
+                pass
+
+    def _close_all(self) -> None:
+        with self._lock:
+            subs = list(self._open)
+        for s in subs:
+            try:
+                s.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._finish(s)
+        for s in (self._sock, self._wake_r, self._wake_w):
+            try:
+                s.close()
+            except OSError:
+                pass
+        try:
+            self._sel.close()
+        except (OSError, RuntimeError):
+            pass
+
+
+def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
+    """``sock.sendall(data)`` on a non-blocking socket, within ``timeout`` seconds.
+
+    Raises:
+        TimeoutError: the peer did not take the data in time.
+        OSError: the connection is gone.
+    """
+    view = memoryview(data)
+    deadline = None
+    poller = None
+    while view:
+        try:
+            n = sock.send(view)
+            view = view[n:]
+            continue
+        except (BlockingIOError, InterruptedError):
+            pass
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + timeout
+            poller = select.poll()
+            poller.register(sock, select.POLLOUT)
+        left = deadline - now
+        if left <= 0:
+            raise TimeoutError(f"no progress sending for {timeout:g} s")
+        events = poller.poll(left * 1000.0)
+        for _fd, ev in events:
+            if ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                raise ConnectionResetError("subscriber connection closed")

@@ -226,6 +226,15 @@ class ServerWorld:
                 kids.remove(actor_id)
         return True
 
+    def destroy_owned(self, owners: set[int] | frozenset[int]) -> list[int]:
+        """Destroy every actor spawned by one of the connections ``owners`` (their
+        client is gone); returns the destroyed ids. Sensors of other owners attached to
+        them are detached, as with :meth:`destroy`."""
+        ids = [aid for aid, a in self.actors.items() if a.owner in owners and a is not self.spectator]
+        # sensors first: their streams close before their parent vehicle goes
+        ids.sort(key=lambda aid: not isinstance(self.actors[aid], Sensor))
+        return [aid for aid in ids if self.destroy(aid)]
+
     def destroy_all(self) -> None:
         for aid in [a for a in self.actors if self.actors[a] is not self.spectator]:
             if aid in self.actors:

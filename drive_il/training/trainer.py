@@ -34,6 +34,12 @@ steps and per epoch: ``train/epoch_*``), ``val/loss``, ``val/steer_error_deg``,
 frames with the expert's steering needle in green and the prediction in red), ``perf/samples_per_s``,
 ``perf/data_wait_fraction``, and the preset and run settings as text (``hparams``).
 Steering errors are in degrees of road-wheel angle (:mod:`drive_il.policies.labels`).
+
+Failures are one line (a :class:`~drive_il.errors.DriveILError`, ``drive-il: error:``,
+exit 2) and lose nothing already saved: a non-finite label or speed is refused when the
+data is opened (naming the episode file and the step), a loss that becomes NaN or
+infinite stops training before the epoch is saved (:class:`NonFiniteLossError`), a
+damaged frame names its file, a full disk leaves the previous checkpoints as they were.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from ..camera import PinholeCamera
-from ..errors import DataError
+from ..errors import CheckpointError, ConfigError, DataError, DriveILError
 from ..policies.checkpoint import (
     VehicleParams,
     load_checkpoint,
@@ -61,9 +67,16 @@ from ..policies.checkpoint import (
 from ..policies.registry import ModelPreset, build_policy, load_model_preset
 from .augment import SampleTransform
 
-__all__ = ["BCDataset", "TrainResult", "draw_steering", "fit", "train_loader", "train_policy", "train_step"]
+__all__ = ["BCDataset", "NonFiniteLossError", "TrainResult", "draw_steering", "fit", "train_loader", "train_policy",
+           "train_step"]
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(DriveILError):
+    """The training or validation loss became NaN or infinite (training diverged, or
+    non-finite inputs): training stops before anything is saved, so ``RUN/best`` and
+    ``RUN/last`` keep the last finished epoch."""
 
 
 @dataclass(frozen=True)
@@ -291,7 +304,12 @@ def command_balance_weights(samples: Sequence[Mapping[str, Any]]) -> np.ndarray 
 
 
 def train_step(policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: float, grad_clip: float = 0.0):
-    """One optimisation step on a collated batch; returns the :class:`LossOutput`."""
+    """One optimisation step on a collated batch; returns the :class:`LossOutput`.
+
+    Raises:
+        NonFiniteLossError: the batch's loss is NaN or infinite (the weights are left
+            untouched: no step is taken).
+    """
     import torch
 
     for grp in optimizer.param_groups:
@@ -299,6 +317,8 @@ def train_step(policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: floa
     x = batch["image"].float()                                   # (B, C, h, w) in [0, 255]
     output = policy(x, batch["command"], batch["speed"])         # (B, 1) 1/r or (B, K) units
     lo = loss_fn(policy, output, batch)
+    if not bool(torch.isfinite(lo.loss.detach()).all()):
+        raise NonFiniteLossError(f"training loss is {float(lo.loss.detach()):g}")
     optimizer.zero_grad(set_to_none=True)
     lo.loss.backward()
     if grad_clip > 0:
@@ -359,8 +379,13 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
         :class:`TrainResult`.
 
     Raises:
-        DataError: no training samples.
-        CheckpointError: ``out_dir/last`` is corrupt or of another architecture.
+        DataError: no training samples; a frame or label that cannot be read (a damaged
+            chunk), naming the file.
+        CheckpointError: ``out_dir/last`` is corrupt or of another architecture; a
+            checkpoint cannot be written (disk full: the one already there is kept).
+        ConfigError: ``out_dir`` is a file or cannot be created.
+        NonFiniteLossError: the training or validation loss became NaN or infinite;
+            nothing of that epoch is saved (``best``/``last`` keep the epoch before).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -373,7 +398,12 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
     vehicle = vehicle or VehicleParams()
     epochs = int(epochs or tc.epochs)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, expected a run directory (give --out a new or existing directory)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot create the run directory ({e.strerror or e})") from None
     if len(train_data) == 0:
         raise DataError(f"{out}: no training samples (empty data or everything filtered out)")
 
@@ -424,6 +454,14 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
     if tc.threads:
         torch.set_num_threads(tc.threads)
     log_every = max(1, steps_per_epoch // 20)
+    epoch = start_epoch
+
+    def diverged(what: str) -> NonFiniteLossError:
+        kept = (f"{last_dir} and {best_dir} keep the last finished epoch"
+                if (last_dir / "config.json").exists() else "no checkpoint was written")
+        return NonFiniteLossError(f"{out}: epoch {epoch + 1}, step {step}: {what} (training diverged: lower "
+                                  f"training.lr or check the data); stopped, {kept}")
+
     try:
         for epoch in range(start_epoch, epochs):
             # ---- train one epoch
@@ -440,7 +478,10 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
             for batch in bar:
                 wait += time.perf_counter() - t_wait
                 lr = _cosine_lr(tc.lr, step, total_steps, tc.lr_schedule)
-                lo = train_step(policy, opt, loss_fn, batch, lr=lr, grad_clip=tc.grad_clip)
+                try:
+                    lo = train_step(policy, opt, loss_fn, batch, lr=lr, grad_clip=tc.grad_clip)
+                except NonFiniteLossError as e:
+                    raise diverged(str(e)) from None
                 b = int(batch["image"].shape[0])
                 n_seen += b
                 for k, v in lo.metrics.items():
@@ -468,11 +509,17 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
                 vloader = DataLoader(val_ds, batch_size=tc.batch_size, shuffle=False, num_workers=tc.num_workers,
                                      collate_fn=_collate)
                 val_m, errs, preds, labels = _evaluate(policy, loss_fn, vloader)
+                if val_m and not math.isfinite(val_m.get("loss", 0.0)):
+                    raise diverged(f"validation loss is {val_m['loss']:g}")
                 for k, v in val_m.items():
                     writer.add_scalar(f"val/{k}", v, step)
-                writer.add_histogram("val/steer_error_deg_hist", errs, step)
-                writer.add_histogram("val/steer_pred", preds, step)
-                writer.add_histogram("val/steer_label", labels, step)
+                for tag, values in (("val/steer_error_deg_hist", errs), ("val/steer_pred", preds),
+                                    ("val/steer_label", labels)):
+                    finite = np.isfinite(values)
+                    if not finite.all():  # add_histogram raises on NaN/inf
+                        values = values[finite]
+                    if len(values):
+                        writer.add_histogram(tag, values, step)
                 if tc.image_log_every and (epoch % tc.image_log_every == 0 or epoch == epochs - 1) and len(image_idx):
                     frames = [draw_steering(np.asarray(val_ds.raw(int(i))["image"]), float(labels[i]), float(preds[i]))
                               for i in image_idx]
@@ -481,6 +528,8 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
                 score = val_m["loss"]
             else:
                 score = train_m.get("loss", math.inf)
+            if not math.isfinite(train_m.get("loss", 0.0)):
+                raise diverged(f"mean training loss is {train_m['loss']:g}")
             history.append(row)
 
             # ---- checkpoints
@@ -499,6 +548,8 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
                 if "val_loss" in row:
                     msg += f", val loss {row['val_loss']:.4f}, val steer error {row['val_steer_error_deg']:.2f} deg"
                 tqdm.write(msg + f", {samples_per_s:.0f} samples/s")
+    except DriveILError as e:
+        raise _one_line(e) from None
     finally:
         torch.set_num_threads(threads_before)
         writer.close()
@@ -510,8 +561,30 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
         val_steer_error_deg=best_err if val_ds is not None else math.nan,
         train_samples=len(train_ds), val_samples=len(val_ds) if val_ds else 0,
         samples_per_s=samples_per_s, history=tuple(history))
-    (out / "train.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+    try:
+        (out / "train.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+    except OSError as e:
+        raise CheckpointError(f"{out / 'train.json'}: cannot write ({e.strerror or e}); the checkpoints in "
+                              f"{out} are complete") from None
     return result
+
+
+def _one_line(e: DriveILError) -> DriveILError:
+    """``e`` itself, or, for an error that a DataLoader worker re-raised (torch puts the
+    worker's traceback in the message), the same kind of error with the original
+    one-line message."""
+    msg = str(e)
+    if "\n" not in msg:
+        return e
+    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else msg
+    name = type(e).__name__ + ": "
+    if name in last:
+        last = last.split(name, 1)[1]
+    try:
+        return type(e)(last)
+    except TypeError:  # an error class with another signature
+        return DriveILError(last)
 
 
 def train_policy(*, data_dirs: Iterable[str | Path], model_config: str | Path | ModelPreset, out_dir: str | Path,

@@ -124,14 +124,17 @@ def _episode_digest(path: Path) -> dict:
 
 def run_pinned(tmp: Path, job: str) -> dict:
     """Run the pinned job ``job`` (a key of :data:`JOBS`) in ``tmp``; returns its figures."""
-    from drive_il.cli import main
+    import subprocess
 
     text, extra = JOBS[job]
     sc = tmp / f"{job}.toml"
     sc.write_text(text)
     out = tmp / job
-    rc = main(["dagger", "--scenario", str(sc), "--out", str(out), "--no-progress", *extra])
-    assert rc == 0, rc
+    # a fresh interpreter: no global torch state (threads, seeds) left by other tests
+    cp = subprocess.run([sys.executable, "-m", "drive_il", "dagger", "--scenario", str(sc), "--out", str(out),
+                         "--no-progress", *extra], capture_output=True, text=True, timeout=900,
+                        cwd=Path(__file__).resolve().parents[2])
+    assert cp.returncode == 0, cp.stdout[-2000:] + cp.stderr[-2000:]
     fig: dict = {"rounds": [], "bc_matched": None, "episodes": {}}
     for p in sorted(out.glob("round_*/round.json")):
         r = json.loads(p.read_text())

@@ -84,3 +84,41 @@ def test_cli_one_line_errors(tmp_path):
     r = _cli("data", "verify", str(tmp_path / "missing"))
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == [f"drive-il: error: {tmp_path / 'missing'}: no such data directory"]
+
+
+def test_cli_collect_out_that_cannot_be_created_is_one_line(tmp_path):
+    """Issue 16, defect 7: was a traceback (exit 1)."""
+    bad = "/proc/drive_il_x" if os.path.isdir("/proc") else str(tmp_path / "f" / "x")
+    if not os.path.isdir("/proc"):
+        (tmp_path / "f").write_text("x")
+    r = _cli("collect", "--episodes", "1", "--out", bad, "--no-progress")
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"drive-il: error: {bad}: cannot create the demonstration directory (")
+
+
+def test_cli_collect_disk_full_is_one_line_and_keeps_finished_episodes(tmp_path, monkeypatch, capsys):
+    """Issue 16, defect 7: OSError ENOSPC during `collect` was a traceback."""
+    import errno
+
+    from drive_il.data.storage import EpisodeWriter, list_episodes
+
+    sc = tmp_path / "tiny.toml"
+    sc.write_text('name = "tiny"\nroute_length = 30.0\nepisode_seconds = 1.0\n')
+    out = tmp_path / "d"
+    real = EpisodeWriter.write_frame
+
+    def full(self, camera, t, frame):
+        if self.path.name == "episode_000001.h5" and t == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, camera, t, frame)
+
+    monkeypatch.setattr(EpisodeWriter, "write_frame", full)
+    assert main(["collect", str(sc), "--episodes", "3", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"drive-il: error: {out / 'episode_000001.h5.partial'}: cannot write the episode file (No space "
+                   f"left on device); the partial file was removed; collection stopped at episode 1, the 1 finished "
+                   f"episode(s) in {out} are kept (re-run the same collection to resume)"]
+    assert sorted(p.name for p in out.glob("episode_*")) == ["episode_000000.h5"]
+    assert [p.name for p in list_episodes(out)] == ["episode_000000.h5"]
+    assert main(["data", "verify", str(out)]) == 0

@@ -236,3 +236,93 @@ def test_file_attributes_readable_without_drive_il(small_dir):
         assert f.attrs["format"] == FORMAT_NAME and f.attrs["schema_version"] == SCHEMA_VERSION
         assert f["frames/center"].dtype == np.uint8
         assert f["frames/center"].compression is None
+
+
+# --------------------------------------------------------------------------- checksums (issue 16)
+
+
+def _flip(path, dataset, coord, n=200):
+    """Flip ``n`` bytes inside the stored chunk of ``dataset`` at ``coord`` (found with
+    h5py's chunk index), as bit rot on disk would."""
+    with h5py.File(path, "r") as f:
+        ci = f[dataset].id.get_chunk_info_by_coord(coord)
+    assert ci.size > 0
+    raw = bytearray(path.read_bytes())
+    for i in range(n):
+        raw[ci.byte_offset + (i * 7) % max(ci.size - 4, 1)] ^= 0xFF  # the pixels, not the checksum
+    path.write_bytes(bytes(raw))
+
+
+def test_new_episodes_carry_per_chunk_checksums(small_dir):
+    with h5py.File(small_dir / "episode_000000.h5", "r") as f:
+        frames = f["frames/center"]
+        assert frames.fletcher32 and frames.chunks == (1, *frames.shape[1:])
+        assert all(f["steps"][k].fletcher32 for k in f["steps"])
+    with EpisodeReader(small_dir / "episode_000000.h5") as r:  # values unchanged by the filter
+        assert r.frame("center", 3).shape == (16, 24, 3)
+
+
+def test_flipped_frame_bytes_are_found_by_verify_reader_and_dataset(small_dir, capsys):
+    from drive_il.cli import main
+    from drive_il.data.dataset import EpisodeDataset
+    from drive_il.data.tools import verify_dir
+
+    p = small_dir / "episode_000001.h5"
+    _flip(p, "frames/center", (5, 0, 0, 0))
+    rep = verify_dir(small_dir)
+    assert len(rep.problems) == 1
+    _one_line(rep.problems[0])
+    assert str(p) in rep.problems[0] and "frames/center" in rep.problems[0] and "frame 5" in rep.problems[0]
+    assert main(["data", "verify", str(small_dir)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == rep.problems[0] and len(out) == 2
+    assert verify_dir(small_dir, read_frames=False).ok  # --quick reads no frame
+    with EpisodeReader(p) as r:
+        r.frame("center", 4)
+        with pytest.raises(DataError) as ei:
+            r.frame("center", 5)
+    _one_line(str(ei.value))
+    assert str(p) in str(ei.value)
+    ds = EpisodeDataset(small_dir)
+    i = next(i for i in range(len(ds)) if ds.episode_paths[ds.labels["episode"][i]] == p
+             and ds.labels["frame"][i] == 5)
+    with pytest.raises(DataError) as ei:
+        ds[i]
+    _one_line(str(ei.value))
+    assert str(p) in str(ei.value) and "frame 5" in str(ei.value)
+
+
+def test_flipped_label_bytes_are_found_by_verify_and_reader(small_dir):
+    from drive_il.data.tools import verify_dir
+
+    p = small_dir / "episode_000002.h5"
+    _flip(p, "steps/expert", (0, 0), n=40)
+    rep = verify_dir(small_dir, read_frames=False)
+    assert len(rep.problems) == 1 and str(p) in rep.problems[0] and "steps/expert" in rep.problems[0]
+    _one_line(rep.problems[0])
+    with EpisodeReader(p) as r, pytest.raises(DataError, match="steps/expert"):
+        r.steps["expert"]
+
+
+def test_episode_without_checksums_still_reads_and_verifies(small_dir):
+    """Files written before the checksums (no filters) read and verify as before."""
+    from drive_il.data.dataset import EpisodeDataset
+    from drive_il.data.tools import verify_dir
+
+    p = small_dir / "episode_000000.h5"
+    want = {}
+    with h5py.File(p, "r+") as f:
+        for name in ["frames/center", *(f"steps/{k}" for k in f["steps"])]:
+            ds = f[name]
+            data, attrs = ds[()], dict(ds.attrs)
+            del f[name]
+            kw = {"chunks": (1, *data.shape[1:]), "maxshape": (None, *data.shape[1:])} if name.startswith("frames") else {}
+            new = f.create_dataset(name, data=data, **kw)
+            new.attrs.update(attrs)
+            want[name] = data
+    with h5py.File(p, "r") as f:
+        assert not f["frames/center"].fletcher32 and not f["steps/expert"].fletcher32
+    assert verify_dir(small_dir).ok
+    ds = EpisodeDataset(small_dir)
+    assert np.array_equal(ds[3]["image"], want["frames/center"][3])
+    assert ds[3]["steer"] == want["steps/expert"][3, 0]

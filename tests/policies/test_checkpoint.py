@@ -131,3 +131,94 @@ def test_drive_command_rejects_a_rig_the_model_does_not_expect(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert "fov_deg = 90 deg, the model was trained with fov_deg = 60 deg" in err[0]
+
+
+# --------------------------------------------------------------------------- issue 16
+
+
+def test_identical_weights_give_identical_bytes(tmp_path):
+    """safetensors writes its metadata in hash-map order (it differed between runs):
+    written sorted, identical runs give identical files."""
+    files = {(_save(tmp_path / f"ck{i}") / "model.safetensors").read_bytes() for i in range(8)}
+    assert len(files) == 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "ck0" / "model.safetensors"), "pt") as f:
+        assert f.metadata() == {"architecture": "dave2", "format": "drive_il.checkpoint"}
+
+
+def test_flipped_weight_bytes_fail_the_digest(tmp_path):
+    import struct
+
+    d = _save(tmp_path / "ck", "alvinn")
+    cfg = json.loads((d / "config.json").read_text())
+    assert len(cfg["weights_sha256"]) == 64
+    w = d / "model.safetensors"
+    raw = bytearray(w.read_bytes())
+    start = 8 + struct.unpack("<Q", raw[:8])[0]  # the tensor data, after the header
+    for i in range(200):
+        raw[start + 3 + 4 * i] ^= 0x01  # small changes of 200 weights: still finite, still "valid"
+    w.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="SHA-256") as e:
+        load_checkpoint(d)
+    assert str(w) in _one_line(e.value)
+
+
+def test_checkpoint_without_digest_still_loads(tmp_path):
+    d = _save(tmp_path / "ck", "alvinn")
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["weights_sha256"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    policy, info = load_checkpoint(d)
+    assert info.weights_sha256 is None and sum(v.numel() for v in policy.state_dict().values()) > 0
+    cfg["weights_sha256"] = "not a digest"
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="weights_sha256") as e:
+        load_checkpoint(d)
+    _one_line(e.value)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    d = _save(tmp_path / "ck", "alvinn")
+    policy, _ = load_checkpoint(d)
+    sd = {k: v.clone() for k, v in policy.state_dict().items()}
+    first = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[first].fill_(float("nan"))
+    save_file(sd, str(d / "model.safetensors"))  # as the NaN training runs wrote them
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["weights_sha256"] = hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="non-finite") as e:
+        load_checkpoint(d)
+    assert first in _one_line(e.value)
+    # and nothing saves them
+    bad = build_policy(load_model_preset("alvinn"))
+    with torch.no_grad():
+        next(p for p in bad.parameters()).fill_(float("inf"))
+    with pytest.raises(CheckpointError, match="non-finite") as e:
+        save_checkpoint(tmp_path / "bad", bad, load_model_preset("alvinn"), vehicle=VehicleParams())
+    _one_line(e.value)
+    assert not (tmp_path / "bad" / "config.json").exists()
+
+
+def test_disk_full_keeps_the_checkpoint_already_there(tmp_path, monkeypatch):
+    import errno
+
+    from drive_il.policies import checkpoint as ckpt
+
+    d = _save(tmp_path / "ck", "alvinn")
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(ckpt, "_write_file", full)
+    preset = load_model_preset("alvinn")
+    with pytest.raises(CheckpointError, match="No space left on device") as e:
+        save_checkpoint(d, build_policy(preset), preset, vehicle=VehicleParams())
+    _one_line(e.value)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before

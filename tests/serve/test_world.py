@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("carla")
 
+from drive_il.maps import load_town
 from drive_il.serve import encoding as E
 from drive_il.serve.autopilot import make_follower
 from drive_il.serve.streams import StreamServer
 from drive_il.serve.world import ServerWorld
-from drive_il.maps import load_town
 
 
 @pytest.fixture(scope="module")

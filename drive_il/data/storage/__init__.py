@@ -23,7 +23,8 @@ A demonstration directory (one per collection run or DAgger round) looks like::
                                      termination, summary_json, steps (T),
                                      duration [s], distance [m], complete = True
       /frames/<camera>               (T, H, W, 3) uint8 RGB, chunks (1, H, W, 3),
-                                     no compression (random access, ~16 us a frame)
+                                     no compression, HDF5 fletcher32 checksum per
+                                     chunk (files of older versions: none)
       /steps/<field>                 per-step arrays, see STEP_FIELDS:
          frame (T,) int64            simulation frame number
          sim_time (T,) float64       [s]
@@ -50,8 +51,10 @@ library version and no SWMR, closed, then renamed into place with ``os.replace``
 manifest line is appended afterwards. A SIGKILL therefore loses at most the episode in
 progress (REFERENCES.md: with libver="latest" and no SWMR a kill -9 left 0 of 4 files
 readable; write-then-rename leaves every finished file intact). The per-step scalars
-are buffered in memory and written once at the end; frames are written as they come,
-one direct chunk write per frame. The layout follows the habit of LeRobot's
+are buffered in memory and written once at the end (fletcher32-checksummed datasets);
+frames are written as they come, one chunk per frame through HDF5's filter pipeline, so
+that every chunk carries its checksum and bit rot is found by ``drive-il data verify``
+and by the readers. The layout follows the habit of LeRobot's
 ``lerobot_dataset.py``: a version in every file from day one, the tree drawn here.
 
 Readers (:class:`EpisodeReader`, :func:`list_episodes`, the Dataset) ignore
@@ -66,10 +69,10 @@ checks). Import the names from here.
 
 from __future__ import annotations
 
-from .manifest import append_manifest, read_manifest
+from .manifest import MANIFEST_KEYS, append_manifest, manifest_entry, read_manifest, write_manifest
 from .reader import EpisodeReader, iter_readers
 from .rig import RIG_KEYS, RigChecker, rig_entries
-from .scan import ScanReport, finished_episode_indices, list_episodes, scan_dir
+from .scan import LOCK_NAME, ScanReport, finished_episode_indices, list_episodes, locked_directory, scan_dir
 from .schema import (DRIVER_NAMES, EPISODE_SUFFIX, EVENT_FIELDS, FORMAT_NAME, MANIFEST_NAME, PARTIAL_SUFFIX,
                      SCHEMA_VERSION, STEP_FIELDS, SUPPORTED_SCHEMA_VERSIONS, EpisodeMeta, episode_filename,
                      episode_index_from_path)
@@ -81,7 +84,7 @@ __all__ = [
     "episode_index_from_path",
     "EpisodeWriter", "PartialEpisodeFile",
     "EpisodeReader", "iter_readers",
-    "append_manifest", "read_manifest",
-    "ScanReport", "finished_episode_indices", "list_episodes", "scan_dir",
+    "MANIFEST_KEYS", "append_manifest", "manifest_entry", "read_manifest", "write_manifest",
+    "LOCK_NAME", "ScanReport", "finished_episode_indices", "list_episodes", "locked_directory", "scan_dir",
     "RIG_KEYS", "RigChecker", "rig_entries",
 ]

@@ -137,8 +137,18 @@ class EpisodeReader:
         return g[camera]
 
     def frame(self, camera: str, t: int) -> np.ndarray:
-        """Frame ``t`` of ``camera``: (H, W, 3) uint8."""
-        return np.asarray(self.frames(camera)[t])
+        """Frame ``t`` of ``camera``: (H, W, 3) uint8.
+
+        Raises:
+            DataError: no such camera, or the frame's chunk is damaged (its fletcher32
+                checksum fails) or unreadable.
+        """
+        ds = self.frames(camera)
+        try:
+            return np.asarray(ds[t])
+        except (OSError, RuntimeError) as e:
+            raise DataError(f"{self.path}: cannot read frame {t} of camera {camera!r} (damaged chunk: "
+                            f"{_short(e)})") from None
 
     @property
     def route(self) -> dict[str, np.ndarray]:

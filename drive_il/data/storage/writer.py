@@ -52,8 +52,11 @@ class PartialEpisodeFile:
 class EpisodeWriter(PartialEpisodeFile):
     """Writes one episode file: ``NAME.h5.partial`` first, renamed on :meth:`finish`.
 
-    Frames go to disk as they come (one direct chunk write per frame, ~40-80 us for a
-    66x200 frame); the per-step arrays are handed over once, to :meth:`finish`.
+    Frames go to disk as they come (one chunk per frame, written through HDF5's filter
+    pipeline, ~50 us for a 66x200 frame); the per-step arrays are handed over once, to
+    :meth:`finish`. Frame and step datasets carry HDF5's per-chunk fletcher32 checksum
+    (``fletcher32=True``), so a damaged chunk fails to read instead of reading as other
+    pixels or labels (``drive-il data verify`` reads every chunk).
 
     Args:
         path: the final file name (``.../episode_000012.h5``); the partial file is
@@ -95,11 +98,13 @@ class EpisodeWriter(PartialEpisodeFile):
         self._written: dict[str, int] = {}
         for name, (h, w) in self._shapes.items():
             ds = fg.create_dataset(name, shape=(self._capacity, h, w, 3), maxshape=(None, h, w, 3),
-                                   chunks=(1, h, w, 3), dtype="uint8")
+                                   chunks=(1, h, w, 3), dtype="uint8", fletcher32=True)
             ds.attrs["layout"] = "HWC RGB"
             self._frames[name] = ds
             self._frame_ids[name] = ds.id
             self._written[name] = 0
+        self._mspace: dict[tuple[int, int], Any] = {
+            hw: h5py.h5s.create_simple((1, hw[0], hw[1], 3)) for hw in set(self._shapes.values())}
         if route is not None:
             rg = self._f.create_group("route")
             for key, dtype in (("xy", "float64"), ("yaw", "float64"), ("s", "float64"), ("commands", "int8")):
@@ -130,7 +135,12 @@ class EpisodeWriter(PartialEpisodeFile):
                 d.resize(self._capacity, axis=0)
         if not frame.flags.c_contiguous:
             frame = np.ascontiguousarray(frame)
-        self._frame_ids[camera].write_direct_chunk((t, 0, 0, 0), frame)
+        # one whole chunk through the filter pipeline (HDF5 computes its fletcher32
+        # checksum; a direct chunk write would bypass it)
+        dsid = self._frame_ids[camera]
+        fspace = dsid.get_space()
+        fspace.select_hyperslab((t, 0, 0, 0), (1, h, w, 3))
+        dsid.write(self._mspace[(h, w)], fspace, frame)
         if t >= self._written[camera]:
             self._written[camera] = t + 1
 
@@ -178,7 +188,7 @@ class EpisodeWriter(PartialEpisodeFile):
             d.resize(n, axis=0)
         sg = f.create_group("steps")
         for k, (dtype, tail, doc) in STEP_FIELDS.items():
-            ds = sg.create_dataset(k, data=np.asarray(steps[k], dtype=dtype))
+            ds = sg.create_dataset(k, data=np.asarray(steps[k], dtype=dtype), fletcher32=True)
             ds.attrs["doc"] = doc
         sg["driver"].attrs["names"] = _dumps(list(driver_names))
         pose = np.asarray(steps["pose"], dtype=np.float64)

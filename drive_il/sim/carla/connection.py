@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ...errors import MapError, SimulatorConnectionError
 from .convert import one_line
+from .probe import require_carla
 
 __all__ = ["SERVER_VERSION", "MAX_DT", "Connection", "connect_schedule", "same_town"]
 
@@ -84,11 +87,20 @@ class Connection:
         attempts: attempts per (re)connection, with exponential back-off.
         maps_dir: folder of OpenDRIVE towns for towns the server does not have.
         load_timeout: client time-out while the server loads or builds a town [s].
+        probe: ``probe(host, port, timeout) -> version`` called before each
+            ``carla.Client`` is created (:func:`.probe.require_carla`: a peer that is not
+            a CARLA server would make the C++ client abort the process; it raises
+            ``RuntimeError`` when nobody answers); default: probe when ``carla`` is the
+            real client module, not with a test double.
     """
 
     def __init__(self, carla: Any, *, host: str, port: int, timeout: float, attempts: int,
-                 maps_dir: Path | None, load_timeout: float) -> None:
+                 maps_dir: Path | None, load_timeout: float,
+                 probe: Callable[[str, int, float], str] | None | bool = True) -> None:
         self._carla = carla
+        if probe is True:
+            probe = require_carla if isinstance(carla, types.ModuleType) else None
+        self._probe = probe or None
         self.host, self.port, self.timeout = host, port, timeout
         self.attempts, self.maps_dir, self.load_timeout = attempts, maps_dir, load_timeout
         self.client: Any = None
@@ -150,6 +162,8 @@ class Connection:
         last: BaseException | None = None
         for i, (attempt_s, pause_s) in enumerate(connect_schedule(budget, attempts)):
             try:
+                if self._probe is not None:  # RuntimeError: nobody there; NotCarlaError: at once
+                    self._probe(self.host, self.port, max(0.05, attempt_s))
                 client = carla.Client(self.host, self.port)
                 client.set_timeout(max(0.05, attempt_s))
                 server = str(client.get_server_version())
