@@ -131,6 +131,9 @@ class TrafficManagerRegistry:
     def __contains__(self, port: int) -> bool:
         return port in self._by_port
 
+    def __len__(self) -> int:
+        return len(self._by_port)
+
     def add(self, ip: str, port: int, owner: int) -> bool:
         """Register a Traffic Manager; False if the port already has one."""
         if port in self._by_port:

@@ -43,9 +43,14 @@ __all__ = [
     "CMD_VEHICLE_CONTROL",
     "COLLISION_SENSOR",
     "COMMAND_NAMES",
+    "DEPTH_CAMERA",
+    "DEPTH_RANGE",
     "EPISODE_HEADER",
+    "GNSS_SENSOR",
+    "IMU_SENSOR",
     "LANE_INVASION_SENSOR",
     "RGB_CAMERA",
+    "SEMANTIC_CAMERA",
     "SENSOR_HEADER",
     "WEATHER_FIELDS",
     "WORLD_OBSERVER",
@@ -54,8 +59,12 @@ __all__ = [
     "actor_record",
     "attribute_definition",
     "bounding_box",
+    "depth_bgra",
     "err",
     "err_void",
+    "gnss_payload",
+    "imu_payload",
+    "labels_bgra",
     "location",
     "ok",
     "ok_void",
@@ -269,8 +278,12 @@ COMMAND_NAMES = (
 # --------------------------------------------------------------------------- streams
 #: Sensor registry indices of the 0.9.16 client (the header's sensor type).
 COLLISION_SENSOR = 0
+DEPTH_CAMERA = 1
+GNSS_SENSOR = 4
+IMU_SENSOR = 5
 LANE_INVASION_SENSOR = 6
 RGB_CAMERA = 13
+SEMANTIC_CAMERA = 14
 WORLD_OBSERVER = 17
 
 #: Sensor header: sensor type, frame, timestamp [s], sensor transform (x, y, z, pitch,
@@ -298,6 +311,54 @@ def pack_sensor_header(sensor_type: int, frame: int, timestamp: float,
 
 def pack_image_header(width: int, height: int, fov_deg: float) -> bytes:
     return IMAGE_HEADER.pack(int(width), int(height), float(fov_deg))
+
+
+# --------------------------------------------------------------------------- measurements
+#: [m] the depth that CARLA's 24-bit depth encoding maps to its largest code.
+DEPTH_RANGE = 1000.0
+_DEPTH_CODES = 256 ** 3 - 1
+
+
+def gnss_payload(latitude: float, longitude: float, altitude: float) -> bytes:
+    """``carla::geom::GeoLocation`` as the GNSS serializer packs it: msgpack
+    ``[latitude, longitude, altitude]`` (doubles, degrees and metres)."""
+    import msgpack
+    return msgpack.packb([float(latitude), float(longitude), float(altitude)])
+
+
+def imu_payload(accelerometer: Sequence[float], gyroscope: Sequence[float],
+                compass: float) -> bytes:
+    """The IMU serializer's data: msgpack ``[[ax, ay, az], [gx, gy, gz], compass]``
+    (``Vector3D``s of floats [m/s^2], [rad/s]; compass a float [rad])."""
+    import msgpack
+    return msgpack.packb([[float(v) for v in accelerometer], [float(v) for v in gyroscope],
+                          float(compass)], use_single_float=True)
+
+
+def depth_bgra(depth: Any) -> Any:
+    """(H, W) depth [m] -> (H, W, 4) uint8 BGRA in CARLA's depth encoding: the
+    normalised depth ``d / 1000`` as a 24-bit code ``R + G * 256 + B * 65536``
+    (``depth = (R + G*256 + B*65536) / (256^3 - 1) * 1000``), alpha 255."""
+    import numpy as np
+    d = np.clip(np.asarray(depth, dtype=np.float64), 0.0, DEPTH_RANGE)
+    code = np.rint(d * (_DEPTH_CODES / DEPTH_RANGE)).astype(np.uint32)
+    out = np.empty(d.shape + (4,), np.uint8)
+    out[..., 2] = code & 0xFF           # R
+    out[..., 1] = (code >> 8) & 0xFF    # G
+    out[..., 0] = (code >> 16) & 0xFF   # B
+    out[..., 3] = 255
+    return out
+
+
+def labels_bgra(labels: Any) -> Any:
+    """(H, W) uint8 semantic tags -> (H, W, 4) uint8 BGRA with the tag in R (G = B =
+    0, alpha 255), as CARLA's ``sensor.camera.semantic_segmentation`` sends it."""
+    import numpy as np
+    lab = np.asarray(labels, dtype=np.uint8)
+    out = np.zeros(lab.shape + (4,), np.uint8)
+    out[..., 2] = lab
+    out[..., 3] = 255
+    return out
 
 
 _TL_UNKNOWN = 4  # carla.TrafficLightState.Unknown

@@ -5,7 +5,8 @@ job (episode and map, blueprints and actors, lights and other no-op calls, senso
 Traffic Manager, command batches); :meth:`Handlers.registry` maps the RPC names to
 them (the methods marked with :func:`rpc`). Calls the server knows but does not model
 are listed in :data:`UNSUPPORTED` (answered with a CARLA ``Response`` error naming
-the feature). Handlers run under the server's lock, one call at a time, and work on
+the feature); calls accepted without effect (debug drawing, forces, impulses) in
+:data:`NO_OPS`. Handlers run under the server's lock, one call at a time, and work on
 the server's current :class:`~drive_il.serve.world.ServerWorld`.
 """
 
@@ -20,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import encoding as E
 from .actors import Vehicle
 from .autopilot import TrafficManagerRegistry
+from .blueprints import is_walker_blueprint
 from .streams import StreamServer
 
 if TYPE_CHECKING:
     from .world import ServerWorld
 
-__all__ = ["OPENDRIVE_MAP", "SERVER_VERSION", "UNSUPPORTED", "Handlers", "ServerState", "rpc",
-           "with_geo_reference"]
+__all__ = ["LARGE_DELTA_S", "NO_OPS", "OPENDRIVE_MAP", "SERVER_VERSION", "UNSUPPORTED", "Handlers",
+           "ServerState", "rpc", "with_geo_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,24 @@ UNSUPPORTED = {
     "get_group_traffic_lights": "traffic lights",
     "set_traffic_light_state": "traffic lights",
 }
+
+#: Calls accepted and answered as done, without effect on the embedded world: {RPC name:
+#: what CARLA would do}. Each is logged once per server (INFO), then silently.
+NO_OPS = {
+    "draw_debug_shape": "world.debug.draw_point/line/arrow/box/string (nothing is drawn)",
+    "enable_actor_constant_velocity": "actor.enable_constant_velocity (the speed is not held)",
+    "disable_actor_constant_velocity": "actor.disable_constant_velocity",
+    "add_actor_impulse": "actor.add_impulse",
+    "add_actor_impulse_at_location": "actor.add_impulse at a location",
+    "add_actor_force": "actor.add_force",
+    "add_actor_force_at_location": "actor.add_force at a location",
+    "add_actor_angular_impulse": "actor.add_angular_impulse",
+    "add_actor_torque": "actor.add_torque",
+    "show_vehicle_debug_telemetry": "vehicle.show_debug_telemetry",
+}
+#: A fixed_delta_seconds above this [s] is accepted with a warning (CARLA warns too: its
+#: physics sub-steps no longer cover the step; the kinematic model takes it in one step).
+LARGE_DELTA_S = 0.1
 
 _RPC_NAMES: list[str] = []
 
@@ -96,6 +116,8 @@ class ServerState(Protocol):
 
     def tick(self) -> int: ...
 
+    def tick_cue(self) -> int: ...
+
     def scratch_dir(self) -> Path: ...
 
     def new_world(self, name: str) -> ServerWorld: ...
@@ -113,10 +135,24 @@ class Handlers:
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.opendrive_path: Path | None = None  # the text of the next "OpenDriveMap"
+        self._no_ops_seen: set[str] = set()
 
     def registry(self) -> dict[str, Callable[..., Any]]:
-        """{RPC name: bound handler}."""
-        return {name: getattr(self, name) for name in _RPC_NAMES}
+        """{RPC name: bound handler}: the :func:`rpc` methods and the :data:`NO_OPS`."""
+        table: dict[str, Callable[..., Any]] = {name: self._no_op(name) for name in NO_OPS}
+        table.update({name: getattr(self, name) for name in _RPC_NAMES})
+        return table
+
+    def _no_op(self, name: str) -> Callable[..., Any]:
+        """The handler of a :data:`NO_OPS` call: answers done, logs the first call."""
+        def handler(conn, *args):
+            if name not in self._no_ops_seen:
+                self._no_ops_seen.add(name)
+                log.info("client %d: %s accepted without effect (%s; not modelled by the "
+                         "embedded world)", conn.id, name, NO_OPS[name])
+            return E.ok_void()
+        handler.__name__ = name
+        return handler
 
     @property
     def world(self) -> ServerWorld:
@@ -143,8 +179,13 @@ class Handlers:
             s = E.EpisodeSettings.from_msgpack(settings)
         except (ValueError, TypeError, IndexError) as e:
             return E.err(f"set_episode_settings: {e}")
-        if s.fixed_delta_seconds is not None and not 0.0 < s.fixed_delta_seconds <= 1.0:
-            return E.err(f"fixed_delta_seconds {s.fixed_delta_seconds} outside (0, 1] s")
+        dt = s.fixed_delta_seconds
+        if dt is not None and not (math.isfinite(dt) and dt > 0.0):
+            return E.err(f"fixed_delta_seconds {dt} must be a number of seconds > 0 "
+                         f"(or None: variable time step)")
+        if dt is not None and dt > LARGE_DELTA_S and dt != self.server.settings.fixed_delta_seconds:
+            log.warning("client %d: fixed_delta_seconds %g s is large (over %g s): accepted; each "
+                        "tick moves the world %g s in one step", conn.id, dt, LARGE_DELTA_S, dt)
         if s.synchronous_mode and not self.server.settings.synchronous_mode:
             self.server.sync_owner = conn.id
         elif not s.synchronous_mode:
@@ -156,7 +197,7 @@ class Handlers:
 
     @rpc
     def tick_cue(self, conn):
-        return E.ok(self.server.tick())
+        return E.ok(self.server.tick_cue())
 
     @rpc
     def get_weather_parameters(self, conn):
@@ -194,9 +235,14 @@ class Handlers:
 
     @rpc
     def load_new_episode(self, conn, map_name, reset_settings=True, *layers):
+        """``client.load_world(name)``; an empty name (``client.reload_world()``) is the
+        current town, loaded anew (a new episode, its actors gone)."""
         from ..errors import DriveILError
         name = str(map_name).rsplit("/", 1)[-1]
-        if name == OPENDRIVE_MAP and self.opendrive_path is not None:
+        if not name:
+            town = self.world.town
+            name = str(town.path) if town.path is not None else town.name
+        elif name == OPENDRIVE_MAP and self.opendrive_path is not None:
             name = str(self.opendrive_path)
         try:
             world = self.server.new_world(name)
@@ -245,6 +291,9 @@ class Handlers:
             a = w.spawn_vehicle(bp_id, uid, attrs, transform, conn.id)
         elif bp_id.startswith("sensor."):
             a = w.spawn_sensor(bp_id, uid, attrs, transform, int(parent or 0), conn.id)
+        elif is_walker_blueprint(bp_id):
+            raise ValueError(f"{bp_id}: walkers are not modelled by the drive-il embedded "
+                             f"server (the blueprints are listed, spawning them is refused)")
         else:
             raise ValueError(f"unknown blueprint {bp_id!r}")
         a.types = types
@@ -355,14 +404,22 @@ class Handlers:
 
     @rpc
     def get_vehicle_light_state(self, conn, actor_id):
+        """A ``carla::rpc::VehicleLightState``: the one-element array ``[flags]``."""
         v = self._vehicle(actor_id)
-        return E.ok(v.light_state if v is not None else 0)
+        if v is None:
+            return E.err(f"get_vehicle_light_state: actor {actor_id} is not a vehicle")
+        return E.ok([v.light_state])
 
     @rpc
     def set_vehicle_light_state(self, conn, actor_id, state):
+        """``state``: a ``VehicleLightState`` (``[flags]``; a bare number is taken too)."""
         v = self._vehicle(actor_id)
-        if v is not None:
-            v.light_state = int(state)
+        if v is None:
+            return E.err_void(f"set_vehicle_light_state: actor {actor_id} is not a vehicle")
+        try:
+            v.light_state = _light_flags(state)
+        except (TypeError, ValueError, IndexError) as e:
+            return E.err_void(f"set_vehicle_light_state: {e}")
         return E.ok_void()
 
     # ------------------------------------------------------------------ sensors
@@ -416,7 +473,9 @@ class Handlers:
         return E.ok_void()
 
     @rpc
-    def get_level_BBs(self, conn, *args):
+    def get_all_level_BBs(self, conn, *args):
+        """``world.get_level_bbs(tag)``: the boxes of the level's static objects (buildings,
+        poles, parked cars...); the embedded world has none, so always an empty list."""
         return E.ok([])
 
     @rpc
@@ -527,7 +586,7 @@ class Handlers:
                     a.simulate_physics = bool(fields[1])
             elif index == E.CMD_LIGHT_STATE:
                 if isinstance(a, Vehicle):
-                    a.light_state = int(fields[1])
+                    a.light_state = _light_flags(fields[1])
             elif index in (E.CMD_ENABLE_GRAVITY, 9, 10, 11, 12, 13, 17):
                 pass  # forces, impulses, gravity, telemetry: no effect on the kinematic model
             else:
@@ -538,3 +597,11 @@ class Handlers:
         except (ValueError, TypeError, IndexError, KeyError) as e:
             return E.err(str(e))
 
+
+def _light_flags(state: Any) -> int:
+    """The flags of a ``VehicleLightState`` (``[flags]``, or a bare number) as a uint32."""
+    if isinstance(state, (list, tuple)):
+        state = state[0]
+    if isinstance(state, bool) or not isinstance(state, int):
+        raise TypeError(f"a vehicle light state is a number of flags, got {state!r}")
+    return int(state) & 0xFFFFFFFF

@@ -15,6 +15,18 @@ asynchronous mode) runs :meth:`ServerWorld.step` -- the world snapshot and the
 sensor data are pushed before ``tick_cue`` answers, so the client finds frame F's
 snapshot and images once the tick returns F.
 
+Tick pacing: while the world is in synchronous mode and a client-side Traffic Manager
+is registered, ``tick_cue`` answers the coming frame's number at once and the step runs
+:data:`TM_TICK_PACE_S` later, on the server's pacing thread (as on a real server, the
+client's ``world.tick()`` returns once that frame's snapshot arrives). The 0.9.16
+client's ``TrafficManagerLocal::SynchronousTick`` can miss the wake-up of its own
+Traffic Manager thread when a snapshot follows the Traffic Manager's previous cycle
+within a fraction of a millisecond (a client-side race, carla#9172: ``world.tick()``
+then never returns); the pause gives that thread time to wait for its next cycle,
+while the server keeps answering its calls. A promised step runs before anything else
+ticks (another ``tick_cue``, a batch with a tick, the asynchronous timer). Without a
+Traffic Manager, ticks are not paced.
+
 Robustness: a client connection that ends takes its Traffic Manager registrations
 with it, and if it had put the world into synchronous mode the world goes back to
 asynchronous mode (the next client is not left facing a frozen world). The actors it
@@ -60,9 +72,13 @@ from .rpc import (
 from .streams import StreamServer
 from .world import ASYNC_TICK_HZ, ServerWorld
 
-__all__ = ["CarlaServer", "bind_warning", "is_loopback"]
+__all__ = ["TM_TICK_PACE_S", "CarlaServer", "bind_warning", "is_loopback"]
 
 log = logging.getLogger(__name__)
+
+#: [s] how long after its ``tick_cue`` a step runs while a Traffic Manager is registered
+#: in synchronous mode (see the module's "Tick pacing").
+TM_TICK_PACE_S = 0.002
 
 
 def is_loopback(host: str) -> bool:
@@ -134,6 +150,10 @@ class CarlaServer:
         self.traffic_managers = TrafficManagerRegistry()
         self.definitions = blueprint_definitions()
         self._rasters: dict[str, Any] = {}
+        # a step promised by tick_cue (see "Tick pacing"): (world, due time), run by _pacer
+        self._promised: tuple[ServerWorld, float] | None = None
+        self._pace = threading.Condition(self._lock)
+        self._pacer: threading.Thread | None = None
         self._episodes = 0
         if town is None:
             names = available_towns(maps_dir)
@@ -162,12 +182,16 @@ class CarlaServer:
         self.rpc.start()
         self._timer = threading.Thread(target=self._async_loop, name="async-tick", daemon=True)
         self._timer.start()
+        self._pacer = threading.Thread(target=self._pace_loop, name="tick-pacer", daemon=True)
+        self._pacer.start()
         log.info("serving CARLA %s on %s:%d (streams on port %d), town %s",
                  SERVER_VERSION, self.host, self.port, self.stream_port, self.world.town.name)
 
     def stop(self) -> None:
         """Stop serving; removes the temporary folder (:meth:`scratch_dir`). Idempotent."""
         self._stop.set()
+        with self._pace:
+            self._pace.notify_all()
         self.rpc.stop()
         self.streams.stop()
         if self._scratch_cleanup is not None:
@@ -223,12 +247,51 @@ class CarlaServer:
 
     # ------------------------------------------------------------------ clock
     def tick(self) -> int:
-        """Advance the world one step; returns the new frame."""
+        """Advance the world one step (after a step ``tick_cue`` promised); returns the
+        new frame."""
         with self._lock:
-            w = self.world
-            dt = self.settings.fixed_delta_seconds or 1.0 / ASYNC_TICK_HZ
-            w.step(dt, followers=self._follower)
-            return w.frame
+            self._keep_promise()
+            return self._step()
+
+    def tick_cue(self) -> int:
+        """A client's ``tick_cue``: the frame it starts. Paced while a Traffic Manager is
+        registered in synchronous mode (the step runs :data:`TM_TICK_PACE_S` later, see
+        "Tick pacing"); else stepped at once."""
+        with self._lock:
+            if not (self.settings.synchronous_mode and len(self.traffic_managers)):
+                return self.tick()
+            self._keep_promise()
+            self._promised = (self.world, time.monotonic() + TM_TICK_PACE_S)
+            self._pace.notify_all()
+            return self.world.frame + 1
+
+    def _step(self) -> int:
+        w = self.world
+        dt = self.settings.fixed_delta_seconds or 1.0 / ASYNC_TICK_HZ
+        w.step(dt, followers=self._follower)
+        return w.frame
+
+    def _keep_promise(self) -> None:
+        """Run the step a ``tick_cue`` promised, if any (under the lock); a promise made
+        on a world that is no longer the current one is dropped."""
+        promised, self._promised = self._promised, None
+        if promised is not None and promised[0] is self.world:
+            try:
+                self._step()
+            except Exception:
+                log.exception("paced tick failed")
+
+    def _pace_loop(self) -> None:
+        with self._pace:
+            while not self._stop.is_set():
+                if self._promised is None:
+                    self._pace.wait(0.5)
+                    continue
+                delay = self._promised[1] - time.monotonic()
+                if delay > 0.0:
+                    self._pace.wait(delay)
+                    continue
+                self._keep_promise()
 
     def _async_loop(self) -> None:
         period = 1.0 / ASYNC_TICK_HZ

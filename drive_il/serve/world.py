@@ -34,7 +34,8 @@ from ..types import ActorState, VehicleState
 from . import encoding as E
 from .actors import TAG_CAR, Actor, Sensor, Vehicle
 from .autopilot import AUTOPILOT_HANDOVER_S, SPEED_LIMIT_KMH, LaneFollower
-from .blueprints import parse_color, vehicle_spec
+from .blueprints import VEHICLE_KINDS, parse_color, vehicle_spec
+from .sensors import GNSS_ID, IMU_ID, LIDAR_ID, LIDAR_REFUSED, GnssModel, ImuModel
 from .streams import StreamServer
 
 __all__ = ["ASYNC_TICK_HZ", "MAX_IMAGE_SIDE", "ServerWorld", "default_weather"]
@@ -50,6 +51,37 @@ SUBSCRIBE_WAIT_S = 1.0
 MAX_IMAGE_SIDE = 4096
 _DEG = math.pi / 180.0
 _RAD = 180.0 / math.pi
+#: camera blueprint -> Sensor.kind (rendered by the embedded camera)
+_CAMERA_KINDS = {"sensor.camera.rgb": "camera", "sensor.camera.depth": "depth",
+                 "sensor.camera.semantic_segmentation": "semantic"}
+_CAMERA_KIND_SET = frozenset(_CAMERA_KINDS.values())
+#: a vehicle blueprint's base_type -> CARLA semantic tag (0.9.16 CityObjectLabel)
+_BASE_TYPE_TAGS = {"car": 14, "van": 14, "truck": 15, "bus": 16, "motorcycle": 18, "bicycle": 19}
+
+
+def _sensor_tick(attrs: dict[str, str]) -> float:
+    """The ``sensor_tick`` attribute [s] (0: every tick).
+
+    Raises:
+        ValueError: not a finite number >= 0.
+    """
+    try:
+        t = float(attrs.get("sensor_tick", "0") or 0.0)
+    except ValueError:
+        raise ValueError(f"sensor_tick {attrs.get('sensor_tick')!r} is not a number") from None
+    if not (math.isfinite(t) and t >= 0.0):
+        raise ValueError(f"sensor_tick {t} must be a finite number >= 0")
+    return t
+
+
+def _due(s: Sensor, elapsed: float) -> bool:
+    """Whether sensor ``s`` measures at world time ``elapsed`` (its ``sensor_tick``);
+    advances its next time when it does."""
+    if s.tick > 0.0:
+        if elapsed + 1e-9 < s.next_time:
+            return False
+        s.next_time = elapsed + s.tick
+    return True
 
 
 def default_weather() -> dict[str, float]:
@@ -164,7 +196,8 @@ class ServerWorld:
             raise ValueError(f"parent actor {parent} not found")
         (x, y, z), (p, yw, r) = tf
         rel = (float(x), float(y), float(z), float(p), float(yw), float(r))
-        if bp_id == "sensor.camera.rgb":
+        kind = _CAMERA_KINDS.get(bp_id)
+        if kind is not None:
             w = int(float(attrs.get("image_size_x", "800")))
             h = int(float(attrs.get("image_size_y", "600")))
             fov = float(attrs.get("fov", "90"))
@@ -178,8 +211,15 @@ class ServerWorld:
                                 z=max(rel[2], 0.2), pitch_deg=max(-90.0, min(90.0, rel[3])),
                                 yaw_deg=0.0 if not parent else rel[4])
             s = Sensor(id=0, type_id=bp_id, attrs=dict(attrs), uid=uid, parent=parent, rel=rel,
-                       owner=owner, kind="camera", stream=self.streams.new_stream(), spec=spec,
-                       tick=float(attrs.get("sensor_tick", "0") or 0.0))
+                       owner=owner, kind=kind, stream=self.streams.new_stream(), spec=spec,
+                       tick=_sensor_tick(attrs))
+        elif bp_id in (GNSS_ID, IMU_ID):
+            model = GnssModel(attrs) if bp_id == GNSS_ID else ImuModel(attrs)
+            s = Sensor(id=0, type_id=bp_id, attrs=dict(attrs), uid=uid, parent=parent, rel=rel,
+                       owner=owner, kind="gnss" if bp_id == GNSS_ID else "imu",
+                       stream=self.streams.new_stream(), tick=_sensor_tick(attrs), detector=model)
+        elif bp_id == LIDAR_ID:
+            raise ValueError(LIDAR_REFUSED)
         elif bp_id == "sensor.other.collision":
             pa = self.actors.get(parent)
             det = None
@@ -194,7 +234,7 @@ class ServerWorld:
         else:
             raise ValueError(f"unknown sensor blueprint {bp_id!r}")
         s = self._add(s)  # type: ignore[assignment]
-        if s.detector is not None:
+        if s.kind == "collision" and s.detector is not None:
             pa = self.actors[parent]
             s.detector.prime(pa.model.x, pa.model.y, pa.model.yaw, self._views(exclude=pa))
         return s
@@ -210,7 +250,7 @@ class ServerWorld:
             if c is not None:
                 c.rel = self.world_transform(c)
                 c.parent = 0
-                if isinstance(c, Sensor) and c.kind == "camera" and c.spec is not None:
+                if isinstance(c, Sensor) and c.kind in _CAMERA_KIND_SET and c.spec is not None:
                     c.spec = dataclasses.replace(c.spec, x=0.0, y=0.0, z=max(c.rel[2], 0.2), yaw_deg=0.0)
         a.children = []
         del self.actors[actor_id]
@@ -364,15 +404,23 @@ class ServerWorld:
     def _sensors(self, frame: int, elapsed: float) -> None:
         streams = self.streams
         views: list[ActorState] | None = None
+        rendered: dict[tuple, tuple] = {}
         for s in self.sensors:
-            if s.kind == "camera":
+            if s.kind in ("gnss", "imu"):
                 if not streams.has_subscribers(s.stream) and \
                         not streams.wait_expected(s.stream, SUBSCRIBE_WAIT_S):
                     continue
-                if s.tick > 0.0:
-                    if elapsed + 1e-9 < s.next_time:
-                        continue
-                    s.next_time = elapsed + s.tick
+                if not _due(s, elapsed):
+                    continue
+                streams.publish(s.stream, (E.SENSOR_HEADER.pack(
+                    E.GNSS_SENSOR if s.kind == "gnss" else E.IMU_SENSOR, frame, elapsed,
+                    *self.world_transform(s)), self._measure(s)))
+            elif s.kind in _CAMERA_KIND_SET:
+                if not streams.has_subscribers(s.stream) and \
+                        not streams.wait_expected(s.stream, SUBSCRIBE_WAIT_S):
+                    continue
+                if not _due(s, elapsed):
+                    continue
                 parent = self.actors.get(s.parent)
                 if isinstance(parent, Vehicle):
                     ego = parent.model
@@ -390,11 +438,25 @@ class ServerWorld:
                     others = views
                 else:
                     others = self._views(exclude)
-                img = self.camera(s.spec).render(ego, others, frame=frame, seed=self.seed)
-                import cv2
-                bgra = cv2.cvtColor(img, cv2.COLOR_RGB2BGRA)
+                if s.kind == "camera":
+                    img = self.camera(s.spec).render(ego, others, frame=frame, seed=self.seed)
+                    import cv2
+                    bgra = cv2.cvtColor(img, cv2.COLOR_RGB2BGRA)
+                    stype = E.RGB_CAMERA
+                else:
+                    # a depth and a semantic camera on the same mount share one render
+                    key = (s.parent or -s.id, dataclasses.replace(s.spec, name=""))
+                    got = rendered.get(key)
+                    if got is None:
+                        got = rendered[key] = self.camera(s.spec).render_depth_labels(
+                            ego, others, tags=self._vehicle_tags())
+                    depth, labels = got
+                    if s.kind == "depth":
+                        bgra, stype = E.depth_bgra(depth), E.DEPTH_CAMERA
+                    else:
+                        bgra, stype = E.labels_bgra(labels), E.SEMANTIC_CAMERA
                 tf = self.world_transform(s)
-                n = streams.publish(s.stream, (E.SENSOR_HEADER.pack(E.RGB_CAMERA, frame, elapsed, *tf),
+                n = streams.publish(s.stream, (E.SENSOR_HEADER.pack(stype, frame, elapsed, *tf),
                                                E.IMAGE_HEADER.pack(s.spec.width, s.spec.height, s.spec.fov_deg),
                                                bgra.data))
                 log.debug("camera %d frame %d -> %d subscribers", s.id, frame, n)
@@ -418,6 +480,28 @@ class ServerWorld:
                                          use_bin_type=True)
                     streams.publish(s.stream, (E.SENSOR_HEADER.pack(E.COLLISION_SENSOR, frame, elapsed, *tf),
                                                body))
+
+    def _vehicle_tags(self) -> dict[int, int]:
+        """CARLA semantic tag of each vehicle (car, truck, bus, motorcycle, bicycle)."""
+        return {v.id: _BASE_TYPE_TAGS.get(VEHICLE_KINDS.get(v.type_id, ("car",))[0], TAG_CAR)
+                for v in self.vehicles}
+
+    def _measure(self, s: Sensor) -> bytes:
+        """The GNSS or IMU payload of sensor ``s`` now."""
+        x, y, z, pitch, yaw, roll = self.world_transform(s)
+        if s.kind == "gnss":
+            parent = self.actors.get(s.parent)
+            if isinstance(parent, Vehicle):
+                z = parent.model.z + s.rel[2]
+            return E.gnss_payload(*s.detector.measure(self.town.map, x, y, z))
+        parent = self.actors.get(s.parent)
+        if isinstance(parent, Vehicle):
+            m = parent.model
+            acc, gyro, compass = s.detector.measure((pitch, yaw, roll), yaw=m.yaw, speed=m.speed,
+                                                    accel=m.acceleration, yaw_rate=m.yaw_rate)
+        else:
+            acc, gyro, compass = s.detector.measure((pitch, yaw, roll))
+        return E.imu_payload(acc, gyro, compass)
 
     @staticmethod
     def _impulse(a: Vehicle, b: Actor) -> tuple[float, float, float]:
