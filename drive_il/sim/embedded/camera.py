@@ -37,7 +37,8 @@ Rendering, per frame, for a flat ground plane z = 0:
 Everything that depends only on the camera spec, the raster and the look is computed
 in the constructor. The same inputs give bit-identical frames.
 
-A second render mode, :meth:`Camera.render_depth_labels`, gives what CARLA's
+A second render mode, :meth:`Camera.render_depth_labels`
+(:mod:`drive_il.sim.embedded.depth_labels`), gives what CARLA's
 ``sensor.camera.depth`` and ``sensor.camera.semantic_segmentation`` see: per pixel the
 depth [m] along the camera's forward axis (CARLA's depth is planar, not the distance
 along the ray; capped at :data:`FAR_DEPTH`, the sky is at :data:`FAR_DEPTH`) and the
@@ -52,44 +53,28 @@ with the RGB path, which it leaves untouched.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from ...camera import PinholeCamera
-from ...maps.geometry import LaneClass
 from ...scenario import CameraConfig
 from ...types import ActorState, VehicleState
+from .depth_labels import DepthLabelRendering
+from .projection import MAX_DRAW, NEAR, ONE, SHIFT, clip_near
 from .raster import MapRaster
 from .weather import WeatherLook
 
-__all__ = ["FAR_DEPTH", "LANE_CLASS_TAGS", "TAG_CAR", "TAG_SKY", "Camera"]
+__all__ = ["Camera"]
 
-#: Depth of the sky and cap of every depth [m] (CARLA's depth camera range).
-FAR_DEPTH = 1000.0
-#: CARLA 0.9.16 semantic tags (``carla::rpc::CityObjectLabel``) used here.
-TAG_ROAD, TAG_SIDEWALK, TAG_TERRAIN, TAG_SKY, TAG_CAR, TAG_ROADLINE, TAG_GROUND = 1, 2, 10, 11, 14, 24, 25
-#: LaneClass code (raster channel 3) -> CARLA semantic tag of the ground.
-LANE_CLASS_TAGS: dict[LaneClass, int] = {
-    LaneClass.TERRAIN: TAG_TERRAIN, LaneClass.DRIVING: TAG_ROAD,
-    LaneClass.SHOULDER: TAG_ROAD, LaneClass.SIDEWALK: TAG_SIDEWALK,
-    LaneClass.PARKING: TAG_ROAD, LaneClass.BORDER: TAG_SIDEWALK,
-    LaneClass.MEDIAN: TAG_TERRAIN, LaneClass.BIKING: TAG_ROAD, LaneClass.OTHER: TAG_GROUND,
-}
-
-_NEAR = 0.05        # near plane [m]
-_MAX_DRAW = 250.0   # vehicles farther than this are not drawn [m]
 _RAIN_BANK = 16     # precomputed rain layers
 _MIN_BAND = 3       # rows; thinner level bands are merged
 _SIMPLE_PX = 12     # vehicles less tall than this [px] are drawn as two silhouettes
 _SMALL_FRAME = 40_000  # px; frames up to this size get the "small" LOD defaults
-_SHIFT = 4          # sub-pixel bits for cv2 drawing
-_ONE = 1 << _SHIFT
 
 
-class Camera:
+class Camera(DepthLabelRendering):
     """A pinhole RGB camera rendering the embedded world.
 
     Args:
@@ -181,7 +166,7 @@ class Camera:
         az = math.radians(look.sun_azimuth)
         self._sun = (math.cos(sa) * math.cos(az), math.cos(sa) * math.sin(az), math.sin(sa))
         # camera axes -> sub-pixel (cv2 shift) homogeneous pixels
-        self._Kp = model.axes_to_pixel * np.array([[_ONE], [_ONE], [1.0]])
+        self._Kp = model.axes_to_pixel * np.array([[ONE], [ONE], [1.0]])
 
     # -- precomputation -----------------------------------------------------------------
     def _row_distances(self) -> np.ndarray:
@@ -305,12 +290,12 @@ class Camera:
             group = rng.integers(0, 4, n)
             p0 = np.stack([xs, ys], axis=1)
             p1 = np.stack([xs + slant * ln, ys + ln], axis=1)
-            lines = np.rint(np.stack([p0, p1], axis=1) * _ONE).astype(np.int32)
+            lines = np.rint(np.stack([p0, p1], axis=1) * ONE).astype(np.int32)
             for g in range(4):
                 c = int((14 + 9 * g) * (0.6 + 0.4 * r))
                 sel = lines[group == g]
                 if len(sel):
-                    cv2.polylines(layer, list(sel), False, (c, c, c), thick, cv2.LINE_AA, _SHIFT)
+                    cv2.polylines(layer, list(sel), False, (c, c, c), thick, cv2.LINE_AA, SHIFT)
             bank.append(layer)
         return bank
 
@@ -368,134 +353,6 @@ class Camera:
             cv2.add(out, self._rain[h % _RAIN_BANK], dst=out)
         return out
 
-    # -- depth and semantic labels --------------------------------------------------------
-    def _depth_pre(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ground mask (H, W) bool, ground depth (H, W) float32 [m], tag LUT (256,) uint8)
-        for this spec (computed once, on first use)."""
-        pre = getattr(self, "_dl_pre", None)
-        if pre is None:
-            H, W = self._H, self._W
-            u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
-            Q = self._Q  # pixel -> vehicle-frame ray whose camera-forward component is 1
-            rz = Q[2, 0] * u + Q[2, 1] * v + Q[2, 2]
-            ground = rz < -1e-12
-            with np.errstate(divide="ignore", invalid="ignore"):
-                d = np.where(ground, -self.spec.z / rz, FAR_DEPTH)
-            depth = np.minimum(d, FAR_DEPTH).astype(np.float32)
-            lut = np.full(256, TAG_GROUND, np.uint8)
-            for k, t in LANE_CLASS_TAGS.items():
-                lut[int(k)] = t
-            pre = (ground, depth, lut)
-            self._dl_pre = pre
-        return pre
-
-    def render_depth_labels(self, ego: VehicleState, actors: Sequence[ActorState] = (), *,
-                            tags: dict[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Render depth and semantic labels of one frame (see the module docstring).
-
-        Args:
-            ego: the vehicle carrying the camera.
-            actors: other vehicles.
-            tags: CARLA semantic tag per actor id (default 14, car).
-
-        Returns:
-            (depth (H, W) float32 [m] along the camera's forward axis, capped at
-            :data:`FAR_DEPTH`; labels (H, W) uint8 CARLA semantic tags); new arrays.
-        """
-        ground, gdepth, lut = self._depth_pre()
-        r = self.raster
-        c, s = math.cos(ego.yaw), math.sin(ego.yaw)
-        sp = self.spec
-        Cx = ego.x + sp.x * c - sp.y * s
-        Cy = ego.y + sp.x * s + sp.y * c
-        Cz = sp.z
-        ir = 1.0 / r.res
-        A = np.array((
-            (-Cz * c * ir, Cz * s * ir, (Cx - r.x0) * ir),
-            (-Cz * s * ir, -Cz * c * ir, (Cy - r.y0) * ir),
-            (0.0, 0.0, 1.0),
-        ))
-        M = A @ self._Q
-        labels = cv2.warpPerspective(_tag_raster(r), M, (self._W, self._H),
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_CONSTANT,
-                                     borderValue=int(lut[r.border_value[3]]))
-        labels[~ground] = TAG_SKY
-        depth = gdepth.copy()
-        if actors:
-            self._depth_actors(depth, labels, (Cx, Cy, Cz), c, s, actors, tags or {})
-        return depth, labels
-
-    def _depth_actors(self, depth: np.ndarray, labels: np.ndarray, C, c: float, s: float,
-                      actors: Sequence[ActorState], tags: dict[int, int]) -> None:
-        """Z-buffer the vehicles' boxes into ``depth`` / ``labels``."""
-        Cx, Cy, Cz = C
-        fw, rt, up = self._axes
-        Rw = np.array(((fw[0] * c - fw[1] * s, fw[0] * s + fw[1] * c, fw[2]),
-                       (rt[0] * c - rt[1] * s, rt[0] * s + rt[1] * c, rt[2]),
-                       (up[0] * c - up[1] * s, up[0] * s + up[1] * c, up[2])))
-        th = self._tan_half
-        for a in actors:
-            dx, dy = a.x - Cx, a.y - Cy
-            rad = 0.5 * math.hypot(a.length, a.width) + 0.5
-            xc = Rw[0, 0] * dx + Rw[0, 1] * dy + Rw[0, 2] * (0.5 * a.height - Cz)
-            if xc < -rad or math.hypot(dx, dy) > _MAX_DRAW + rad:
-                continue
-            yc = Rw[1, 0] * dx + Rw[1, 1] * dy
-            if abs(yc) > max(xc, 0.0) * th + rad * 1.5:
-                continue
-            tag = int(tags.get(a.actor_id, TAG_CAR))
-            ca, sa = math.cos(a.yaw), math.sin(a.yaw)
-            L, Wd, Hh = a.length, a.width, a.height
-            for off, ln, wd, z0, z1 in ((0.0, L, Wd, 0.0, 0.60 * Hh),
-                                        (-0.06 * L, 0.52 * L, 0.86 * Wd, 0.60 * Hh, Hh)):
-                loc = []
-                for z in (z0, z1):
-                    for f_, r_ in ((0.5, -0.5), (0.5, 0.5), (-0.5, 0.5), (-0.5, -0.5)):
-                        fx, ry = off + f_ * ln, r_ * wd
-                        loc.append((a.x + fx * ca - ry * sa - Cx, a.y + fx * sa + ry * ca - Cy, z - Cz))
-                cam = np.array(loc) @ Rw.T  # (8, 3) camera axes
-                centre = cam.mean(axis=0)
-                for face in _BOX_FACES:
-                    poly = cam[list(face)]
-                    n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
-                    fc = poly.mean(axis=0)
-                    if float(n @ (fc - centre)) < 0.0:
-                        n = -n
-                    dpl = float(n @ poly[0])
-                    if dpl >= 0.0:
-                        continue  # back face (the camera is at the origin)
-                    self._depth_face(depth, labels, poly, n, dpl, tag)
-
-    def _depth_face(self, depth: np.ndarray, labels: np.ndarray, poly: np.ndarray,
-                    n: np.ndarray, dpl: float, tag: int) -> None:
-        if (poly[:, 0] < _NEAR).all():
-            return
-        poly = _clip_near(poly)
-        if len(poly) < 3:
-            return
-        p = np.clip(self.model.project(poly), -1e6, 1e6)
-        H, W = self._H, self._W
-        x0 = max(math.floor(p[:, 0].min()), 0)
-        x1 = min(math.ceil(p[:, 0].max()) + 1, W)
-        y0 = max(math.floor(p[:, 1].min()), 0)
-        y1 = min(math.ceil(p[:, 1].max()) + 1, H)
-        if x0 >= x1 or y0 >= y1:
-            return
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        pts = np.rint((p - (x0, y0)) * _ONE).astype(np.int32)
-        cv2.fillConvexPoly(mask, pts, 1, cv2.LINE_8, _SHIFT)
-        f = self._f
-        u = (np.arange(x0, x1, dtype=np.float64) - self._cxi) / f
-        v = -(np.arange(y0, y1, dtype=np.float64) - self._cyi) / f
-        den = n[0] + n[1] * u[None, :] + n[2] * v[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = dpl / den
-        droi = depth[y0:y1, x0:x1]
-        sel = (mask > 0) & (x > 0.0) & (x < droi)
-        droi[sel] = np.minimum(x[sel], FAR_DEPTH)
-        labels[y0:y1, x0:x1][sel] = tag
-
     # -- vehicles -----------------------------------------------------------------------------
     def _draw_actors(self, out: np.ndarray, ego: VehicleState, actors: Sequence[ActorState]) -> None:
         sp = self.spec
@@ -517,7 +374,7 @@ class Camera:
             if xc < -rad:
                 continue
             dist = math.hypot(dx, dy)
-            if dist > _MAX_DRAW + rad:
+            if dist > MAX_DRAW + rad:
                 continue
             yc = Rw[1][0] * dx + Rw[1][1] * dy
             if abs(yc) > max(xc, 0.0) * th + rad * 1.5:
@@ -541,7 +398,7 @@ class Camera:
                        (0.0, 0.0, a.height, -Cz)) for a, (c, s) in zip(acts, trig)])
         P = np.matmul(np.matmul(self._Kp @ Rw, B), _TPL)     # (n, 3, K): (u w, v w, w = depth)
         depth = P[:, 2]
-        behind = (depth < _NEAR).any(axis=1).tolist()
+        behind = (depth < NEAR).any(axis=1).tolist()
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = P[:, :2] / P[:, 2:3]
         np.clip(uv, -1e7, 1e7, out=uv)  # (NaN only for vehicles handled by clipping)
@@ -569,16 +426,16 @@ class Camera:
             if not clip and f * a.height < _SIMPLE_PX * dist:
                 # small (far): shadow, body and cabin silhouettes
                 sh = 0.5 * (1.0 + amb)
-                cv2.fillConvexPoly(out, pts[:4], grade(_SHADOW, 1.0), aa, _SHIFT)
-                cv2.fillConvexPoly(out, cv2.convexHull(pts[4:12]), grade(a.color, sh), aa, _SHIFT)
-                cv2.fillConvexPoly(out, cv2.convexHull(pts[12:20]), grade(_GLASS, sh), aa, _SHIFT)
+                cv2.fillConvexPoly(out, pts[:4], grade(_SHADOW, 1.0), aa, SHIFT)
+                cv2.fillConvexPoly(out, cv2.convexHull(pts[4:12]), grade(a.color, sh), aa, SHIFT)
+                cv2.fillConvexPoly(out, cv2.convexHull(pts[12:20]), grade(_GLASS, sh), aa, SHIFT)
                 continue
             cam = None
             if clip:
                 # camera coordinates for near-plane clipping: undo the projection
                 cam = np.matmul(np.matmul(Rw, B[i]), _TPL)
             if not clip:
-                cv2.fillConvexPoly(out, pts[:4], grade(_SHADOW, 1.0), aa, _SHIFT)
+                cv2.fillConvexPoly(out, pts[:4], grade(_SHADOW, 1.0), aa, SHIFT)
             else:
                 fill(out, None, _SHADOW_IDX, cam, grade(_SHADOW, 1.0))
             # shade per face orientation (top, front, rear, right, left)
@@ -611,19 +468,19 @@ class Camera:
                     if clip:
                         fill(out, None, fidx[k], cam, colour)
                     else:
-                        cv2.fillConvexPoly(out, pts[fidx[k]], colour, aa, _SHIFT)
+                        cv2.fillConvexPoly(out, pts[fidx[k]], colour, aa, SHIFT)
 
     def _fill(self, out, _pts, idx, cam: np.ndarray, colour) -> None:
         """Fill the face ``idx`` of camera-space corners ``cam`` (3, K), clipped against
         the near plane."""
         poly = cam[:, idx].T  # (k, 3): x forward, y right, z up
-        if (poly[:, 0] < _NEAR).all():
+        if (poly[:, 0] < NEAR).all():
             return
-        poly = _clip_near(poly)
+        poly = clip_near(poly)
         if len(poly) < 3:
             return
-        p = np.clip(self.model.project(poly) * _ONE, -1e7, 1e7)
-        cv2.fillConvexPoly(out, np.rint(p).astype(np.int32), colour, cv2.LINE_AA, _SHIFT)
+        p = np.clip(self.model.project(poly) * ONE, -1e7, 1e7)
+        cv2.fillConvexPoly(out, np.rint(p).astype(np.int32), colour, cv2.LINE_AA, SHIFT)
 
 
 _SHADOW = (18, 18, 20)
@@ -649,7 +506,6 @@ _FACE_IDX = tuple(
     for b in range(2))
 _SHADOW_IDX = np.arange(4, dtype=np.intp)
 #: faces of a box whose corners are 4 bottom then 4 top points (same order)
-_BOX_FACES = ((0, 1, 2, 3), (4, 5, 6, 7), (0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7))
 
 
 def _template() -> tuple[np.ndarray, ...]:
@@ -669,50 +525,6 @@ def _template() -> tuple[np.ndarray, ...]:
 _TPL_F, _TPL_FO, _TPL_R, _TPL_Z = _template()
 #: (4, K) template rows: forward [L], right [W], up [H], 1
 _TPL = np.stack([_TPL_F + _TPL_FO, _TPL_R, _TPL_Z, np.ones_like(_TPL_Z)])
-
-
-_TAG_RASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: raster colour channel value from which a road pixel is paint (lane marks are painted
-#: at 228 with anti-aliased edges; asphalt stays under 130)
-_PAINT_MIN = 160
-_ROAD_CLASSES = (LaneClass.DRIVING, LaneClass.SHOULDER, LaneClass.PARKING, LaneClass.BIKING)
-
-
-def _tag_raster(raster: MapRaster) -> np.ndarray:
-    """(H, W) uint8 CARLA semantic tags of the raster's level 0 (:data:`LANE_CLASS_TAGS`,
-    24 RoadLine for the paint on road surfaces); computed once per raster."""
-    t = _TAG_RASTERS.get(raster)
-    if t is None:
-        lut = np.full(256, TAG_GROUND, np.uint8)
-        road = np.zeros(256, np.uint8)
-        for k, tag in LANE_CLASS_TAGS.items():
-            lut[int(k)] = tag
-        for k in _ROAD_CLASSES:
-            road[int(k)] = 255
-        cls = np.ascontiguousarray(raster.classes)
-        t = cv2.LUT(cls, lut)
-        rgb = raster.levels[0]
-        paint = cv2.max(cv2.max(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-        cv2.threshold(paint, _PAINT_MIN - 1, 255, cv2.THRESH_BINARY, dst=paint)
-        cv2.bitwise_and(paint, cv2.LUT(cls, road), dst=paint)
-        t[paint > 0] = TAG_ROADLINE
-        _TAG_RASTERS[raster] = t
-    return t
-
-
-def _clip_near(cam: np.ndarray) -> np.ndarray:
-    """Sutherland-Hodgman clip of a polygon (K, 3) against x >= _NEAR."""
-    out = []
-    n = len(cam)
-    for i in range(n):
-        a, b = cam[i], cam[(i + 1) % n]
-        ina, inb = a[0] >= _NEAR, b[0] >= _NEAR
-        if ina:
-            out.append(a)
-        if ina != inb:
-            t = (_NEAR - a[0]) / (b[0] - a[0])
-            out.append(a + t * (b - a))
-    return np.array(out) if out else np.zeros((0, 3))
 
 
 def _mix64(seed: int, frame: int) -> int:
