@@ -300,6 +300,25 @@ class Camera(DepthLabelRendering):
         return bank
 
     # -- per frame ------------------------------------------------------------------------
+    def _ground_to_raster(self, ego: VehicleState) -> tuple[np.ndarray, tuple[float, float, float],
+                                                           tuple[float, float]]:
+        """(A (3, 3): the camera's ground plane -> level-0 raster pixels, A = S @ G @ Rz;
+        the camera's world position (x, y, z) [m]; (cos, sin) of the ego's yaw) for a
+        camera on ``ego``. Shared by the RGB and the depth/label render."""
+        r = self.raster
+        c, s = math.cos(ego.yaw), math.sin(ego.yaw)
+        sp = self.spec
+        Cx = ego.x + sp.x * c - sp.y * s
+        Cy = ego.y + sp.x * s + sp.y * c
+        Cz = sp.z
+        ir = 1.0 / r.res
+        A = np.array((
+            (-Cz * c * ir, Cz * s * ir, (Cx - r.x0) * ir),
+            (-Cz * s * ir, -Cz * c * ir, (Cy - r.y0) * ir),
+            (0.0, 0.0, 1.0),
+        ))
+        return A, (Cx, Cy, Cz), (c, s)
+
     def render(self, ego: VehicleState, actors: Sequence[ActorState] = (), *, frame: int = 0,
                seed: int = 0) -> np.ndarray:
         """Render one frame.
@@ -313,19 +332,7 @@ class Camera(DepthLabelRendering):
         Returns:
             (H, W, 3) uint8 RGB image (a new array).
         """
-        r = self.raster
-        c, s = math.cos(ego.yaw), math.sin(ego.yaw)
-        sp = self.spec
-        Cx = ego.x + sp.x * c - sp.y * s
-        Cy = ego.y + sp.x * s + sp.y * c
-        Cz = sp.z
-        ir = 1.0 / r.res
-        # A = S @ G @ Rz (world ground -> level-0 raster pixels)
-        A = np.array((
-            (-Cz * c * ir, Cz * s * ir, (Cx - r.x0) * ir),
-            (-Cz * s * ir, -Cz * c * ir, (Cy - r.y0) * ir),
-            (0.0, 0.0, 1.0),
-        ))
+        A, _, _ = self._ground_to_raster(ego)
         Ms = np.matmul(A, self._QT)
         Ms *= self._lvscale
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

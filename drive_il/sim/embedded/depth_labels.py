@@ -81,17 +81,7 @@ class DepthLabelRendering:
         """
         ground, gdepth, lut = self._depth_pre()
         r = self.raster
-        c, s = math.cos(ego.yaw), math.sin(ego.yaw)
-        sp = self.spec
-        Cx = ego.x + sp.x * c - sp.y * s
-        Cy = ego.y + sp.x * s + sp.y * c
-        Cz = sp.z
-        ir = 1.0 / r.res
-        A = np.array((
-            (-Cz * c * ir, Cz * s * ir, (Cx - r.x0) * ir),
-            (-Cz * s * ir, -Cz * c * ir, (Cy - r.y0) * ir),
-            (0.0, 0.0, 1.0),
-        ))
+        A, (Cx, Cy, Cz), (c, s) = self._ground_to_raster(ego)
         M = A @ self._Q
         labels = cv2.warpPerspective(_tag_raster(r), M, (self._W, self._H),
                                      flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
