@@ -22,7 +22,10 @@ attribute names and defaults:
   :meth:`drive_il.sim.embedded.camera.Camera.render_depth_labels` and encoded by
   :func:`~drive_il.serve.encoding.depth_bgra` / :func:`~drive_il.serve.encoding.labels_bgra`.
 * ``sensor.lidar.ray_cast`` is listed but not modelled: spawning it fails with
-  :data:`LIDAR_REFUSED`.
+  :data:`LIDAR_REFUSED`. So are the other sensors of CARLA 0.9.16 that its
+  ``manual_control.py`` looks up (:data:`UNMODELLED_SENSORS`: instance segmentation,
+  optical flow, normals, DVS and Cosmos cameras, radar): spawning one fails with
+  :func:`unmodelled_refusal`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ import numpy as np
 from . import encoding as E
 
 __all__ = ["DEPTH_CAMERA_ID", "GNSS_ID", "GRAVITY", "IMU_ID", "LIDAR_ID", "LIDAR_REFUSED",
-           "SEMANTIC_CAMERA_ID", "GnssModel", "ImuModel", "rotation_matrix", "sensor_definitions"]
+           "SEMANTIC_CAMERA_ID", "UNMODELLED_SENSORS", "GnssModel", "ImuModel", "rotation_matrix",
+           "sensor_definitions", "unmodelled_refusal"]
 
 GNSS_ID = "sensor.other.gnss"
 IMU_ID = "sensor.other.imu"
@@ -48,6 +52,18 @@ GRAVITY = 9.81
 #: The error a client sees on spawning a lidar.
 LIDAR_REFUSED = ("sensor.lidar.ray_cast: lidar is not modelled by the drive-il embedded server "
                  "(the blueprint is listed, spawning it is refused; see docs/carla.md)")
+#: CARLA 0.9.16 sensors listed (with their attributes, so that scripts which look them up
+#: and set them run) but not modelled: spawning one is refused (:func:`unmodelled_refusal`).
+UNMODELLED_SENSORS = ("sensor.camera.instance_segmentation", "sensor.camera.optical_flow",
+                      "sensor.camera.normals", "sensor.camera.dvs",
+                      "sensor.camera.cosmos_visualization", "sensor.other.radar")
+
+
+def unmodelled_refusal(bp_id: str) -> str:
+    """The error a client sees on spawning a listed but unmodelled sensor."""
+    return (f"{bp_id}: this sensor is not modelled by the drive-il embedded server "
+            "(the blueprint is listed, spawning it is refused; see docs/carla.md)")
+
 
 _GNSS_NOISE = ("noise_alt_bias", "noise_alt_stddev", "noise_lat_bias", "noise_lat_stddev",
                "noise_lon_bias", "noise_lon_stddev")
@@ -60,11 +76,13 @@ _LIDAR_FLOAT = (("range", "10.0"), ("rotation_frequency", "10.0"), ("upper_fov",
                 ("atmosphere_attenuation_rate", "0.004"), ("dropoff_general_rate", "0.45"),
                 ("dropoff_intensity_limit", "0.8"), ("dropoff_zero_intensity", "0.4"),
                 ("noise_stddev", "0.0"), ("sensor_tick", "0.0"))
+_RADAR_FLOAT = (("horizontal_fov", "30.0"), ("vertical_fov", "30.0"), ("range", "100.0"),
+                ("sensor_tick", "0.0"))
 
 
 def sensor_definitions(first_uid: int, skip: Sequence[str] = ()) -> list:
-    """``ActorDefinition`` lists of the GNSS, IMU, depth, semantic segmentation and
-    lidar blueprints (uids from ``first_uid``; ids in ``skip`` left out)."""
+    """``ActorDefinition`` lists of the GNSS, IMU, depth, semantic segmentation,
+    lidar and :data:`UNMODELLED_SENSORS` blueprints (uids from ``first_uid``; ids in ``skip`` left out)."""
     A = E.attribute_definition
     defs = []
 
@@ -85,6 +103,12 @@ def sensor_definitions(first_uid: int, skip: Sequence[str] = ()) -> list:
     add(LIDAR_ID, [role, A("channels", E.ATTR_INT, "32"),
                    A("points_per_second", E.ATTR_INT, "56000"), seed]
         + [A(k, E.ATTR_FLOAT, v) for k, v in _LIDAR_FLOAT])
+    for bp_id in UNMODELLED_SENSORS:
+        if bp_id == "sensor.other.radar":
+            add(bp_id, [role, A("points_per_second", E.ATTR_INT, "1500"), seed]
+                + [A(k, E.ATTR_FLOAT, v) for k, v in _RADAR_FLOAT])
+        else:
+            add(bp_id, cam)
     return defs
 
 

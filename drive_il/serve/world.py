@@ -35,7 +35,16 @@ from . import encoding as E
 from .actors import TAG_CAR, Actor, Sensor, Vehicle
 from .autopilot import AUTOPILOT_HANDOVER_S, SPEED_LIMIT_KMH, LaneFollower
 from .blueprints import VEHICLE_KINDS, parse_color, vehicle_spec
-from .sensors import GNSS_ID, IMU_ID, LIDAR_ID, LIDAR_REFUSED, GnssModel, ImuModel
+from .sensors import (
+    GNSS_ID,
+    IMU_ID,
+    LIDAR_ID,
+    LIDAR_REFUSED,
+    UNMODELLED_SENSORS,
+    GnssModel,
+    ImuModel,
+    unmodelled_refusal,
+)
 from .streams import StreamServer
 
 __all__ = ["ASYNC_TICK_HZ", "MAX_IMAGE_SIDE", "ServerWorld", "default_weather"]
@@ -220,6 +229,8 @@ class ServerWorld:
                        stream=self.streams.new_stream(), tick=_sensor_tick(attrs), detector=model)
         elif bp_id == LIDAR_ID:
             raise ValueError(LIDAR_REFUSED)
+        elif bp_id in UNMODELLED_SENSORS:
+            raise ValueError(unmodelled_refusal(bp_id))
         elif bp_id == "sensor.other.collision":
             pa = self.actors.get(parent)
             det = None

@@ -126,6 +126,42 @@ def test_large_fixed_delta_accepted_with_one_warning(server):
     assert log.count("fixed_delta_seconds 3 s is large") == 1
 
 
+def test_every_sensor_blueprint_a_camera_menu_looks_up_is_listed(server):
+    """A client that builds a menu of CARLA 0.9.16's sensors finds every blueprint and
+    sets its attributes up front; the unmodelled ones are refused on spawning, one line."""
+    client = _client(server)
+    world = client.get_world()
+    lib = world.get_blueprint_library()
+    cameras = ("sensor.camera.rgb", "sensor.camera.depth", "sensor.camera.semantic_segmentation",
+               "sensor.camera.instance_segmentation", "sensor.camera.cosmos_visualization",
+               "sensor.camera.dvs", "sensor.camera.optical_flow", "sensor.camera.normals")
+    for bp_id in cameras:
+        bp = lib.find(bp_id)
+        bp.set_attribute("image_size_x", "320")
+        bp.set_attribute("image_size_y", "240")
+        if bp.has_attribute("gamma"):
+            bp.set_attribute("gamma", "2.2")
+    rgb = lib.find("sensor.camera.rgb")
+    for k, v in (("lens_circle_multiplier", "3.0"), ("lens_circle_falloff", "3.0"),
+                 ("chromatic_aberration_intensity", "0.5"), ("chromatic_aberration_offset", "0")):
+        rgb.set_attribute(k, v)
+    lib.find("sensor.lidar.ray_cast").set_attribute("range", "50")
+    radar = lib.find("sensor.other.radar")
+    radar.set_attribute("horizontal_fov", "35")
+    radar.set_attribute("vertical_fov", "20")
+    ego = world.spawn_actor(lib.filter("vehicle.*")[0], world.get_map().get_spawn_points()[0])
+    try:
+        for bp_id in ("sensor.camera.instance_segmentation", "sensor.camera.optical_flow",
+                      "sensor.camera.normals", "sensor.camera.dvs",
+                      "sensor.camera.cosmos_visualization", "sensor.other.radar"):
+            with pytest.raises(RuntimeError, match=f"{bp_id}: this sensor is not modelled"):
+                world.spawn_actor(lib.find(bp_id), carla.Transform(), attach_to=ego)
+        cam = world.spawn_actor(rgb, carla.Transform(carla.Location(x=1.6, z=1.7)), attach_to=ego)
+        cam.destroy()
+    finally:
+        ego.destroy()
+
+
 def test_debug_drawing_forces_and_level_boxes_are_accepted(server):
     client = _client(server)
     world = client.get_world()
