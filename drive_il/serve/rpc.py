@@ -31,8 +31,10 @@ from typing import Any
 
 import msgpack
 
+from .listener import Listener
+
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_MAX_MESSAGE", "Connection",
-           "RateLimitedLog", "RpcServer", "UnknownFunction"]
+           "RpcServer", "UnknownFunction"]
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +51,6 @@ _RECV = 1 << 16
 
 class UnknownFunction(Exception):
     """Raised by a handler for a method name it does not serve."""
-
-
-class RateLimitedLog:
-    """A warning logged at most once per ``period`` seconds (the others are counted)."""
-
-    def __init__(self, logger: logging.Logger, period: float = 10.0) -> None:
-        self._log = logger
-        self._period = float(period)
-        self._next = 0.0
-        self._skipped = 0
-
-    def warning(self, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            self._skipped += 1
-            return
-        if self._skipped:
-            msg += f" ({self._skipped} more since the last such warning)"
-            self._skipped = 0
-        self._next = now + self._period
-        self._log.warning(msg, *args)
 
 
 class Connection:
@@ -133,27 +114,20 @@ class RpcServer:
         self.max_connections = int(max_connections)
         self.max_message = int(max_message)
         self.idle_timeout = float(idle_timeout)
-        self._sock = socket.create_server((host, port), reuse_port=False, backlog=64)
-        self._sock.setblocking(False)
-        self.host, self.port = self._sock.getsockname()[:2]
+        self._listener = Listener(host, port, name="rpc", logger=log)
+        self.host, self.port = self._listener.host, self._listener.port
         self._ids = itertools.count(1)
         self._conns: dict[int, Connection] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._sel = self._listener.selector
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._refused = RateLimitedLog(log)
-        self.refused = 0  # connections closed at once (over max_connections)
         self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._sel.register(self._sock, selectors.EVENT_READ, None)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        self._listener.start()
         self._thread = threading.Thread(target=self._loop, name="rpc", daemon=True)
         self._thread.start()
 
@@ -166,10 +140,7 @@ class RpcServer:
         if t is None:  # never started
             self._close_all()
             return
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
+        self._listener.wake()
         if t is not threading.current_thread():
             t.join(timeout)
 
@@ -177,6 +148,11 @@ class RpcServer:
     def connections(self) -> int:
         with self._lock:
             return len(self._conns)
+
+    @property
+    def refused(self) -> int:
+        """Connections closed at once because ``max_connections`` were open."""
+        return self._listener.refused
 
     def open_connections(self) -> list[Connection]:
         """The connections open now."""
@@ -187,16 +163,9 @@ class RpcServer:
     def _loop(self) -> None:
         try:
             while not self._stopping.is_set():
-                events = self._sel.select(self._select_timeout())
-                for key, mask in events:
-                    data = key.data
+                for data, mask in self._listener.select(self._select_timeout()):
                     if data is None:
                         self._accept()
-                    elif data is self._wake_r:
-                        try:
-                            self._wake_r.recv(4096)
-                        except OSError:
-                            pass
                     elif not data.closed.is_set():
                         if mask & selectors.EVENT_WRITE:
                             self._flush(data)
@@ -214,32 +183,18 @@ class RpcServer:
         return min(1.0, max(0.02, self.idle_timeout / 4))
 
     def _accept(self) -> None:
-        for _ in range(256):
-            try:
-                sock, peer = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:  # e.g. out of file descriptors: keep serving the others
-                log.warning("rpc: cannot accept a connection: %s", e)
-                return
+        def full() -> bool:
             with self._lock:
-                full = len(self._conns) >= self.max_connections
-            if full:
-                self.refused += 1
-                self._refused.warning("rpc: refused a connection from %s:%s: %d connections open "
-                                      "(--max-connections)", peer[0], peer[1], self.max_connections)
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-                continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return len(self._conns) >= self.max_connections
+
+        def register(sock: socket.socket, peer: Any) -> Connection:
             conn = Connection(next(self._ids), sock, peer, self.max_message)
             with self._lock:
                 self._conns[conn.id] = conn
-            self._sel.register(sock, selectors.EVENT_READ, conn)
             log.info("rpc: client %d connected from %s:%s", conn.id, *peer[:2])
+            return conn
+
+        self._listener.accept(full, register, f"{self.max_connections} connections open (--max-connections)")
 
     def _read(self, conn: Connection) -> None:
         try:
@@ -345,15 +300,7 @@ class RpcServer:
     def _close_all(self) -> None:
         for conn in self.open_connections():
             self._end(conn, "")
-        for s in (self._sock, self._wake_r, self._wake_w):
-            try:
-                s.close()
-            except OSError:
-                pass
-        try:
-            self._sel.close()
-        except (OSError, RuntimeError):
-            pass
+        self._listener.close()
 
     @staticmethod
     def _handle(conn: Connection, handler: Handler, msg: Any) -> list | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import logging
 import select
-import selectors
 import socket
 import struct
 import threading
@@ -30,7 +29,7 @@ import time
 from collections.abc import Iterable
 
 from .encoding import token_bytes
-from .rpc import RateLimitedLog
+from .listener import Listener
 
 __all__ = ["DEFAULT_MAX_STREAM_CONNECTIONS", "SEND_TIMEOUT", "StreamServer"]
 
@@ -71,9 +70,8 @@ class StreamServer:
         if int(max_connections) < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
         self.max_connections = int(max_connections)
-        self._sock = socket.create_server((host, port), backlog=64)
-        self._sock.setblocking(False)
-        self.host, self.port = self._sock.getsockname()[:2]
+        self._listener = Listener(host, port, name="streams", logger=log)
+        self.host, self.port = self._listener.host, self._listener.port
         if advertise is None:
             advertise = "127.0.0.1" if host in ("", "0.0.0.0") else host
         self.advertise = advertise
@@ -85,17 +83,11 @@ class StreamServer:
         self._expected: set[int] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._refused = RateLimitedLog(log)
-        self.refused = 0  # connections closed at once (over max_connections)
+        self._sel = self._listener.selector
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._sel.register(self._sock, selectors.EVENT_READ, None)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        self._listener.start()
         self._thread = threading.Thread(target=self._loop, name="streams", daemon=True)
         self._thread.start()
 
@@ -120,6 +112,11 @@ class StreamServer:
         """Stream connections open now (subscribed or not yet)."""
         with self._lock:
             return len(self._open)
+
+    @property
+    def refused(self) -> int:
+        """Connections closed at once because ``max_connections`` were open."""
+        return self._listener.refused
 
     # ------------------------------------------------------------------ streams
     def new_stream(self) -> int:
@@ -187,23 +184,14 @@ class StreamServer:
 
     # ------------------------------------------------------------------ the loop
     def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
+        self._listener.wake()
 
     def _loop(self) -> None:
         try:
             while not self._stopping.is_set():
-                for key, _mask in self._sel.select(0.5):
-                    data = key.data
+                for data, _mask in self._listener.select(0.5):
                     if data is None:
                         self._accept()
-                    elif data is self._wake_r:
-                        try:
-                            self._wake_r.recv(4096)
-                        except OSError:
-                            pass
                     else:
                         self._read(data)
                 self._expire()
@@ -213,31 +201,17 @@ class StreamServer:
             self._close_all()
 
     def _accept(self) -> None:
-        for _ in range(256):
-            try:
-                sock, peer = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                log.warning("streams: cannot accept a connection: %s", e)
-                return
+        def full() -> bool:
             with self._lock:
-                full = len(self._open) >= self.max_connections
-            if full:
-                self.refused += 1
-                self._refused.warning("streams: refused a connection from %s:%s: %d stream "
-                                      "connections open", peer[0], peer[1], self.max_connections)
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-                continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return len(self._open) >= self.max_connections
+
+        def register(sock: socket.socket, peer: object) -> _Subscriber:
             sub = _Subscriber(sock, time.monotonic() + SEND_TIMEOUT)
             with self._lock:
                 self._open.add(sub)
-            self._sel.register(sock, selectors.EVENT_READ, sub)
+            return sub
+
+        self._listener.accept(full, register, f"{self.max_connections} stream connections open")
 
     def _read(self, sub: _Subscriber) -> None:
         try:
@@ -274,13 +248,17 @@ class StreamServer:
         for s in late:
             self._finish(s)
 
+    def _unsubscribe(self, sub: _Subscriber) -> None:
+        """Take ``sub`` off its stream's subscriber list (hold ``self._lock``)."""
+        lst = self._subs.get(sub.stream_id)
+        if lst and sub in lst:
+            lst.remove(sub)
+            if not lst:
+                del self._subs[sub.stream_id]
+
     def _drop(self, sub: _Subscriber) -> None:
         with self._lock:
-            lst = self._subs.get(sub.stream_id)
-            if lst and sub in lst:
-                lst.remove(sub)
-                if not lst:
-                    del self._subs[sub.stream_id]
+            self._unsubscribe(sub)
         self._close(sub)
 
     def _close(self, sub: _Subscriber) -> None:
@@ -298,11 +276,7 @@ class StreamServer:
     def _finish(self, sub: _Subscriber) -> None:
         """On the loop's thread (or once it is gone): forget and close a connection."""
         with self._lock:
-            lst = self._subs.get(sub.stream_id)
-            if lst and sub in lst:
-                lst.remove(sub)
-                if not lst:
-                    del self._subs[sub.stream_id]
+            self._unsubscribe(sub)
             self._open.discard(sub)
         sub.alive = False
         try:
@@ -324,15 +298,7 @@ class StreamServer:
             except OSError:
                 pass
             self._finish(s)
-        for s in (self._sock, self._wake_r, self._wake_w):
-            try:
-                s.close()
-            except OSError:
-                pass
-        try:
-            self._sel.close()
-        except (OSError, RuntimeError):
-            pass
+        self._listener.close()
 
 
 def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
