@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_scenario_arg, add_sim_args, load_scenario_arg, make_sim
+from .common import add_parallel_args, add_scenario_arg, add_sim_args, load_scenario_arg, make_pool_from_args, make_sim
 
 
 def register(sub) -> None:
@@ -29,6 +29,7 @@ def register(sub) -> None:
     g.add_argument("--noise-duration", type=float, default=None, help="spike duration [s]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_sim_args(p)
+    add_parallel_args(p)
     p.set_defaults(func=run)
 
 
@@ -60,19 +61,27 @@ def run(args: argparse.Namespace) -> int:
     expert = Expert.for_scenario(scenario, preset=args.expert)
     ncfg = noise_from_args(args, scenario)
     noise = NoiseInjector(ncfg, np.random.default_rng(scenario.seed)) if ncfg is not None else None
-    sim = make_sim(args)
+    pool = make_pool_from_args(args)
+    sim = make_sim(args) if pool is None else None
     try:
         spec = CollectSpec(episodes=args.episodes, first_seed=args.first_seed, rollout=RolloutSpec(noise=noise))
-        res = collect(sim, scenario, args.out, spec, Drivers(expert=expert), progress=not args.no_progress)
+        res = collect(sim, scenario, args.out, spec, Drivers(expert=expert), progress=not args.no_progress,
+                      pool=pool)
     except KeyboardInterrupt:
-        print(f"interrupted: the episode in progress was discarded; finished episodes stay in {args.out} "
+        print(f"interrupted: the episodes in progress were discarded; finished episodes stay in {args.out} "
               f"(re-run the same command to resume)")
         return 130
     finally:
-        sim.close()
+        if sim is not None:
+            sim.close()
+        if pool is not None:
+            pool.close()
     n_done = len(res.results)
     print(f"{args.out}: {n_done} episodes recorded now ({res.frames} frames), {len(res.skipped)} already "
-          f"finished, {len(res.failed)} failed")
+          f"finished, {len(res.failed)} failed" + (f", {len(res.retried)} re-run after a worker died"
+                                                    if res.retried else ""))
+    for line in res.retried:
+        print(f"  re-run: {line}")
     for r in res.results:
         s = r.summary
         print(f"  episode {r.info.episode} seed {r.info.seed}: {r.termination}, {s['distance']:.0f} m, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_scenario_arg", "add_sim_args", "make_sim", "load_scenario_arg", "check_port",
+__all__ = ["add_device_args", "add_parallel_args", "resolve_device_arg", "add_scenario_arg", "make_pool_from_args", "sim_recipe", "add_sim_args", "make_sim", "load_scenario_arg", "check_port",
            "check_range"]
 
 
@@ -74,18 +74,80 @@ def make_sim(args: argparse.Namespace):
         ConfigError: ``--maps-dir`` names no directory, or ``--port``/``--tm-port`` is no
             TCP port.
     """
+    return sim_recipe(args).build()
+
+
+def add_device_args(p: argparse.ArgumentParser, *, amp: bool = False) -> None:
+    """``--device auto|cpu|cuda|cuda:N`` (and ``--amp`` with ``amp=True``).
+
+    The value is checked by :func:`drive_il.devices.resolve_device` when the command
+    runs (``--device cuda`` without CUDA: one line, exit 2)."""
+    g = p.add_argument_group("device")
+    g.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                   help="where the network runs: auto (CUDA when available, default), cpu, cuda or cuda:N")
+    if amp:
+        g.add_argument("--amp", action="store_true",
+                       help="mixed precision on CUDA (bfloat16 autocast; ignored on the CPU with a warning)")
+
+
+def resolve_device_arg(args: argparse.Namespace) -> str:
+    """The checked ``--device`` as a string ("cpu", "cuda:0", ...).
+
+    Raises:
+        ConfigError: an unknown device, or CUDA asked for where there is none (one line).
+    """
+    spec = getattr(args, "device", "auto") or "auto"
+    if spec == "cpu":
+        return "cpu"
+    from ..devices import resolve_device
+    return str(resolve_device(spec))
+
+
+def add_parallel_args(p: argparse.ArgumentParser) -> None:
+    """``--workers N``, ``--ray auto|ADDRESS`` and ``--carla-servers host:port,...``."""
+    g = p.add_argument_group("parallel rollouts")
+    g.add_argument("--workers", type=int, default=1,
+                   help="rollout workers, each owning a simulator (default 1: this process); episodes keep "
+                        "their seeds, so the results are the same for any N")
+    g.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="run the workers as Ray actors: auto (the running cluster, else a local one) or a "
+                        "cluster address (needs pip install -e '.[ray]')")
+    g.add_argument("--carla-servers", default=None, metavar="HOST:PORT[,HOST:PORT...]",
+                   help="--backend carla: one server per worker (worker i uses server i mod n; an entry may "
+                        "add :TM_PORT, else server i's Traffic Manager port is --tm-port + i)")
+
+
+def sim_recipe(args: argparse.Namespace):
+    """The :class:`~drive_il.rollout.parallel.SimRecipe` of the parsed simulator options
+    (the workers build their simulators from it).
+
+    Raises:
+        ConfigError: as :func:`make_sim`, and a bad ``--carla-servers`` list.
+    """
     from ..errors import ConfigError
-    from ..sim import make_simulator
+    from ..rollout.parallel import SimRecipe, parse_servers
     check_port("--port", getattr(args, "port", 2000))
     check_port("--tm-port", getattr(args, "tm_port", 8000))
     md = getattr(args, "maps_dir", None)
     if md is not None and not Path(md).is_dir():
         raise ConfigError(f"--maps-dir {md}: no such directory (a folder of OpenDRIVE towns *.xodr)")
-    return make_simulator(
-        getattr(args, "backend", "embedded"),
-        maps_dir=getattr(args, "maps_dir", None),
-        host=getattr(args, "host", "localhost"),
-        port=getattr(args, "port", 2000),
-        tm_port=getattr(args, "tm_port", 8000),
-        timeout=getattr(args, "timeout", 10.0),
-    )
+    servers = parse_servers(getattr(args, "carla_servers", None), tm_port=getattr(args, "tm_port", 8000))
+    backend = getattr(args, "backend", "embedded")
+    if servers and backend != "carla":
+        raise ConfigError("--carla-servers: needs --backend carla (the embedded world needs no server)")
+    return SimRecipe(backend=backend, maps_dir=None if md is None else str(Path(md).resolve()),
+                     host=getattr(args, "host", "localhost"), port=getattr(args, "port", 2000),
+                     tm_port=getattr(args, "tm_port", 8000), timeout=getattr(args, "timeout", 10.0),
+                     servers=servers)
+
+
+def make_pool_from_args(args: argparse.Namespace):
+    """The rollout pool of ``--workers``/``--ray``/``--carla-servers``, or None
+    (``--workers 1`` without Ray: this process drives).
+
+    Raises:
+        ConfigError: ``--workers`` < 1, Ray missing or unreachable, bad servers.
+    """
+    from ..rollout.parallel import make_pool
+    check_range("--workers", getattr(args, "workers", 1), 1)
+    return make_pool(getattr(args, "workers", 1), sim_recipe(args), ray=getattr(args, "ray", None))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_sim_args, make_sim
+from .common import add_device_args, add_parallel_args, add_sim_args, make_pool_from_args, make_sim, resolve_device_arg
 
 PIPELINE_FLAGS = "pipeline (default: the scenario's [pipeline] table)"
 
@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(p, PipelineConfig, title=PIPELINE_FLAGS, defaults_from="[pipeline]")
     add_sim_args(p)
+    add_parallel_args(p)
+    add_device_args(p, amp=True)
     p.set_defaults(func=run)
 
 
@@ -74,8 +76,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"DAgger run in {out}: {cfg.dagger_rounds} rounds after behaviour cloning, model {cfg.model}, "
           f"schedule {cfg.beta_schedule} (beta {cfg.beta}), mode {cfg.mode}; "
           f"train {scenario.town}, test {test.town} ({', '.join(weathers)})")
-    run_dagger(scenario=scenario, test_scenario=test, config=cfg, out_dir=out, make_sim=lambda: make_sim(args),
-               make_expert=lambda sc: Expert.for_scenario(sc, preset=cfg.expert), test_weathers=weathers,
-               progress=not args.no_progress)
+    device = resolve_device_arg(args)
+    pool = make_pool_from_args(args)
+    try:
+        run_dagger(scenario=scenario, test_scenario=test, config=cfg, out_dir=out, make_sim=lambda: make_sim(args),
+                   make_expert=lambda sc: Expert.for_scenario(sc, preset=cfg.expert), test_weathers=weathers,
+                   progress=not args.no_progress,
+                   pool=pool, device=device, amp=args.amp)
+    finally:
+        if pool is not None:
+            for line in pool.retried:
+                print(f"re-run after a worker died: {line}", flush=True)
+            pool.close()
     print(f"done: {out}  (drive-il report {out}; tensorboard --logdir {out / 'tb'})")
     return 0

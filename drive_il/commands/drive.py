@@ -8,7 +8,8 @@ import argparse
 import os
 from pathlib import Path
 
-from .common import add_scenario_arg, add_sim_args, check_range, load_scenario_arg, make_sim
+from .common import (add_device_args, add_scenario_arg, add_sim_args, check_range, load_scenario_arg, make_sim,
+                     resolve_device_arg)
 
 
 def register(sub) -> None:
@@ -43,6 +44,7 @@ def register(sub) -> None:
                    help="--driver human: controls TOML written by drive-il calibrate (joystick/wheel)")
     p.add_argument("--joystick", type=int, default=None, help="--driver human: joystick index")
     add_sim_args(p)
+    add_device_args(p)
     p.set_defaults(func=run)
 
 
@@ -64,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     learner = None
     if driver == "learner":
         from ..policies.driver import PolicyDriver
-        learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario)
+        device = resolve_device_arg(args)
+        learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario,
+                                               **({} if device == "cpu" else {"device": device}))
     human = None
     if driver == "human":
         from ..viz.human import HumanDriver

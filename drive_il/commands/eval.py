@@ -8,7 +8,8 @@ import argparse
 import re
 from pathlib import Path, PurePath
 
-from .common import add_scenario_arg, add_sim_args, make_sim
+from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, make_pool_from_args,
+                     make_sim, resolve_device_arg)
 
 
 def register(sub) -> None:
@@ -29,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<town>-<weather>.json)")
     p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb)")
     add_sim_args(p)
+    add_parallel_args(p)
+    add_device_args(p)
     p.set_defaults(func=run)
 
 
@@ -72,15 +75,23 @@ def run(args: argparse.Namespace) -> int:
     base = load_scenario(args.scenario)
     scenario = base.test_scenario(args.weather) if args.split == "test" else (
         base.replace(weather=args.weather) if args.weather else base)
-    learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario)
+    device = resolve_device_arg(args)
+    learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario,
+                                           **({} if device == "cpu" else {"device": device}))
     expert = Expert.for_scenario(scenario)
-    sim = make_sim(args)
+    pool = make_pool_from_args(args)
+    sim = make_sim(args) if pool is None else None
     try:
         rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
                        interventions=InterventionConfig(threshold=args.intervention_threshold), checkpoint=str(args.checkpoint),
-                       progress=True)
+                       progress=True, pool=pool)
     finally:
-        sim.close()
+        if sim is not None:
+            sim.close()
+        if pool is not None:
+            for line in pool.retried:
+                print(f"re-run after a worker died: {line}")
+            pool.close()
     print_report(rep)
     if args.trace:
         from ..evaluation.trace import format_trace

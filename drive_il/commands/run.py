@@ -15,7 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-from .common import add_scenario_arg, add_sim_args, make_sim
+from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, make_pool_from_args,
+                     make_sim, resolve_device_arg)
 
 
 def register(sub) -> None:
@@ -30,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(p, PipelineConfig, title=PIPELINE_FLAGS, defaults_from="[pipeline]")
     add_sim_args(p)
+    add_parallel_args(p)
+    add_device_args(p, amp=True)
     p.set_defaults(func=run)
 
 
@@ -46,12 +49,22 @@ def run(args: argparse.Namespace) -> int:
     cfg, scenario = pipeline_config(args, scenario)
     out = args.out or Path("runs") / scenario.name
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))
+    device = resolve_device_arg(args)
+    pool = make_pool_from_args(args)
     print(f"drive_il main job: scenario {scenario.name} ({scenario.source}), train on {scenario.town}, "
           f"test on {test.town} in {', '.join(weathers)}; model {cfg.model}; {cfg.dagger_rounds} DAgger rounds; "
-          f"backend {args.backend}; output {out}/", flush=True)
-    run_dagger(scenario=scenario, test_scenario=test, config=cfg, out_dir=out, make_sim=lambda: make_sim(args),
-               make_expert=lambda sc: Expert.for_scenario(sc, preset=cfg.expert), test_weathers=weathers,
-               progress=not args.no_progress, log_fn=lambda s: print(s, flush=True))
+          f"backend {args.backend}; {pool.describe() if pool is not None else '1 worker'}; device {device}; "
+          f"output {out}/", flush=True)
+    try:
+        run_dagger(scenario=scenario, test_scenario=test, config=cfg, out_dir=out, make_sim=lambda: make_sim(args),
+                   make_expert=lambda sc: Expert.for_scenario(sc, preset=cfg.expert), test_weathers=weathers,
+                   progress=not args.no_progress, log_fn=lambda s: print(s, flush=True),
+                   pool=pool, device=device, amp=args.amp)
+    finally:
+        if pool is not None:
+            for line in pool.retried:
+                print(f"re-run after a worker died: {line}", flush=True)
+            pool.close()
     report = write_report(out)
     print(f"finished in {time.perf_counter() - t0:.0f} s")
     print(f"report:      {report}")

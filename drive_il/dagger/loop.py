@@ -117,6 +117,9 @@ def run_dagger(
     test_weathers: tuple[str, ...] = (),
     progress: bool = True,
     log_fn: Callable[[str], None] = print,
+    pool: Any = None,
+    device: str = "cpu",
+    amp: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or resume) a DAgger experiment; returns the finished rounds' summaries.
 
@@ -131,6 +134,13 @@ def run_dagger(
         test_weathers: weathers for evaluation (default: the test scenario's weather).
         progress: progress bars.
         log_fn: where per-round lines go (printed by the CLI).
+        pool: a :class:`~drive_il.rollout.parallel.RolloutPool` for the rounds'
+            rollouts and evaluations (None: this process drives). Episodes keep their
+            seeds, so the rounds' data and figures are the same for any number of
+            workers.
+        device: where training and the learner's inference run ("cpu", "cuda",
+            "cuda:N"; :func:`drive_il.devices.resolve_device`).
+        amp: mixed precision when training on CUDA.
 
     Raises:
         ConfigError: a run directory made with another configuration.
@@ -193,21 +203,21 @@ def run_dagger(
             if i == 0:
                 collect(sim, scenario, data, CollectSpec(episodes=config.bc_episodes,
                                                          first_seed=_episode_seed_base(scenario, 0)),
-                        Drivers(expert=expert), progress=progress)
+                        Drivers(expert=expert), progress=progress, pool=pool)
                 n_eps = config.bc_episodes
             else:
-                learner = PolicyDriver.from_checkpoint(prev_ckpt, scenario=scenario)
+                learner = PolicyDriver.from_checkpoint(prev_ckpt, scenario=scenario, **_device_kw(device))
                 if gated:
                     spec = RolloutSpec(driver="learner", interventions=InterventionConfig(threshold=config.gate_threshold),
                                        dagger_round=i, gated_labels_only=True)
                     collect(sim, scenario, data, CollectSpec(episodes=config.dagger_episodes,
                                                              first_seed=_episode_seed_base(scenario, i), rollout=spec),
-                            Drivers(expert=expert, learner=learner), progress=progress)
+                            Drivers(expert=expert, learner=learner), progress=progress, pool=pool)
                 else:
                     spec = RolloutSpec(driver="mixture", beta=beta, mixing=config.mixing, dagger_round=i)
                     collect(sim, scenario, data, CollectSpec(episodes=config.dagger_episodes,
                                                              first_seed=_episode_seed_base(scenario, i), rollout=spec),
-                            Drivers(expert=expert, learner=learner), progress=progress)
+                            Drivers(expert=expert, learner=learner), progress=progress, pool=pool)
                 n_eps = config.dagger_episodes
             t_collect = time.perf_counter() - t0
             frames, labelled, inter = _count_frames(data, labelled_only=gated)
@@ -226,7 +236,7 @@ def run_dagger(
                     epochs=(config.dagger_epochs or config.epochs) if warm else config.epochs,
                     seed=scenario.seed + i, resume=True, init_from=prev_ckpt if warm else None,
                     sample_filter=_gated_filter if config.mode == "gated" else None,
-                    max_frames=config.max_train_frames, progress=progress)
+                    max_frames=config.max_train_frames, progress=progress, **_train_kw(device, amp))
                 ckpt = Path(tr.checkpoint)
                 train_info = {"val_steer_error_deg": getattr(tr, "best_val_steer_error_deg", None),
                               "samples_per_s": getattr(tr, "samples_per_s", None)}
@@ -234,7 +244,7 @@ def run_dagger(
             # 3. evaluate with beta = 0 on the test scenario
             t0 = time.perf_counter()
             evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, interventions,
-                                       rd / "eval", progress)
+                                       rd / "eval", progress, pool=pool, device=device)
             t_eval = time.perf_counter() - t0
             secs = {"collect": t_collect, "train": t_train, "eval": t_eval,
                     "total": time.perf_counter() - t_round}
@@ -270,8 +280,9 @@ def run_dagger(
         # BC with the same number of expert labels
         if config.bc_matched:
             _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
-                        interventions, progress, log_fn, tb)
-        _train_town_eval(run, scenario, config, summaries, sim, expert, interventions, progress, log_fn)
+                        interventions, progress, log_fn, tb, pool=pool, device=device, amp=amp)
+        _train_town_eval(run, scenario, config, summaries, sim, expert, interventions, progress, log_fn,
+                         pool=pool, device=device)
     finally:
         if tb is not None:
             tb.close()
@@ -279,19 +290,30 @@ def run_dagger(
     return summaries
 
 
+def _device_kw(device: str) -> dict[str, Any]:
+    """The learner's device keyword (none on the CPU: today's default)."""
+    return {} if str(device) == "cpu" else {"device": device}
+
+
+def _train_kw(device: str, amp: bool) -> dict[str, Any]:
+    """The trainer's device keywords (none on the CPU without AMP: today's default)."""
+    return {} if str(device) == "cpu" and not amp else {"device": device, "amp": amp}
+
+
 def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weathers, config: PipelineConfig,
-                       interventions: InterventionConfig, out: Path, progress: bool) -> dict[str, dict[str, Any]]:
+                       interventions: InterventionConfig, out: Path, progress: bool, *, pool: Any = None,
+                       device: str = "cpu") -> dict[str, dict[str, Any]]:
     """Evaluate a checkpoint (beta = 0) on the test scenario in each weather; writes
     ``out/<weather>.json`` and returns the :data:`EVAL_KEYS` (+ per-seed spread) per weather."""
     from ..evaluation.evaluate import evaluate
     from ..policies.driver import PolicyDriver
 
-    learner = PolicyDriver.from_checkpoint(ckpt, scenario=test_scenario)
+    learner = PolicyDriver.from_checkpoint(ckpt, scenario=test_scenario, **_device_kw(device))
     evals: dict[str, dict[str, Any]] = {}
     for w in weathers:
         rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=expert,
                        seeds=config.eval_seeds, episodes=config.eval_episodes, interventions=interventions,
-                       checkpoint=str(ckpt), progress=progress)
+                       checkpoint=str(ckpt), progress=progress, pool=pool)
         write_json(out / f"{w}.json", rep.to_dict())
         evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
         evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
@@ -326,7 +348,8 @@ def _gated_filter(sample_meta: dict[str, Any]) -> bool:
 
 
 def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
-                interventions, progress, log_fn, tb) -> None:
+                interventions, progress, log_fn, tb, *, pool: Any = None, device: str = "cpu",
+                amp: bool = False) -> None:
     from ..data.storage import list_episodes
     from ..rollout import CollectSpec, Drivers, collect
     from ..training.trainer import train_policy
@@ -354,7 +377,7 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     while frames < target:
         extra = max(1, int((target - frames) / max(frames / max(n, 1), 1.0) + 0.999))
         collect(sim, scenario, data, CollectSpec(episodes=n + extra, first_seed=_episode_seed_base(scenario, 0)),
-                Drivers(expert=expert), progress=progress)
+                Drivers(expert=expert), progress=progress, pool=pool)
         frames, _, _ = _count_frames(data, labelled_only=False)
         n_new = len(list_episodes(data))
         if n_new == n:
@@ -364,12 +387,12 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
     t0 = time.perf_counter()
     tr = train_policy(data_dirs=[data], model_config=config.model, out_dir=bc / "model",
                       epochs=config.epochs, seed=scenario.seed, resume=True, init_from=None,
-                      max_frames=config.max_train_frames, progress=progress)
+                      max_frames=config.max_train_frames, progress=progress, **_train_kw(device, amp))
     t_train = time.perf_counter() - t0
     ckpt = Path(tr.checkpoint)
     t0 = time.perf_counter()
     evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, interventions, bc / "eval",
-                               progress)
+                               progress, pool=pool, device=device)
     t_eval = time.perf_counter() - t0
     write_json(done, {"frames": frames, "target_frames": target, "episodes": n, "eval": evals,
                       "checkpoint": str(ckpt),
@@ -379,7 +402,8 @@ def _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, te
            f"interventions/km {e0['interventions_per_km']:.2f} | |lateral deviation| mean {e0['lateral_deviation_mean']:.3f} m")
 
 
-def _train_town_eval(run, scenario, config, summaries, sim, expert, interventions, progress, log_fn) -> None:
+def _train_town_eval(run, scenario, config, summaries, sim, expert, interventions, progress, log_fn, *,
+                     pool: Any = None, device: str = "cpu") -> None:
     """Evaluate BC and the final DAgger policy on the training town too (training town
     against test town), with evaluation seeds distinct from the training episodes."""
     from ..evaluation.evaluate import evaluate
@@ -395,9 +419,10 @@ def _train_town_eval(run, scenario, config, summaries, sim, expert, intervention
     train_sc = scenario.replace(seed=scenario.seed + 500_000)
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, ck in policies.items():
-        learner = PolicyDriver.from_checkpoint(Path(ck), scenario=train_sc)
+        learner = PolicyDriver.from_checkpoint(Path(ck), scenario=train_sc, **_device_kw(device))
         rep = evaluate(sim, train_sc, learner=learner, expert=expert, seeds=1,
-                       episodes=config.eval_episodes, interventions=interventions, checkpoint=ck, progress=progress)
+                       episodes=config.eval_episodes, interventions=interventions, checkpoint=ck, progress=progress,
+                       pool=pool)
         row = {"town": train_sc.town, "weather": train_sc.weather, "split": "train",
                **{k: rep.aggregate[k] for k in EVAL_KEYS}}
         test_rows = []

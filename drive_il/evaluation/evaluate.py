@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..metrics import METRIC_KEYS, aggregate
-from ..rollout import Drivers, RolloutSpec, InterventionConfig, run_episode
+from ..rollout import Drivers, InterventionConfig, RolloutSpec
 from ..scenario import Scenario
 from ..types import StepRecord
 from .trace import InterventionTrace
@@ -96,25 +96,30 @@ class EvalReport:
 
 def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episodes: int | None = None,
              interventions: InterventionConfig | None = None, observers: Sequence[Any] = (),
-             checkpoint: str = "", progress: bool = False) -> EvalReport:
+             checkpoint: str = "", progress: bool = False, pool: Any = None) -> EvalReport:
     """Drive the learner on ``scenario`` (use ``scenario.test_scenario()`` for the test
     routes) with DAVE-2 interventions and the expert shadowing.
 
     Args:
-        sim: the simulator.
+        sim: the simulator (unused with a ``pool``).
         scenario: where to drive (its seed is the base seed).
         learner: a Driver (e.g. PolicyDriver).
         expert: the expert Driver.
         seeds: number of evaluation seeds (>= 1).
         episodes: episodes per seed (default ``scenario.test.episodes``).
         interventions: intervention rule (default InterventionConfig(): 1.0 m).
-        observers: extra observers (overlay, recorder).
+        observers: extra observers (overlay, recorder; in-process only).
         checkpoint: label for the report.
         progress: show a tqdm progress bar.
+        pool: a :class:`~drive_il.rollout.parallel.RolloutPool` (None: this process
+            drives). Every episode keeps its seed, so the report is the same for any
+            number of workers.
 
     Raises:
-        ValueError: seeds < 1 or episodes < 1.
+        ValueError: seeds < 1 or episodes < 1; observers with a pool.
     """
+    from ..rollout.parallel import DriverRecipe, EpisodeJob, InlinePool
+
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     n_ep = scenario.test.episodes if episodes is None else episodes
@@ -123,31 +128,53 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     interventions = interventions or InterventionConfig()
     spec = RolloutSpec(driver="learner", interventions=interventions)
     drivers = Drivers(expert=expert, learner=learner)
-    prof = DeviationProfile()
-    trace = InterventionTrace(threshold=interventions.threshold)
-    rows: list[dict] = []
-    per_seed: list[dict[str, float]] = []
+    if pool is None:
+        runner, recipe = InlinePool(sim, drivers, observers), None
+    else:
+        if observers:
+            raise ValueError("observers (the overlay) need --workers 1: they run in this process")
+        runner, recipe = pool, DriverRecipe.of(drivers)
+    jobs = []
+    for k in range(seeds):
+        for j in range(n_ep):
+            i = len(jobs)
+            jobs.append(EpisodeJob(index=i, scenario=scenario, seed=scenario.seed + 1000 * k + j, episode=i,
+                                   spec=spec, drivers=recipe,
+                                   observers=(DeviationProfile(), InterventionTrace(threshold=interventions.threshold))))
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=seeds * n_ep, desc=f"eval {scenario.town}/{scenario.weather}", unit="ep", leave=False)
+        bar = tqdm(total=len(jobs), desc=f"eval {scenario.town}/{scenario.weather}", unit="ep", leave=False)
+
+    def on_outcome(o) -> None:
+        if o.error is not None:
+            raise o.error
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        outcomes = runner.run(jobs, on_outcome)
+    finally:
+        if bar is not None:
+            bar.close()
+    prof = DeviationProfile()
+    trace_rows: list[dict] = []
+    rows: list[dict] = []
+    per_seed: list[dict[str, float]] = []
     for k in range(seeds):
         sums = []
-        for j in range(n_ep):
-            seed = scenario.seed + 1000 * k + j
-            res = run_episode(sim, scenario, seed, drivers, spec, observers=[prof, trace, *observers],
-                              episode=len(rows))
+        for job, o in zip(jobs[k * n_ep:(k + 1) * n_ep], outcomes[k * n_ep:(k + 1) * n_ep]):
+            res = o.result
+            p, t = o.observers
+            prof.profiles.extend(p.profiles)
+            trace_rows.extend(t.rows)
             sums.append(res.summary)
-            rows.append({"seed": seed, "eval_seed": k, "termination": res.termination, **res.summary})
-            if bar is not None:
-                bar.update(1)
+            rows.append({"seed": job.seed, "eval_seed": k, "termination": res.termination, **res.summary})
         per_seed.append(aggregate(sums))
-    if bar is not None:
-        bar.close()
     agg = aggregate([{k: v for k, v in r.items() if k not in ("seed", "eval_seed", "termination")} for r in rows])
     mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
     std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
     return EvalReport(scenario=scenario.name, town=scenario.town, weather=scenario.weather,
                       checkpoint=str(checkpoint), threshold=interventions.threshold, episodes=tuple(rows),
                       aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),
-                      interventions=tuple(trace.rows))
+                      interventions=tuple(trace_rows))

@@ -99,11 +99,11 @@ def encode_targets(steer: torch.Tensor, cfg: AlvinnConfig) -> torch.Tensor:
     """
     steer = torch.as_tensor(steer, dtype=torch.float32)
     d = _steer_to_position(steer, cfg)[:, None]                       # (B, 1)
-    i = torch.arange(cfg.output_units, dtype=torch.float32)[None, :]  # (1, K)
+    i = torch.arange(cfg.output_units, dtype=torch.float32, device=steer.device)[None, :]  # (1, K)
     off = i - d                                                       # (B, K)
     if cfg.target == "gaussian":
         return torch.exp(-(off ** 2) / cfg.gaussian_width)
-    hill = torch.tensor(HILL_1989, dtype=torch.float32)
+    hill = torch.tensor(HILL_1989, dtype=torch.float32, device=steer.device)
     half = (len(HILL_1989) - 1) // 2
     x = off + half                        # position within the hill profile
     x0 = torch.floor(x)
@@ -112,7 +112,7 @@ def encode_targets(steer: torch.Tensor, cfg: AlvinnConfig) -> torch.Tensor:
 
     def at(j: torch.Tensor) -> torch.Tensor:
         ok = (j >= 0) & (j < len(HILL_1989))
-        return torch.where(ok, hill[j.clamp(0, len(HILL_1989) - 1)], torch.zeros(()))
+        return torch.where(ok, hill[j.clamp(0, len(HILL_1989) - 1)], torch.zeros((), device=j.device))
 
     return at(x0) * (1.0 - frac) + at(x0 + 1) * frac
 

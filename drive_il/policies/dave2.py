@@ -234,7 +234,7 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         b = image.shape[0]
         features = self.trunk(self.normalize(image))                      # (B, 1152)
         if self.speed_fc is not None:
-            sp = torch.zeros(b, 1) if speed is None else speed.reshape(b, 1).float()
+            sp = torch.zeros(b, 1, device=image.device) if speed is None else speed.reshape(b, 1).float()
             features = torch.cat([features, self.speed_fc(sp / self.config.speed_norm)], dim=1)
         outs = torch.cat([h(features) for h in self.heads], dim=1)       # (B, n_heads)
         idx = self.head_index(command, b)[:, None]                        # (B, 1)

@@ -5,7 +5,8 @@ trained on, the speed and the navigation command), never the privileged world st
 
 * **lateral**: the policy's prediction, preprocessed exactly as in training (the
   checkpoint's :class:`~drive_il.policies.preprocessing.PreprocessConfig`), batch 1,
-  ``torch.no_grad``, one intra-op thread (restored afterwards). DAVE-2's 1/r is
+  ``torch.no_grad``, on ``device`` (the CPU by default, with one intra-op thread,
+  restored afterwards; ``device="cuda"`` runs the network on the GPU). DAVE-2's 1/r is
   converted to ``steer`` with the driven vehicle's wheelbase and maximum road-wheel
   angle (1/r is independent of the car geometry, Bojarski et al. 2016); ALVINN's
   direction units decode to ``steer`` directly.
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..devices import is_cuda, resolve_device
 from ..errors import CheckpointError
 from ..types import Control, Observation, RoadOption, Step
 from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
@@ -75,10 +77,15 @@ class PolicyDriver:
             ``math.inf`` turns the governor off).
         min_speed: the governor never asks for less [m/s] (default 2.0).
         curve_hold: time constant [s] of the decaying peak of |1/r| (default 1.0).
+        device: where the network runs: ``cpu`` (default; one intra-op thread),
+            ``cuda``, ``cuda:N``, ``auto``, or a ``torch.device``
+            (:func:`drive_il.devices.resolve_device`). The checkpoint loads on the CPU
+            and the module is moved there (a given module is moved in place).
 
     Raises:
         CheckpointError: unreadable checkpoint, or a scenario rig that lacks the model's
             camera or differs from the training rig.
+        ConfigError: a bad ``device`` (``cuda`` without CUDA, unknown spec).
     """
 
     name = "learner"
@@ -87,14 +94,17 @@ class PolicyDriver:
                  vehicle: VehicleParams | None = None, target_speed: float | None = None,
                  turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None,
                  lateral_accel_limit: float | None = None, min_speed: float = 2.0,
-                 curve_hold: float = 1.0) -> None:
+                 curve_hold: float = 1.0, device: Any = "cpu") -> None:
         import torch  # noqa: F401  (fail early if torch is missing)
 
+        self.device = resolve_device(device, flag="device")
         if isinstance(policy, (str, Path)):
             module, info = load_checkpoint(policy)
         else:
             module, info = policy
         module.eval()
+        if is_cuda(self.device) or any(p.device != self.device for p in module.parameters()):
+            module.to(self.device)
         self.policy = module
         self.info = info
         self.preprocessing = info.preprocessing
@@ -162,12 +172,18 @@ class PolicyDriver:
         p = self.policy
         command = torch.tensor([int(observation.command)], dtype=torch.long) if p.uses_command else None
         speed = torch.tensor([float(observation.speed)], dtype=torch.float32) if p.uses_speed else None
-        threads = torch.get_num_threads()
+        if is_cuda(self.device):
+            x = x.to(self.device, non_blocking=True)
+            command = command.to(self.device) if command is not None else None
+            speed = speed.to(self.device) if speed is not None else None
+            threads = 1                                                   # the CPU threads do not matter
+        else:
+            threads = torch.get_num_threads()
         if threads != 1:
             torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                out = p(x, command, speed)                                    # (1, 1) or (1, K)
+                out = p(x, command, speed).float().cpu()                      # (1, 1) or (1, K)
                 if p.output_kind == "curvature":
                     s = curvature_to_steer(float(out.reshape(-1)[0]), self.vehicle.wheelbase,
                                            self.vehicle.max_steer_angle)

@@ -1,4 +1,4 @@
-"""Collect episodes into a demonstration directory: resumable, crash-safe, one writer.
+"""Collect episodes into a demonstration directory: resumable, crash-safe, one owner.
 
 Episode ``j`` of a directory is driven with seed ``first_seed + j`` and written as
 ``episode_{j:06d}.h5`` (see :mod:`drive_il.data.storage`). Re-running the same
@@ -67,6 +67,7 @@ class CollectResult:
         skipped: episode indices already finished before (resume).
         failed: episode indices that failed (backend lost) and were not written.
         frames: frames (control steps) written now.
+        retried: one line per episode re-run because its worker died.
     """
 
     out_dir: Path
@@ -74,28 +75,39 @@ class CollectResult:
     skipped: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     frames: int = 0
+    retried: list[str] = field(default_factory=list)
 
 
-def collect(sim: Simulator, scenario: Scenario, out_dir: str | Path, spec: CollectSpec, drivers: Drivers, *,
-            observers: Sequence[Any] = (), progress: bool = True) -> CollectResult:
+def collect(sim: Simulator | None, scenario: Scenario, out_dir: str | Path, spec: CollectSpec, drivers: Drivers, *,
+            observers: Sequence[Any] = (), progress: bool = True, pool: Any = None) -> CollectResult:
     """Drive ``spec.episodes`` episodes into ``out_dir``, skipping finished ones.
 
     Args:
-        sim: the simulator.
+        sim: the simulator (None with a ``pool``: its workers own theirs).
         scenario: the scenario (``scenario.seed`` is the default first seed).
         out_dir: demonstration directory (created).
         spec: how many episodes, from which seed, driven how.
-        drivers: expert, learner, ... (see :func:`drive_il.rollout.run_episode`).
-        observers: extra observers (overlay); the episode recorder is added first.
+        drivers: expert, learner, ... (see :func:`drive_il.rollout.run_episode`); with
+            a ``pool`` they travel to the workers as a
+            :class:`~drive_il.rollout.parallel.DriverRecipe`.
+        observers: extra observers (overlay; in-process only); the episode recorder is
+            added first.
         progress: tqdm progress bar over episodes.
+        pool: a :class:`~drive_il.rollout.parallel.RolloutPool` of workers (None: this
+            process drives). Episode ``j`` keeps seed ``first_seed + j`` whichever
+            worker drives it, so the files are the same for any number of workers; this
+            process holds the directory's lock while the workers write, and a worker
+            that dies has its episode re-run (the partial file is overwritten).
 
     Raises:
-        ValueError: the rollout spec's mode needs a driver that ``drivers`` lacks.
+        ValueError: the rollout spec's mode needs a driver that ``drivers`` lacks;
+            observers or a human driver with a pool of workers.
         KeyboardInterrupt: after discarding the partial episode.
         SimulatorConnectionError: more than ``spec.max_failures`` consecutive failures.
         DataError: ``out_dir`` cannot be created; another process is writing it; it
             holds episodes of another scenario or camera rig; a write failed (disk
             full: the partial file is removed, finished episodes stay).
+        WorkerLost: an episode's worker died ``pool.max_attempts`` times.
     """
     from ..data.storage import locked_directory
 
@@ -107,57 +119,84 @@ def collect(sim: Simulator, scenario: Scenario, out_dir: str | Path, spec: Colle
                         f"({e.strerror or e}); expected a directory path that can be written") from None
     with locked_directory(out):
         _prepare_resume(out, scenario)
-        return _collect_locked(sim, scenario, out, spec, drivers, observers, progress)
+        return _collect_locked(sim, scenario, out, spec, drivers, observers, progress, pool)
 
 
-def _collect_locked(sim: Simulator, scenario: Scenario, out: Path, spec: CollectSpec, drivers: Drivers,
-                    observers: Sequence[Any], progress: bool) -> CollectResult:
-    from ..data.recorder import EpisodeRecorder, io_reason
-    from ..data.storage import finished_episode_indices
+def _collect_locked(sim: Simulator | None, scenario: Scenario, out: Path, spec: CollectSpec, drivers: Drivers,
+                    observers: Sequence[Any], progress: bool, pool: Any) -> CollectResult:
+    from ..data.storage import PARTIAL_SUFFIX, episode_filename, finished_episode_indices
+    from .parallel import DriverRecipe, EpisodeJob, InlinePool
 
     episodes = spec.episodes
     base = scenario.seed if spec.first_seed is None else int(spec.first_seed)
     done = set(finished_episode_indices(out))
     res = CollectResult(out_dir=out, skipped=sorted(i for i in done if i < episodes))
     todo = [j for j in range(episodes) if j not in done]
+    if pool is None:
+        runner = InlinePool(sim, drivers, observers)
+        recipe = None
+    else:
+        if observers:
+            raise ValueError("observers (the overlay) need --workers 1: they run in this process")
+        runner, recipe = pool, DriverRecipe.of(drivers)
+    jobs = [EpisodeJob(index=k, scenario=scenario, seed=base + j, episode=j, spec=spec.rollout, drivers=recipe,
+                       record_dir=str(out)) for k, j in enumerate(todo)]
     bar = None
     if progress and todo:
         from tqdm import tqdm
         bar = tqdm(total=episodes, initial=episodes - len(todo), unit="ep", desc=f"collect {out.name}",
                    dynamic_ncols=True)
     fails = 0
-    try:
-        for j in todo:
-            recorder = EpisodeRecorder(out)
-            try:
-                r = run_episode(sim, scenario, base + j, drivers, spec.rollout, observers=[recorder, *observers],
-                                episode=j)
-            except SimulatorConnectionError as e:
+    finished: set[int] = set()
+
+    def on_outcome(o) -> None:
+        nonlocal fails
+        j = todo[o.index]
+        finished.add(o.index)
+        e = o.error
+        if e is not None:
+            if isinstance(e, SimulatorConnectionError):
                 fails += 1
                 res.failed.append(j)
                 log.warning("episode %d failed (%s); continuing with the next one", j, e)
                 if fails > spec.max_failures:
-                    raise
-                continue
-            except DataError as e:  # a write failed (disk full): the recorder removed the partial file
-                recorder.discard("write failed")
-                kept = len(finished_episode_indices(out))
+                    raise e
+                return
+            kept = len(finished_episode_indices(out))
+            if isinstance(e, DataError):  # a write failed (disk full): the recorder removed the partial file
                 raise DataError(f"{e}; collection stopped at episode {j}, the {kept} finished episode(s) in "
-                                f"{out} are kept (re-run the same collection to resume)") from None
-            except OSError as e:  # an OSError that did not pass through the recorder (an observer's)
-                recorder.discard("failed")
-                kept = len(finished_episode_indices(out))
+                                f"{out} are kept (re-run the same collection to resume)")
+            if isinstance(e, OSError):  # an OSError that did not pass through the recorder (an observer's)
+                from ..data.recorder import io_reason
                 raise DataError(f"{out}: collection stopped at episode {j} ({io_reason(e)}); the partial file "
-                                f"was removed, the {kept} finished episode(s) are kept") from None
-            fails = 0
-            res.results.append(r)
-            res.frames += r.steps
-            if bar is not None:
-                bar.set_postfix(frames=res.frames, last=r.termination, refresh=False)
-                bar.update(1)
+                                f"was removed, the {kept} finished episode(s) are kept")
+            raise e
+        fails = 0
+        r = o.result
+        res.results.append(r)
+        res.frames += r.steps
+        if bar is not None:
+            bar.set_postfix(frames=res.frames, last=r.termination, refresh=False)
+            bar.update(1)
+
+    try:
+        runner.run(jobs, on_outcome)
     finally:
         if bar is not None:
             bar.close()
+        if pool is not None:  # episodes abandoned in workers that were stopped: no partial file stays
+            for k, j in enumerate(todo):
+                if k not in finished:
+                    p = out / (episode_filename(j) + PARTIAL_SUFFIX)
+                    try:
+                        p.unlink()
+                    except FileNotFoundError:
+                        pass
+                    except OSError as e:  # pragma: no cover
+                        log.warning("%s: cannot remove (%s)", p, e)
+        if pool is not None and getattr(pool, "retried", None):
+            res.retried = list(pool.retried)
+    res.results.sort(key=lambda r: r.info.episode)
     return res
 
 

@@ -37,6 +37,10 @@ episode's camera rig with ``PinholeCamera.from_rig``).
 **Photometric**: random brightness (a factor on the RGB frame) and random shadows (one
 side of a random line across the frame darkened), as in common DAVE-2 reproductions.
 
+**On the training device**: ``SampleTransform(..., defer_image_ops=True)`` makes the same
+draws and labels but returns the raw frame and the drawn parameters; the image work is
+then done batched by :class:`drive_il.training.device_augment.DeviceAugment`.
+
 Every random draw comes from the ``numpy.random.Generator`` passed in;
 :class:`SampleTransform` is handed one per sample, seeded from (seed, epoch, index), so
 a run is reproducible whatever the number of DataLoader workers.
@@ -117,8 +121,21 @@ def random_brightness(image: np.ndarray, rng: np.random.Generator, strength: flo
     (rounded, saturated at 255; a lookup table)."""
     import cv2
 
-    f = rng.uniform(1.0 - strength, 1.0 + strength)
+    f = _draw_brightness(rng, strength)
     return cv2.LUT(image, _scale_lut(f))
+
+
+def _draw_brightness(rng: np.random.Generator, strength: float) -> float:
+    """The random draw of :func:`random_brightness`: the factor."""
+    return rng.uniform(1.0 - strength, 1.0 + strength)
+
+
+def _draw_shadow(rng: np.random.Generator, w: int, strength: tuple[float, float]) -> tuple[float, float, float, bool]:
+    """The random draws of :func:`random_shadow`, in its order: (x_top, x_bot, factor, left_side)."""
+    x_top, x_bot = rng.uniform(0, w, size=2)
+    factor = rng.uniform(*strength)
+    left_side = rng.random() < 0.5
+    return x_top, x_bot, factor, left_side
 
 
 def random_shadow(image: np.ndarray, rng: np.random.Generator, strength: tuple[float, float]) -> np.ndarray:
@@ -127,9 +144,7 @@ def random_shadow(image: np.ndarray, rng: np.random.Generator, strength: tuple[f
     import cv2
 
     h, w = image.shape[:2]
-    x_top, x_bot = rng.uniform(0, w, size=2)
-    factor = rng.uniform(*strength)
-    left_side = rng.random() < 0.5
+    x_top, x_bot, factor, left_side = _draw_shadow(rng, w, strength)
     edge = 0 if left_side else w
     poly = np.array([[x_top, 0], [x_bot, h], [edge, h], [edge, 0]], dtype=np.float64)
     mask = np.zeros((h, w), np.uint8)
@@ -238,6 +253,11 @@ class SampleTransform:
             None disables it).
         reference: (y [m], yaw [rad]) mount of the model's own camera (the correction
             is relative to it).
+        defer_image_ops: draw the same random numbers in the same order and compute the
+            same labels, but leave the image work (viewpoint warp, brightness, shadow,
+            crop, resize, colour) to :class:`drive_il.training.device_augment.DeviceAugment`,
+            which does it batched on the training device: the output then carries the raw
+            frame and the drawn parameters (below) instead of the preprocessed image.
 
     Input sample keys (``drive_il.data.dataset.EpisodeDataset``): ``image`` (H, W, 3)
     uint8, ``camera``, ``camera_y`` [m], ``camera_yaw`` [rad], ``steer``, ``speed``
@@ -247,19 +267,39 @@ class SampleTransform:
     ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
     (uncorrected), ``speed`` float32, ``command`` int64, ``max_steer_angle`` float32,
     ``wheelbase`` float32.
+
+    With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
+    cropped or resized), plus the parameters of the image operations, all float32:
+    ``aug_homography`` (2, 3, 3), the viewpoint warp's homographies from output to source
+    pixels (ground, sky; :func:`viewpoint_homographies`), identity when not applied;
+    ``aug_horizon`` (), the first output row warped with the ground homography (0 when
+    not applied); ``aug_brightness`` (), the brightness factor (1 when not applied);
+    ``aug_shadow`` (4,), ``(x_top, x_bot, factor, right_side)``: the shadow line's ends
+    [px] at the top and bottom edge of the frame, rounded to 1/16 px as the polygon fill of
+    :func:`random_shadow` rounds them, the darkening factor and 1 when the right side of
+    the line is darkened (0: the left side); ``(0, 0, 1, 0)`` when not applied.
     """
 
     def __init__(self, preprocessing: PreprocessConfig, augment: AugmentConfig | None = None, *,
                  rig: Mapping[str, PinholeCamera] | None = None,
-                 reference: tuple[float, float] = (0.0, 0.0)) -> None:
+                 reference: tuple[float, float] = (0.0, 0.0), defer_image_ops: bool = False) -> None:
         self.preprocessing = preprocessing
         self.augment = augment
         self.rig = dict(rig or {})
         self.reference = reference
+        self.defer_image_ops = bool(defer_image_ops)
 
     def __call__(self, sample: Mapping[str, Any], rng: np.random.Generator | None = None) -> dict[str, Any]:
         a = self.augment
+        defer = self.defer_image_ops
         img = sample["image"]
+        if defer:
+            img = np.asarray(img)
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {img.shape} {img.dtype}")
+            homography = np.broadcast_to(np.eye(3, dtype=np.float32), (2, 3, 3)).copy()
+            horizon, brightness = np.float32(0.0), np.float32(1.0)
+            shadow = np.array([0.0, 0.0, 1.0, 0.0], np.float32)
         y = float(sample.get("camera_y", 0.0)) - self.reference[0]
         psi = float(sample.get("camera_yaw", 0.0)) - self.reference[1]
         if a is not None and rng is not None:
@@ -270,13 +310,27 @@ class SampleTransform:
                                        2.5 * a.viewpoint_shift_std))
                     std = math.radians(a.viewpoint_yaw_std_deg)
                     dp = float(np.clip(rng.normal(0.0, std), -2.5 * std, 2.5 * std))
-                    img = warp_viewpoint(img, cam, ds, dp)
+                    if defer:
+                        hg, hs, first = viewpoint_homographies(cam, ds, dp)
+                        homography = np.stack([hg, hs]).astype(np.float32)
+                        horizon = np.float32(first)
+                    else:
+                        img = warp_viewpoint(img, cam, ds, dp)
                     y += ds
                     psi += dp
             if a.brightness_prob > 0 and rng.random() < a.brightness_prob:
-                img = random_brightness(img, rng, a.brightness_range)
+                if defer:
+                    brightness = np.float32(_draw_brightness(rng, a.brightness_range))
+                else:
+                    img = random_brightness(img, rng, a.brightness_range)
             if a.shadow_prob > 0 and rng.random() < a.shadow_prob:
-                img = random_shadow(img, rng, a.shadow_strength)
+                if defer:
+                    x_top, x_bot, factor, left_side = _draw_shadow(rng, img.shape[1], a.shadow_strength)
+                    # random_shadow fills the polygon in 1/16 px fixed point (exact in float32)
+                    shadow = np.array([np.round(x_top * 16) / 16, np.round(x_bot * 16) / 16, np.float32(factor),
+                                       0.0 if left_side else 1.0], np.float32)
+                else:
+                    img = random_shadow(img, rng, a.shadow_strength)
         wheelbase = float(sample.get("wheelbase", 2.9))
         max_steer = float(sample.get("max_steer_angle", math.radians(35.0)))
         expert = float(sample["steer"])
@@ -286,8 +340,8 @@ class SampleTransform:
                                     recovery_seconds=a.recovery_seconds, min_distance=a.min_recovery_distance)
         else:
             steer = corrected_steer(expert, y, psi, speed, wheelbase=wheelbase, max_steer_angle=max_steer)
-        return {
-            "image": preprocess_uint8(img, self.preprocessing),
+        out = {
+            "image": np.ascontiguousarray(img.transpose(2, 0, 1)) if defer else preprocess_uint8(img, self.preprocessing),
             "steer": np.float32(steer),
             "curvature": np.float32(steer_to_curvature(steer, wheelbase, max_steer)),
             "expert_steer": np.float32(expert),
@@ -296,3 +350,6 @@ class SampleTransform:
             "wheelbase": np.float32(wheelbase),
             "max_steer_angle": np.float32(max_steer),
         }
+        if defer:
+            out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow)
+        return out
