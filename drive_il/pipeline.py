@@ -21,6 +21,10 @@ Example (``[pipeline]`` of a scenario; every key is optional)::
     beta = 0.5
     mode = "gated"             # HG-DAgger with the expert as the gate
     gate_threshold = 0.6
+    sampling = "disagreement"  # DA-RB's critical states: the top share of each round's frames
+    critical_share = 0.5
+    replay_buffer_frames = 4000
+    eval_ensemble = true       # also evaluate the mean of the rounds' policies
 
 Command-line spellings kept from before (aliases): ``--rounds``, ``--episodes-per-round``,
 ``--schedule``, ``--threshold`` (= ``--intervention-threshold``), ``--no-warm-start``,
@@ -34,7 +38,7 @@ from typing import Any, Mapping
 
 from .config import R, doc, from_dict, one_of, validate_fields
 
-__all__ = ["MIXINGS", "MODES", "PipelineConfig", "SCHEDULES", "pipeline_from_record"]
+__all__ = ["MIXINGS", "MODES", "PipelineConfig", "SAMPLINGS", "SCHEDULES", "pipeline_from_record"]
 
 #: beta schedules (see :mod:`drive_il.dagger.schedules`).
 SCHEDULES: tuple[str, ...] = ("constant", "linear", "exponential", "lbc")
@@ -42,6 +46,10 @@ SCHEDULES: tuple[str, ...] = ("constant", "linear", "exponential", "lbc")
 MIXINGS: tuple[str, ...] = ("step", "episode")
 #: "mixture": DAgger's beta mixture; "gated": HG-DAgger with the expert as the gate.
 MODES: tuple[str, ...] = ("mixture", "gated")
+#: which DAgger-round frames the aggregate trains on (see :mod:`drive_il.dagger.sampling`):
+#: "uniform": all of them; "disagreement": the ``critical_share`` of each round's frames
+#: where the learner disagreed most with the expert (DA-RB's critical states).
+SAMPLINGS: tuple[str, ...] = ("uniform", "disagreement")
 
 
 def _aka(meta: dict[str, Any], *flags: str) -> dict[str, Any]:
@@ -78,6 +86,20 @@ class PipelineConfig:
         seed: the run's seed: expert episodes (seed + k), DAgger rollouts and training;
             the test routes keep the test scenario's seeds (None = the scenario's seed).
         max_train_frames: cap on frames per training epoch (None = all).
+        sampling: one of :data:`SAMPLINGS`: "uniform" (every frame of the aggregate,
+            today's DAgger) or "disagreement" (DA-RB's critical states, Prakash et al.
+            CVPR 2020: of each DAgger round, only the ``critical_share`` of its frames
+            with the largest |learner steer - expert steer| as recorded when it was
+            driven; round 0's demonstrations are all kept).
+        critical_share: "disagreement" sampling: share of each DAgger round's frames
+            kept (ceil(share * n), at least one).
+        replay_buffer_frames: a fixed-size aggregate of at most this many time steps
+            (None = unbounded, today's DAgger): round 0's demonstrations are always
+            kept; then the oldest DAgger rounds' frames are evicted first, the lowest
+            disagreement first within a round (:func:`drive_il.dagger.sampling.replay_buffer`).
+        eval_ensemble: also evaluate, from round 1 on, the ensemble of rounds 0..i's
+            policies (the mean of their outputs, :class:`drive_il.policies.ensemble.EnsembleDriver`;
+            in this process, not in rollout workers) into ``round_NNN/eval_ensemble/``.
     """
 
     model: str = field(default="dave2", metadata=doc("model preset: a name in models/ or a TOML path"))
@@ -111,6 +133,17 @@ class PipelineConfig:
                       "(none: the scenario's seed)"))
     max_train_frames: int | None = field(default=None, metadata=R(
         1, 10**9, "cap on frames per training epoch (none: all)"))
+    sampling: str = field(default="uniform", metadata=one_of(
+        *SAMPLINGS, doc="DAgger rounds' frames trained on: uniform (all) or disagreement (DA-RB's critical states: "
+                        "the critical_share of each round's frames with the largest |learner - expert steer|; "
+                        "round 0 kept)"))
+    critical_share: float = field(default=0.5, metadata=R(
+        0.01, 1.0, "disagreement sampling: share of each DAgger round's frames kept, largest disagreement first"))
+    replay_buffer_frames: int | None = field(default=None, metadata=R(
+        1, 10**9, "fixed-size aggregate [time steps]: round 0 always kept, then the oldest rounds' lowest-"
+                  "disagreement frames are evicted first (none: keep everything)"))
+    eval_ensemble: bool = field(default=False, metadata=doc(
+        "also evaluate the ensemble (mean output) of rounds 0..i's policies, in this process"))
 
     def __post_init__(self) -> None:
         validate_fields(self)

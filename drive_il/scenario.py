@@ -219,6 +219,9 @@ class TestConfig:
 
     Attributes:
         town: test town (None = the training town).
+        towns: several test towns (same syntax as ``Scenario.towns``); each test episode
+            draws one from its seed; evaluation reports per town and overall. Empty =
+            ``town``.
         routes: explicit test routes (empty = random routes from ``seed``).
         route_length: random test route length [m] (None = the scenario's).
         seed: base seed of the test episodes (distinct from training by default).
@@ -229,6 +232,7 @@ class TestConfig:
     """
 
     town: str | None = None
+    towns: tuple[str, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     route_length: float | None = field(default=None, metadata=R(20.0, 100_000.0))
     seed: int = field(default=10_000, metadata=R(0, 2**31 - 1))
@@ -239,6 +243,9 @@ class TestConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        check_town_specs("TestConfig", "towns", self.towns)
+        if self.towns and self.routes:
+            raise FieldError("TestConfig", "towns", "explicit routes belong to one town: give routes or towns, not both")
 
 
 #: Noise-injection recipes (see :mod:`drive_il.data.noise`, which applies them).
@@ -293,6 +300,33 @@ def _no_noise() -> NoiseConfig:
 
 #: Longest scenario name; the names are used in output paths, so only a safe set of
 #: characters is allowed (no '/', no leading '.'); the test variant adds "-test".
+#: A town entry of ``towns``: a name, or a procedural seed or seed range.
+_TOWN_SPEC = re.compile(r"procedural:(\d+)(?:-(\d+))?")
+
+
+def check_town_specs(cls: str, name: str, specs: tuple[str, ...]) -> None:
+    """Check the syntax of a towns list (names exist or not: checked when loaded).
+
+    Raises:
+        FieldError: an empty entry, ``procedural:`` without a seed or with a bad or empty
+            range (``procedural:abc``, ``procedural:5-2``), or a duplicate entry (one line).
+    """
+    seen = set()
+    for spec in specs:
+        if not isinstance(spec, str) or not spec.strip():
+            raise FieldError(cls, name, f"expected town names, got {spec!r}")
+        if spec.startswith("procedural:"):
+            m = _TOWN_SPEC.fullmatch(spec)
+            if m is None:
+                raise FieldError(cls, name, f"{spec!r}: expected procedural:SEED or procedural:FIRST-LAST "
+                                            "(non-negative integers)")
+            if m.group(2) is not None and int(m.group(2)) < int(m.group(1)):
+                raise FieldError(cls, name, f"{spec!r}: an empty range (FIRST must be <= LAST)")
+        if spec in seen:
+            raise FieldError(cls, name, f"{spec!r} is listed twice")
+        seen.add(spec)
+
+
 NAME_MAX = 64
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (NAME_MAX + len("-test") - 1))
 
@@ -304,8 +338,13 @@ class Scenario:
     Attributes:
         name: scenario name (used for run directories and file names): at most
             :data:`NAME_MAX` of ``A-Z a-z 0-9 _ . -``, not starting with '.'.
-        town: a generated town ("circuit", "grid") or an OpenDRIVE town name resolved
-            in the maps directory (e.g. "Town01"); see ``drive_il.sim.maps``.
+        town: a generated town ("circuit", "grid", "procedural:<seed>") or an OpenDRIVE
+            town name resolved in the maps directory (e.g. "Town01"); see
+            :func:`drive_il.maps.load_town`.
+        towns: several training towns: each episode draws one from its seed
+            (:func:`drive_il.rollout.towns.episode_scenario`: an entry uniformly, then a
+            town of a range uniformly), e.g. ``["Town01", "procedural:0-499"]``; an entry
+            is a town name or a range ``procedural:A-B`` (A <= B). Empty = ``town``.
         weather: a preset of :data:`WEATHER_PRESETS`.
         dt: fixed simulation step [s] (CARLA: never above 0.1 s).
         episode_seconds: episode time limit [s] (the episode also ends when the route
@@ -334,6 +373,7 @@ class Scenario:
 
     name: str = "default"
     town: str = "circuit"
+    towns: tuple[str, ...] = ()
     weather: str = field(default="ClearNoon", metadata={"choices": WEATHER_PRESETS})
     dt: float = field(default=0.05, metadata=R(0.001, 0.1))
     episode_seconds: float = field(default=60.0, metadata=R(0.1, 36_000.0))
@@ -363,6 +403,9 @@ class Scenario:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise FieldError("Scenario", "cameras", f"camera names must be unique, got {names}")
+        check_town_specs("Scenario", "towns", self.towns)
+        if self.towns and self.routes:
+            raise FieldError("Scenario", "towns", "explicit routes belong to one town: give routes or towns, not both")
         for w in (*self.test.weathers, *self.test.unseen_weathers):
             if w not in WEATHER_PRESETS:
                 raise FieldError("Scenario", "test.weathers",
@@ -391,8 +434,9 @@ class Scenario:
         return dataclasses.replace(
             self,
             name=f"{self.name}-test",
-            town=t.town or self.town,
-            routes=t.routes if (t.routes or t.town) else self.routes,
+            town=t.town or (t.towns[0] if t.towns else self.town),
+            towns=t.towns if t.towns else (() if t.town else self.towns),
+            routes=t.routes if (t.routes or t.town or t.towns) else self.routes,
             route_length=t.route_length or self.route_length,
             seed=t.seed,
             weather=w,

@@ -62,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
     ncfg = noise_from_args(args, scenario)
     noise = NoiseInjector(ncfg, np.random.default_rng(scenario.seed)) if ncfg is not None else None
     pool = make_pool_from_args(args)
-    sim = make_sim(args) if pool is None else None
+    sim = make_sim(args)
     try:
+        from ..rollout.towns import check_towns
+        check_towns(sim, scenario)  # an unknown town fails here, before any episode
+        if pool is not None:
+            sim.close()
+            sim = None
         spec = CollectSpec(episodes=args.episodes, first_seed=args.first_seed, rollout=RolloutSpec(noise=noise))
         res = collect(sim, scenario, args.out, spec, Drivers(expert=expert), progress=not args.no_progress,
                       pool=pool)

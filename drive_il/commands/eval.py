@@ -55,6 +55,10 @@ def print_report(rep) -> None:
           f" | heading error mean {a['heading_error_mean']:.3f} rad")
     print(f"  route completion {a['route_completion']:.1f} % | collisions {a['collisions_per_km']:.2f}/km | "
           f"lane invasions {a['lane_invasions_per_km']:.2f}/km | steering disagreement {a['disagreement_mean']:.3f}")
+    for town, t in rep.per_town.items():
+        print(f"  {town}: {int(t.get('episodes', 0))} episodes | autonomy {t['autonomy']:.2f} % | interventions "
+              f"{t['interventions_per_km']:.2f}/km | |lateral deviation| mean {t['lateral_deviation_mean']:.3f} m | "
+              f"route completion {t['route_completion']:.1f} %")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,8 +84,13 @@ def run(args: argparse.Namespace) -> int:
                                            **({} if device == "cpu" else {"device": device}))
     expert = Expert.for_scenario(scenario)
     pool = make_pool_from_args(args)
-    sim = make_sim(args) if pool is None else None
+    sim = make_sim(args)
     try:
+        from ..rollout.towns import check_towns
+        check_towns(sim, scenario)  # an unknown town fails here, before any episode
+        if pool is not None:
+            sim.close()
+            sim = None
         rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
                        interventions=InterventionConfig(threshold=args.intervention_threshold), checkpoint=str(args.checkpoint),
                        progress=True, pool=pool)

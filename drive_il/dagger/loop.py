@@ -20,12 +20,23 @@ last checkpoint)::
         data/                  episodes (HDF5) + manifest.jsonl
         model/                 checkpoint (drive-il train output)
         eval/<weather>.json    evaluation reports on the test scenario (beta = 0)
+        eval_ensemble/         with eval_ensemble, rounds >= 1: the same for the ensemble of
+                               rounds 0..i's policies (their mean output), driven in this process
         round.json             written last: beta, frames, expert queries, timings, eval
+                               (+ "aggregate": the frames trained on, with sampling or a replay
+                               buffer; + "eval_ensemble", "ensemble_members")
       round_001/ ...           learner/mixture rollouts labelled by the expert
       bc_matched/              BC trained on as many expert-labelled frames as DAgger's
         data/ model/ eval/     final dataset (the fair comparison; round 0's recipe: the
                                same epochs, from scratch), bc.json written last
       tb/                      TensorBoard: dagger/, eval/, perf/
+
+Which frames of the aggregate a round trains on (``sampling = "disagreement"``: DA-RB's
+critical states; ``replay_buffer_frames``: a fixed-size aggregate) is decided by
+:mod:`drive_il.dagger.sampling` from the episode files' step columns each round (so a
+resumed round decides the same); with the defaults every frame is used, as before.
+``total_labelled_frames`` (and matched BC's target) stays the number of expert labels
+collected, the expert's cost, whatever the selection.
 
 If a round produced no labelled frames (e.g. gated mode where the learner never needed
 help), training says so and keeps the previous round's weights.
@@ -50,6 +61,7 @@ from ..metrics import METRIC_KEYS, upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
 from ..rollout import InterventionConfig, jsonable, write_json
 from ..scenario import Scenario
+from .sampling import select_aggregate, selection_active
 from .schedules import BetaSchedule
 
 __all__ = ["RoundSummary", "run_dagger", "round_dir", "load_rounds"]
@@ -165,8 +177,11 @@ def run_dagger(
     sim = make_sim()  # before torch is imported: an unreachable CARLA server fails fast
     tb = None
     try:
-        # fail fast on a test town that is not available
-        sim.reset(test_scenario, test_scenario.seed)
+        # fail fast on a town that is not available (the training and the test towns)
+        from ..rollout.towns import check_towns
+        check_towns(sim, test_scenario)
+        if scenario.towns:
+            check_towns(sim, scenario)
         from torch.utils.tensorboard import SummaryWriter
 
         from ..policies.driver import PolicyDriver
@@ -195,6 +210,7 @@ def run_dagger(
                        f"labelled frames) - skipped")
                 continue
             t_round = time.perf_counter()
+            aggregate_info: dict[str, Any] | None = None
             gated = config.mode == "gated" and i > 0
             # gated rounds: the learner drives, the expert only takes over past the gate
             beta = 0.0 if gated else schedule(i, global_episode)
@@ -231,11 +247,18 @@ def run_dagger(
                 train_info: dict[str, Any] = {}
             else:
                 warm = config.warm_start and prev_ckpt is not None
+                sample_filter = _gated_filter if config.mode == "gated" else None
+                if selection_active(config):
+                    selection = select_aggregate(data_dirs, config)
+                    sample_filter = selection.sample_filter()
+                    aggregate_info = selection.summary(config)
+                    log_fn(f"round {i}: training on {aggregate_info['kept_frames']} of the aggregate's "
+                           f"{aggregate_info['frames']} labelled frames ({_selection_words(config)})")
                 tr = train_policy(
                     data_dirs=list(data_dirs), model_config=config.model, out_dir=rd / "model",
                     epochs=(config.dagger_epochs or config.epochs) if warm else config.epochs,
                     seed=scenario.seed + i, resume=True, init_from=prev_ckpt if warm else None,
-                    sample_filter=_gated_filter if config.mode == "gated" else None,
+                    sample_filter=sample_filter,
                     max_frames=config.max_train_frames, progress=progress, **_train_kw(device, amp))
                 ckpt = Path(tr.checkpoint)
                 train_info = {"val_steer_error_deg": getattr(tr, "best_val_steer_error_deg", None),
@@ -246,6 +269,14 @@ def run_dagger(
             evals = _evaluate_weathers(sim, test_scenario, ckpt, test_expert, weathers, config, interventions,
                                        rd / "eval", progress, pool=pool, device=device)
             t_eval = time.perf_counter() - t0
+            ensemble_evals: dict[str, dict[str, Any]] | None = None
+            members: list[str] = []
+            if config.eval_ensemble and i > 0:
+                t0 = time.perf_counter()
+                members = list(dict.fromkeys([*(str(s["checkpoint"]) for s in summaries), str(ckpt)]))
+                ensemble_evals = _evaluate_ensemble(sim, test_scenario, members, test_expert, weathers, config,
+                                                    interventions, rd / "eval_ensemble", progress, device=device)
+                t_eval += time.perf_counter() - t0
             secs = {"collect": t_collect, "train": t_train, "eval": t_eval,
                     "total": time.perf_counter() - t_round}
             summary = dataclasses.asdict(RoundSummary(
@@ -254,6 +285,11 @@ def run_dagger(
                 intervention_rate=(inter / frames if frames else 0.0), seconds=secs, eval=evals,
                 checkpoint=str(ckpt)))
             summary["train"] = train_info
+            if aggregate_info is not None:            # only with the options on: round.json as before
+                summary["aggregate"] = aggregate_info
+            if ensemble_evals is not None:
+                summary["eval_ensemble"] = ensemble_evals
+                summary["ensemble_members"] = members
             write_json(done, summary)
             summaries.append(json.loads(done.read_text()))
             prev_ckpt = ckpt
@@ -271,12 +307,24 @@ def run_dagger(
                             tb.add_scalar(f"eval/{k}{tag}", ev[k], i)
                 for k, v in secs.items():
                     tb.add_scalar(f"perf/round_{k}_s", v, i)
+                if aggregate_info is not None:
+                    tb.add_scalar("dagger/train_frames", aggregate_info["kept_frames"], i)
+                for w, ev in (ensemble_evals or {}).items():
+                    tag = "" if w == weathers[0] else f"_{w}"
+                    for k in EVAL_KEYS:
+                        if ev.get(k) is not None:
+                            tb.add_scalar(f"eval_ensemble/{k}{tag}", ev[k], i)
                 tb.flush()
             e0 = evals[weathers[0]]
             log_fn(f"round {i}: beta {beta:.3f} | {frames} frames ({labelled} labelled, total "
                    f"{total_labelled}) | autonomy {e0['autonomy']:.1f} % | interventions/km "
                    f"{e0['interventions_per_km']:.2f} | |lateral deviation| mean {e0['lateral_deviation_mean']:.3f} m | "
                    f"collect {t_collect:.0f} s, train {t_train:.0f} s, eval {t_eval:.0f} s")
+            if ensemble_evals is not None:
+                x0 = ensemble_evals[weathers[0]]
+                log_fn(f"round {i}: ensemble of {len(members)} policies (rounds' mean output) | autonomy "
+                       f"{x0['autonomy']:.1f} % | interventions/km {x0['interventions_per_km']:.2f} | "
+                       f"|lateral deviation| mean {x0['lateral_deviation_mean']:.3f} m")
         # BC with the same number of expert labels
         if config.bc_matched:
             _bc_matched(run, scenario, test_scenario, config, summaries, sim, expert, test_expert, weathers,
@@ -319,6 +367,39 @@ def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weather
         evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
         evals[w]["episodes"] = rep.aggregate["episodes"]
     return evals
+
+
+def _evaluate_ensemble(sim, test_scenario: Scenario, members: list[str], expert, weathers, config: PipelineConfig,
+                       interventions: InterventionConfig, out: Path, progress: bool, *,
+                       device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """Evaluate the ensemble (mean output) of ``members`` as :func:`_evaluate_weathers`
+    does one checkpoint, in this process (an ensemble does not travel to rollout
+    workers as a ``DriverRecipe``); writes ``out/<weather>.json``."""
+    from ..evaluation.evaluate import evaluate
+    from ..policies.ensemble import EnsembleDriver
+
+    learner = EnsembleDriver.from_checkpoints(members, scenario=test_scenario, **_device_kw(device))
+    label = "ensemble: " + ", ".join(members)
+    evals: dict[str, dict[str, Any]] = {}
+    for w in weathers:
+        rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=expert,
+                       seeds=config.eval_seeds, episodes=config.eval_episodes, interventions=interventions,
+                       checkpoint=label, progress=progress, pool=None)
+        write_json(out / f"{w}.json", rep.to_dict())
+        evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
+        evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})
+        evals[w]["episodes"] = rep.aggregate["episodes"]
+    return evals
+
+
+def _selection_words(config: PipelineConfig) -> str:
+    """The aggregate's rules in words, for the round's log line."""
+    words = []
+    if config.sampling == "disagreement":
+        words.append(f"the {config.critical_share:g} share of each DAgger round with the largest disagreement")
+    if config.replay_buffer_frames is not None:
+        words.append(f"replay buffer of {config.replay_buffer_frames} frames")
+    return "; ".join(words)
 
 
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> bool:

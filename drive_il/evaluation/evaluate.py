@@ -76,6 +76,8 @@ class EvalReport:
         profiles: lateral deviation against route distance per episode.
         interventions: one row per intervention onset: where, why and how the learner
             failed (:mod:`drive_il.evaluation.trace`).
+        per_town: the aggregate of each town's episodes, for a scenario that names
+            several test towns (``towns``); empty for one town.
     """
 
     scenario: str
@@ -89,6 +91,7 @@ class EvalReport:
     seed_std: dict[str, float]
     profiles: tuple[dict, ...] = field(default=(), repr=False)
     interventions: tuple[dict, ...] = field(default=(), repr=False)
+    per_town: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,12 +172,20 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
             prof.profiles.extend(p.profiles)
             trace_rows.extend(t.rows)
             sums.append(res.summary)
-            rows.append({"seed": job.seed, "eval_seed": k, "termination": res.termination, **res.summary})
+            rows.append({"seed": job.seed, "eval_seed": k, "termination": res.termination, "town": res.info.town,
+                         **res.summary})
         per_seed.append(aggregate(sums))
-    agg = aggregate([{k: v for k, v in r.items() if k not in ("seed", "eval_seed", "termination")} for r in rows])
+    meta = ("seed", "eval_seed", "termination", "town")
+    agg = aggregate([{k: v for k, v in r.items() if k not in meta} for r in rows])
+    per_town: dict[str, dict[str, float]] = {}
+    if scenario.towns:
+        for town in dict.fromkeys(r["town"] for r in rows):
+            per_town[town] = aggregate([{k: v for k, v in r.items() if k not in meta} for r in rows
+                                        if r["town"] == town])
     mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
     std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
-    return EvalReport(scenario=scenario.name, town=scenario.town, weather=scenario.weather,
+    town = ", ".join(scenario.towns) if scenario.towns else scenario.town
+    return EvalReport(scenario=scenario.name, town=town, weather=scenario.weather,
                       checkpoint=str(checkpoint), threshold=interventions.threshold, episodes=tuple(rows),
                       aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),
-                      interventions=tuple(trace_rows))
+                      interventions=tuple(trace_rows), per_town=per_town)

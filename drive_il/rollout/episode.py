@@ -34,6 +34,7 @@ from ..types import EpisodeInfo, EpisodeResult, EventKind, Route, StepRecord, St
 from .arbitration import Arbiter, Drivers
 from .spec import RolloutSpec
 from .termination import Termination
+from .towns import episode_scenario
 
 __all__ = ["run_episode", "episode_info"]
 
@@ -45,14 +46,15 @@ ARBITRATION_STREAM = 7919
 
 def episode_info(sim: Simulator, scenario: Scenario, seed: int, *, episode: int, route: Route | None,
                  driver: str, dagger_round: int | None = None, beta: float | None = None,
-                 noise: dict | None = None) -> EpisodeInfo:
-    """The EpisodeInfo (episode metadata) for an episode that is starting."""
+                 noise: dict | None = None, town: str | None = None) -> EpisodeInfo:
+    """The EpisodeInfo (episode metadata) for an episode that is starting (``town``: the
+    town drawn for it when the scenario names several)."""
     from ..config import to_dict
     return EpisodeInfo(
         scenario=scenario.name,
         scenario_source=scenario.source,
         scenario_dict=scenario.to_dict(),
-        town=scenario.town,
+        town=town or scenario.town,
         seed=int(seed),
         episode=int(episode),
         weather=scenario.weather,
@@ -86,7 +88,8 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
 
     Args:
         sim: the simulator (embedded or CARLA).
-        scenario: the scenario; ``seed`` selects the episode (route, traffic, noise).
+        scenario: the scenario; ``seed`` selects the episode (route, traffic, noise, and
+            the town when it names several: :mod:`drive_il.rollout.towns`).
         seed: the episode seed; the arbitration's coins come from
             ``numpy.random.default_rng([seed, 7919])``.
         drivers: expert (labels every state), learner, human, gate.
@@ -111,7 +114,8 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
                       noise=spec.noise, rng=rng)
     limit = int(spec.max_steps if spec.max_steps is not None else scenario.max_steps)
 
-    step = sim.reset(scenario, seed, route=route, start=start)
+    drive = episode_scenario(scenario, seed)   # the town of this episode (scenario.towns)
+    step = sim.reset(drive, seed, route=route, start=start)
     route = step.world_state.route
     if route is None:
         raise ValueError("the simulator returned no route; the rollout needs one")
@@ -119,7 +123,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
     if spec.gated_labels_only:
         noise_desc = {**noise_desc, "gated_labels_only": True}
     info = episode_info(sim, scenario, seed, episode=episode, route=route, driver=spec.driver,
-                        dagger_round=spec.dagger_round, beta=spec.beta, noise=noise_desc)
+                        dagger_round=spec.dagger_round, beta=spec.beta, noise=noise_desc, town=drive.town)
     for o in observers:
         o.on_episode_start(info, step)
 

@@ -31,6 +31,17 @@ Rendering, per frame, for a flat ground plane z = 0:
    clipped against the near plane, back faces culled, painted far to near with
    ``cv2.fillConvexPoly`` (anti-aliased). Vehicles under 12 px tall are drawn as
    two silhouettes. Vehicles out of view cost one cheap test each.
+   With a seeded look (:class:`~drive_il.sim.embedded.appearance.Appearance`), the
+   town's roadside objects (:class:`~drive_il.sim.embedded.appearance.Scenery`:
+   buildings, tree trunks and canopies, poles, fence panels; static, placed once per
+   town) are painted together with the vehicles in one far-to-near order (footprint
+   distance): culled by range and against the horizontal field of view (bounding
+   spheres; the candidates near the camera are cached and refreshed every 20 m), all
+   corners projected in one product, buildings face by face (sun-shaded, only the
+   faces that look at the camera; one silhouette when under 24 px tall), thin boxes
+   and canopies (tapered hexagonal prisms) as the convex hull of their corners;
+   graded and hazed like the vehicles. Objects crossing the near plane are clipped
+   (faces, or the hull of the corners in front and the edges' crossings).
 4. *Rain*: one of a bank of precomputed streak layers chosen by a hash of
    (seed, frame), added to the frame; deterministic.
 
@@ -44,7 +55,7 @@ depth [m] along the camera's forward axis (CARLA's depth is planar, not the dist
 along the ray; capped at :data:`FAR_DEPTH`, the sky is at :data:`FAR_DEPTH`) and the
 CARLA semantic tag (:data:`LANE_CLASS_TAGS` for the ground from the raster's lane
 class, 24 road line where a road surface carries paint, 11 sky, 14 car or the tag
-given per vehicle). It uses exact plane
+given per vehicle; roadside objects 3 building, 5 fence, 6 pole, 9 vegetation). It uses exact plane
 intersections (flat ground z = 0, vehicles as their body and cabin boxes, body down
 to the ground where the wheels are) and no anti-aliasing; it shares nothing mutable
 with the RGB path, which it leaves untouched.
@@ -61,6 +72,16 @@ import numpy as np
 from ...camera import PinholeCamera
 from ...scenario import CameraConfig
 from ...types import ActorState, VehicleState
+from .appearance import (
+    BOX_FACES6,
+    BOX_SIDES,
+    BOX_TOP,
+    HEX_FACES,
+    KIND_BOX,
+    KIND_CANOPY,
+    KIND_SOLID,
+    Scenery,
+)
 from .depth_labels import DepthLabelRendering
 from .projection import MAX_DRAW, NEAR, ONE, SHIFT, clip_near
 from .raster import MapRaster
@@ -72,6 +93,7 @@ _RAIN_BANK = 16     # precomputed rain layers
 _MIN_BAND = 3       # rows; thinner level bands are merged
 _SIMPLE_PX = 12     # vehicles less tall than this [px] are drawn as two silhouettes
 _SMALL_FRAME = 40_000  # px; frames up to this size get the "small" LOD defaults
+_SOLID_SIMPLE_PX = 24  # roadside solids (buildings) less tall than this [px]: one silhouette
 
 
 class Camera(DepthLabelRendering):
@@ -96,6 +118,9 @@ class Camera(DepthLabelRendering):
         supersample: 1, 2 or 4 ground samples per pixel row, averaged (vertical
             anti-aliasing along the track; costs one more warp row per sample);
             default 2.
+        scenery: roadside objects to draw (:class:`~.appearance.Scenery`, from the
+            town's :class:`~.appearance.Appearance`); None or empty: none (the default
+            look).
 
     Attributes:
         spec, raster, look: as given.
@@ -106,7 +131,7 @@ class Camera(DepthLabelRendering):
 
     def __init__(self, spec: CameraConfig, raster: MapRaster, look: WeatherLook, *,
                  lod_aniso: float | None = None, lod_bias: float | None = None,
-                 supersample: int | None = None) -> None:
+                 supersample: int | None = None, scenery: Scenery | None = None) -> None:
         small = spec.width * spec.height <= _SMALL_FRAME
         if lod_aniso is None:
             lod_aniso = 0.35 if small else 0.0
@@ -167,6 +192,9 @@ class Camera(DepthLabelRendering):
         self._sun = (math.cos(sa) * math.cos(az), math.cos(sa) * math.sin(az), math.sin(sa))
         # camera axes -> sub-pixel (cv2 shift) homogeneous pixels
         self._Kp = model.axes_to_pixel * np.array([[ONE], [ONE], [1.0]])
+        self.scenery = scenery if scenery is not None and len(scenery) else None
+        if self.scenery is not None:
+            self._scene_pre()
 
     # -- precomputation -----------------------------------------------------------------
     def _row_distances(self) -> np.ndarray:
@@ -353,7 +381,9 @@ class Camera(DepthLabelRendering):
         out = cv2.cvtColor(buf, cv2.COLOR_RGBA2RGB)
         cv2.multiply(out, self._gain_img, dst=out, scale=1.0 / 128.0)
         cv2.add(out, self._off_img, dst=out)
-        if actors:
+        if self.scenery is not None:
+            self._draw_scene(out, ego, actors)
+        elif actors:
             self._draw_actors(out, ego, actors)
         if self._rain is not None:
             h = _mix64(seed, frame)
@@ -362,6 +392,14 @@ class Camera(DepthLabelRendering):
 
     # -- vehicles -----------------------------------------------------------------------------
     def _draw_actors(self, out: np.ndarray, ego: VehicleState, actors: Sequence[ActorState]) -> None:
+        todo, Rw, C = self._actor_todo(ego, actors)
+        if not todo:
+            return
+        self._draw_vehicles(out, todo, Rw, C)
+
+    def _actor_todo(self, ego: VehicleState, actors: Sequence[ActorState]):
+        """(vehicles in view as (distance, actor) far to near, camera axes in the world
+        Rw (3, 3), camera position (x, y, z))."""
         sp = self.spec
         c, s = math.cos(ego.yaw), math.sin(ego.yaw)
         Cx = ego.x + sp.x * c - sp.y * s
@@ -387,12 +425,10 @@ class Camera(DepthLabelRendering):
             if abs(yc) > max(xc, 0.0) * th + rad * 1.5:
                 continue
             todo.append((dist, a))
-        if not todo:
-            return
         todo.sort(key=lambda t: -t[0])  # painter's order: far to near
-        self._draw_vehicles(out, todo, np.array(Rw), (Cx, Cy, Cz))
+        return todo, np.array(Rw), (Cx, Cy, Cz)
 
-    def _draw_vehicles(self, out, todo, Rw: np.ndarray, C) -> None:
+    def _draw_vehicles(self, out, todo, Rw: np.ndarray, C, before=None) -> None:
         """Ground shadow, body and glass cabin with a roof: shaded boxes, visible faces
         only, painted in the order given (far to near). The corners of all vehicles are
         projected at once: ``P = (Kp @ Rw) @ B_i @ template`` with ``B_i`` the vehicle's
@@ -419,6 +455,8 @@ class Camera(DepthLabelRendering):
         aa = cv2.LINE_AA
         for i, a in enumerate(acts):
             dist = todo[i][0]
+            if before is not None:
+                before(dist)  # what lies farther (roadside objects) first
             al = 1.0 - math.exp(-look.haze_k * dist)
             k1 = 1.0 - al
             c, s = trig[i]
@@ -477,6 +515,255 @@ class Camera(DepthLabelRendering):
                     else:
                         cv2.fillConvexPoly(out, pts[fidx[k]], colour, aa, SHIFT)
 
+    # -- roadside objects ---------------------------------------------------------------------
+    def _scene_pre(self) -> None:
+        """Per look: each object's graded colours (before haze) per face (4 sides, top,
+        bottom; silhouettes use entry 0)."""
+        S = self.scenery
+        L = self.look
+        amb = L.ambient
+        sun = self._sun
+        n = len(S)
+        lam = S.normals[:, :, 0] * sun[0] + S.normals[:, :, 1] * sun[1]      # (n, 4)
+        shade = np.empty((n, 6))
+        shade[:, :4] = amb + (1.0 - amb) * np.maximum(lam, 0.0)
+        shade[:, 4] = (amb + (1.0 - amb) * max(sun[2], 0.0)) * 1.12
+        shade[:, 5] = amb * 0.8
+        sil = S.kind != KIND_SOLID
+        shade[sil, 0] = amb + (1.0 - amb) * 0.55 * max(sun[2], 0.4)
+        base = np.repeat(S.colour[:, :1], 6, axis=1)
+        base[:, 4] = S.colour[:, 1]
+        gain = np.asarray(L.gain)
+        bias = np.asarray(L.bias)
+        self._scn_graded = base * shade[:, :, None] * gain + bias                 # (n, 6, 3)
+        self._scn_haze = np.asarray(L.haze_colour, np.float64)
+        self._scn_reach = float(S.max_dist.max()) if n else 0.0
+        G = 8 * max(self._W, self._H)
+        self._guard = (np.array([-G, -G]) * ONE, np.array([self._W + G, self._H + G]) * ONE)
+        self._guard_box = (-G, -G, self._W + G, self._H + G)
+        self._scn_cache: tuple[float, float, np.ndarray] | None = None
+        self._side_idx = [np.array(f, np.intp) for f in BOX_SIDES]
+        self._top_idx = np.array(BOX_TOP, np.intp)
+        self._clip_faces = [list(f) for f in BOX_SIDES] + [list(BOX_TOP)]
+        self._edges = {KIND_BOX: _edges(BOX_FACES6), KIND_CANOPY: _edges(HEX_FACES)}
+
+    _SCN_RECACHE = 20.0  # [m]: the candidate set is refreshed when the camera moves this far
+
+    def _scene_candidates(self, Cx: float, Cy: float) -> tuple | None:
+        """The objects that may be in range of a camera at (Cx, Cy) -- those within
+        their reach plus :attr:`_SCN_RECACHE` of the last refresh point, a superset, so
+        frames do not depend on the cache -- as contiguous per-object arrays."""
+        c = self._scn_cache
+        if c is None or math.hypot(Cx - c[0], Cy - c[1]) > self._SCN_RECACHE:
+            S = self.scenery
+            d = np.hypot(S.centre[:, 0] - Cx, S.centre[:, 1] - Cy)
+            idx = np.nonzero(d <= S.reach + self._SCN_RECACHE)[0]
+            if len(idx):
+                n = len(idx)
+                H4 = np.concatenate([S.centre[idx], np.ones((n, 1))], axis=1)
+                rad = S.radius[idx]
+                fr = S.frame[idx]
+                # the camera's (x, y, 1) -> its position in each footprint's frame
+                A = np.zeros((n, 2, 3))
+                A[:, 0, 0], A[:, 0, 1] = fr[:, 2], fr[:, 3]
+                A[:, 0, 2] = -(fr[:, 0] * fr[:, 2] + fr[:, 1] * fr[:, 3])
+                A[:, 1, 0], A[:, 1, 1] = -fr[:, 3], fr[:, 2]
+                A[:, 1, 2] = fr[:, 0] * fr[:, 3] - fr[:, 1] * fr[:, 2]
+                th = self._tan_half
+                arrays = (H4, S.reach[idx] ** 2, -rad, rad * math.sqrt(1.0 + th * th), A,
+                          np.ascontiguousarray(fr[:, 4:6]), np.ascontiguousarray(S.corners[idx]),
+                          S.kind[idx].tolist(), self._scn_graded[idx] - self._scn_haze, S.z[idx, 1].tolist())
+            else:
+                arrays = None
+            c = (Cx, Cy, arrays)
+            self._scn_cache = c
+        return c[2]
+
+    def _scene_items(self, Rw: np.ndarray, C):
+        """The objects in view: (distances far to near, draw order (indices into the
+        rest), kinds, near-clipped flags, pixel corners (k, 12, 2) int32 in cv2 shift
+        units, camera-axes corners (k, 12, 3) or None, colours (k, 6, 3) int lists,
+        footprint-frame camera positions (k, 2), footprint half sizes (k, 2), object
+        tops (k,), camera height, small-in-the-image flags); None when nothing is in
+        view."""
+        Cx, Cy, Cz = C
+        cand = self._scene_candidates(Cx, Cy)
+        if cand is None:
+            return None
+        H4, reach2, nrad, rads, A, half, corners, kinds, gmh, ztop = cand
+        # one product: horizontal offsets from the camera and camera-axes centres
+        M = np.empty((4, 4))
+        M[:2] = ((1.0, 0.0, 0.0, -Cx), (0.0, 1.0, 0.0, -Cy))
+        M[2:, :3] = Rw[:2]
+        M[2:, 3] = -(Rw[:2] @ C)
+        q = H4 @ M.T                                                           # (k, 4)
+        xc = q[:, 2]
+        q2 = q[:, :2]
+        keep = (np.einsum("ij,ij->i", q2, q2) <= reach2) & (xc > nrad) & \
+            (np.abs(q[:, 3]) - xc * self._tan_half <= rads)
+        sel = np.nonzero(keep)[0]
+        if not len(sel):
+            return None
+        rel = corners[sel] - C                                                 # (k, 12, 3)
+        P = rel @ (self._Kp @ Rw).T                                           # (u w, v w, w = depth)
+        depth = P[:, :, 2]
+        nf = (depth >= NEAR).sum(axis=1)
+        behind = nf < 12
+        anyb = bool(behind.any())
+        if anyb:
+            ok = nf > 0
+            if not ok.all():
+                sel, rel, P, behind = sel[ok], rel[ok], P[ok], behind[ok]
+                if not len(sel):
+                    return None
+            with np.errstate(divide="ignore", invalid="ignore"):
+                uv = P[:, :, :2] / P[:, :, 2:3]
+            np.clip(np.nan_to_num(uv), -1e7, 1e7, out=uv)
+        else:
+            uv = P[:, :, :2] / P[:, :, 2:3]
+            np.clip(uv, -1e7, 1e7, out=uv)
+        pts = np.rint(uv).astype(np.int32)
+        pv = pts[:, :8, 1]
+        small = (pv.max(axis=1) - pv.min(axis=1) < _SOLID_SIMPLE_PX * ONE).tolist()
+        # far outside the image (an object close to the camera): drawn clipped to a guard
+        # band, as cv2's fill cost grows with the polygon's extent
+        g = self._guard
+        lo = pts.min(axis=1)
+        hi = pts.max(axis=1)
+        huge = ((lo < g[0]) | (hi > g[1])).any(axis=1)
+        if huge.any():
+            behind |= huge
+            anyb = True
+        # the camera in each footprint's frame; footprint distance (painter's order, haze)
+        loc = A[sel] @ (Cx, Cy, 1.0)                                           # (k, 2)
+        hs = half[sel]
+        e = np.abs(loc) - hs
+        np.maximum(e, 0.0, out=e)
+        ds = np.hypot(e[:, 0], e[:, 1])
+        col = gmh[sel] * np.exp(-self.look.haze_k * ds)[:, None, None]
+        col += self._scn_haze
+        np.clip(col, 0.0, 255.0, out=col)
+        order = np.argsort(-ds, kind="stable").tolist()
+        sl = sel.tolist()
+        return (ds[order].tolist(), order, [kinds[i] for i in sl], behind.tolist(), pts,
+                rel @ Rw.T if anyb else None, col.astype(np.int32).tolist(), loc.tolist(), hs.tolist(),
+                [ztop[i] for i in sl], Cz, small)
+
+    def _draw_items(self, out: np.ndarray, items, j0: int, j1: int) -> None:
+        """Draw items ``j0 .. j1 - 1`` (in draw order) of :meth:`_scene_items`."""
+        _, order, kinds, clipped, pts, cams, cols, loc, half, ztop, Cz, small = items
+        aa = cv2.LINE_AA
+        fill = cv2.fillConvexPoly
+        hull = cv2.convexHull
+        sides = self._side_idx
+        top = self._top_idx
+        for j in order[j0:j1]:
+            kind = kinds[j]
+            col = cols[j]
+            if kind == KIND_SOLID or clipped[j]:
+                lf, lr = loc[j]
+                hl, hw = half[j]
+                v = (lf > hl, lr > hw, lf < -hl, lr < -hw, Cz > ztop[j])
+                if clipped[j]:
+                    self._draw_clipped(out, kind, cams[j], col, v)
+                    continue
+                p = pts[j]
+                if small[j]:
+                    # small in the image: one silhouette in the colour of a visible side
+                    k = 0 if v[0] else (1 if v[1] else (2 if v[2] else 3))
+                    fill(out, hull(p[:8]), tuple(col[k]), aa, SHIFT)
+                    continue
+                for k in range(4):
+                    if v[k]:
+                        fill(out, p[sides[k]], tuple(col[k]), aa, SHIFT)
+                if v[4]:
+                    fill(out, p[top], tuple(col[4]), aa, SHIFT)
+            elif kind == KIND_CANOPY:
+                fill(out, hull(pts[j]), tuple(col[0]), aa, SHIFT)
+            else:
+                fill(out, hull(pts[j][:8]), tuple(col[0]), aa, SHIFT)
+
+    def _draw_clipped(self, out: np.ndarray, kind: int, cam: np.ndarray, col, vis) -> None:
+        """An object crossing the near plane or reaching far outside the image: solids
+        face by face (the visible faces, clipped), others as the silhouette of their
+        corners in front of the plane and their edges' crossings of it; polygons are
+        clipped to a guard band around the image before filling."""
+        if kind == KIND_SOLID:
+            c8 = cam[:8]
+            front = (c8[:, 0] >= NEAR).tolist()
+            for k in range(5):
+                if vis[k]:
+                    face = self._clip_faces[k]
+                    if all(front[i] for i in face):
+                        self._guard_fill(out, self.model.project(c8[face]), tuple(col[k]))
+                    elif any(front[i] for i in face):
+                        poly = clip_near(c8[face])
+                        if len(poly) >= 3:
+                            self._guard_fill(out, self.model.project(poly), tuple(col[k]))
+            return
+        e0, e1 = self._edges[kind]
+        nc = 12 if kind == KIND_CANOPY else 8
+        A, B = cam[e0], cam[e1]
+        xa, xb = A[:, 0], B[:, 0]
+        cross = (xa >= NEAR) != (xb >= NEAR)
+        t = (NEAR - xa[cross]) / (xb[cross] - xa[cross])
+        c = cam[:nc]
+        pts3 = np.concatenate([c[c[:, 0] >= NEAR], A[cross] + t[:, None] * (B[cross] - A[cross])])
+        if len(pts3) < 3:
+            return
+        uv = self.model.project(pts3)
+        hull = cv2.convexHull(uv.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+        self._guard_fill(out, hull, tuple(col[0]))
+
+    def _guard_fill(self, out: np.ndarray, uv: np.ndarray, colour) -> None:
+        """Fill the convex polygon ``uv`` (K, 2) [px], clipped to the guard band."""
+        x0, y0, x1, y1 = self._guard_box
+        poly = uv.tolist()
+        for axis, lim, keep_above in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
+            if not poly:
+                return
+            res = []
+            n = len(poly)
+            for i in range(n):
+                a, b = poly[i], poly[(i + 1) % n]
+                ina = a[axis] >= lim if keep_above else a[axis] <= lim
+                inb = b[axis] >= lim if keep_above else b[axis] <= lim
+                if ina:
+                    res.append(a)
+                if ina != inb:
+                    t = (lim - a[axis]) / (b[axis] - a[axis])
+                    res.append([a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])])
+            poly = res
+        if len(poly) < 3:
+            return
+        p = np.rint(np.array(poly) * ONE).astype(np.int32)
+        cv2.fillConvexPoly(out, p, colour, cv2.LINE_AA, SHIFT)
+
+    def _draw_scene(self, out: np.ndarray, ego: VehicleState, actors: Sequence[ActorState]) -> None:
+        """Roadside objects and vehicles, together in painter's order (far to near)."""
+        todo, Rw, C = self._actor_todo(ego, actors)
+        items = self._scene_items(Rw, C)
+        if items is None:
+            if todo:
+                self._draw_vehicles(out, todo, Rw, C)
+            return
+        dists = items[0]
+        n = len(dists)
+        # (draw order j -> item order[j]; dists are in draw order)
+        pos = [0]
+
+        def before(dist: float) -> None:
+            i = j = pos[0]
+            while j < n and dists[j] >= dist:
+                j += 1
+            if j > i:
+                self._draw_items(out, items, i, j)
+            pos[0] = j
+
+        if todo:
+            self._draw_vehicles(out, todo, Rw, C, before=before)
+        self._draw_items(out, items, pos[0], n)
+
     def _fill(self, out, _pts, idx, cam: np.ndarray, colour) -> None:
         """Fill the face ``idx`` of camera-space corners ``cam`` (3, K), clipped against
         the near plane."""
@@ -488,6 +775,12 @@ class Camera(DepthLabelRendering):
             return
         p = np.clip(self.model.project(poly) * ONE, -1e7, 1e7)
         cv2.fillConvexPoly(out, np.rint(p).astype(np.int32), colour, cv2.LINE_AA, SHIFT)
+
+
+def _edges(faces) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) corner indices of the edges of a solid given by its faces."""
+    es = sorted({tuple(sorted((f[i], f[(i + 1) % len(f)]))) for f in faces for i in range(len(f))})
+    return np.array([e[0] for e in es], np.intp), np.array([e[1] for e in es], np.intp)
 
 
 _SHADOW = (18, 18, 20)

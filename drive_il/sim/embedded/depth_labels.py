@@ -6,9 +6,11 @@
 the camera's forward axis (CARLA's depth is planar, not the distance along the ray;
 capped at :data:`FAR_DEPTH`, the sky is at :data:`FAR_DEPTH`) and the CARLA semantic tag
 (:data:`LANE_CLASS_TAGS` for the ground from the raster's lane class, 24 road line where
-a road surface carries paint, 11 sky, 14 car or the tag given per vehicle). It uses
-exact plane intersections (flat ground z = 0, vehicles as their body and cabin boxes) and
-no anti-aliasing; it shares nothing mutable with the RGB path. Tags: CARLA 0.9.16
+a road surface carries paint, 11 sky, 14 car or the tag given per vehicle, and for the
+roadside objects of a seeded appearance (:class:`~.appearance.Scenery`) 3 building,
+5 fence, 6 pole, 9 vegetation). It uses exact plane intersections (flat ground z = 0,
+vehicles as their body and cabin boxes, objects as their boxes and prisms) and no
+anti-aliasing; it shares nothing mutable with the RGB path. Tags: CARLA 0.9.16
 ``carla::rpc::CityObjectLabel`` (``LibCarla/source/carla/rpc/ObjectLabel.h``).
 """
 
@@ -91,7 +93,42 @@ class DepthLabelRendering:
         depth = gdepth.copy()
         if actors:
             self._depth_actors(depth, labels, (Cx, Cy, Cz), c, s, actors, tags or {})
+        if getattr(self, "scenery", None) is not None:
+            self._depth_scenery(depth, labels, (Cx, Cy, Cz), c, s)
         return depth, labels
+
+    def _depth_scenery(self, depth: np.ndarray, labels: np.ndarray, C, c: float, s: float) -> None:
+        """Z-buffer the roadside objects' front faces (within their reach, as the RGB
+        render, and the horizontal field of view) into ``depth`` / ``labels``."""
+        from .appearance import BOX_FACES6, HEX_FACES, KIND_CANOPY
+        S = self.scenery
+        Cx, Cy, Cz = C
+        fw, rt, up = self._axes
+        Rw = np.array(((fw[0] * c - fw[1] * s, fw[0] * s + fw[1] * c, fw[2]),
+                       (rt[0] * c - rt[1] * s, rt[0] * s + rt[1] * c, rt[2]),
+                       (up[0] * c - up[1] * s, up[0] * s + up[1] * c, up[2])))
+        cen = S.centre - (Cx, Cy, Cz)
+        d = np.hypot(cen[:, 0], cen[:, 1])
+        xc = cen @ Rw[0]
+        yc = cen @ Rw[1]
+        th = self._tan_half
+        keep = (d <= S.reach) & (xc > -S.radius) & \
+            (np.abs(yc) - xc * th <= S.radius * math.sqrt(1.0 + th * th))
+        for i in np.nonzero(keep)[0]:
+            canopy = S.kind[i] == KIND_CANOPY
+            cam = (S.corners[i] if canopy else S.corners[i, :8]) - (Cx, Cy, Cz)
+            cam = cam @ Rw.T
+            centre = cam.mean(axis=0)
+            tag = int(S.tag[i])
+            for face in (HEX_FACES if canopy else BOX_FACES6):
+                poly = cam[list(face)]
+                n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
+                if float(n @ (poly.mean(axis=0) - centre)) < 0.0:
+                    n = -n
+                dpl = float(n @ poly[0])
+                if dpl >= 0.0:
+                    continue  # back face
+                self._depth_face(depth, labels, poly, n, dpl, tag)
 
     def _depth_actors(self, depth: np.ndarray, labels: np.ndarray, C, c: float, s: float,
                       actors: Sequence[ActorState], tags: dict[int, int]) -> None:

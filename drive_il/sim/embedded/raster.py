@@ -46,6 +46,7 @@ import numpy as np
 
 from ...maps.geometry import LaneClass
 from ...maps.towns import TownMap
+from .appearance import APPEARANCE_VERSION, Appearance
 from .paint import render
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,7 +207,7 @@ class MapRaster:
     def for_town(cls, town: TownMap, *, resolution: float | None = None,
                  bounds: tuple[float, float, float, float] | None = None, cache: bool = True,
                  cache_dir: str | os.PathLike[str] | None = None,
-                 max_pixels: int = MAX_PIXELS) -> MapRaster:
+                 max_pixels: int = MAX_PIXELS, appearance: Appearance | None = None) -> MapRaster:
         """The raster of a town: from the town's memo, else the disk cache, else painted.
 
         Args:
@@ -218,6 +219,10 @@ class MapRaster:
             cache: keep the raster on the town (same object next time) and on disk.
             cache_dir: disk cache folder (default :func:`raster_cache_dir`).
             max_pixels: level-0 pixel budget when choosing the resolution.
+            appearance: the ground's look (:class:`~.appearance.Appearance`: colours,
+                texture, paint wear); None or the default look keep the default raster
+                (and its cache key); another look is painted and cached under a key
+                with its :attr:`~.appearance.Appearance.key`.
 
         Returns:
             MapRaster (deterministic: the same town and arguments give identical arrays).
@@ -245,6 +250,9 @@ class MapRaster:
 
         res = resolution if resolution is not None else choose_resolution(area(), margin=0.0, max_pixels=max_pixels)
         key = _key(key_base, res, bounds)
+        look = None if appearance is None or appearance.is_default else appearance
+        if look is not None:
+            key += f"-a{APPEARANCE_VERSION}{look.key}"
 
         def make() -> MapRaster:
             hit = _load_cached(key, cache_dir) if cache else None
@@ -252,7 +260,8 @@ class MapRaster:
                 return hit
             t0 = time.perf_counter()
             levels, x0, y0, border = render(town.map_geometry, area(), res,
-                                            seed=int(digest[:8], 16) if _is_hex(digest[:8]) else 0)
+                                            seed=int(digest[:8], 16) if _is_hex(digest[:8]) else 0,
+                                            appearance=look)
             raster = cls(levels=levels, res=res, x0=x0, y0=y0, digest=key, border_value=border)
             log.info("built raster %s (%dx%d at %.3f m/px, %.0f MB) in %.2f s", key, raster.width,
                      raster.height, res, raster.nbytes / 1e6, time.perf_counter() - t0)
@@ -341,7 +350,41 @@ def _save(r: MapRaster, d: Path) -> MapRaster:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     _prune_old_versions(d)
+    _prune_to_budget(d)
     return _load(d)
+
+
+#: Default size budget of the raster disk cache [GB] (``DRIVE_IL_RASTER_CACHE_GB``).
+RASTER_CACHE_GB = 8.0
+
+
+def _prune_to_budget(keep: Path) -> None:
+    """Keep the disk cache under ``$DRIVE_IL_RASTER_CACHE_GB`` (default
+    :data:`RASTER_CACHE_GB`): remove the least recently used rasters (by the time their
+    ``meta.json`` was last written or loaded), never ``keep``. Many generated towns
+    (``procedural:0-499``) would otherwise fill the disk at ~0.1-0.3 GB each."""
+    try:
+        budget = float(os.environ.get("DRIVE_IL_RASTER_CACHE_GB", RASTER_CACHE_GB)) * 1e9
+    except ValueError:
+        budget = RASTER_CACHE_GB * 1e9
+    entries = []
+    for d in keep.parent.iterdir():
+        meta = d / "meta.json"
+        if not d.is_dir() or ".tmp" in d.name or not meta.exists():
+            continue
+        try:
+            size = sum(f.stat().st_size for f in d.iterdir())
+            entries.append((meta.stat().st_mtime, size, d))
+        except OSError:  # removed by another process meanwhile
+            continue
+    total = sum(e[1] for e in entries)
+    for _, size, d in sorted(entries, key=lambda e: e[0]):
+        if total <= budget:
+            break
+        if d == keep:
+            continue
+        shutil.rmtree(d, ignore_errors=True)  # a process that maps it keeps its pages (POSIX)
+        total -= size
 
 
 def _prune_old_versions(d: Path) -> None:
@@ -355,6 +398,10 @@ def _prune_old_versions(d: Path) -> None:
 
 def _load(d: Path) -> MapRaster:
     meta = json.loads((d / "meta.json").read_text())
+    try:
+        os.utime(d / "meta.json")  # last used: the disk cache's eviction order
+    except OSError:
+        pass
     if meta.get("version") != RASTER_VERSION:
         raise ValueError(f"raster cache version {meta.get('version')} != {RASTER_VERSION}")
     # memory-mapped (pages shared between processes, loaded lazily), as plain ndarrays

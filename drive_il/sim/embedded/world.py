@@ -27,6 +27,12 @@ The cameras see a flat ground plane; ``VehicleState.z`` is the road height under
 (of the lane found by the event detector each step), so ``carla.Map`` queries with the
 ego's location pick the right level where roads cross over (Town04). NPCs keep z = 0.
 
+Appearance (:mod:`.appearance`): a town named ``procedural:<seed>`` is drawn with
+``Appearance.from_seed(seed)`` (ground colours and texture, paint wear, roadside
+objects); a scenario with an ``appearance_seed`` attribute that is not None uses
+``Appearance.from_seed(appearance_seed)`` on any town; every other town keeps the
+default look (identical frames).
+
 Caches: the town (:class:`~drive_il.maps.towns.TownMap`) holds its lane graph, spawn
 points and raster; the simulator keeps its towns by name and the cameras of a rig under a
 weather preset -- a new episode on the same town and rig costs only the route planning.
@@ -113,6 +119,7 @@ class EmbeddedSimulator:
         self._route_search_frame = 0
         self._route_lists: tuple[list, list, list] = ([], [], [])
         self._actors: tuple[ActorState, ...] = ()
+        self._appearance: Any = None
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -166,6 +173,7 @@ class EmbeddedSimulator:
         self._set_route_lists()
         st = setup.start
         self.ego = BicycleModel(scenario.vehicle, x=st.x, y=st.y, yaw=st.yaw, speed=st.speed)
+        self._appearance = self._get_appearance(scenario)
         self._raster = self._get_raster()
         self._cameras = self._get_cameras(scenario.cameras, scenario.weather)
         self.traffic = Traffic(carla_map, scenario.traffic, dt=self.dt,
@@ -284,29 +292,60 @@ class EmbeddedSimulator:
         self._route_i = 0
         self._route_search_frame = 0
 
+    #: Towns (with their rasters and cameras) a simulator keeps; a scenario drawing from
+    #: many towns (``towns = ["procedural:0-499"]``) would otherwise keep every raster.
+    MAX_TOWNS = 4
+
     def _load_town(self, name: str) -> Any:
-        town = self._towns.get(name)
+        town = self._towns.pop(name, None)
         if town is None:
             from ...maps.towns import load_town
             town = load_town(name, self.maps_dir)  # MapError on unknown/corrupt towns
-            self._towns[name] = town
+        self._towns[name] = town  # most recently used last
+        while len(self._towns) > self.MAX_TOWNS:
+            old = self._towns.pop(next(iter(self._towns)))
+            if old is not self._town and all(t is not old for t in self._towns.values()):
+                self._rigs = {k: v for k, v in self._rigs.items() if k[0] != old.digest}
         return town
 
     def _spawn_points(self) -> tuple:
         return self._town.spawn_points
 
+    @property
+    def appearance(self) -> Any:
+        """The current town's :class:`~drive_il.sim.embedded.appearance.Appearance`
+        (None before reset)."""
+        return self._appearance
+
+    @staticmethod
+    def _get_appearance(scenario: Scenario) -> Any:
+        from .appearance import appearance_for
+        seed = getattr(scenario, "appearance_seed", None)
+        return appearance_for(scenario.town, seed)
+
     def _get_raster(self) -> Any:
         from .raster import MapRaster
-        return MapRaster.for_town(self._town)  # kept on the town: the same object each reset
+        # kept on the town: the same object each reset
+        return MapRaster.for_town(self._town, appearance=self._appearance)
+
+    def _get_scenery(self) -> Any:
+        app = self._appearance
+        if app is None or not app.has_objects:
+            return None
+        from .appearance import Scenery
+        town = self._town
+        return town.memo(("scenery", app.key), lambda: Scenery.build(town.map_geometry, app))
 
     def _get_cameras(self, rig: tuple[CameraConfig, ...], weather: str) -> tuple:
-        key = (self._town.digest, tuple(rig), weather)
+        app = self._appearance
+        key = (self._town.digest, tuple(rig), weather, "" if app is None else app.key)
         cams = self._rigs.get(key)
         if cams is None:
             from .camera import Camera
             from .weather import WeatherLook
             look = WeatherLook.from_preset(weather)
-            cams = tuple((c.name, Camera(c, self._raster, look)) for c in rig)
+            scenery = self._get_scenery()
+            cams = tuple((c.name, Camera(c, self._raster, look, scenery=scenery)) for c in rig)
             self._rigs[key] = cams
         return cams
 
