@@ -98,8 +98,8 @@ class PipelineConfig:
             kept; then the oldest DAgger rounds' frames are evicted first, the lowest
             disagreement first within a round (:func:`drive_il.dagger.sampling.replay_buffer`).
         eval_ensemble: also evaluate, from round 1 on, the ensemble of rounds 0..i's
-            policies (the mean of their outputs, :class:`drive_il.policies.ensemble.EnsembleDriver`;
-            in this process, not in rollout workers) into ``round_NNN/eval_ensemble/``.
+            policies (the mean of their outputs, :class:`drive_il.policies.ensemble.EnsembleDriver`)
+            into ``round_NNN/eval_ensemble/``.
     """
 
     model: str = field(default="dave2", metadata=doc("model preset: a name in models/ or a TOML path"))
@@ -143,7 +143,7 @@ class PipelineConfig:
         1, 10**9, "fixed-size aggregate [time steps]: round 0 always kept, then the oldest rounds' lowest-"
                   "disagreement frames are evicted first (none: keep everything)"))
     eval_ensemble: bool = field(default=False, metadata=doc(
-        "also evaluate the ensemble (mean output) of rounds 0..i's policies, in this process"))
+        "also evaluate the ensemble (mean output) of rounds 0..i's policies"))
 
     def __post_init__(self) -> None:
         validate_fields(self)

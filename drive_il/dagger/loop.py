@@ -21,7 +21,7 @@ last checkpoint)::
         model/                 checkpoint (drive-il train output)
         eval/<weather>.json    evaluation reports on the test scenario (beta = 0)
         eval_ensemble/         with eval_ensemble, rounds >= 1: the same for the ensemble of
-                               rounds 0..i's policies (their mean output), driven in this process
+                               rounds 0..i's policies (their mean output)
         round.json             written last: beta, frames, expert queries, timings, eval
                                (+ "aggregate": the frames trained on, with sampling or a replay
                                buffer; + "eval_ensemble", "ensemble_members")
@@ -275,7 +275,8 @@ def run_dagger(
                 t0 = time.perf_counter()
                 members = list(dict.fromkeys([*(str(s["checkpoint"]) for s in summaries), str(ckpt)]))
                 ensemble_evals = _evaluate_ensemble(sim, test_scenario, members, test_expert, weathers, config,
-                                                    interventions, rd / "eval_ensemble", progress, device=device)
+                                                    interventions, rd / "eval_ensemble", progress, device=device,
+                                                    pool=pool)
                 t_eval += time.perf_counter() - t0
             secs = {"collect": t_collect, "train": t_train, "eval": t_eval,
                     "total": time.perf_counter() - t_round}
@@ -371,10 +372,10 @@ def _evaluate_weathers(sim, test_scenario: Scenario, ckpt: Path, expert, weather
 
 def _evaluate_ensemble(sim, test_scenario: Scenario, members: list[str], expert, weathers, config: PipelineConfig,
                        interventions: InterventionConfig, out: Path, progress: bool, *,
-                       device: str = "cpu") -> dict[str, dict[str, Any]]:
+                       device: str = "cpu", pool: Any = None) -> dict[str, dict[str, Any]]:
     """Evaluate the ensemble (mean output) of ``members`` as :func:`_evaluate_weathers`
-    does one checkpoint, in this process (an ensemble does not travel to rollout
-    workers as a ``DriverRecipe``); writes ``out/<weather>.json``."""
+    does one checkpoint (on ``pool``'s workers too: an ensemble travels as its members'
+    checkpoints); writes ``out/<weather>.json``."""
     from ..evaluation.evaluate import evaluate
     from ..policies.ensemble import EnsembleDriver
 
@@ -384,7 +385,7 @@ def _evaluate_ensemble(sim, test_scenario: Scenario, members: list[str], expert,
     for w in weathers:
         rep = evaluate(sim, test_scenario.replace(weather=w), learner=learner, expert=expert,
                        seeds=config.eval_seeds, episodes=config.eval_episodes, interventions=interventions,
-                       checkpoint=label, progress=progress, pool=None)
+                       checkpoint=label, progress=progress, pool=pool)
         write_json(out / f"{w}.json", rep.to_dict())
         evals[w] = {k: rep.aggregate[k] for k in EVAL_KEYS}
         evals[w].update({f"{k}_seed_std": rep.seed_std[k] for k in EVAL_KEYS if k in rep.seed_std})

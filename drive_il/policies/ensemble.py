@@ -12,9 +12,8 @@ Speed control, the curve governor and ``predict_steer`` are the PolicyDriver's.
 Members must share the architecture and the preprocessing (one input for all); the
 DAgger rounds of one run always do. The driver's :attr:`members` lists the checkpoints.
 
-Rollout workers (:mod:`drive_il.rollout.parallel`) rebuild a learner from one
-checkpoint path (``DriverRecipe``); an ensemble has none (its ``info.path`` is None),
-so ``DriverRecipe.of`` refuses it and an ensemble is evaluated in this process.
+Rollout workers (:mod:`drive_il.rollout.parallel`) rebuild a learner from its
+checkpoints (``DriverRecipe``): an ensemble travels as the tuple of its members' paths.
 
 Example::
 

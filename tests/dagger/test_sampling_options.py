@@ -285,7 +285,7 @@ def test_ensemble_of_alvinn_decodes_the_mean_unit_activations(tmp_path):
     assert ens.predict_steer(obs) == pytest.approx(max(-1.0, min(1.0, want)), abs=1e-6)
 
 
-def test_ensemble_refuses_mixed_members_and_rollout_workers(tmp_path):
+def test_ensemble_refuses_mixed_members_and_travels_as_its_members(tmp_path):
     from drive_il.errors import CheckpointError
     from drive_il.policies.ensemble import EnsembleDriver
     from drive_il.rollout import Drivers
@@ -301,9 +301,12 @@ def test_ensemble_refuses_mixed_members_and_rollout_workers(tmp_path):
     class _Expert:
         config, vehicle = object(), object()
 
-    ens = EnsembleDriver.from_checkpoints([a, a])
-    with pytest.raises(ValueError, match="cannot be rebuilt in a worker"):
-        DriverRecipe.of(Drivers(expert=_Expert(), learner=ens))
+    a2 = _checkpoint(tmp_path / "second", "dave2", 1)
+    ens = EnsembleDriver.from_checkpoints([a, a2])
+    recipe = DriverRecipe.of(Drivers(expert=_Expert(), learner=ens))   # to a rollout worker: the members
+    assert isinstance(recipe.learner_checkpoint, tuple) and len(recipe.learner_checkpoint) == 2
+    again = recipe.build_learner()
+    assert isinstance(again, EnsembleDriver) and again.members == ens.members
 
 
 # ---------------------------------------------------------------- end to end

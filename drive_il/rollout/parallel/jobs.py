@@ -103,7 +103,9 @@ class DriverRecipe:
     Attributes:
         expert_config: the expert's :class:`~drive_il.expert.config.ExpertConfig`.
         vehicle: the expert's vehicle (:class:`~drive_il.scenario.VehicleConfig`).
-        learner_checkpoint: the learner's checkpoint directory, or None.
+        learner_checkpoint: the learner's checkpoint directory, a tuple of them (an
+            :class:`~drive_il.policies.ensemble.EnsembleDriver` of those members), or
+            None.
         learner_kwargs: the learner's resolved settings (vehicle, speeds, cruise gains,
             governor; see :class:`~drive_il.policies.driver.PolicyDriver`).
         device: where the learner runs ("cpu", "cuda", "cuda:N").
@@ -111,7 +113,7 @@ class DriverRecipe:
 
     expert_config: Any
     vehicle: Any
-    learner_checkpoint: str | None = None
+    learner_checkpoint: str | tuple[str, ...] | None = None
     learner_kwargs: tuple[tuple[str, Any], ...] = ()
     device: str = "cpu"
 
@@ -137,10 +139,13 @@ class DriverRecipe:
         if drivers.learner is not None:
             lr = drivers.learner
             path = getattr(getattr(lr, "info", None), "path", None)
+            members = getattr(lr, "members", None)
+            if path is None and members and all(m is not None for m in members):
+                path = tuple(str(m) for m in members)  # an ensemble: rebuilt from its members
             if path is None:
                 raise ValueError(f"the learner {type(lr).__name__} is not loaded from a checkpoint; it cannot "
                                  "be rebuilt in a worker")
-            learner = str(path)
+            learner = path if isinstance(path, tuple) else str(path)
             kwargs = tuple((k, getattr(lr, k)) for k in cls.LEARNER_FIELDS)
             device = str(getattr(lr, "device", "cpu"))
         return cls(expert_config=e.config, vehicle=e.vehicle, learner_checkpoint=learner, learner_kwargs=kwargs,
@@ -155,6 +160,9 @@ class DriverRecipe:
         kwargs = dict(self.learner_kwargs)
         if self.device != "cpu":
             kwargs["device"] = self.device
+        if isinstance(self.learner_checkpoint, tuple):
+            from ...policies.ensemble import EnsembleDriver
+            return EnsembleDriver(list(self.learner_checkpoint), **kwargs)
         return PolicyDriver(self.learner_checkpoint, **kwargs)
 
 
@@ -348,9 +356,12 @@ class WorkerState:
 
 def _mtime(recipe: DriverRecipe) -> float:
     """The learner checkpoint's weights' modification time (a retrained checkpoint in
-    the same directory is loaded afresh)."""
+    the same directory is loaded afresh; an ensemble's newest member)."""
+    ck = recipe.learner_checkpoint
+    if isinstance(ck, tuple):
+        return max(_mtime(replace(recipe, learner_checkpoint=c)) for c in ck)
     try:
-        p = Path(recipe.learner_checkpoint)
+        p = Path(ck)
         f = p / "model.safetensors"
         if not f.exists():
             f = p / "best" / "model.safetensors"
