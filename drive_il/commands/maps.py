@@ -1,13 +1,16 @@
 """``drive-il maps list|export|pull``: the towns the embedded world can drive in.
 
 - ``list``: every town that resolves (``--maps-dir``, ``$DRIVE_IL_MAPS_DIR``,
-  ``~/.local/share/drive_il/maps``, then the generated ``circuit`` and ``grid``), where it
+  ``~/.local/share/drive_il/maps``, then the generated ``circuit`` and ``grid``; the
+  procedural towns ``procedural:<seed>`` are not listed, there is one per seed), where it
   comes from, its driving-lane length, junctions and generated spawn points.
 - ``export NAME --out FILE.xodr``: write a town's OpenDRIVE (e.g. a generated town, to
   load it into CARLA with ``client.generate_opendrive_world(text)``).
 - ``turns NAME [NAME...]``: the geometry of the junction turns random routes take in
   each town (junction length, where the arc begins after the entry, its smallest
-  radius), per command: what a learner trained in one town must transfer to another.
+  radius: mean and range), per command with the towns side by side: what a learner
+  trained in one town must transfer to another. A range ``procedural:0-49`` is one
+  column aggregated over its towns (the procedural distribution).
 - ``pull``: save the towns of a running CARLA server (``world.get_map().to_opendrive()``)
   as ``<maps_dir>/<Town>.xodr``, so the embedded world drives on the same roads.
 """
@@ -37,7 +40,7 @@ def register(sub) -> None:
     lp.set_defaults(func=run_list)
 
     ep = msub.add_parser("export", help="write a town's OpenDRIVE (.xodr) to a file")
-    ep.add_argument("name", help="town name (e.g. circuit, grid, Town01) or an .xodr path")
+    ep.add_argument("name", help="town name (e.g. circuit, grid, Town01, procedural:17) or an .xodr path")
     ep.add_argument("--out", required=True, metavar="FILE.xodr",
                     help="output file ('-' for standard output)")
     _maps_dir_arg(ep)
@@ -47,8 +50,11 @@ def register(sub) -> None:
                          description="Plan random routes in each town (turn commands on the junction) and "
                                      "print, per command, the distinct junctions crossed: their length along "
                                      "the route, where the arc begins after the entry and its smallest radius.")
-    tp.add_argument("towns", nargs="+", metavar="NAME", help="town names (e.g. Town01 Town02) or .xodr paths")
-    tp.add_argument("--routes", type=int, default=60, help="random routes per town (default 60)")
+    tp.add_argument("towns", nargs="+", metavar="NAME",
+                    help="town names (e.g. Town01 Town02 procedural:7), .xodr paths, or a range of "
+                         "procedural towns (procedural:0-49: aggregated over its towns)")
+    tp.add_argument("--routes", type=int, default=60,
+                    help="random routes per town; a range shares them, >= 3 per town (default 60)")
     tp.add_argument("--length", type=float, default=400.0, help="route length [m] (default 400)")
     tp.add_argument("--seed", type=int, default=0, help="first route seed (default 0)")
     _maps_dir_arg(tp)
@@ -122,39 +128,65 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- turns
+def _town_turns(town, routes: int, length: float, seed: int) -> dict[str, list[dict]]:
+    """The distinct junction turns of ``routes`` random routes in ``town``, by command."""
+    import numpy as np
+
+    from ..routing import junction_turns, random_route
+
+    seen: dict[tuple, dict] = {}
+    for k in range(routes):
+        route = random_route(town, np.random.default_rng(seed + k), length, junction_lead=0.0)
+        for t in junction_turns(route):
+            seen.setdefault((round(t["x"]), round(t["y"]), t["command"]), t)
+    by_cmd: dict[str, list[dict]] = {}
+    for t in seen.values():
+        by_cmd.setdefault(t["command"], []).append(t)
+    return by_cmd
+
+
 def run_turns(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import ConfigError
     from ..maps import towns as maps
-    from ..routing import junction_turns, random_route
 
     if args.routes < 1:
         raise ConfigError(f"--routes: expected an integer >= 1, got {args.routes}")
     if not args.length > 0:
         raise ConfigError(f"--length: expected a route length > 0 m, got {args.length}")
-    print(f"{'town':<10} {'command':<10} {'n':>3} {'length [m]':>10} {'arc start after entry [m]':>26} "
-          f"{'smallest radius [m]':>20}")
-    for name in args.towns:
-        town = maps.load_town(name, args.maps_dir)
-        seen: dict[tuple, dict] = {}
-        for k in range(args.routes):
-            route = random_route(town, np.random.default_rng(args.seed + k), args.length, junction_lead=0.0)
-            for t in junction_turns(route):
-                seen.setdefault((round(t["x"]), round(t["y"]), t["command"]), t)
-        by_cmd: dict[str, list[dict]] = {}
-        for t in seen.values():
-            by_cmd.setdefault(t["command"], []).append(t)
-        if not by_cmd:
-            print(f"{town.name:<10} no junction on {args.routes} random routes")
-        for cmd in sorted(by_cmd):
-            ts = by_cmd[cmd]
+    groups = [(spec, maps.expand_towns(spec)) for spec in args.towns]  # bad specs fail first
+    rows: dict[str, list[tuple[str, list[dict]]]] = {}
+    labels: list[str] = []
+    empty: dict[str, int] = {}
+    for spec, names in groups:
+        # a range shares the route budget: at least 3 routes per town
+        per_town = args.routes if len(names) == 1 else max(3, -(-args.routes // len(names)))
+        merged: dict[str, list[dict]] = {}
+        label = spec if len(names) > 1 else None
+        for name in names:
+            town = maps.load_town(name, args.maps_dir, cache=None if len(names) > 1 else maps.TOWNS)
+            label = label or town.name
+            for cmd, ts in _town_turns(town, per_town, args.length, args.seed).items():
+                merged.setdefault(cmd, []).extend(ts)
+        labels.append(label)
+        if not merged:
+            empty[label] = per_town
+        for cmd, ts in merged.items():
+            rows.setdefault(cmd, []).append((label, ts))
+    width = max([10] + [len(lb) for lb in labels])
+    print(f"{'town':<{width}} {'command':<10} {'n':>4} {'length [m]':>10} {'arc start after entry [m]':>26} "
+          f"{'smallest radius [m]':>24}")
+    for label in (lb for lb in labels if lb in empty):
+        print(f"{label:<{width}} no junction on {empty[label]} random routes per town")
+    for cmd in sorted(rows):  # one block per command: the towns side by side
+        for label, ts in rows[cmd]:
             ln = np.array([t["length"] for t in ts])
             arcs = np.array([t["arc_start"] for t in ts if t["arc_start"] is not None])
             rad = np.array([t["min_radius"] for t in ts if t["min_radius"] is not None])
             arc = f"{arcs.mean():.1f} ({arcs.min():.1f} to {arcs.max():.1f})" if len(arcs) else "-"
-            r = f"{rad.mean():.1f} (min {rad.min():.1f})" if len(rad) else "-"
-            print(f"{town.name:<10} {cmd:<10} {len(ts):>3} {ln.mean():>10.1f} {arc:>26} {r:>20}")
+            r = f"{rad.mean():.1f} ({rad.min():.1f} to {rad.max():.1f})" if len(rad) else "-"
+            print(f"{label:<{width}} {cmd:<10} {len(ts):>4} {ln.mean():>10.1f} {arc:>26} {r:>24}")
     return 0
 
 

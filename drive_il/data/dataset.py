@@ -14,10 +14,16 @@ CIL's +-30 deg side cameras; see REFERENCES.md), lateral deviation and heading e
 * Train/validation split by **episode**, never by frame (:func:`split_by_episode`):
   neighbouring frames are nearly identical, so a frame-level split leaks.
 
+**Path labels** (``path_distances``, for a path head; see
+:func:`route_path_labels`): the expert's route (the episode file's ``/route`` group) at
+arc lengths ``s_ego + d_k``, ``s_ego`` the car's recorded projection onto the route
+(``route_progress``), expressed in the frame of the recorded pose (x forward, y right,
+CARLA axes) -- a label for any state the car was in, recoveries included.
+
 Errors are :class:`~drive_il.errors.DataError` with one line: no finished episodes,
 mixed camera rigs (naming both files), a missing camera, a damaged file (also a frame
 whose HDF5 checksum fails when it is read), a non-finite expert label or speed at a
-used step (naming the file and the step).
+used step (naming the file and the step), path labels asked of a file without a route.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ try:  # torch is a dependency, but keep the module importable for data tools wit
 except ImportError:  # pragma: no cover
     _TorchDataset = object  # type: ignore[assignment,misc]
 
-__all__ = ["EpisodeDataset", "split_by_episode", "collect_episode_paths", "collate_samples", "RIG_KEYS"]
+__all__ = ["EpisodeDataset", "split_by_episode", "collect_episode_paths", "collate_samples", "route_path_labels",
+           "RIG_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +178,52 @@ def _empty(torch: Any, shape: tuple[int, ...], dtype: Any, *, shared: bool):
     return torch.empty(shape, dtype=tdtype)
 
 
+def route_path_labels(route_xy: np.ndarray, route_s: np.ndarray, route_yaw: np.ndarray, pose: np.ndarray,
+                      s_ego: np.ndarray, distances: Sequence[float]) -> np.ndarray:
+    """The route ahead of each pose, as points in the pose's frame (a path head's labels).
+
+    For step t and distance d_k the route point at arc length ``s_ego[t] + d_k``
+    (linear between the route's vertices; beyond the last vertex along its ``yaw``, before
+    the first one back along the first ``yaw``) is expressed in the frame of the pose
+    ``(x_t, y_t, yaw_t)``: with ``(dx, dy)`` = point - pose (world),
+
+        forward = dx cos(yaw) + dy sin(yaw),    right = -dx sin(yaw) + dy cos(yaw)
+
+    (CARLA axes: y right, yaw + = to the right; the lateral component has the sign of
+    :func:`drive_il.control.pure_pursuit_curvature`'s).
+
+    Args:
+        route_xy: (N, 2) route vertices [m], world frame; route_s: (N,) arc lengths [m],
+            non-decreasing; route_yaw: (N,) directions [rad].
+        pose: (T, >=2) x, y [m] and, in the last column, yaw [rad] (a file's ``pose``
+            (T, 4) x, y, z, yaw or (T, 3) x, y, yaw).
+        s_ego: (T,) arc length of the car's projection onto the route [m].
+        distances: (K,) d_k [m].
+
+    Returns:
+        (T, K, 2) float64: (forward, right) [m] of each point.
+    """
+    xy = np.asarray(route_xy, dtype=np.float64).reshape(-1, 2)
+    s = np.asarray(route_s, dtype=np.float64).reshape(-1)
+    yaw_r = np.asarray(route_yaw, dtype=np.float64).reshape(-1)
+    pose = np.asarray(pose, dtype=np.float64)
+    q = np.asarray(s_ego, dtype=np.float64).reshape(-1, 1) + np.asarray(distances, dtype=np.float64)[None, :]
+    px = np.interp(q, s, xy[:, 0])
+    py = np.interp(q, s, xy[:, 1])
+    past = q - s[-1]
+    if (past > 0).any():
+        px = np.where(past > 0, xy[-1, 0] + past * math.cos(yaw_r[-1]), px)
+        py = np.where(past > 0, xy[-1, 1] + past * math.sin(yaw_r[-1]), py)
+    before = q - s[0]
+    if (before < 0).any():
+        px = np.where(before < 0, xy[0, 0] + before * math.cos(yaw_r[0]), px)
+        py = np.where(before < 0, xy[0, 1] + before * math.sin(yaw_r[0]), py)
+    ex, ey, eyaw = pose[:, 0:1], pose[:, 1:2], pose[:, -1:]
+    c, sn = np.cos(eyaw), np.sin(eyaw)
+    dx, dy = px - ex, py - ey
+    return np.stack([dx * c + dy * sn, -dx * sn + dy * c], axis=-1)
+
+
 def _check_finite(path: Path, expert: np.ndarray, speed: np.ndarray, used: np.ndarray) -> None:
     """Raise a one-line DataError at the first used step whose expert label (steer,
     throttle, brake) or speed is NaN or infinite: one such label turns every weight
@@ -197,7 +250,9 @@ class EpisodeDataset(_TorchDataset):
     * ``lateral_deviation`` [m], ``heading_error`` [rad] (float32);
     * ``intervention`` (bool), ``noise`` (bool);
     * ``episode`` (index into :attr:`episode_paths`), ``frame`` (step index t);
-    * ``wheelbase`` [m], ``max_steer_angle`` [rad] of the episode's vehicle.
+    * ``wheelbase`` [m], ``max_steer_angle`` [rad] of the episode's vehicle;
+    * with ``path_distances``: ``path`` (K, 2) float32, the route ahead in the ego
+      frame at those arc lengths (:func:`route_path_labels`).
 
     ``transform(sample) -> sample`` is applied last (preprocessing, augmentation).
     Batch with :func:`collate_samples` (faster than torch's ``default_collate``, same
@@ -216,6 +271,7 @@ class EpisodeDataset(_TorchDataset):
         exclude_noise: drop steps whose executed control was perturbed (the labels
             there are clean either way; CIL trains only on the expert's recovery).
         max_open_files: HDF5 handles kept open per worker.
+        path_distances: arc lengths d_k [m] of path labels (None: no ``path`` key).
 
     Attributes:
         episode_paths: the episode files, index = ``sample["episode"]``.
@@ -238,7 +294,7 @@ class EpisodeDataset(_TorchDataset):
                  transform: Callable[[Sample], Sample] | None = None,
                  select: Callable[[Mapping[str, np.ndarray], EpisodeMeta], np.ndarray] | None = None,
                  interventions_only: bool = False, exclude_noise: bool = False,
-                 max_open_files: int = 128) -> None:
+                 max_open_files: int = 128, path_distances: Sequence[float] | None = None) -> None:
         if episodes is not None:
             paths = [Path(p) for p in episodes]
             if not paths:
@@ -257,6 +313,9 @@ class EpisodeDataset(_TorchDataset):
             "steer", "throttle", "brake", "speed", "command", "lateral_deviation", "heading_error",
             "intervention", "noise")}
         masks: list[np.ndarray] = []
+        self.path_distances: tuple[float, ...] | None = (tuple(float(d) for d in path_distances)
+                                                         if path_distances is not None else None)
+        paths_k: list[np.ndarray] = []
         cams: tuple[str, ...] | None = tuple(cameras) if cameras is not None else None
         if cams is not None and not cams:
             raise DataError("no cameras selected")
@@ -290,6 +349,8 @@ class EpisodeDataset(_TorchDataset):
                         raise ValueError(f"select returned shape {sm.shape} for {p} with {meta.steps} steps")
                     m &= sm
                 _check_finite(p, expert, cols["speed"][-1], m)
+                if self.path_distances is not None:
+                    paths_k.append(self._path_labels(p, r, steps, m))
                 masks.append(m)
                 self.metas.append(meta)
         cams = rigs.cameras
@@ -302,6 +363,8 @@ class EpisodeDataset(_TorchDataset):
         lengths = np.array([len(m) for m in masks], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         self._steps = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
+        self._path = (np.concatenate(paths_k) if paths_k else np.zeros((0, 0, 2), np.float32)) \
+            if self.path_distances is not None else None
         self._wheelbase = np.array([m.wheelbase for m in self.metas], dtype=np.float32)
         self._max_steer = np.array([m.max_steer_angle for m in self.metas], dtype=np.float32)
         # index (episode, t, camera), ordered by episode, step, camera
@@ -359,6 +422,8 @@ class EpisodeDataset(_TorchDataset):
             "wheelbase": self._wheelbase[e],
             "max_steer_angle": self._max_steer[e],
         }
+        if self._path is not None:
+            sample["path"] = self._path[g]
         if self.transform is not None:
             sample = self.transform(sample)
         return sample
@@ -366,6 +431,26 @@ class EpisodeDataset(_TorchDataset):
     def __getitems__(self, indices: Sequence[int]) -> list[Sample]:
         """Batched fetch used by torch's DataLoader (same samples as __getitem__)."""
         return [self.__getitem__(i) for i in indices]
+
+    def _path_labels(self, p: Path, reader: Any, steps: Mapping[str, np.ndarray], used: np.ndarray) -> np.ndarray:
+        """(T, K, 2) float32 path labels of one episode file (:func:`route_path_labels`)."""
+        route = reader.route
+        if not route or "xy" not in route or "s" not in route or len(route["s"]) < 2:
+            raise DataError(f"{p}: the file has no route; a path head's labels are the route ahead "
+                            "(record with a route, or train a 1/r model)")
+        yaw = route.get("yaw")
+        if yaw is None:
+            d = np.diff(np.asarray(route["xy"], dtype=np.float64), axis=0)
+            yaw = np.arctan2(d[:, 1], d[:, 0])
+            yaw = np.concatenate([yaw, yaw[-1:]])
+        lab = route_path_labels(route["xy"], route["s"], yaw, np.asarray(steps["pose"]),
+                                np.asarray(steps["route_progress"]), self.path_distances or ())
+        bad = used & ~np.isfinite(lab).all(axis=(1, 2))
+        if bad.any():
+            t = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{p}: step {t}: non-finite path label (pose or route progress); "
+                            "a path head cannot be trained on it")
+        return lab.astype(np.float32)
 
     # ------------------------------------------------------------------ reading
     def _read(self, e: int, c: int, t: int) -> np.ndarray:

@@ -5,6 +5,7 @@ derived from their road networks.
   derived data below, built lazily and once), the :class:`TownCache`;
 * :mod:`.spawns`: spawn points, the driving lane nearest to a point;
 * :mod:`.opendrive_gen`: the generated towns (``circuit``, ``grid``);
+* :mod:`.procedural`: procedural towns ``procedural:<seed>`` and :func:`expand_towns`;
 * :mod:`.sampling`: the lane sampler, the one walk over a town's waypoints;
 * :mod:`.geometry`: lane surfaces and markings as polygons (what the raster paints);
 * :mod:`.lane_graph`: the lane graph that :mod:`drive_il.routing` searches;
@@ -22,6 +23,7 @@ from .towns import (
     TownCache,
     TownMap,
     available_towns,
+    expand_towns,
     find_town_file,
     load_town,
     load_xodr,
@@ -38,6 +40,7 @@ __all__ = [
     "TownCache",
     "TownMap",
     "available_towns",
+    "expand_towns",
     "find_town_file",
     "load_town",
     "load_xodr",

@@ -9,6 +9,12 @@ A town name resolves, in this order, to
 3. a town the project generates itself (``circuit``, ``grid``; see
    :mod:`drive_il.maps.opendrive_gen`), so a bare machine always has a map.
 
+``procedural:<seed>`` (an integer seed >= 0) is checked first, whatever the maps
+directory holds: a town generated from ``numpy.random.default_rng(seed)`` by
+:mod:`drive_il.maps.procedural`, named ``procedural:<seed>`` (canonical: no leading
+zeros). A range ``procedural:<a>-<b>`` names several towns: :func:`expand_towns` lists
+them; :func:`load_town` loads one seed.
+
 The text is validated (XML, an ``<OpenDRIVE>`` root with ``<road>`` elements) before it
 reaches the offline parser ``carla.Map(name, xodr_text)`` of the CARLA 0.9.16 client,
 which gives the same lanes, waypoints and topology a CARLA server would.
@@ -47,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import MapError
-from . import opendrive_gen
+from . import opendrive_gen, procedural
 from .spawns import SpawnPoint, spawn_points
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +71,7 @@ __all__ = [
     "TownCache",
     "TownMap",
     "available_towns",
+    "expand_towns",
     "find_town_file",
     "load_town",
     "load_xodr",
@@ -318,6 +325,17 @@ def find_town_file(name: str, maps_dir: str | os.PathLike[str] | None = None) ->
     return matches[0] if matches else None
 
 
+def expand_towns(spec: str) -> list[str]:
+    """The town names ``spec`` stands for: a range ``procedural:0-499`` -> its 500
+    names, ``procedural:<seed>`` -> its canonical name, any other name -> ``[spec]``
+    (see :func:`drive_il.maps.procedural.expand_towns`).
+
+    Raises:
+        MapError: a bad procedural seed or range (one line).
+    """
+    return procedural.expand_towns(spec)
+
+
 def _looks_like_path(name: str) -> bool:
     return name.lower().endswith(".xodr") or "/" in name or os.sep in name
 
@@ -338,6 +356,9 @@ def town_text(name: str | os.PathLike[str], maps_dir: str | os.PathLike[str] | N
     if not isinstance(name, str) or not name.strip():
         raise MapError(f"town name must be a non-empty string or a path, got {name!r}")
     name = name.strip()
+    if procedural.is_procedural(name):
+        seed = procedural.parse_seed(name)
+        return procedural.town_name(seed), procedural.generate(seed), None, True
     if _looks_like_path(name):
         path = Path(name).expanduser()
         return path.stem, _read_xodr(path), path, False
@@ -469,7 +490,8 @@ def load_town(name: str | os.PathLike[str], maps_dir: str | os.PathLike[str] | N
     """Resolve and parse a town (see the module docstring for the resolution order).
 
     Args:
-        name: a town name ("Town01", "circuit", "grid") or a path to an .xodr file.
+        name: a town name ("Town01", "circuit", "grid", "procedural:17") or a path to an
+            .xodr file.
         maps_dir: the maps directory (default: ``$DRIVE_IL_MAPS_DIR``, then
             ``~/.local/share/drive_il/maps``).
         cache: the town cache (default :data:`TOWNS`, keyed by the text's SHA-1; None

@@ -31,6 +31,10 @@ The network (faithful to the 1989 paper, see REFERENCES.md)::
 
 The loss is the mean squared error between the output units and the target (the
 back-propagation network of the paper); see :class:`drive_il.training.losses.AlvinnLoss`.
+
+With a path head (a preset's ``[output] kind = "path"``) the output layer has K (or 2K)
+linear units instead of the direction units and ``forward`` returns (B, K, 2) points
+[m] (:mod:`drive_il.policies.path`); the hidden layer is unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ import torch
 from torch import nn
 
 from ..config import validate_fields
+from .path import PathDecoder, PursuitParams, path_steer_batch
+from .presets import OutputConfig
 
 __all__ = ["HILL_1989", "Alvinn", "AlvinnConfig", "decode_units", "encode_targets"]
 
@@ -172,24 +178,40 @@ class Alvinn(nn.Module):
     uses_command: ClassVar[bool] = False
     uses_speed: ClassVar[bool] = False
 
-    def __init__(self, config: AlvinnConfig, input_shape: tuple[int, int, int] = (1, 30, 32)) -> None:
+    def __init__(self, config: AlvinnConfig, input_shape: tuple[int, int, int] = (1, 30, 32), *,
+                 output: OutputConfig | None = None) -> None:
         super().__init__()
         self.config = config
+        self.output_config = output if output is not None else OutputConfig()
+        self.path_decoder = (PathDecoder(self.output_config.path_distances, self.output_config.predict_x)
+                             if self.output_config.is_path else None)
+        if self.path_decoder is not None:
+            self.output_kind = "path"
         self.input_shape = tuple(int(v) for v in input_shape)
         n_in = int(np.prod(self.input_shape))
         self.normalize = _Scale()
         self.hidden = nn.Linear(n_in, config.hidden_units)
-        self.output = nn.Linear(config.hidden_units, config.output_units)
+        n_out = self.output_config.num_outputs if self.path_decoder is not None else config.output_units
+        self.output = nn.Linear(config.hidden_units, n_out)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
                 speed: torch.Tensor | None = None) -> torch.Tensor:
         x = self.normalize(image).flatten(1)          # (B, 960)
         h = torch.sigmoid(self.hidden(x))             # (B, hidden)
+        if self.path_decoder is not None:
+            return self.path_decoder(self.output(h))  # (B, K, 2) [m]
         return torch.sigmoid(self.output(h))          # (B, 45)
 
     def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any = None,
-                        max_steer_angle: Any = None) -> torch.Tensor:
-        """(B, K) unit activations -> (B,) steer (vehicle parameters unused)."""
+                        max_steer_angle: Any = None, speed: torch.Tensor | None = None,
+                        pursuit: PursuitParams | None = None) -> torch.Tensor:
+        """(B, K) unit activations -> (B,) steer (vehicle parameters unused); a path
+        head's (B, K, 2) points -> the steer of pure pursuit along them (as DAVE-2's)."""
+        if self.output_kind == "path":
+            if speed is None:
+                speed = torch.zeros(output.shape[0], dtype=output.dtype, device=output.device)
+            return path_steer_batch(output, self.output_config.path_distances, speed.reshape(-1), wheelbase,
+                                    max_steer_angle, pursuit or PursuitParams.from_expert())[0]
         return decode_units(output, self.config)
 
     def encode_targets(self, steer: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ A checkpoint is a directory::
                             weights_sha256 (SHA-256 of model.safetensors,
                             checked on load; absent in older checkpoints),
                             architecture, preset (model config, preprocessing,
-                            augmentation, training hyper-parameters), vehicle
+                            augmentation, training hyper-parameters; ``output``,
+                            the path head's K distances and settings, only for a
+                            path head: 1/r presets are written as before), vehicle
                             (wheelbase [m], max_steer_angle [rad]: the label
                             conversion 1/r <-> steer used in training), cameras (the
                             camera rig the model expects: name, width, height, fov_deg,

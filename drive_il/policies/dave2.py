@@ -30,6 +30,14 @@ command in force is selected. Heads: LANEFOLLOW, LEFT, RIGHT, STRAIGHT; lane cha
 (CHANGELANELEFT/RIGHT) use the LANEFOLLOW head unless ``lane_change_heads = true``; VOID
 uses LANEFOLLOW. An optional speed input (``speed_input``, Codevilla's measurement
 module, here one FC layer) is concatenated to the image features of every head.
+
+**Path head** (a preset's ``[output] kind = "path"``,
+:class:`~drive_il.policies.presets.OutputConfig`): the last FC layer of the head (of every
+branch) has K (lateral offsets) or 2K (with x) units instead of one, and ``forward``
+returns the path ahead as (B, K, 2) points (x forward, y right) [m] in the ego frame at
+the arc lengths ``path_distances`` (:mod:`drive_il.policies.path`); everything before
+the last layer is unchanged. The module's ``output_kind`` is then ``"path"``. A 1/r
+model (no ``[output]`` table) is built exactly as before.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ from torch import nn
 from ..config import validate_fields
 from ..types import RoadOption
 from ..control import curvature_to_steer
+from .path import PathDecoder, PursuitParams, path_steer_batch
+from .presets import OutputConfig
 
 __all__ = ["Dave2", "Dave2Branched", "Dave2BranchedConfig", "Dave2Config", "head_commands"]
 
@@ -125,14 +135,14 @@ def _trunk(channels: int, activation: str) -> nn.Sequential:
     )
 
 
-def _head(n_in: int, activation: str, dropout: float) -> nn.Sequential:
-    """DAVE-2's fully connected layers 100/50/10 and the output unit."""
+def _head(n_in: int, activation: str, dropout: float, n_out: int = 1) -> nn.Sequential:
+    """DAVE-2's fully connected layers 100/50/10 and the output unit(s)."""
     layers: list[nn.Module] = []
     for a, b in ((n_in, 100), (100, 50), (50, 10)):
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         layers += [nn.Linear(a, b), _act(activation)]
-    layers.append(nn.Linear(10, 1))
+    layers.append(nn.Linear(10, n_out))
     return nn.Sequential(*layers)
 
 
@@ -142,13 +152,31 @@ def _flat_size(trunk: nn.Module, input_shape: tuple[int, int, int]) -> int:
 
 
 class _CurvatureOutput:
-    """Shared conversion of a 1/r output to steer."""
+    """Shared conversion of a 1/r output (or, with a path head, of a path) to steer."""
 
     output_kind: ClassVar[str] = "curvature"
 
-    def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any, max_steer_angle: Any) -> torch.Tensor:
-        """(B, 1) or (B,) 1/r [1/m] -> (B,) steer in [-1, 1] via atan(L/r)/max_steer."""
+    def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any, max_steer_angle: Any,
+                        speed: torch.Tensor | None = None, pursuit: PursuitParams | None = None) -> torch.Tensor:
+        """(B, 1) or (B,) 1/r [1/m] -> (B,) steer in [-1, 1] via atan(L/r)/max_steer.
+
+        A path head's (B, K, 2) points -> (B,) steer of the expert's pure pursuit along
+        them (:func:`drive_il.policies.path.path_steer_batch`; ``speed`` [m/s] sets the
+        look-ahead, default 0; ``pursuit`` default: the default expert preset's)."""
+        if self.output_kind == "path":
+            if speed is None:
+                speed = torch.zeros(output.shape[0], dtype=output.dtype, device=output.device)
+            return path_steer_batch(output, self.output_config.path_distances, speed.reshape(-1), wheelbase,
+                                    max_steer_angle, pursuit or PursuitParams.from_expert())[0]
         return curvature_to_steer(output.reshape(-1), wheelbase, max_steer_angle)
+
+
+def _output_units(output: OutputConfig | None) -> tuple[OutputConfig, int, PathDecoder | None]:
+    """(output settings, units of the last layer, the path decoder or None)."""
+    output = output if output is not None else OutputConfig()
+    if output.is_path:
+        return output, output.num_outputs, PathDecoder(output.path_distances, output.predict_x)
+    return output, 1, None
 
 
 class Dave2(_CurvatureOutput, nn.Module):
@@ -158,26 +186,35 @@ class Dave2(_CurvatureOutput, nn.Module):
         config: :class:`Dave2Config`.
         input_shape: (C, H, W) of the preprocessed input (3, 66, 200 in the paper).
 
+        output: the preset's ``[output]`` settings (None: 1/r).
+
     Forward:
-        image (B, C, H, W) float in [0, 255] -> (B, 1) inverse turning radius [1/m].
+        image (B, C, H, W) float in [0, 255] -> (B, 1) inverse turning radius [1/m]
+        (path head: (B, K, 2) points [m]).
     """
 
     architecture: ClassVar[str] = "dave2"
     uses_command: ClassVar[bool] = False
     uses_speed: ClassVar[bool] = False
 
-    def __init__(self, config: Dave2Config, input_shape: tuple[int, int, int] = (3, 66, 200)) -> None:
+    def __init__(self, config: Dave2Config, input_shape: tuple[int, int, int] = (3, 66, 200), *,
+                 output: OutputConfig | None = None) -> None:
         super().__init__()
         self.config = config
+        self.output_config, n_out, self.path_decoder = _output_units(output)
+        if self.path_decoder is not None:
+            self.output_kind = "path"
         self.input_shape = tuple(int(v) for v in input_shape)
         self.normalize = _Normalize()
         self.trunk = _trunk(self.input_shape[0], config.activation)
-        self.head = _head(_flat_size(self.trunk, self.input_shape), config.activation, config.dropout)
+        self.head = _head(_flat_size(self.trunk, self.input_shape), config.activation, config.dropout, n_out)
         self._inv_scale = 1.0 / config.output_scale
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
                 speed: torch.Tensor | None = None) -> torch.Tensor:
         features = self.trunk(self.normalize(image))   # (B, 1152)
+        if self.path_decoder is not None:
+            return self.path_decoder(self.head(features))   # (B, K, 2) [m]
         return self.head(features) * self._inv_scale   # (B, 1) 1/r [1/m]
 
 
@@ -191,15 +228,20 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
     Forward:
         image (B, C, H, W) float in [0, 255], command (B,) int RoadOption values
         (None = LANEFOLLOW), speed (B,) [m/s] (used only with ``speed_input``)
-        -> (B, 1) inverse turning radius [1/m] of the head of each sample's command.
+        -> (B, 1) inverse turning radius [1/m] of the head of each sample's command
+        (path head: (B, K, 2) points [m] of that head).
     """
 
     architecture: ClassVar[str] = "dave2_branched"
     uses_command: ClassVar[bool] = True
 
-    def __init__(self, config: Dave2BranchedConfig, input_shape: tuple[int, int, int] = (3, 66, 200)) -> None:
+    def __init__(self, config: Dave2BranchedConfig, input_shape: tuple[int, int, int] = (3, 66, 200), *,
+                 output: OutputConfig | None = None) -> None:
         super().__init__()
         self.config = config
+        self.output_config, n_out, self.path_decoder = _output_units(output)
+        if self.path_decoder is not None:
+            self.output_kind = "path"
         self.input_shape = tuple(int(v) for v in input_shape)
         self.normalize = _Normalize()
         self.trunk = _trunk(self.input_shape[0], config.activation)
@@ -210,7 +252,7 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         else:
             self.speed_fc = None
         cmds = head_commands(config.lane_change_heads)
-        self.heads = nn.ModuleList(_head(n_feat, config.activation, config.dropout) for _ in cmds)
+        self.heads = nn.ModuleList(_head(n_feat, config.activation, config.dropout, n_out) for _ in cmds)
         # RoadOption value (VOID=-1 .. 6) + 1 -> head index; anything else -> LANEFOLLOW (0).
         table = torch.zeros(8, dtype=torch.long)
         for i, c in enumerate(cmds):
@@ -236,6 +278,10 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         if self.speed_fc is not None:
             sp = torch.zeros(b, 1, device=image.device) if speed is None else speed.reshape(b, 1).float()
             features = torch.cat([features, self.speed_fc(sp / self.config.speed_norm)], dim=1)
+        if self.path_decoder is not None:
+            outs = torch.stack([h(features) for h in self.heads], dim=1)  # (B, n_heads, n_out)
+            sel = outs[torch.arange(b, device=outs.device), self.head_index(command, b)]   # (B, n_out)
+            return self.path_decoder(sel)                                 # (B, K, 2) [m]
         outs = torch.cat([h(features) for h in self.heads], dim=1)       # (B, n_heads)
         idx = self.head_index(command, b)[:, None]                        # (B, 1)
         return outs.gather(1, idx) * self._inv_scale                      # (B, 1) 1/r [1/m]

@@ -9,7 +9,13 @@ trained on, the speed and the navigation command), never the privileged world st
   restored afterwards; ``device="cuda"`` runs the network on the GPU). DAVE-2's 1/r is
   converted to ``steer`` with the driven vehicle's wheelbase and maximum road-wheel
   angle (1/r is independent of the car geometry, Bojarski et al. 2016); ALVINN's
-  direction units decode to ``steer`` directly.
+  direction units decode to ``steer`` directly. A **path head**'s predicted path (K
+  points in the ego frame, :mod:`drive_il.policies.path`) is followed with the expert's
+  own lateral law: pure pursuit (:func:`drive_il.control.pure_pursuit_curvature`, from
+  the rear axle) towards the path at the expert preset's look-ahead
+  ``min(min_lookahead + lookahead_time * v, max_lookahead)``, capped at its
+  ``max_steer`` (:func:`drive_il.policies.path.path_steer`); the last path is kept in
+  ``last_path``.
 * **longitudinal**: a cruise controller — the expert's PID
   (:class:`drive_il.expert.controllers.LongitudinalController`, with the gains of the
   scenario's expert preset) — holds the scenario's ``target_speed``; while the command
@@ -47,6 +53,7 @@ from ..errors import CheckpointError
 from ..types import Control, Observation, RoadOption, Step
 from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
 from ..control import curvature_to_steer, steer_to_curvature
+from .path import PursuitParams, path_steer
 from .preprocessing import preprocess
 
 __all__ = ["PolicyDriver"]
@@ -119,6 +126,14 @@ class PolicyDriver:
             from ..expert.config import ExpertConfig, load_expert_config
             expert_config = load_expert_config(scenario.expert) if scenario is not None else ExpertConfig()
         self.expert_config = expert_config
+        output = getattr(info.preset, "output", None)
+        self.path_distances: tuple[float, ...] | None = (tuple(output.path_distances)
+                                                         if output is not None and output.is_path else None)
+        try:
+            self.pursuit = PursuitParams.from_expert(expert_config)
+        except (AttributeError, TypeError, ValueError):
+            self.pursuit = PursuitParams.from_expert()
+        self.last_path: np.ndarray | None = None
         self.target_speed = float(target_speed if target_speed is not None else
                                   (scenario.target_speed if scenario is not None else 8.0))
         if turn_speed is None:
@@ -154,9 +169,11 @@ class PolicyDriver:
         self.last_steer = 0.0
         self._curvature_peak = 0.0
         self.last_target_speed = self.target_speed
+        self.last_path = None
 
     def predict_steer(self, observation: Observation) -> float:
-        """The policy's steer in [-1, 1] for this observation (no side effects).
+        """The policy's steer in [-1, 1] for this observation (no side effects but
+        ``last_path`` for a path head).
 
         Raises:
             CheckpointError: the observation lacks the model's camera.
@@ -183,8 +200,14 @@ class PolicyDriver:
             torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                out = p(x, command, speed).float().cpu()                      # (1, 1) or (1, K)
-                if p.output_kind == "curvature":
+                out = p(x, command, speed).float().cpu()                      # (1, 1), (1, K) or (1, K, 2)
+                if p.output_kind == "path":
+                    pts = out.reshape(-1, 2).numpy().astype(np.float64)      # (K, 2) ego frame [m]
+                    self.last_path = pts
+                    s = path_steer(pts, self.path_distances or self.info.preset.output.path_distances,
+                                   float(observation.speed), wheelbase=self.vehicle.wheelbase,
+                                   max_steer_angle=self.vehicle.max_steer_angle, pursuit=self.pursuit)
+                elif p.output_kind == "curvature":
                     s = curvature_to_steer(float(out.reshape(-1)[0]), self.vehicle.wheelbase,
                                            self.vehicle.max_steer_angle)
                 else:

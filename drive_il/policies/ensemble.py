@@ -6,7 +6,8 @@ policies recovers part of what plain DAgger loses. :class:`EnsembleDriver` is a
 :class:`EnsembleModule`: every member sees the same preprocessed frame (and command and
 speed, where it uses them) and the ensemble's output is the **mean of the members'
 outputs**, decoded once: DAVE-2's mean 1/r (then converted to steer with the driven
-vehicle, as for one policy), ALVINN's mean direction-unit activations (then decoded).
+vehicle, as for one policy), ALVINN's mean direction-unit activations (then decoded),
+a path head's mean points (then followed by pure pursuit).
 Speed control, the curve governor and ``predict_steer`` are the PolicyDriver's.
 
 Members must share the architecture and the preprocessing (one input for all); the
@@ -52,6 +53,7 @@ class EnsembleModule(nn.Module):
         self.members = nn.ModuleList(members)
         first = members[0]
         self.output_kind = first.output_kind
+        self.output_config = getattr(first, "output_config", None)
         self.architecture = getattr(first, "architecture", "")
         self.uses_command = any(bool(m.uses_command) for m in members)
         self.uses_speed = any(bool(m.uses_speed) for m in members)
@@ -97,6 +99,10 @@ class EnsembleDriver(PolicyDriver):
                 raise CheckpointError(
                     f"{info.path}: an ensemble's members must share the architecture and the preprocessing "
                     f"({info.architecture} vs {first_info.architecture} of {first_info.path})")
+            if getattr(info.preset, "output", None) != getattr(first_info.preset, "output", None):
+                raise CheckpointError(
+                    f"{info.path}: an ensemble's members must share the output ([output] of the preset: "
+                    f"1/r or the same path head) with {first_info.path}")
         if scenario is not None:
             for _, info in loaded:
                 check_camera_rig(info, scenario.cameras, source=f"scenario {scenario.name!r}")

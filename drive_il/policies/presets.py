@@ -1,4 +1,5 @@
-"""The training tables of a model preset (``models/*.toml``): ``[augmentation]``
+"""The non-architecture tables of a model preset (``models/*.toml``): ``[output]``
+(:class:`OutputConfig`, what the network predicts), ``[augmentation]``
 (:class:`AugmentConfig`) and ``[training]`` (:class:`TrainConfig`).
 
 Plain frozen dataclasses (no torch): the registry, checkpoints and the trainer all read
@@ -13,7 +14,73 @@ from dataclasses import dataclass, field
 from ..config import validate_fields
 from ..errors import FieldError
 
-__all__ = ["AugmentConfig", "TrainConfig"]
+__all__ = ["DEFAULT_PATH_DISTANCES", "AugmentConfig", "OutputConfig", "TrainConfig"]
+
+#: Arc lengths [m] of the path head's points by default: 1, 2, ..., 10 m.
+DEFAULT_PATH_DISTANCES: tuple[float, ...] = tuple(float(d) for d in range(1, 11))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What the network predicts (the ``[output]`` table of a model preset; any
+    architecture).
+
+    * ``kind = "native"`` (the default; a preset without ``[output]``): the
+      architecture's own output, DAVE-2's inverse turning radius 1/r or ALVINN's
+      direction units.
+    * ``kind = "path"``: the path ahead in the ego frame, K points indexed by **distance
+      along the path** (``path_distances``, 1, 2, ..., 10 m by default), the learner then
+      following it with the expert's pure pursuit
+      (:mod:`drive_il.policies.path`). Space-indexed rather than timed waypoints (LBC,
+      Chen et al. 2019, and TransFuser, Chitta et al. 2022, predict positions at fixed
+      times, which mixes the path with the speed; Jaeger et al., "Hidden Biases of
+      End-to-End Driving Models", ICCV 2023, predict the path at fixed distances and the
+      speed apart): the speed stays with the cruise controller, as for 1/r.
+
+    Frame of the points: the recorded pose of the car (its centre; CARLA axes: x
+    forward, y right [m]). The network predicts the lateral offsets y_k [m]; with
+    ``predict_x`` also x_k (as ``d_k`` + a residual [m]), else x_k is reconstructed
+    from the arc lengths (:func:`drive_il.policies.path.lateral_to_points`).
+
+    Attributes:
+        kind: ``"native"`` or ``"path"``.
+        path_distances: arc lengths d_k [m] of the points, increasing (path only).
+        predict_x: predict the forward coordinates too (2K outputs instead of K).
+        loss: ``"l1"`` (TransFuser's and LBC's waypoint loss) or ``"smooth_l1"``
+            (Girshick, Fast R-CNN 2015: quadratic below ``smooth_l1_beta``) on the
+            points [m].
+        smooth_l1_beta: the smooth-L1 transition [m].
+    """
+
+    kind: str = field(default="native", metadata={"choices": ("native", "path")})
+    path_distances: tuple[float, ...] = field(default=DEFAULT_PATH_DISTANCES, metadata={"range": (0.1, 200.0)})
+    predict_x: bool = False
+    loss: str = field(default="l1", metadata={"choices": ("l1", "smooth_l1")})
+    smooth_l1_beta: float = field(default=0.5, metadata={"range": (1e-4, 10.0)})
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        d = tuple(float(v) for v in self.path_distances)
+        if not 1 <= len(d) <= 64:
+            raise FieldError("OutputConfig", "path_distances", f"expected 1 to 64 distances, got {len(d)}")
+        if any(b <= a for a, b in zip(d, d[1:])):
+            raise FieldError("OutputConfig", "path_distances", f"expected increasing distances, got {list(d)}")
+        object.__setattr__(self, "path_distances", d)
+
+    @property
+    def is_path(self) -> bool:
+        """The path head is on."""
+        return self.kind == "path"
+
+    @property
+    def num_points(self) -> int:
+        """K, the number of path points."""
+        return len(self.path_distances)
+
+    @property
+    def num_outputs(self) -> int:
+        """Output units of the path head: K (lateral only) or 2K (with x)."""
+        return len(self.path_distances) * (2 if self.predict_x else 1)
 
 
 @dataclass(frozen=True)

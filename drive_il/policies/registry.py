@@ -24,6 +24,10 @@ A model preset is a TOML file, loaded strictly (:mod:`drive_il.config`)::
     crop_top = 0.0
     color_space = "yuv"
 
+    [output]                        # OutputConfig (drive_il.policies.presets); optional
+    kind = "path"                   # "native" (1/r, direction units) or "path"
+    path_distances = [1.0, 2.0, 5.0, 10.0]
+
     [augmentation]                  # AugmentConfig (drive_il.policies.presets)
     side_cameras = true
 
@@ -33,6 +37,12 @@ A model preset is a TOML file, loaded strictly (:mod:`drive_il.config`)::
 
 A bare name (``"dave2"``) resolves to ``models/dave2.toml`` of the checkout, else to the
 built-in defaults of the architecture of that name.
+
+The ``[output]`` table applies to every architecture: without it (or with ``kind =
+"native"``) the network predicts what its paper did; ``kind = "path"`` swaps the last
+layer for a path head (:mod:`drive_il.policies.path`). A preset with the native output
+serialises without the table (:meth:`ModelPreset.to_dict`), so 1/r checkpoints are
+written exactly as before.
 """
 
 from __future__ import annotations
@@ -48,13 +58,14 @@ from ..errors import ConfigError, FieldError
 from .alvinn import Alvinn, AlvinnConfig
 from .dave2 import Dave2, Dave2Branched, Dave2BranchedConfig, Dave2Config
 from .preprocessing import PreprocessConfig
-from .presets import AugmentConfig, TrainConfig
+from .presets import AugmentConfig, OutputConfig, TrainConfig
 
 __all__ = [
     "ARCHITECTURES",
     "MODELS_DIR",
     "Architecture",
     "ModelPreset",
+    "OutputConfig",
     "TrainConfig",
     "build_policy",
     "load_model_preset",
@@ -113,6 +124,7 @@ class ModelPreset:
         augmentation: training augmentation.
         training: hyper-parameters.
         source: the file it came from ("" if built in code).
+        output: what the network predicts (``[output]``; default: the native output).
     """
 
     name: str
@@ -122,6 +134,7 @@ class ModelPreset:
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
     source: str = ""
+    output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -130,14 +143,18 @@ class ModelPreset:
         if not isinstance(self.model, ARCHITECTURES[self.architecture].config_cls):
             raise FieldError("ModelPreset", "model", f"expected a {ARCHITECTURES[self.architecture].config_cls.__name__}, "
                              f"got {type(self.model).__name__}")
+        if not isinstance(self.output, OutputConfig):
+            raise FieldError("ModelPreset", "output", f"expected an OutputConfig, got {type(self.output).__name__}")
 
     def replace(self, **changes: Any) -> ModelPreset:
         """A copy with fields replaced."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/TOML-able dict (the inverse of :func:`model_preset_from_dict`)."""
-        return {
+        """Plain JSON/TOML-able dict (the inverse of :func:`model_preset_from_dict`);
+        ``output`` only when it is not the native output (1/r presets and checkpoints
+        serialise as before the path head existed)."""
+        d = {
             "name": self.name,
             "architecture": self.architecture,
             "model": to_dict(self.model),
@@ -145,6 +162,9 @@ class ModelPreset:
             "augmentation": to_dict(self.augmentation),
             "training": to_dict(self.training),
         }
+        if self.output != OutputConfig():
+            d["output"] = to_dict(self.output)
+        return d
 
 
 def model_preset_from_dict(data: Mapping[str, Any], *, source: str = "<model>") -> ModelPreset:
@@ -156,7 +176,7 @@ def model_preset_from_dict(data: Mapping[str, Any], *, source: str = "<model>") 
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: top level: expected a table")
-    known = {"name", "architecture", "model", "preprocessing", "augmentation", "training"}
+    known = {"name", "architecture", "model", "preprocessing", "augmentation", "training", "output"}
     for k in data:
         if k not in known:
             raise ConfigError(f"{source}: field '{k}': unknown key (known keys: {', '.join(sorted(known))})")
@@ -174,11 +194,12 @@ def model_preset_from_dict(data: Mapping[str, Any], *, source: str = "<model>") 
     pre = from_dict(PreprocessConfig, pre_data, source=source, prefix="preprocessing.")
     aug = from_dict(AugmentConfig, data.get("augmentation", {}), source=source, prefix="augmentation.")
     tr = from_dict(TrainConfig, data.get("training", {}), source=source, prefix="training.")
+    out = from_dict(OutputConfig, data.get("output", {}), source=source, prefix="output.")
     if arch_name == "alvinn" and pre.channels * pre.height * pre.width > 1_000_000:
         raise ConfigError(f"{source}: field 'preprocessing': ALVINN input too large "
                           f"({pre.height}x{pre.width}x{pre.channels})")
     return ModelPreset(name=name, architecture=arch_name, model=model, preprocessing=pre,
-                       augmentation=aug, training=tr, source=source)
+                       augmentation=aug, training=tr, source=source, output=out)
 
 
 def resolve_model_preset(name_or_path: str | Path) -> Path | None:
@@ -215,4 +236,6 @@ def build_policy(preset: ModelPreset):
     """A freshly initialised ``nn.Module`` for a preset (torch's default init, seeded by
     the caller through ``torch.manual_seed``)."""
     arch = ARCHITECTURES[preset.architecture]
+    if preset.output.is_path:
+        return arch.module_cls(preset.model, preset.preprocessing.shape, output=preset.output)
     return arch.module_cls(preset.model, preset.preprocessing.shape)

@@ -22,6 +22,19 @@ label is the expert's own path curvature plus this correction,
 constant over the short correction, and the camera's longitudinal mount is neglected).
 The same rule labels the centre camera's frames after a viewpoint shift/rotation.
 
+**Path labels** (a path head, :mod:`drive_il.policies.path`) are corrected the same way,
+but exactly: the view from a camera displaced by (y, psi) is the view of a virtual car
+whose frame is the real car's moved ``y`` to the right and yawed ``psi`` to the right;
+the path is the same world path, expressed in the virtual car's frame. A point
+(x, p) (forward, right) of the real car's frame is, in the virtual car's,
+
+    x' = x cos(psi) + (p - y) sin(psi),    p' = -x sin(psi) + (p - y) cos(psi)
+
+(:func:`transform_path`; the point (d, 0) gives the recovery formula's f and r above).
+Pure pursuit along the moved path then steers the virtual car back onto the path
+(DAVE-2's recovery idea, with the path instead of a 2 s curvature correction); the
+camera's longitudinal mount is neglected here too.
+
 **Viewpoint transform** (DAVE-2: "a viewpoint transformation ... assuming all points
 below the horizon are on flat ground and all points above the horizon are infinitely
 far away"): the frame is re-rendered as seen by a virtual camera shifted ``dy`` m right
@@ -67,6 +80,7 @@ __all__ = [
     "random_brightness",
     "random_shadow",
     "recovery_curvature",
+    "transform_path",
     "viewpoint_homographies",
     "viewpoint_maps",
     "warp_viewpoint",
@@ -110,6 +124,24 @@ def corrected_steer(steer: float, lateral_offset: float, heading_offset: float, 
     kappa += recovery_curvature(lateral_offset, heading_offset, speed,
                                 recovery_seconds=recovery_seconds, min_distance=min_distance)
     return float(curvature_to_steer(kappa, wheelbase, max_steer_angle))
+
+
+def transform_path(points: np.ndarray, lateral_offset: float, heading_offset: float) -> np.ndarray:
+    """Path points (..., K, 2) (forward, right) [m] of the car's frame, expressed in the
+    frame of a virtual car displaced ``lateral_offset`` m to the right and yawed
+    ``heading_offset`` rad to the right (module docstring)::
+
+        x' = x cos(psi) + (p - y) sin(psi),    p' = -x sin(psi) + (p - y) cos(psi)
+
+    Returns a float64 array of the same shape (the input itself, unchanged, for (0, 0)).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    y, psi = float(lateral_offset), float(heading_offset)
+    if y == 0.0 and psi == 0.0:
+        return pts
+    c, s = math.cos(psi), math.sin(psi)
+    x, p = pts[..., 0], pts[..., 1] - y
+    return np.stack([x * c + p * s, -x * s + p * c], axis=-1)
 
 
 def _scale_lut(factor: float) -> np.ndarray:
@@ -261,12 +293,15 @@ class SampleTransform:
 
     Input sample keys (``drive_il.data.dataset.EpisodeDataset``): ``image`` (H, W, 3)
     uint8, ``camera``, ``camera_y`` [m], ``camera_yaw`` [rad], ``steer``, ``speed``
-    [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad].
+    [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad]; optionally ``path``
+    (K, 2) [m], the path labels of a path head.
 
     Output: ``image`` (C, h, w) uint8, ``steer`` float32 (corrected label),
     ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
     (uncorrected), ``speed`` float32, ``command`` int64, ``max_steer_angle`` float32,
-    ``wheelbase`` float32.
+    ``wheelbase`` float32; with an input ``path``, ``path`` (K, 2) float32 seen from the
+    (virtual) camera's car (:func:`transform_path`, the same (y, psi) as the steering
+    correction).
 
     With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
     cropped or resized), plus the parameters of the image operations, all float32:
@@ -350,6 +385,8 @@ class SampleTransform:
             "wheelbase": np.float32(wheelbase),
             "max_steer_angle": np.float32(max_steer),
         }
+        if "path" in sample:
+            out["path"] = np.ascontiguousarray(transform_path(sample["path"], y, psi), dtype=np.float32)
         if defer:
             out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow)
         return out

@@ -8,7 +8,10 @@ training loop (:mod:`drive_il.training.trainer`):
   cameras of the rig (``augmentation.cameras``, or all), whose labels the transform
   corrects (:mod:`drive_il.training.augment`); validation uses the model's camera only;
 * ``sample_filter`` keeps steps by their metadata, ``max_frames`` caps the number of
-  training time steps (a seeded draw; every used camera of a kept step stays).
+  training time steps (a seeded draw; every used camera of a kept step stays);
+* a preset with a path head (``[output] kind = "path"``) gets the path labels of its
+  ``path_distances`` in every sample (``EpisodeDataset(path_distances=...)``, from the
+  episodes' routes).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
 
     Raises:
         DataError: no episodes, mixed rigs, the model's camera missing from the data,
-            no sample left after filtering.
+            no sample left after filtering, a path head and an episode without a route.
     """
     from ..data.dataset import EpisodeDataset, collect_episode_paths, split_by_episode
 
@@ -123,8 +126,11 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
         if c not in probe.cameras:
             raise DataError(f"{paths[0]}: augmentation camera {c!r} not in the data (cameras: "
                             f"{', '.join(probe.cameras)})")
-    train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select)
-    val = EpisodeDataset(episodes=val_paths, cameras=(cam,), select=select) if val_paths else None
+    out = getattr(preset, "output", None)
+    path_d = tuple(out.path_distances) if out is not None and out.is_path else None
+    train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select, path_distances=path_d)
+    val = EpisodeDataset(episodes=val_paths, cameras=(cam,), select=select,
+                         path_distances=path_d) if val_paths else None
     if val is not None and len(val) == 0:
         val = None
     metas = train.metas + (val.metas if val is not None else [])

@@ -10,11 +10,22 @@ metrics (floats) for logging, plus the predicted steer per sample.
   which keeps the loss readable; the minimiser is unchanged).
 * :class:`AlvinnLoss` (Pomerleau 1989): mean squared error between the direction units
   and the target hill (or 1991 Gaussian) of the label.
+* :class:`PathLoss` (a path head, :mod:`drive_il.policies.path`): L1 on the points [m]
+  (TransFuser, Chitta et al. 2022, and LBC, Chen et al. 2019, train their waypoints
+  with L1), or smooth L1 (Girshick, "Fast R-CNN", 2015) with ``output.loss``; on the
+  lateral offsets only for a lateral-only head (x is derived from them), on both
+  coordinates with ``predict_x``. Mean over points (and coordinates) and samples.
 
 Metrics (all batch means): ``loss``; ``steer_mae`` (|steer_pred - steer_label|, steer
 units); ``steer_error_deg`` (the same error as road-wheel angle in degrees,
 ``|d steer| * max_steer_angle``, see :mod:`drive_il.policies.labels`); for the
-curvature loss also ``curvature_mae`` [1/m].
+curvature loss also ``curvature_mae`` [1/m]. For the path loss the predicted steer is
+the expert's pure pursuit along the predicted path at the sample's speed
+(:func:`drive_il.policies.path.path_steer_batch`, the default expert preset's
+look-ahead unless another is given), so the steering keys stay; ``curvature_mae`` is
+that pursuit's curvature against the label's 1/r, plus ``path_error_m`` (mean distance
+between predicted and label points [m]), ``path_lateral_mae`` [m] and
+``path_final_error_m`` (distance at the farthest point [m]).
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AlvinnLoss", "CurvatureLoss", "LossOutput", "make_loss"]
+__all__ = ["AlvinnLoss", "CurvatureLoss", "LossOutput", "PathLoss", "make_loss"]
 
 
 @dataclass(frozen=True)
@@ -87,9 +98,53 @@ class AlvinnLoss:
         return LossOutput(loss, m, steer, deg)
 
 
-def make_loss(policy):
-    """The loss object for a policy's ``output_kind``."""
+class PathLoss:
+    """L1 (or smooth L1) on a path head's points [m] (module docstring).
+
+    Args:
+        output: the preset's :class:`~drive_il.policies.presets.OutputConfig`.
+        pursuit: the pure-pursuit settings of the steering metrics (default: the default
+            expert preset's).
+    """
+
+    def __init__(self, output, pursuit=None) -> None:
+        from ..policies.path import PursuitParams
+
+        self.distances = tuple(output.path_distances)
+        self.predict_x = bool(output.predict_x)
+        self.kind = output.loss
+        self.beta = float(output.smooth_l1_beta)
+        self.pursuit = pursuit if pursuit is not None else PursuitParams.from_expert()
+
+    def __call__(self, policy, output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> LossOutput:
+        from ..policies.path import path_steer_batch
+
+        pred = output.float()                                    # (B, K, 2) [m]
+        target = batch["path"].to(pred.dtype)                    # (B, K, 2) [m]
+        p, t = (pred, target) if self.predict_x else (pred[..., 1], target[..., 1])
+        if self.kind == "smooth_l1":
+            loss = torch.nn.functional.smooth_l1_loss(p, t, beta=self.beta)
+        else:
+            loss = torch.nn.functional.l1_loss(p, t)
+        with torch.no_grad():
+            steer, kappa = path_steer_batch(pred, self.distances, batch["speed"].to(pred.dtype),
+                                            batch["wheelbase"], batch["max_steer_angle"], self.pursuit)
+            m, deg = _steer_metrics(steer, batch)
+            m["curvature_mae"] = float((kappa - batch["curvature"].reshape(-1)).abs().mean())
+            dist = (pred - target).norm(dim=-1)                  # (B, K)
+            m["path_error_m"] = float(dist.mean())
+            m["path_lateral_mae"] = float((pred[..., 1] - target[..., 1]).abs().mean())
+            m["path_final_error_m"] = float(dist[:, -1].mean())
+        m["loss"] = float(loss.detach())
+        return LossOutput(loss, m, steer, deg)
+
+
+def make_loss(policy, *, pursuit=None):
+    """The loss object for a policy's ``output_kind`` (``pursuit``: the
+    :class:`~drive_il.policies.path.PursuitParams` of a path head's steering metrics)."""
     kind = getattr(policy, "output_kind", "")
+    if kind == "path":
+        return PathLoss(policy.output_config, pursuit)
     if kind == "curvature":
         return CurvatureLoss(getattr(policy.config, "output_scale", 10.0))
     if kind == "steer_units":

@@ -29,7 +29,10 @@ interrupted run stopped (epoch granularity).
 
 TensorBoard tags: ``train/loss``, ``train/steer_error_deg``, ``train/lr`` (every few
 steps and per epoch: ``train/epoch_*``), ``val/loss``, ``val/steer_error_deg``,
-``val/steer_mae``, ``val/curvature_mae``, histograms ``val/steer_error_deg_hist``,
+``val/steer_mae``, ``val/curvature_mae`` (a path head, ``[output] kind = "path"``: the
+steer and curvature of pure pursuit along the predicted path, plus ``val/path_error_m``,
+``val/path_lateral_mae``, ``val/path_final_error_m`` [m], see
+:mod:`drive_il.training.losses`), histograms ``val/steer_error_deg_hist``,
 ``val/steer_pred``, ``val/steer_label``, image ``val/frames`` (a grid of validation
 frames with the expert's steering needle in green and the prediction in red), ``perf/samples_per_s``,
 ``perf/data_wait_fraction``, and the preset and run settings as text (``hparams``).

@@ -1,0 +1,75 @@
+"""Scenarios that name several towns (issue 17): one town per episode, drawn from the
+episode seed; evaluation per town and overall."""
+
+from __future__ import annotations
+
+import pytest
+
+from drive_il.data.storage import EpisodeReader, list_episodes
+from drive_il.errors import FieldError
+from drive_il.expert.expert import Expert
+from drive_il.rollout import CollectSpec, Drivers, RolloutSpec, collect
+from drive_il.rollout.towns import episode_scenario, scenario_towns
+from drive_il.scenario import load_scenario
+
+pytest.importorskip("h5py")
+
+
+def _sc(**kw):
+    return load_scenario(None).replace(episode_seconds=3.0, **kw)
+
+
+def test_the_town_is_drawn_from_the_episode_seed():
+    sc = _sc(towns=("circuit", "grid"))
+    towns = [episode_scenario(sc, s).town for s in range(40)]
+    assert set(towns) == {"circuit", "grid"}
+    assert towns == [episode_scenario(sc, s).town for s in range(40)]  # the same draw again
+    assert all(episode_scenario(sc, s).towns == () for s in range(3))
+    assert episode_scenario(_sc(), 3).town == "circuit"
+    assert scenario_towns(sc) == ["circuit", "grid"] and scenario_towns(_sc()) == ["circuit"]
+
+
+def test_bad_towns_lists_are_one_line():
+    for towns, want in ((("procedural:abc",), "expected procedural:SEED"), (("procedural:7-3",), "empty range"),
+                        (("grid", "grid"), "listed twice"), (("",), "expected town names")):
+        with pytest.raises(FieldError, match=want) as e:
+            _sc(towns=towns)
+        assert "\n" not in str(e.value)
+
+
+def test_collect_records_each_episodes_town_and_resumes(tmp_path):
+    from drive_il.sim import make_simulator
+    sc = _sc(towns=("circuit", "grid"))
+    sim = make_simulator()
+    spec = CollectSpec(episodes=6, first_seed=0, rollout=RolloutSpec())
+    res = collect(sim, sc, tmp_path, CollectSpec(episodes=4, first_seed=0), Drivers(expert=Expert.for_scenario(sc)),
+                  progress=False)
+    res2 = collect(sim, sc, tmp_path, spec, Drivers(expert=Expert.for_scenario(sc)), progress=False)
+    assert res2.skipped == [0, 1, 2, 3] and len(res2.results) == 2
+    recorded = []
+    for p in list_episodes(tmp_path):
+        with EpisodeReader(p) as r:
+            recorded.append(r.meta.town)
+            assert r.meta.scenario_dict["towns"] == ["circuit", "grid"]
+    assert recorded == [episode_scenario(sc, s).town for s in range(6)]
+    assert set(recorded) == {"circuit", "grid"}
+    assert [r.info.town for r in res.results] == recorded[:4]
+
+
+def test_evaluation_reports_per_town(tmp_path):
+    from drive_il.evaluation.evaluate import evaluate
+    from drive_il.sim import make_simulator
+
+    from .test_parallel import _untrained_checkpoint
+    from drive_il.policies.driver import PolicyDriver
+    sc = _sc(towns=("circuit", "grid"))
+    learner = PolicyDriver.from_checkpoint(_untrained_checkpoint(tmp_path, sc), scenario=sc)
+    rep = evaluate(make_simulator(), sc, learner=learner, expert=Expert.for_scenario(sc), seeds=1, episodes=6)
+    towns = [e["town"] for e in rep.episodes]
+    assert set(rep.per_town) == set(towns) == {"circuit", "grid"}
+    for t, agg in rep.per_town.items():
+        assert agg["episodes"] == towns.count(t)
+    assert rep.aggregate["episodes"] == 6 and rep.town == "circuit, grid"
+    # a test split with several towns
+    test = _sc(test=_sc().test.__class__(towns=("grid", "circuit"))).test_scenario()
+    assert test.towns == ("grid", "circuit") and test.town == "grid"
