@@ -30,8 +30,8 @@ What is generated (OpenDRIVE frame: x east, y north, headings counter-clockwise)
   barely turn. The junction border sits past the crossing roads' carriageways plus a
   random 0.6-8 m; a junction whose turns come out tighter than :data:`MIN_TURN_RADIUS`
   (lane centre; more for turns sharper than 90 deg) grows by 0.5 m steps. Lane-centre
-  radii over seeds 0-49: right turns 3.0 m to 20+ m (median 5.8 m), left turns 4.6 m to
-  20+ m (median 12 m); Town01: right 4.5-6.9 m, left 8.8-11.2 m; Town02: right
+  radii over seeds 0-49: right turns 3.0 m to 20+ m (median 6.1 m), left turns 5.3 m to
+  20+ m (median 12 m); hairpins between arms < 60 deg apart take the widest arc; Town01: right 4.5-6.9 m, left 8.8-11.2 m; Town02: right
   2.7-5.3 m, left 5.4-9.1 m (``drive-il maps turns Town01 Town02 procedural:0-49``
   prints them side by side). Connecting lanes whose two ends differ in width ease
   between them with a cubic of zero end slopes (no kink at the joins).
@@ -486,13 +486,13 @@ ROAD_MIN_RADIUS = 15.0
 """Smallest arc radius of a road between junctions [m] (Town01's tightest road curves)."""
 MIN_TURN_RADIUS = 3.0
 """Smallest radius [m] of a 90 deg junction turn's lane centre (Town02's tightest right
-turns: 2.7 m on the route); sharper turns get more (x (angle / 90 deg)^2)."""
+turns: 2.7 m on the route); sharper turns get more (x (angle / 90 deg)^2, at most 2x)."""
 
 
 def _min_radius(t: Turn) -> float:
     if t.kind == "straight":
         return 2.5 * MIN_TURN_RADIUS   # lane shifts across a junction: gentle S-curves
-    return MIN_TURN_RADIUS * max(1.0, abs(t.angle()) / (math.pi / 2)) ** 2
+    return min(MIN_TURN_RADIUS * max(1.0, abs(t.angle()) / (math.pi / 2)) ** 2, 2.0 * MIN_TURN_RADIUS)
 
 
 def _junction_turns(node: np.ndarray, av: list[Arm], edges: list[Edge], frac: float) -> list[Turn]:
@@ -509,7 +509,8 @@ def _junction_turns(node: np.ndarray, av: list[Arm], edges: list[Edge], frac: fl
         travel_in = _wrap(a.heading + math.pi)
         p0 = node + a.border * _unit(a.heading) + (ea.median + (k - 1) * ea.width) * _right(travel_in)
         p1 = node + b.border * _unit(b.heading) + (eb.median + (j - 1) * eb.width) * _right(b.heading)
-        segs = _turn(p0, travel_in, p1, b.heading, frac)
+        sharp = abs(_wrap(b.heading - travel_in)) > math.radians(120.0)
+        segs = _turn(p0, travel_in, p1, b.heading, 1.0 if sharp else frac)  # hairpins: widest arc
         q, hq = _end(p0, travel_in, segs)
         assert float(np.hypot(*(q - p1))) < 1e-6 and abs(_wrap(hq - b.heading)) < 1e-6
         out.append(Turn(ia, k, ib, j, moves[(ia, ib)], p0, travel_in, segs, max(ea.width, eb.width)))
