@@ -73,3 +73,18 @@ def test_evaluation_reports_per_town(tmp_path):
     # a test split with several towns
     test = _sc(test=_sc().test.__class__(towns=("grid", "circuit"))).test_scenario()
     assert test.towns == ("grid", "circuit") and test.town == "grid"
+
+
+def test_an_unknown_town_in_a_list_stops_collect_before_any_episode(tmp_path):
+    import os
+    import subprocess
+    import sys
+    sc = tmp_path / "bad.toml"
+    sc.write_text('name = "x"\ntowns = ["circuit", "NoSuchTown"]\n')
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "DRIVE_IL_MAPS_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "drive_il", "collect", str(sc), "--episodes", "2", "--out",
+                        str(tmp_path / "d")], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "unknown town 'NoSuchTown'" in err, err
+    assert not (tmp_path / "d").exists() or list_episodes(tmp_path / "d") == []
