@@ -412,6 +412,11 @@ class Scenario:
                                  f"unknown weather preset {w!r} (known: {', '.join(WEATHER_PRESETS)})")
 
     @property
+    def where(self) -> str:
+        """Where episodes drive, for messages: ``towns`` joined by ", ", else ``town``."""
+        return ", ".join(self.towns) if self.towns else self.town
+
+    @property
     def max_steps(self) -> int:
         """Episode step limit: ceil(episode_seconds / dt)."""
         return int(math.ceil(self.episode_seconds / self.dt - 1e-9))

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario)
     expert = Expert.for_scenario(sc)
     n = args.workers
-    print(f"bench scale: scenario {sc.name} ({sc.town}), {args.episodes} episodes per measurement, 1 vs {n} workers")
+    print(f"bench scale: scenario {sc.name} ({sc.where}), {args.episodes} episodes per measurement, 1 vs {n} workers")
     rows: list[tuple[str, str, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="drive_il_bench_scale_") as td:
         tmp = Path(td)

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))
     print(f"DAgger run in {out}: {cfg.dagger_rounds} rounds after behaviour cloning, model {cfg.model}, "
           f"schedule {cfg.beta_schedule} (beta {cfg.beta}), mode {cfg.mode}; "
-          f"train {scenario.town}, test {test.town} ({', '.join(weathers)})")
+          f"train {scenario.where}, test {test.where} ({', '.join(weathers)})")
     device = resolve_device_arg(args)
     pool = make_pool_from_args(args)
     try:

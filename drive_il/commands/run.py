@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))
     device = resolve_device_arg(args)
     pool = make_pool_from_args(args)
-    print(f"drive_il main job: scenario {scenario.name} ({scenario.source}), train on {scenario.town}, "
-          f"test on {test.town} in {', '.join(weathers)}; model {cfg.model}; {cfg.dagger_rounds} DAgger rounds; "
+    print(f"drive_il main job: scenario {scenario.name} ({scenario.source}), train on {scenario.where}, "
+          f"test on {test.where} in {', '.join(weathers)}; model {cfg.model}; {cfg.dagger_rounds} DAgger rounds; "
           f"backend {args.backend}; {pool.describe() if pool is not None else '1 worker'}; device {device}; "
           f"output {out}/", flush=True)
     try:

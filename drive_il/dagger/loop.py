@@ -505,15 +505,16 @@ def _train_town_eval(run, scenario, config, summaries, sim, expert, intervention
         rep = evaluate(sim, train_sc, learner=learner, expert=expert, seeds=1,
                        episodes=config.eval_episodes, interventions=interventions, checkpoint=ck, progress=progress,
                        pool=pool)
-        row = {"town": train_sc.town, "weather": train_sc.weather, "split": "train",
+        row = {"town": train_sc.where, "weather": train_sc.weather, "split": "train",
                **{k: rep.aggregate[k] for k in EVAL_KEYS}}
         test_rows = []
         src = (summaries[-1]["eval"] if name == "DAgger" else
                (upgrade_keys(json.loads(bc_json.read_text()))["eval"] if bc_json.exists() else summaries[0]["eval"]))
-        test_town = json.loads((run / "dagger.json").read_text())["test_scenario"]["town"]
+        test_d = json.loads((run / "dagger.json").read_text())["test_scenario"]
+        test_town = ", ".join(test_d["towns"]) if test_d.get("towns") else test_d["town"]
         for w, ev in src.items():
             test_rows.append({"town": test_town, "weather": w, "split": "test", **ev})
         rows[name] = [row, *test_rows]
-        log_fn(f"{name} on the training town {train_sc.town}: autonomy {row['autonomy']:.1f} %, "
+        log_fn(f"{name} on the training town(s) {train_sc.where}: autonomy {row['autonomy']:.1f} %, "
                f"|lateral deviation| mean {row['lateral_deviation_mean']:.3f} m")
     write_json(out, {"policies": rows})

@@ -147,7 +147,7 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc=f"eval {scenario.town}/{scenario.weather}", unit="ep", leave=False)
+        bar = tqdm(total=len(jobs), desc=f"eval {scenario.where}/{scenario.weather}", unit="ep", leave=False)
 
     def on_outcome(o) -> None:
         if o.error is not None:
@@ -184,8 +184,7 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
                                         if r["town"] == town])
     mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
     std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
-    town = ", ".join(scenario.towns) if scenario.towns else scenario.town
-    return EvalReport(scenario=scenario.name, town=town, weather=scenario.weather,
+    return EvalReport(scenario=scenario.name, town=scenario.where, weather=scenario.weather,
                       checkpoint=str(checkpoint), threshold=interventions.threshold, episodes=tuple(rows),
                       aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),
                       interventions=tuple(trace_rows), per_town=per_town)
