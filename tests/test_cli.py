@@ -18,6 +18,24 @@ def test_run_sim_help():
     assert cp.returncode == 0 and "SCENARIO" in cp.stdout.upper() and "--backend" in cp.stdout
 
 
+def test_main_job_defaults_to_unseen_procedural_towns():
+    """`python run_sim.py` with no argument trains on procedural towns and tests on other
+    seeds; every other command's default stays scenarios/default.toml."""
+    from drive_il.cli import build_parser
+    from drive_il.maps import expand_towns
+    from drive_il.scenario import load_scenario
+
+    parser = build_parser()
+    assert parser.parse_args(["dagger"]).scenario is None
+    sc = load_scenario(parser.parse_args(["run"]).scenario)
+    test = sc.test_scenario()
+    train_towns = {t for spec in sc.towns for t in expand_towns(spec)}
+    test_towns = {t for spec in test.towns for t in expand_towns(spec)}
+    assert train_towns and test_towns and not train_towns & test_towns
+    assert all(t.startswith("procedural:") for t in train_towns | test_towns)
+    assert sc.test.unseen_weathers and not set(sc.test.unseen_weathers) & {sc.weather, *sc.test.weathers}
+
+
 def test_drive_il_help_lists_commands():
     cp = run("-m", "drive_il", "--help")
     assert cp.returncode == 0

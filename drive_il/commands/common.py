@@ -37,14 +37,16 @@ def check_range(flag: str, value: int | None, lo: int, hi: int | None = None) ->
         raise ConfigError(f"{flag} {value}: expected {want}")
 
 
-def add_scenario_arg(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
-    """SCENARIO (a TOML file or a name in scenarios/); default: the default scenario."""
+def add_scenario_arg(p: argparse.ArgumentParser, *, positional: bool = True, default: str = "default") -> None:
+    """SCENARIO (a TOML file or a name in scenarios/); default: ``scenarios/<default>.toml``
+    (None when it is the default scenario, which :func:`drive_il.scenario.load_scenario`
+    loads for None)."""
+    help_ = f"scenario TOML file or name in scenarios/ (default: scenarios/{default}.toml)"
+    value = None if default == "default" else default
     if positional:
-        p.add_argument("scenario", nargs="?", default=None,
-                       help="scenario TOML file or name in scenarios/ (default: scenarios/default.toml)")
+        p.add_argument("scenario", nargs="?", default=value, help=help_)
     else:
-        p.add_argument("--scenario", default=None,
-                       help="scenario TOML file or name in scenarios/ (default: scenarios/default.toml)")
+        p.add_argument("--scenario", default=value, help=help_)
 
 
 def add_sim_args(p: argparse.ArgumentParser) -> None:

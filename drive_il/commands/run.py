@@ -4,9 +4,11 @@ Collect expert demonstrations, train behaviour cloning, run the DAgger rounds, e
 BC and DAgger on the test routes (and BC given as many expert labels as DAgger's final
 dataset), write the report (markdown + plots) and TensorBoard logs under
 ``runs/<name>/``. Every stage is the stage command's code (collect, train, dagger, eval,
-report); a finished stage is skipped on re-run. With no argument it runs the default
-scenario on a generated map, which needs no files. The scenario's ``[pipeline]`` table
-says what runs; the same flags as ``drive-il dagger`` override it.
+report); a finished stage is skipped on re-run. With no argument it runs
+``scenarios/procedural.toml`` (:data:`MAIN_JOB_SCENARIO`): trained on generated
+procedural towns, tested on procedural towns it never saw, which needs no files (every
+other command's default stays the circuit of ``scenarios/default.toml``). The scenario's
+``[pipeline]`` table says what runs; the same flags as ``drive-il dagger`` override it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, make_pool_from_args,
                      make_sim, resolve_device_arg)
 
+#: The main job's scenario when none is given: a name in scenarios/.
+MAIN_JOB_SCENARIO = "procedural"
+
 
 def register(sub) -> None:
     from ..config import add_config_flags
@@ -26,7 +31,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("run", help="the main job: demonstrations -> BC -> DAgger -> evaluation -> report",
                        description="Run the pipeline the scenario's [pipeline] table describes; resumable.")
-    add_scenario_arg(p)
+    add_scenario_arg(p, default=MAIN_JOB_SCENARIO)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<scenario name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(p, PipelineConfig, title=PIPELINE_FLAGS, defaults_from="[pipeline]")
