@@ -40,7 +40,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .config import R, ConfigError, from_dict, one_of, read_toml, to_dict, validate_fields
 from .errors import FieldError
@@ -300,6 +300,12 @@ def _no_noise() -> NoiseConfig:
 
 #: Longest scenario name; the names are used in output paths, so only a safe set of
 #: characters is allowed (no '/', no leading '.'); the test variant adds "-test".
+def towns_label(town: str, towns: Sequence[str] = ()) -> str:
+    """Where a scenario drives, for messages and reports: its ``towns`` joined by ", ",
+    else its ``town`` (also for a scenario stored as a dict in a run's JSON)."""
+    return ", ".join(towns) if towns else town
+
+
 #: A town entry of ``towns``: a name, or a procedural seed or seed range.
 _TOWN_SPEC = re.compile(r"procedural:(\d+)(?:-(\d+))?")
 
@@ -413,8 +419,8 @@ class Scenario:
 
     @property
     def where(self) -> str:
-        """Where episodes drive, for messages: ``towns`` joined by ", ", else ``town``."""
-        return ", ".join(self.towns) if self.towns else self.town
+        """Where episodes drive, for messages (:func:`towns_label`)."""
+        return towns_label(self.town, self.towns)
 
     @property
     def max_steps(self) -> int:

@@ -60,7 +60,7 @@ from ..errors import ConfigError, DriveILError
 from ..metrics import METRIC_KEYS, upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
 from ..rollout import InterventionConfig, jsonable, write_json
-from ..scenario import Scenario
+from ..scenario import Scenario, towns_label
 from .sampling import select_aggregate, selection_active
 from .schedules import BetaSchedule
 
@@ -511,7 +511,7 @@ def _train_town_eval(run, scenario, config, summaries, sim, expert, intervention
         src = (summaries[-1]["eval"] if name == "DAgger" else
                (upgrade_keys(json.loads(bc_json.read_text()))["eval"] if bc_json.exists() else summaries[0]["eval"]))
         test_d = json.loads((run / "dagger.json").read_text())["test_scenario"]
-        test_town = ", ".join(test_d["towns"]) if test_d.get("towns") else test_d["town"]
+        test_town = towns_label(test_d["town"], test_d.get("towns", ()))
         for w, ev in src.items():
             test_rows.append({"town": test_town, "weather": w, "split": "test", **ev})
         rows[name] = [row, *test_rows]

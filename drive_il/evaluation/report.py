@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import DataError
 from ..metrics import upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
+from ..scenario import towns_label
 
 __all__ = ["write_report", "failure_curve", "pipeline_section"]
 
@@ -213,8 +214,9 @@ def write_report(run: str | Path) -> Path:
     ts = cfg.get("test_scenario", {})
     pl = pipeline_from_record(cfg["dagger"], source=str(run / "dagger.json")) if "dagger" in cfg else None
     L = [f"# DAgger report: {run}", ""]
-    L.append(f"Training scenario **{sc.get('name', '?')}** on **{sc.get('town', '?')}** "
-             f"({sc.get('weather', '?')}); test on **{ts.get('town', '?')}** ({', '.join(weathers)}). "
+    L.append(f"Training scenario **{sc.get('name', '?')}** on **{towns_label(sc.get('town', '?'), sc.get('towns', ()))}** "
+             f"({sc.get('weather', '?')}); test on **{towns_label(ts.get('town', '?'), ts.get('towns', ()))}** "
+             f"({', '.join(weathers)}). "
              + (f"Model `{pl.model}`, {pl.dagger_rounds} DAgger rounds, mode {pl.mode}, beta schedule "
                 f"{pl.beta_schedule} (beta {pl.beta}), mixing per {pl.mixing}. " if pl else "")
              + f"Interventions: |lateral deviation| > "
