@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_device_args", "add_parallel_args", "resolve_device_arg", "add_scenario_arg", "make_pool_from_args", "sim_recipe", "add_sim_args", "make_sim", "load_scenario_arg", "check_port",
+__all__ = ["add_device_args", "add_parallel_args", "close_pool", "resolve_device_arg", "add_scenario_arg", "make_pool_from_args", "sim_recipe", "add_sim_args", "make_sim", "load_scenario_arg", "check_port",
            "check_range"]
 
 
@@ -141,6 +141,16 @@ def sim_recipe(args: argparse.Namespace):
                      host=getattr(args, "host", "localhost"), port=getattr(args, "port", 2000),
                      tm_port=getattr(args, "tm_port", 8000), timeout=getattr(args, "timeout", 10.0),
                      servers=servers)
+
+
+def close_pool(pool) -> None:
+    """Print one line per episode re-run after a worker died, then close ``pool``
+    (None: nothing to do)."""
+    if pool is None:
+        return
+    for line in pool.retried:
+        print(f"re-run after a worker died: {line}", flush=True)
+    pool.close()
 
 
 def make_pool_from_args(args: argparse.Namespace):

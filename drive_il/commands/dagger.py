@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device_args, add_parallel_args, add_sim_args, make_pool_from_args, make_sim, resolve_device_arg
+from .common import (add_device_args, add_parallel_args, add_sim_args, close_pool, make_pool_from_args, make_sim,
+                     resolve_device_arg)
 
 PIPELINE_FLAGS = "pipeline (default: the scenario's [pipeline] table)"
 
@@ -84,9 +85,6 @@ def run(args: argparse.Namespace) -> int:
                    progress=not args.no_progress,
                    pool=pool, device=device, amp=args.amp)
     finally:
-        if pool is not None:
-            for line in pool.retried:
-                print(f"re-run after a worker died: {line}", flush=True)
-            pool.close()
+        close_pool(pool)
     print(f"done: {out}  (drive-il report {out}; tensorboard --logdir {out / 'tb'})")
     return 0

@@ -8,7 +8,7 @@ import argparse
 import re
 from pathlib import Path, PurePath
 
-from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, make_pool_from_args,
+from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, close_pool, make_pool_from_args,
                      make_sim, resolve_device_arg)
 
 
@@ -97,10 +97,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if sim is not None:
             sim.close()
-        if pool is not None:
-            for line in pool.retried:
-                print(f"re-run after a worker died: {line}")
-            pool.close()
+        close_pool(pool)
     print_report(rep)
     if args.trace:
         from ..evaluation.trace import format_trace

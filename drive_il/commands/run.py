@@ -17,7 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, make_pool_from_args,
+from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, close_pool, make_pool_from_args,
                      make_sim, resolve_device_arg)
 
 #: The main job's scenario when none is given: a name in scenarios/.
@@ -66,10 +66,7 @@ def run(args: argparse.Namespace) -> int:
                    progress=not args.no_progress, log_fn=lambda s: print(s, flush=True),
                    pool=pool, device=device, amp=args.amp)
     finally:
-        if pool is not None:
-            for line in pool.retried:
-                print(f"re-run after a worker died: {line}", flush=True)
-            pool.close()
+        close_pool(pool)
     report = write_report(out)
     print(f"finished in {time.perf_counter() - t0:.0f} s")
     print(f"report:      {report}")
