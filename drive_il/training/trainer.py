@@ -382,6 +382,19 @@ def train_step(policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: floa
     """
     import torch
 
+    _, lo = _forward_loss(policy, policy, optimizer, loss_fn, batch, lr=lr, device=device, amp=amp,
+                          device_augment=device_augment)
+    if not bool(torch.isfinite(lo.loss.detach()).all()):
+        raise NonFiniteLossError(f"training loss is {float(lo.loss.detach()):g}")
+    _backward_step(policy, optimizer, lo.loss, grad_clip)
+    return lo
+
+
+def _forward_loss(model, policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: float, device: Any,
+                  amp: bool, device_augment: Any):
+    """The shared first half of a training step: set the learning rate, move (and
+    augment on the device) the batch, forward ``model`` (``policy`` or its DDP wrapper)
+    and the loss under autocast. Returns (the batch on the device, the LossOutput)."""
     for grp in optimizer.param_groups:
         grp["lr"] = lr
     batch = to_device(batch, device)
@@ -389,16 +402,21 @@ def train_step(policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: floa
         batch = device_augment(batch)
     with autocast_context(device, amp):
         x = batch["image"].float()                               # (B, C, h, w) in [0, 255]
-        output = policy(x, batch["command"], batch["speed"])     # (B, 1) 1/r or (B, K) units
+        output = model(x, batch["command"], batch["speed"])      # (B, 1) 1/r or (B, K) units
         lo = loss_fn(policy, output, batch)
-    if not bool(torch.isfinite(lo.loss.detach()).all()):
-        raise NonFiniteLossError(f"training loss is {float(lo.loss.detach()):g}")
+    return batch, lo
+
+
+def _backward_step(policy, optimizer, loss, grad_clip: float) -> None:
+    """The shared second half: zero the gradients, backward ``loss``, clip the gradient
+    norm to ``grad_clip`` (0: no clipping), step the optimizer."""
+    import torch
+
     optimizer.zero_grad(set_to_none=True)
-    lo.loss.backward()
+    loss.backward()
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
     optimizer.step()
-    return lo
 
 
 def _ddp_train_step(model, policy, optimizer, loss_fn, batch: Mapping[str, Any], *, lr: float, grad_clip: float,
@@ -414,15 +432,8 @@ def _ddp_train_step(model, policy, optimizer, loss_fn, batch: Mapping[str, Any],
     """
     import torch
 
-    for grp in optimizer.param_groups:
-        grp["lr"] = lr
-    batch = to_device(batch, device)
-    if device_augment is not None:
-        batch = device_augment(batch)
-    with autocast_context(device, amp):
-        x = batch["image"].float()                               # (b, C, h, w) in [0, 255]
-        output = model(x, batch["command"], batch["speed"])      # (b, 1) 1/r or (b, K) units
-        lo = loss_fn(policy, output, batch)
+    batch, lo = _forward_loss(model, policy, optimizer, loss_fn, batch, lr=lr, device=device, amp=amp,
+                              device_augment=device_augment)
     b = int(batch["image"].shape[0])
     keys = sorted(lo.metrics)
     bad = 0.0 if bool(torch.isfinite(lo.loss.detach()).all()) else 1.0
@@ -431,12 +442,8 @@ def _ddp_train_step(model, policy, optimizer, loss_fn, batch: Mapping[str, Any],
     metrics = {k: v / n for k, v in zip(keys, red[2:])}
     if red[0] > 0:
         raise NonFiniteLossError(f"training loss is {metrics.get('loss', math.nan):g}")
-    optimizer.zero_grad(set_to_none=True)
     scale = b * dist_ctx.world_size / global_size
-    (lo.loss if scale == 1.0 else lo.loss * scale).backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
-    optimizer.step()
+    _backward_step(policy, optimizer, lo.loss if scale == 1.0 else lo.loss * scale, grad_clip)
     metrics["_n"] = red[1]
     return metrics
 
