@@ -51,6 +51,7 @@ __all__ = [
     "CameraConfig",
     "VehicleConfig",
     "TrafficConfig",
+    "LightsConfig",
     "RouteSpec",
     "TestConfig",
     "NoiseConfig",
@@ -166,10 +167,23 @@ class VehicleConfig:
 
 @dataclass(frozen=True)
 class TrafficConfig:
-    """NPC vehicles.
+    """NPC vehicles and pedestrians.
 
     Attributes:
+        density: "custom" (the counts below) or a NoCrash traffic condition
+            (Codevilla et al., ICCV 2019): "empty", "regular" or "dense", whose vehicle
+            and walker counts per town replace ``vehicles`` and ``walkers``
+            (:func:`drive_il.sim.embedded.density.nocrash_counts`: NoCrash's counts for
+            Town01/Town02, scaled by driving-lane length for other towns).
         vehicles: number of NPC vehicles spawned at reset.
+        walkers: number of pedestrians spawned at reset (on sidewalks).
+        walker_speed: pedestrians' mean walking speed [m/s] (CARLA's walker blueprints
+            walk at 1.0-2.0 m/s).
+        junction_crossing: probability that a walker reaching a junction corner
+            crosses the road there (on the crossing) rather than turning along the
+            sidewalk.
+        midblock_crossing: probability per walker and minute of walking that it crosses
+            the road away from any junction (jaywalking); 0 = never.
         target_speed: NPC desired speed [m/s] (IDM v0).
         speed_spread: NPC desired speeds are drawn uniformly in
             target_speed * [1 - spread, 1 + spread].
@@ -178,12 +192,50 @@ class TrafficConfig:
         min_spawn_distance: NPCs spawn at least this far from the ego and each other [m].
     """
 
+    density: str = field(default="custom", metadata=one_of("custom", "empty", "regular", "dense",
+                                                           doc="custom or a NoCrash condition"))
     vehicles: int = field(default=0, metadata=R(0, 500))
+    walkers: int = field(default=0, metadata=R(0, 2000))
+    walker_speed: float = field(default=1.4, metadata=R(0.3, 3.0))
+    junction_crossing: float = field(default=0.5, metadata=R(0.0, 1.0))
+    midblock_crossing: float = field(default=0.0, metadata=R(0.0, 60.0))
     target_speed: float = field(default=7.0, metadata=R(0.0, 40.0))
     speed_spread: float = field(default=0.2, metadata=R(0.0, 0.9))
     min_gap: float = field(default=2.5, metadata=R(0.5, 20.0))
     time_headway: float = field(default=1.2, metadata=R(0.1, 5.0))
     min_spawn_distance: float = field(default=12.0, metadata=R(5.0, 200.0))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+@dataclass(frozen=True)
+class LightsConfig:
+    """Traffic lights of the embedded world (a CARLA server runs its own).
+
+    Where the town's OpenDRIVE has signals (type 1000001 with ``controller``s) those are
+    used; otherwise every junction where at least three roads meet is signalised as
+    CARLA places lights: one group per junction, one head per incoming road at its
+    stop line, the heads taking turns (:mod:`drive_il.sim.embedded.lights`).
+
+    Attributes:
+        enabled: place and run traffic lights.
+        green_s, yellow_s: [s] per head's turn (CARLA's defaults: 10 s, 3 s).
+        red_s: all-red clearance after each head's yellow before the next head's green
+            [s] (CARLA's default red time: 2 s); a head is red for the rest of the cycle.
+        min_roads: the fewest roads meeting at a junction for it to be signalised when the
+            OpenDRIVE has no signals (3: T, X and 5-way junctions; L junctions stay
+            unsignalised).
+        random_offset: start each junction's cycle at a phase drawn from the episode seed
+            (False: every group starts with its first head green, as CARLA at load).
+    """
+
+    enabled: bool = False
+    green_s: float = field(default=10.0, metadata=R(0.5, 600.0))
+    yellow_s: float = field(default=3.0, metadata=R(0.0, 60.0))
+    red_s: float = field(default=2.0, metadata=R(0.0, 60.0))
+    min_roads: int = field(default=3, metadata=R(2, 8))
+    random_offset: bool = True
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -365,7 +417,8 @@ class Scenario:
             agents set it (see :mod:`drive_il.expert.route_planner`).
         cameras: the camera rig.
         vehicle: the ego vehicle.
-        traffic: NPC vehicles.
+        traffic: NPC vehicles and pedestrians.
+        lights: traffic lights (embedded world).
         expert: expert preset (name in ``experts/`` or a path).
         noise: noise injection into the expert's executed control while collecting
             demonstrations (CIL triangular spikes or DART Gaussian noise; the stored label
@@ -391,6 +444,7 @@ class Scenario:
     cameras: tuple[CameraConfig, ...] = field(default_factory=_default_cameras)
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    lights: LightsConfig = field(default_factory=LightsConfig)
     expert: str = "default"
     noise: NoiseConfig = field(default_factory=_no_noise)
     test: TestConfig = field(default_factory=TestConfig)

@@ -31,6 +31,9 @@ __all__ = [
     "Route",
     "EventKind",
     "Event",
+    "TrafficLightState",
+    "TrafficLight",
+    "WalkerState",
     "Observation",
     "WorldState",
     "Step",
@@ -151,6 +154,80 @@ class ActorState:
     color: tuple[int, int, int] = (160, 30, 30)
 
 
+class TrafficLightState(enum.IntEnum):
+    """State of a traffic-light head, numbered as ``carla.TrafficLightState``
+    (Red = 0, Yellow = 1, Green = 2, Off = 3, Unknown = 4)."""
+
+    RED = 0
+    YELLOW = 1
+    GREEN = 2
+    OFF = 3
+    UNKNOWN = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficLight:
+    """One traffic-light head and the stop line it controls (as a CARLA
+    ``traffic.traffic_light`` actor with its ``get_stop_waypoints()``).
+
+    Attributes:
+        light_id: unique id within the episode (>= 1; in the embedded world the id of the
+            head in its town's signal layout).
+        x, y, z: foot of the pole [m], world frame (beside the road, at the stop line).
+        yaw: direction the controlled traffic drives [rad] (the lamps face against it).
+        state: the lamp lit now.
+        junction_id: OpenDRIVE id of the junction the head guards (-1 if unknown).
+        group_id: id of the light group (one per signalised junction; heads of a group
+            take turns: CARLA's ``get_group_traffic_lights``).
+        stop_line: ((x0, y0), (x1, y1)) [m], the stop line across the controlled lanes
+            (right edge first, seen in the driving direction).
+        lanes: (road_id, lane_id) of each controlled lane at the stop line.
+        elapsed: time spent in ``state`` [s] (CARLA's ``get_elapsed_time``).
+        height: height of the lamp housing's centre above the pole's foot [m].
+    """
+
+    light_id: int
+    x: float
+    y: float
+    yaw: float
+    state: TrafficLightState = TrafficLightState.RED
+    z: float = 0.0
+    junction_id: int = -1
+    group_id: int = -1
+    stop_line: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
+    lanes: tuple[tuple[int, int], ...] = ()
+    elapsed: float = 0.0
+    height: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class WalkerState:
+    """A pedestrian (CARLA ``walker.pedestrian.*`` with its ``controller.ai.walker``).
+
+    Attributes:
+        actor_id: unique id within the episode (walkers' ids do not clash with
+            vehicles'; the embedded world numbers them from 100000).
+        x, y, z: centre of the walker's footprint at ground level [m].
+        yaw: walking direction [rad].
+        speed: [m/s] (CARLA's walkers: 1.0-2.0 m/s).
+        radius: footprint radius [m] (collision circle).
+        height: [m].
+        on_road: the walker is on a driving lane or junction now (crossing).
+        color: RGB uint8 of the clothes (embedded camera).
+    """
+
+    actor_id: int
+    x: float
+    y: float
+    yaw: float
+    speed: float = 0.0
+    z: float = 0.0
+    radius: float = 0.3
+    height: float = 1.75
+    on_road: bool = False
+    color: tuple[int, int, int] = (60, 60, 140)
+
+
 class RoadOption(enum.IntEnum):
     """Navigation command, numbered as CARLA's ``agents.navigation.local_planner.RoadOption``."""
 
@@ -243,6 +320,9 @@ class EventKind(enum.Enum):
     COLLISION = "collision"          # with another vehicle (or a static object in CARLA)
     OFF_ROAD = "off_road"            # the vehicle left the drivable surface
     LANE_INVASION = "lane_invasion"  # crossed a lane marking
+    WALKER_COLLISION = "walker_collision"  # hit a pedestrian (``other_actor`` its id)
+    RED_LIGHT = "red_light"          # crossed its lane's stop line while red (leaderboard rule;
+    #                                  ``other_actor`` is the light's id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +379,9 @@ class WorldState:
         dt: fixed step [s].
         town: map name.
         weather: weather preset name.
+        traffic_lights: every traffic-light head of the town with its state now
+            (empty where the scenario has no lights).
+        walkers: pedestrians.
     """
 
     ego: VehicleState
@@ -309,6 +392,8 @@ class WorldState:
     dt: float = 0.05
     town: str = ""
     weather: str = "ClearNoon"
+    traffic_lights: tuple[TrafficLight, ...] = ()
+    walkers: tuple[WalkerState, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
