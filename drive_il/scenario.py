@@ -173,8 +173,8 @@ class TrafficConfig:
         density: "custom" (the counts below) or a NoCrash traffic condition
             (Codevilla et al., ICCV 2019): "empty", "regular" or "dense", whose vehicle
             and walker counts per town replace ``vehicles`` and ``walkers``
-            (:func:`drive_il.sim.embedded.density.nocrash_counts`: NoCrash's counts for
-            Town01/Town02, scaled by driving-lane length for other towns).
+            (:func:`drive_il.sim.density.traffic_counts`: NoCrash's counts for Town01/Town02,
+            scaled by driving-lane length for other towns).
         vehicles: number of NPC vehicles spawned at reset.
         walkers: number of pedestrians spawned at reset (on sidewalks).
         walker_speed: pedestrians' mean walking speed [m/s] (CARLA's walker blueprints
@@ -190,6 +190,10 @@ class TrafficConfig:
         min_gap: IDM standstill gap s0 [m].
         time_headway: IDM time headway T [s].
         min_spawn_distance: NPCs spawn at least this far from the ego and each other [m].
+        hybrid_radius: [m] 0 = every NPC moves every step; > 0 = NPCs farther than this
+            from the ego move every 4th step (CARLA Traffic Manager's hybrid physics mode,
+            ``set_hybrid_physics_radius``, default 50 m there): dense traffic costs a
+            fraction of the time, and nothing changes near the ego.
     """
 
     density: str = field(default="custom", metadata=one_of("custom", "empty", "regular", "dense",
@@ -204,6 +208,7 @@ class TrafficConfig:
     min_gap: float = field(default=2.5, metadata=R(0.5, 20.0))
     time_headway: float = field(default=1.2, metadata=R(0.1, 5.0))
     min_spawn_distance: float = field(default=12.0, metadata=R(5.0, 200.0))
+    hybrid_radius: float = field(default=0.0, metadata=R(0.0, 10_000.0))
 
     def __post_init__(self) -> None:
         validate_fields(self)

@@ -9,13 +9,18 @@ derived from their road networks.
 * :mod:`.sampling`: the lane sampler, the one walk over a town's waypoints;
 * :mod:`.geometry`: lane surfaces and markings as polygons (what the raster paints);
 * :mod:`.lane_graph`: the lane graph that :mod:`drive_il.routing` searches;
-* :mod:`.lane_chunks`: lane chunks for the overlay's bird's-eye panel.
+* :mod:`.lane_chunks`: lane chunks for the overlay's bird's-eye panel;
+* :mod:`.signals`: traffic-light heads, stop lines and groups (:func:`signal_layout`);
+* :mod:`.sidewalks`: the pedestrian network: sidewalks, corners, crossings
+  (:func:`sidewalk_network`).
 
 Layer: imports only the core modules (types, geometry, errors, ...), numpy, cv2 and carla.
 """
 
 from __future__ import annotations
 
+from .sidewalks import Crossing, SidewalkNetwork, sidewalk_network
+from .signals import SignalHead, SignalLayout, signal_layout
 from .spawns import SpawnPoint, nearest_driving_waypoint, spawn_points
 from .towns import (
     MAPS_DIR_ENV,
@@ -36,6 +41,10 @@ from .towns import (
 __all__ = [
     "MAPS_DIR_ENV",
     "TOWNS",
+    "Crossing",
+    "SidewalkNetwork",
+    "SignalHead",
+    "SignalLayout",
     "SpawnPoint",
     "TownCache",
     "TownMap",
@@ -47,6 +56,8 @@ __all__ = [
     "nearest_driving_waypoint",
     "parse_xodr",
     "resolve_maps_dir",
+    "sidewalk_network",
+    "signal_layout",
     "spawn_points",
     "town_for_map",
     "town_text",

@@ -45,6 +45,7 @@ import math
 from typing import Any, Callable, Sequence
 
 from ...types import Event, EventKind
+from ..infractions import RedLightRule
 
 __all__ = ["obb_overlap", "EventDetector", "CollisionDetector", "OffRoadDetector",
            "LaneInvasionDetector"]
@@ -285,9 +286,14 @@ class EventDetector:
         length, width: ego bounding box [m].
         is_drivable: ``f(x, y) -> bool`` drivable-surface test (the map raster's), or
             None for the lane test alone.
+
+    Red lights: where ``detect`` / ``reset`` are given the traffic lights, running a red
+    light is reported (``EventKind.RED_LIGHT``, ``other_actor`` = light id) by
+    :class:`~drive_il.sim.infractions.RedLightRule` (the CARLA leaderboard's rule), the
+    lane at its rear point found with ``carla.Map.get_waypoint``.
     """
 
-    __slots__ = ("collision", "off_road", "lane", "is_drivable")
+    __slots__ = ("collision", "off_road", "lane", "is_drivable", "red_light")
 
     def __init__(self, carla_map: Any, *, length: float, width: float,
                  is_drivable: Callable[[float, float], bool] | None = None) -> None:
@@ -295,6 +301,13 @@ class EventDetector:
         self.off_road = OffRoadDetector(is_drivable)
         self.lane = LaneInvasionDetector(carla_map, length=length, width=width)
         self.is_drivable = is_drivable
+        self.red_light = RedLightRule(length=length, lane_at=self._lane_at)
+
+    def _lane_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(road_id, lane_id) of the driving lane at (x, y) [m] (the ego's road level)."""
+        lane = self.lane
+        wp = lane.map.get_waypoint(lane._loc(x, y, lane.z), True, lane._lane_type)
+        return None if wp is None else (wp.road_id, wp.lane_id)
 
     def _is_off(self, x: float, y: float) -> bool:
         lane = self.lane  # its lane test was computed at this pose
@@ -312,10 +325,12 @@ class EventDetector:
         return True if f is None else not f(x, y)
 
     def reset(self, x: float, y: float, yaw: float, actors: Sequence[Any] = (),
-              z: float = 0.0) -> None:
+              z: float = 0.0, lights: Sequence[Any] = ()) -> None:
         """State at the start of an episode; contacts and conditions present at the
-        start are not reported. ``z``: road height at the start [m]."""
+        start are not reported. ``z``: road height at the start [m]; ``lights``: the
+        traffic lights (:class:`~drive_il.types.TrafficLight`) now."""
         self.lane.reset(x, y, yaw, z)
+        self.red_light.reset(x, y, yaw, lights)
         self.collision.prime(x, y, yaw, actors)
         self.off_road.reset(False)
         self.off_road.reset(self._is_off(x, y))
@@ -326,11 +341,13 @@ class EventDetector:
         return self.lane.z
 
     def detect(self, x: float, y: float, yaw: float, actors: Sequence[Any],
-               frame: int, sim_time: float) -> tuple[Event, ...]:
+               frame: int, sim_time: float, lights: Sequence[Any] = ()) -> tuple[Event, ...]:
         """Events of the step that ended at this pose, in the order collision, off road,
-        lane invasion."""
+        lane invasion, red light (``lights``: the traffic lights now, empty for none)."""
         ev = self.collision.detect(x, y, yaw, actors, frame, sim_time)
         li = self.lane.detect(x, y, yaw, frame, sim_time)
         ev += self.off_road.update(self._is_off(x, y), frame, sim_time)
         ev += li
+        if lights:
+            ev += self.red_light.update(x, y, yaw, lights, frame, sim_time)
         return tuple(ev)

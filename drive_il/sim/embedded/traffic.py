@@ -33,6 +33,18 @@ same movement (same lane in and out, a platoon) and otherwise wait at the entry 
 the claims are released (:meth:`Traffic._junction_gap`), so NPCs do not drive through
 each other at junctions.
 
+Traffic lights (``Traffic.step(ego, lights=...)``, the
+:class:`~drive_il.types.TrafficLight` heads of the world): an NPC approaching a junction
+whose entry lane is controlled by a light stops with its front :data:`STOP_LINE_MARGIN`
+before the stop line when the light is red, and when it is yellow if it can stop there
+at the comfortable deceleration b; it goes on green (and on red or yellow when it could
+not stop any more even at :data:`MAX_BRAKING`: it entered the light's yellow too close).
+The stop is an IDM obstacle at the stop line (standstill gap s0 included). An NPC stopping
+for a light does not claim the junction (and gives up a claim it made before the light
+changed), so cross traffic with green is not held up; waiting at a light, or queued
+behind a vehicle that waits at one, is not "blocked" (no deadlock breaking: lights turn
+green by themselves). Without lights nothing of this runs.
+
 No deadlock: a vehicle is a leader only when it is ahead on the path; two NPCs that see
 each other as leaders (merging side by side) are resolved by id (the lower id ignores
 the other); an NPC blocked by another NPC or waiting at a junction for more than
@@ -57,7 +69,7 @@ from ...types import ActorState
 
 __all__ = ["NPCVehicle", "Traffic", "PATH_SPACING", "IDM_ACCELERATION", "IDM_DECELERATION",
            "LATERAL_ACCELERATION", "MAX_BLOCKED_S", "PATH_TOLERANCE", "JUNCTION_LEADER",
-           "NPC_COLORS"]
+           "LIGHT_LEADER", "STOP_LINE_MARGIN", "NPC_COLORS"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +93,10 @@ PATH_TOLERANCE = 1.6
 ONCOMING_HEADING = math.radians(135.0)
 #: ``NPCVehicle.leader`` while waiting at a junction's entry.
 JUNCTION_LEADER = -2
+#: ``NPCVehicle.leader`` while stopping for a red or yellow traffic light.
+LIGHT_LEADER = -3
+#: An NPC stopping for a light stops with its front this far before the stop line [m].
+STOP_LINE_MARGIN = 0.5
 #: Car body colours (RGB) drawn for NPCs.
 NPC_COLORS: tuple[tuple[int, int, int], ...] = (
     (160, 30, 30), (30, 60, 150), (220, 220, 220), (25, 25, 25), (120, 120, 125),
@@ -88,8 +104,14 @@ NPC_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 _DEG = math.pi / 180.0
 _TWO_PI = 2.0 * math.pi
+_RED, _YELLOW = 0, 1  # TrafficLightState.RED, .YELLOW (carla.TrafficLightState numbering)
+#: Hybrid mode: NPCs beyond ``TrafficConfig.hybrid_radius`` of the ego move every this
+#: many steps (over the time elapsed since their last move).
+HYBRID_EVERY = 4
 #: Above this many moving NPCs the leader broad phase runs in numpy.
 _VECTORISE_ABOVE = 40
+#: ... or above this many (mover, other) pairs (e.g. few movers among many walkers).
+_VECTORISE_PAIRS = 4000
 
 
 class NPCVehicle:
@@ -107,7 +129,8 @@ class NPCVehicle:
 
     __slots__ = ("actor_id", "x", "y", "yaw", "speed", "length", "width", "height", "color",
                  "desired_speed", "static", "px", "py", "pyaw", "ps", "pk", "pj", "plane", "i", "s", "tail",
-                 "dead_end", "blocked", "leader", "ignore_npcs", "claim", "cached")
+                 "dead_end", "blocked", "leader", "ignore_npcs", "claim", "cached", "queued",
+                 "stop_for", "last_tick")
 
     def __init__(self, *, actor_id: int, x: float, y: float, yaw: float, length: float,
                  width: float, height: float, color: tuple[int, int, int],
@@ -135,16 +158,18 @@ class NPCVehicle:
         self.ignore_npcs = False
         self.claim: list[tuple[int, float]] = []  # junctions held: (junction id, exit s)
         self.cached: ActorState | None = None
+        self.last_tick = 0  # Traffic step count at the last update (hybrid mode)
+        self.queued = False  # waiting at a light, or behind a vehicle that is
+        self.stop_for = -1  # id of the light the NPC has decided to stop for
 
     def actor_state(self) -> ActorState:
-        """The vehicle as a frozen :class:`ActorState` (cached for static vehicles)."""
-        if self.static and self.cached is not None:
+        """The vehicle as a frozen :class:`ActorState` (cached until it moves again)."""
+        if self.cached is not None:
             return self.cached
         st = ActorState(actor_id=self.actor_id, x=self.x, y=self.y, yaw=self.yaw,
                         speed=self.speed, length=self.length, width=self.width,
                         height=self.height, color=self.color)
-        if self.static:
-            self.cached = st
+        self.cached = st
         return st
 
 
@@ -177,6 +202,10 @@ class Traffic:
         self._sqrt_ab = math.sqrt(IDM_ACCELERATION * IDM_DECELERATION)
         # junction id -> {npc id: movement ((road, lane) in, (road, lane) out)}
         self._claims: dict[int, dict[int, tuple]] = {}
+        # (road, lane) of a controlled incoming lane -> index of its light in ``lights``
+        self._lane_light: dict[tuple[int, int], int] = {}
+        self._n_lights = -1
+        self._tick = 0  # steps taken (hybrid mode's schedule)
 
     # ------------------------------------------------------------------ spawning
     def _new_id(self) -> int:
@@ -220,6 +249,7 @@ class Traffic:
             npc = NPCVehicle(actor_id=self._new_id(), x=p.x, y=p.y, yaw=p.yaw, length=length,
                              width=width, height=height, color=color, desired_speed=v0)
             self._start_path(npc, wp)
+            npc.last_tick = self._tick
             self.vehicles.append(npc)
             taken.append((npc.x, npc.y))
             n += 1
@@ -244,6 +274,7 @@ class Traffic:
         npc.plane = [(wp.road_id, wp.lane_id)]
         npc.i, npc.s, npc.tail = 0, 0.0, wp
         npc.x, npc.y, npc.yaw = npc.px[0], npc.py[0], npc.pyaw[0]
+        npc.cached = None
         self._extend(npc, 60.0)
 
     def _extend(self, npc: NPCVehicle, until: float) -> None:
@@ -345,7 +376,7 @@ class Traffic:
         """Per mover, the (vehicle, distance) pairs within its lookahead + 5 m and not
         more than 3 m behind it (a plain loop for a few vehicles, one vectorised pass
         over all pairs for many)."""
-        if len(movers) <= _VECTORISE_ABOVE:
+        if len(movers) <= _VECTORISE_ABOVE and len(movers) * len(others) <= _VECTORISE_PAIRS:
             out = []
             for v, look in zip(movers, looks):
                 r2 = (look + 5.0) ** 2
@@ -379,24 +410,39 @@ class Traffic:
             out.append([(others[j], float(row[j])) for j in idx if others[j] is not movers[k]])
         return out
 
-    def step(self, ego: Any) -> None:
+    def step(self, ego: Any, lights: Sequence[Any] = (), walkers: Sequence[Any] = ()) -> None:
         """Advance every moving NPC by ``dt``.
 
         Args:
             ego: the ego, an object with ``x, y, yaw, speed, length, width`` (its
                 ``actor_id`` is taken as 0).
+            lights: the traffic lights now (:class:`~drive_il.types.TrafficLight`, the
+                same heads in the same order every step); empty: no lights.
+            walkers: pedestrians on the road as stopped obstacles (``actor_id, x, y,
+                yaw, speed, length, width, static=True``;
+                :meth:`drive_il.sim.embedded.walkers.Walkers.obstacles`): an NPC yields
+                to one on its path ahead as to a stopped vehicle.
         """
         if not self.vehicles:
             return
+        if lights and len(lights) != self._n_lights:
+            self._lane_light = {ln: k for k, lt in enumerate(lights) for ln in lt.lanes}
+            self._n_lights = len(lights)
         dt = self.dt
         ego_o = _EgoView(ego)
         others: list[Any] = list(self.vehicles)
         others.append(ego_o)
+        if walkers:
+            others.extend(walkers)
         cfg = self.config
         s0_gap, T = cfg.min_gap, cfg.time_headway
-        plans: list[tuple[NPCVehicle, float, float]] = []  # (npc, new speed, v0 in force)
+        plans: list[tuple[NPCVehicle, float, float, float]] = []  # (npc, new speed, v0, its dt)
         leaders: dict[int, int] = {}
+        self._tick += 1
+        tick = self._tick
         movers = [v for v in self.vehicles if not v.static]
+        if cfg.hybrid_radius > 0.0:
+            movers = self._hybrid_movers(movers, ego, tick)
         looks = []
         for npc in movers:
             v = npc.speed
@@ -408,9 +454,15 @@ class Traffic:
         for npc, look, cand in zip(movers, looks, cands):
             v = npc.speed
             gap, v_lead, lid, kmax = self._leader(npc, cand, ego_o, look)
-            jgap = self._junction_gap(npc)
-            if jgap < gap:
-                gap, v_lead, lid = jgap, 0.0, JUNCTION_LEADER
+            lgap = self._light_gap(npc, lights, look) if lights else math.inf
+            if lgap < math.inf:  # stopping for a light: no junction claim
+                self._release_claims(npc)
+                if lgap < gap:
+                    gap, v_lead, lid = lgap, 0.0, LIGHT_LEADER
+            else:
+                jgap = self._junction_gap(npc)
+                if jgap < gap:
+                    gap, v_lead, lid = jgap, 0.0, JUNCTION_LEADER
             leaders[npc.actor_id] = lid
             npc.leader = lid
             # IDM
@@ -430,11 +482,13 @@ class Traffic:
                 a = IDM_ACCELERATION * free
             if a < -MAX_BRAKING:
                 a = -MAX_BRAKING
-            v1 = v + a * dt
-            plans.append((npc, v1 if v1 > 0.0 else 0.0, v0))
+            dti = dt * (tick - npc.last_tick)
+            npc.last_tick = tick
+            v1 = v + a * dti
+            plans.append((npc, v1 if v1 > 0.0 else 0.0, v0, dti))
         # two NPCs that lead each other: the lower id ignores its leader this step
-        by_id = {n.actor_id: n for n, _, _ in plans}
-        for npc, v1, v0 in plans:
+        by_id = {n.actor_id: n for n, _, _, _ in plans}
+        for npc, v1, v0, dt in plans:
             lid = leaders.get(npc.actor_id, -1)
             if lid > 0 and leaders.get(lid) == npc.actor_id and npc.actor_id < lid:
                 v = npc.speed
@@ -442,6 +496,12 @@ class Traffic:
                 v1 = max(0.0, v + a * dt)
             # blocked bookkeeping
             lead = by_id.get(lid)
+            if lights:
+                npc.queued = lid == LIGHT_LEADER or (lead is not None and lead.queued)
+                if npc.queued:
+                    npc.blocked = 0.0
+                    self._move(npc, 0.5 * (npc.speed + v1) * dt, v1)
+                    continue
             if v1 < 0.1 and (lid == JUNCTION_LEADER or (lead is not None and not lead.static)):
                 npc.blocked += dt
                 if npc.blocked > MAX_BLOCKED_S:
@@ -459,6 +519,23 @@ class Traffic:
                 log.debug("traffic: vehicle %d reached a dead end and was removed", n.actor_id)
             self.vehicles = [n for n in self.vehicles if n not in gone]
 
+    def _hybrid_movers(self, movers: list[NPCVehicle], ego: Any, tick: int) -> list[NPCVehicle]:
+        """The NPCs updated at step ``tick`` in hybrid mode (``TrafficConfig.hybrid_radius``
+        > 0; CARLA Traffic Manager's hybrid physics mode, ``set_hybrid_physics_mode`` /
+        ``set_hybrid_physics_radius``, simplifies vehicles beyond a radius of the hero the
+        same way): within the radius of the ego every step; beyond it every
+        :data:`HYBRID_EVERY`-th step, staggered by id, integrated over the time since its
+        last update. Pure function of the state and ``tick``: runs stay reproducible."""
+        r2 = self.config.hybrid_radius ** 2
+        ex, ey = ego.x, ego.y
+        out = []
+        for v in movers:
+            dx, dy = v.x - ex, v.y - ey
+            if dx * dx + dy * dy <= r2 or (tick + v.actor_id) % HYBRID_EVERY == 0 \
+                    or tick - v.last_tick >= HYBRID_EVERY:
+                out.append(v)
+        return out
+
     def _junction_gap(self, npc: NPCVehicle) -> float:
         """Distance [m] to the stop line of the next junction when the NPC may not
         enter it yet (inf when it may).
@@ -469,20 +546,9 @@ class Traffic:
         until every claim is released (the claimant's rear has left the junction). An
         NPC that has waited :data:`MAX_BLOCKED_S` enters regardless.
         """
+        self._release_claims(npc)
         s = npc.s
         claims = self._claims
-        if npc.claim:
-            keep = []
-            for jid, exit_s in npc.claim:
-                if s > exit_s + 0.5 * npc.length:
-                    held = claims.get(jid)
-                    if held is not None:
-                        held.pop(npc.actor_id, None)
-                        if not held:
-                            del claims[jid]
-                else:
-                    keep.append((jid, exit_s))
-            npc.claim = keep
         ps, pj = npc.ps, npc.pj
         n = len(ps)
         v = npc.speed
@@ -508,8 +574,81 @@ class Traffic:
             return math.inf
         return ps[j - 1] - s - 0.5 * npc.length
 
+    def _release_claims(self, npc: NPCVehicle) -> None:
+        """Release the junctions the NPC's rear has left."""
+        s = npc.s
+        claims = self._claims
+        if npc.claim:
+            keep = []
+            for jid, exit_s in npc.claim:
+                if s > exit_s + 0.5 * npc.length:
+                    held = claims.get(jid)
+                    if held is not None:
+                        held.pop(npc.actor_id, None)
+                        if not held:
+                            del claims[jid]
+                else:
+                    keep.append((jid, exit_s))
+            npc.claim = keep
+
+    def _light_gap(self, npc: NPCVehicle, lights: Sequence[Any], look: float) -> float:
+        """IDM gap [m] to an obstacle at the stop line of the first signalised junction
+        entry within ``look`` metres when its light says stop (inf when it says go).
+
+        Red: stop unless the NPC could not stop before the line even at
+        :data:`MAX_BRAKING` (or its front is past it). Yellow: stop when the NPC can
+        stop at the comfortable deceleration b. Green, off, unknown: go. A decision to
+        stop holds until the light turns green (no change of mind while braking). A
+        claim on the junction made before the light changed is given up.
+        """
+        ps, pj, plane = npc.ps, npc.pj, npc.plane
+        s = npc.s
+        n = len(ps)
+        lane_light = self._lane_light
+        j = npc.i + 1
+        end = s + look
+        while j < n and ps[j] <= end:
+            if pj[j] != -1 and pj[j - 1] == -1:
+                k = lane_light.get(plane[j - 1])
+                if k is not None:
+                    break
+            j += 1
+        else:
+            return math.inf
+        lt = lights[k]
+        state = int(lt.state)
+        if state not in (_RED, _YELLOW):
+            npc.stop_for = -1
+            return math.inf
+        (x0, y0), (x1, y1) = lt.stop_line
+        i = j - 1
+        c, sn = math.cos(npc.pyaw[i]), math.sin(npc.pyaw[i])
+        s_line = ps[i] + (0.5 * (x0 + x1) - npc.px[i]) * c + (0.5 * (y0 + y1) - npc.py[i]) * sn
+        d = s_line - s - 0.5 * npc.length - STOP_LINE_MARGIN  # front to the stopping point
+        v = npc.speed
+        if npc.stop_for != lt.light_id:  # decide once per light change, then keep to it
+            if d < -STOP_LINE_MARGIN:
+                return math.inf  # the front is past the line
+            if state == _YELLOW:
+                if v * v > 2.0 * IDM_DECELERATION * (d + STOP_LINE_MARGIN):
+                    return math.inf  # cannot stop before the line comfortably: go
+            elif v * v > 2.0 * MAX_BRAKING * (d + STOP_LINE_MARGIN):
+                return math.inf
+            npc.stop_for = lt.light_id
+        jid = pj[j]
+        if any(h == jid for h, _ in npc.claim):
+            held = self._claims.get(jid)
+            if held is not None:
+                held.pop(npc.actor_id, None)
+                if not held:
+                    del self._claims[jid]
+            npc.claim = [(h, e) for h, e in npc.claim if h != jid]
+        gap = d + self.config.min_gap  # IDM's standstill gap s0 puts the front at the point
+        return gap if gap > 0.0 else 0.0
+
     def _move(self, npc: NPCVehicle, ds: float, v1: float) -> None:
         npc.speed = v1
+        npc.cached = None
         s = npc.s + ds
         ps = npc.ps
         if s > ps[-1]:

@@ -9,8 +9,13 @@ each step (:mod:`.events`) and RGB cameras are rendered from a map raster
 One step (``dt`` fixed by the scenario, default 0.05 s, as CARLA's synchronous mode):
 
 1. the ego's control is applied for ``dt`` (steering lag, engine, brakes, drag);
-2. NPCs advance (IDM on the vehicle ahead, the ego included);
-3. events of the new state: collisions, leaving the road, lane invasions;
+2. traffic lights advance (``[lights] enabled``: :mod:`.lights`, the town's
+   :func:`~drive_il.maps.signals.signal_layout`); NPCs advance (IDM on the vehicle
+   ahead, the ego included; they stop at red lights and yield to walkers on the road);
+   walkers advance (:mod:`.walkers`: sidewalks, crossings with gap acceptance);
+3. events of the new state: collisions, leaving the road, lane invasions, running a red
+   light (:class:`~drive_il.sim.infractions.RedLightRule`), hitting a walker
+   (:class:`~.walkers.WalkerCollisionDetector`);
 4. cameras render the new state (skipped with ``render=False``);
 5. a frozen :class:`~drive_il.types.Step` is returned.
 
@@ -20,8 +25,17 @@ backend: see :mod:`drive_il.routing.episode` (scenario route
 ``numpy.random.default_rng(seed)``).
 
 Determinism: the world is a pure function of the scenario and the seed (traffic draws
-from ``numpy.random.default_rng([seed, 1])``; cameras get the seed and frame number), so
-the same scenario and seed give bit-identical frames and poses.
+from ``numpy.random.default_rng([seed, 1])``, walkers from ``default_rng([seed, 3])``;
+cameras get the seed and frame number), so the same scenario and seed give bit-identical
+frames and poses.
+
+Traffic counts: ``[traffic] density`` "custom" spawns ``vehicles`` and ``walkers``; a
+NoCrash condition ("empty", "regular", "dense") spawns
+:func:`drive_il.sim.density.traffic_counts`. Walkers are spawned at reset (at least
+``min_spawn_distance`` from the ego's start) only when there are some: with none the
+world is the one of before, bit for bit. ``WorldState.walkers`` holds the walkers within
+:data:`~.walkers.WALKER_STATE_RADIUS` of the ego (what the cameras draw and the expert
+needs; ``sim.walkers.states()`` gives all).
 
 The cameras see a flat ground plane; ``VehicleState.z`` is the road height under the ego
 (of the lane found by the event detector each step), so ``carla.Map`` queries with the
@@ -56,15 +70,20 @@ from ..base import StartPose
 from ...routing.episode import EpisodeSetup, plan_episode
 from .dynamics import BicycleModel
 from .events import EventDetector
+from .lights import LightController
 from .traffic import Traffic
+from .walkers import WALKER_STATE_RADIUS, WALKER_STREAM, WalkerCollisionDetector, Walkers
 
-__all__ = ["EmbeddedSimulator", "TRAFFIC_STREAM"]
+__all__ = ["EmbeddedSimulator", "TRAFFIC_STREAM", "LIGHTS_STREAM"]
 
 log = logging.getLogger(__name__)
 
 #: Second entry of the traffic rng's seed: ``default_rng([seed, TRAFFIC_STREAM])``
 #: (the route uses ``default_rng(seed)``; the two streams are independent).
 TRAFFIC_STREAM = 1
+#: Second entry of the traffic lights' rng seed: ``default_rng([seed, LIGHTS_STREAM])``
+#: (the groups' starting phases; independent of the route and traffic streams).
+LIGHTS_STREAM = 2
 
 _COMMANDS = {int(o): o for o in RoadOption}
 
@@ -83,6 +102,11 @@ class EmbeddedSimulator:
         render: see above.
         ego: the ego's :class:`BicycleModel` (mutable internal state; read-only use).
         traffic: the episode's :class:`Traffic`.
+        walkers: the episode's :class:`~.walkers.Walkers`, or None without pedestrians.
+        lights: the episode's :class:`~drive_il.sim.embedded.lights.LightController`
+            (None when the scenario's ``[lights]`` are disabled: no lights, the world of
+            before bit for bit); its heads are ``WorldState.traffic_lights`` of every Step,
+            the groups' starting phases drawn from ``default_rng([seed, LIGHTS_STREAM])``.
         frame: frame number of the current state (0 after reset).
         setup: the :class:`~drive_il.routing.episode.EpisodeSetup` of the episode.
 
@@ -120,6 +144,11 @@ class EmbeddedSimulator:
         self._route_lists: tuple[list, list, list] = ([], [], [])
         self._actors: tuple[ActorState, ...] = ()
         self._appearance: Any = None
+        self.lights: LightController | None = None
+        self._light_states: tuple = ()
+        self.walkers: Walkers | None = None
+        self._walker_hits: WalkerCollisionDetector | None = None
+        self._walker_states: tuple = ()
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -178,14 +207,34 @@ class EmbeddedSimulator:
         self._cameras = self._get_cameras(scenario.cameras, scenario.weather)
         self.traffic = Traffic(carla_map, scenario.traffic, dt=self.dt,
                                rng=np.random.default_rng([self.seed, TRAFFIC_STREAM]))
-        if scenario.traffic.vehicles > 0:
-            self.traffic.spawn(scenario.traffic.vehicles, self._spawn_points(),
+        n_vehicles, n_walkers = self._traffic_counts(town, scenario)
+        if n_vehicles > 0:
+            self.traffic.spawn(n_vehicles, self._spawn_points(),
                                avoid=[(st.x, st.y)])
+        self.walkers, self._walker_hits, self._walker_states = None, None, ()
+        if n_walkers > 0:  # pedestrians (none: the world of before, bit for bit)
+            self.walkers = Walkers(town, scenario.traffic, self.dt,
+                                   np.random.default_rng([self.seed, WALKER_STREAM]))
+            self.walkers.spawn(n_walkers, avoid=[(st.x, st.y)])
+            self._walker_hits = WalkerCollisionDetector(length=self.ego.length, width=self.ego.width)
+            self._walker_hits.prime(st.x, st.y, st.yaw, self.walkers)
+            self._walker_states = self.walkers.states((st.x, st.y), WALKER_STATE_RADIUS)
+        self.lights, self._light_states = None, ()
+        if scenario.lights.enabled:
+            from ...maps.signals import signal_layout
+            lc = scenario.lights
+            layout = signal_layout(town, lc.min_roads)
+            # the heads per phase step, kept on the town for later episodes
+            cache = town.memo(("light_states", lc.min_roads, lc.green_s, lc.yellow_s, lc.red_s,
+                               self.dt), dict)
+            self.lights = LightController(layout, lc, dt=self.dt, cache=cache,
+                                          rng=np.random.default_rng([self.seed, LIGHTS_STREAM]))
+            self._light_states = self.lights.states()
         self.events = EventDetector(carla_map, length=self.ego.length, width=self.ego.width,
                                     is_drivable=self._raster.is_drivable)
         self._actors = self.traffic.actor_states()
         self.events.reset(st.x, st.y, st.yaw, self.traffic.vehicles,
-                          z=float(setup.route.waypoints[0].z))
+                          z=float(setup.route.waypoints[0].z), lights=self._light_states)
         self.ego.z = self.events.road_z
         return self._make_step(())
 
@@ -201,13 +250,27 @@ class EmbeddedSimulator:
             raise RuntimeError("EmbeddedSimulator.step: call reset() first")
         ego.step_raw(control.steer, control.throttle, control.brake, control.hand_brake,
                      control.reverse, self.dt)
+        lights = self.lights
+        if lights is not None:
+            lights.step(self.dt)
+            self._light_states = lights.states()
         traffic = self.traffic
+        walkers = self.walkers
         if traffic.vehicles or self._actors:
-            traffic.step(ego)
+            traffic.step(ego, lights=self._light_states,
+                         walkers=walkers.obstacles() if walkers is not None else ())
             self._actors = traffic.actor_states()
+        if walkers is not None:
+            walkers.step(ego, traffic.vehicles, self._light_states)
         self.frame += 1
         x, y = ego.x, ego.y
-        events = self.events.detect(x, y, ego.yaw, traffic.vehicles, self.frame, self.frame * self.dt)
+        events = self.events.detect(x, y, ego.yaw, traffic.vehicles, self.frame, self.frame * self.dt,
+                                    lights=self._light_states)
+        if walkers is not None:
+            hits = self._walker_hits.detect(x, y, ego.yaw, walkers, self.frame, self.frame * self.dt)
+            if hits:
+                events = events + tuple(hits)
+            self._walker_states = walkers.states((x, y), WALKER_STATE_RADIUS)
         ego.z = self.events.road_z
         return self._make_step(events, render)
 
@@ -216,6 +279,8 @@ class EmbeddedSimulator:
         self.ego = None
         self.traffic = None
         self.events = None
+        self.lights, self._light_states = None, ()
+        self.walkers, self._walker_hits, self._walker_states = None, None, ()
 
     # ------------------------------------------------------------------ extras
     def spawn_static_vehicle(self, x: float, y: float, yaw: float, *, length: float = 4.5,
@@ -260,7 +325,10 @@ class EmbeddedSimulator:
         if self.ego is None:
             raise RuntimeError("teleport: call reset() first")
         self.ego.set_pose(x, y, yaw, speed)
-        self.events.reset(x, y, yaw, self.traffic.vehicles, z=self.ego.z)
+        self.events.reset(x, y, yaw, self.traffic.vehicles, z=self.ego.z, lights=self._light_states)
+        if self.walkers is not None:
+            self._walker_hits.prime(x, y, yaw, self.walkers)
+            self._walker_states = self.walkers.states((x, y), WALKER_STATE_RADIUS)
         self.ego.z = self.events.road_z
         self._route_i = 0
         self._route_search_frame = 0
@@ -308,6 +376,16 @@ class EmbeddedSimulator:
                 self._rigs = {k: v for k, v in self._rigs.items() if k[0] != old.digest}
         return town
 
+    @staticmethod
+    def _traffic_counts(town: Any, scenario: Scenario) -> tuple[int, int]:
+        """(vehicles, walkers) of the scenario's ``[traffic]`` on ``town``: its counts
+        for density "custom", NoCrash's otherwise (:func:`drive_il.sim.density.traffic_counts`)."""
+        tc = scenario.traffic
+        if tc.density == "custom":
+            return tc.vehicles, tc.walkers
+        from ..density import driving_lane_length, traffic_counts
+        return traffic_counts(tc, town.name, driving_lane_length(town))
+
     def _spawn_points(self) -> tuple:
         return self._town.spawn_points
 
@@ -351,7 +429,11 @@ class EmbeddedSimulator:
 
     def _render(self, ego: VehicleState) -> dict[str, np.ndarray]:
         frame, seed, actors = self.frame, self.seed, self._actors
-        return {name: cam.render(ego, actors, frame=frame, seed=seed) for name, cam in self._cameras}
+        # traffic lights (with their stop lines) and walkers are drawn too; none: the
+        # frames of a world without them
+        lights, walkers = self._light_states, self._walker_states
+        return {name: cam.render(ego, actors, frame=frame, seed=seed, lights=lights, walkers=walkers)
+                for name, cam in self._cameras}
 
     def _command(self, x: float, y: float) -> RoadOption:
         """Route command at the ego's projected route position.
@@ -401,6 +483,7 @@ class EmbeddedSimulator:
         obs = Observation(frames=frames, speed=ego.speed, command=self._command(ego.x, ego.y),
                           frame=frame, sim_time=t)
         ws = WorldState(ego=ego, actors=self._actors, route=self._route, frame=frame,
-                        sim_time=t, dt=self.dt, town=self._town.name, weather=sc.weather)
+                        sim_time=t, dt=self.dt, town=self._town.name, weather=sc.weather,
+                        traffic_lights=self._light_states, walkers=self._walker_states)
         return Step(observation=obs, world_state=ws, events=events)
 

@@ -179,3 +179,190 @@ def test_vectorised_broad_phase_matches_the_plain_loop(grid, grid_spawns, monkey
     plain = run()
     monkeypatch.setattr(traffic_mod, "_VECTORISE_ABOVE", 0)
     assert run() == plain
+
+
+def test_hybrid_mode_moves_far_npcs_every_fourth_step_and_near_ones_every_step(grid, grid_spawns):
+    """CARLA TM's hybrid physics mode: within ``hybrid_radius`` of the ego every step,
+    beyond it every HYBRID_EVERY-th step over the elapsed time; traffic flows about as
+    far as without it."""
+    from drive_il.sim.embedded.traffic import HYBRID_EVERY
+    s0 = grid_spawns[0]
+    ego = parked_ego(s0.x, s0.y, s0.yaw)
+    full = make(grid, grid_spawns, 30, seed=4)
+    hyb = make(grid, grid_spawns, 30, seed=4, hybrid_radius=40.0)
+    moves = {v.actor_id: 0 for v in hyb.vehicles}
+    for k in range(int(40 / DT)):
+        full.step(ego)
+        before = {v.actor_id: (v.x, v.y, v.speed) for v in hyb.vehicles}
+        near = {v.actor_id for v in hyb.vehicles if math.hypot(v.x - ego.x, v.y - ego.y) <= 40.0}
+        hyb.step(ego)
+        for v in hyb.vehicles:
+            if v.actor_id not in before:
+                continue
+            moved = (v.x, v.y, v.speed) != before[v.actor_id]
+            if v.actor_id in near:
+                assert moved or v.speed == 0.0, "a vehicle near the ego must move every step"
+            elif moved:
+                moves[v.actor_id] += 1
+    far_moves = [m for aid, m in moves.items() if m > 0]
+    assert far_moves and max(far_moves) <= int(40 / DT) // HYBRID_EVERY + int(40 / DT) // 4
+    dist_full = np.mean([v.s for v in full.vehicles])
+    dist_hyb = np.mean([v.s for v in hyb.vehicles])
+    assert dist_hyb == pytest.approx(dist_full, rel=0.15)
+
+
+def test_hybrid_mode_off_is_the_default_and_unchanged(grid, grid_spawns):
+    assert TrafficConfig().hybrid_radius == 0.0
+    a = make(grid, grid_spawns, 20, seed=9)
+    b = make(grid, grid_spawns, 20, seed=9, hybrid_radius=0.0)
+    for _ in range(100):
+        a.step(parked_ego())
+        b.step(parked_ego())
+    assert a.actor_states() == b.actor_states()
+
+
+# ------------------------------------------------------------------ traffic lights
+def _front(v):
+    return v.x + 0.5 * v.length * math.cos(v.yaw), v.y + 0.5 * v.length * math.sin(v.yaw)
+
+
+def _light_run(grid_town, n, seed, seconds, watch=None):
+    """NPCs on the grid with its lights cycling (CARLA's defaults, random offsets); counts
+    the NPCs' fronts crossing a stop line of their lane by the light's state then."""
+    from drive_il.maps.signals import signal_layout
+    from drive_il.scenario import LightsConfig
+    from drive_il.sim.embedded.lights import LightController
+    from drive_il.sim.infractions import segments_cross
+
+    ctl = LightController(signal_layout(grid_town), LightsConfig(enabled=True),
+                          np.random.default_rng([seed, 2]))
+    t = make(grid_town.map, grid_town.spawn_points, n, seed=seed)
+    ego = parked_ego()
+    crossed = {0: 0, 1: 0, 2: 0}
+    prev = {v.actor_id: _front(v) for v in t.vehicles}
+    lane_light = ctl.layout.lane_light  # the light of the lane under the NPC's centre
+    for _ in range(int(seconds / DT)):
+        ctl.step(DT)
+        lights = ctl.states()
+        t.step(ego, lights=lights)
+        for v in t.vehicles:
+            f = _front(v)
+            p = prev.get(v.actor_id, f)
+            prev[v.actor_id] = f
+            lid = lane_light.get(v.plane[v.i])
+            if lid is None:
+                continue
+            lt = lights[lid - 1]
+            (a, b), (c, d) = lt.stop_line
+            if segments_cross(p[0], p[1], f[0], f[1], a, b, c, d):
+                crossed[int(lt.state)] += 1
+        if watch is not None:
+            watch(t, lights)
+    return t, crossed
+
+
+def test_npcs_never_cross_a_red_stop_line_and_go_on_green():
+    from drive_il.maps import load_town
+    from drive_il.sim.embedded.traffic import LIGHT_LEADER
+    grid_town = load_town("grid")
+    waited = []
+
+    def watch(t, lights):
+        for v in t.vehicles:
+            if v.leader == LIGHT_LEADER and v.speed < 0.05:
+                waited.append(v.actor_id)
+
+    t, crossed = _light_run(grid_town, 25, seed=3, seconds=80.0, watch=watch)
+    assert crossed[0] == 0          # red
+    assert crossed[2] > 20          # green: traffic flows
+    assert len(set(waited)) >= 5    # and NPCs did wait at red lights
+    assert not any(v.ignore_npcs for v in t.vehicles)
+
+
+def test_npc_waits_at_the_stop_line_of_a_red_light_then_goes():
+    from drive_il.maps import load_town
+    from drive_il.maps.signals import signal_layout
+    from drive_il.sim.embedded.traffic import LIGHT_LEADER, STOP_LINE_MARGIN
+    from drive_il.types import TrafficLight, TrafficLightState
+
+    town = load_town("grid")
+    layout = signal_layout(town)
+    h = layout.heads[0]
+    (x0, y0), (x1, y1) = h.stop_line
+    mx, my = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    c, s = math.cos(h.yaw), math.sin(h.yaw)
+    spawn = SimpleNamespace(x=mx - 35.0 * c, y=my - 35.0 * s, yaw=h.yaw)
+    t = Traffic(town.map, TrafficConfig(vehicles=1), dt=DT, rng=np.random.default_rng(0))
+    assert t.spawn(1, [spawn]) == 1
+    npc = t.vehicles[0]
+
+    def lights(state):
+        return tuple(TrafficLight(light_id=g.light_id, x=g.x, y=g.y, yaw=g.yaw, state=state,
+                                  stop_line=g.stop_line, lanes=g.lanes) for g in layout.heads)
+
+    red = lights(TrafficLightState.RED)
+    for _ in range(int(20 / DT)):
+        t.step(parked_ego(), lights=red)
+    fx, fy = _front(npc)
+    before = (mx - fx) * c + (my - fy) * s  # front to the line [m]
+    assert npc.speed < 0.05 and npc.leader == LIGHT_LEADER
+    assert before == pytest.approx(STOP_LINE_MARGIN, abs=0.3)
+    assert npc.claim == [] and t._claims == {}  # waiting at red claims no junction
+    green = lights(TrafficLightState.GREEN)
+    for _ in range(int(8 / DT)):
+        t.step(parked_ego(), lights=green)
+    fx, fy = _front(npc)
+    assert (mx - fx) * c + (my - fy) * s < -5.0  # through the stop line
+
+
+def test_yellow_stops_only_an_npc_that_can_stop_comfortably():
+    from drive_il.maps import load_town
+    from drive_il.maps.signals import signal_layout
+    from drive_il.sim.embedded.traffic import IDM_DECELERATION
+    from drive_il.types import TrafficLight, TrafficLightState
+
+    town = load_town("grid")
+    layout = signal_layout(town)
+    h = layout.heads[0]
+    (x0, y0), (x1, y1) = h.stop_line
+    mx, my = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    c, s = math.cos(h.yaw), math.sin(h.yaw)
+
+    def lights(state):
+        return tuple(TrafficLight(light_id=g.light_id, x=g.x, y=g.y, yaw=g.yaw, state=state,
+                                  stop_line=g.stop_line, lanes=g.lanes) for g in layout.heads)
+
+    out = {}
+    for dist in (6.0, 40.0):  # front this far from the line at 7 m/s when it turns yellow
+        t = Traffic(town.map, TrafficConfig(vehicles=1), dt=DT, rng=np.random.default_rng(0))
+        back = dist + 2.25 + 25.0
+        t.spawn(1, [SimpleNamespace(x=mx - back * c, y=my - back * s, yaw=h.yaw)])
+        npc = t.vehicles[0]
+        npc.speed = 7.0
+        green, yellow = lights(TrafficLightState.GREEN), lights(TrafficLightState.YELLOW)
+        while (mx - _front(npc)[0]) * c + (my - _front(npc)[1]) * s > dist:
+            npc.speed = 7.0
+            t.step(parked_ego(), lights=green)
+        assert 7.0 ** 2 / (2 * IDM_DECELERATION) > 6.0 and 7.0 ** 2 / (2 * IDM_DECELERATION) < 40.0
+        for _ in range(int(20 / DT)):
+            t.step(parked_ego(), lights=yellow)
+        out[dist] = (mx - _front(npc)[0]) * c + (my - _front(npc)[1]) * s
+    assert out[6.0] < 0.0          # too close to stop comfortably: went through
+    assert 0.0 < out[40.0] < 1.0   # far enough: stopped at the line
+
+
+def test_dense_traffic_with_lights_keeps_moving():
+    """30 NPCs on the grid with lights for 80 s: no gridlock."""
+    from drive_il.maps import load_town
+    grid_town = load_town("grid")
+    odo = {}
+
+    def watch(t, lights):
+        if not odo and t.vehicles and watch.k == int(30 / DT):
+            odo.update({v.actor_id: v.s for v in t.vehicles})
+        watch.k += 1
+    watch.k = 0
+    t, crossed = _light_run(grid_town, 30, seed=5, seconds=80.0, watch=watch)
+    progressed = [v.s - odo[v.actor_id] > 20.0 for v in t.vehicles if v.actor_id in odo]
+    assert np.mean(progressed) > 0.6
+    assert crossed[0] == 0
