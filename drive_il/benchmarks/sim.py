@@ -7,6 +7,14 @@ Configurations, each on the same town, route and seed:
 * ``3 cameras 66x200``: left/centre/right cameras (yaw -30/0/+30 deg, as CIL's rig);
 * ``1 camera 600x800``: one 800x600 camera.
 
+``--urban`` (issue 19): NoCrash's dense traffic on Town01 instead -- ``[traffic] density =
+"dense"`` (100 vehicles and 250 pedestrians, :func:`drive_il.sim.density.traffic_counts`)
+and ``[lights] enabled = true`` -- timed for ``physics`` and ``1 camera 66x200`` (the
+camera draws the vehicles, walkers, traffic lights and stop lines in view); target
+>= 1,000 steps/s with the camera on one core. ``--hybrid-radius R`` moves NPCs beyond R
+metres of the ego every 4th step (``[traffic] hybrid_radius``). Without Town01 in the maps folder it
+prints one line saying so and exits 0.
+
 Each camera configuration is compared with a bare minimal render of the same frame
 size measured in the same run on the same raster: one ``cv2.warpPerspective`` (a remap) of the map raster
 per frame (:func:`drive_il.benchmarks.render.bare_remap_baseline`). The ratio is
@@ -49,7 +57,8 @@ _WARM = 5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--town", default="circuit", help="town (generated or in --maps-dir; default circuit)")
+    p.add_argument("--town", default=None,
+                   help="town (generated or in --maps-dir; default circuit, with --urban Town01)")
     p.add_argument("--maps-dir", type=Path, default=None, help="folder of OpenDRIVE towns")
     p.add_argument("--steps", type=int, default=1000, help="timed steps per configuration (default 1000)")
     p.add_argument("--driver", choices=("none", "expert"), default="none",
@@ -58,6 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traffic", type=int, default=0, help="NPC vehicles (default 0)")
     p.add_argument("--weather", default="ClearNoon", help="weather preset (default ClearNoon)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
+    p.add_argument("--hybrid-radius", type=float, default=0.0,
+                   help="NPCs farther than this [m] from the ego move every 4th step (CARLA TM's hybrid "
+                        "physics mode; [traffic] hybrid_radius); default 0 = off")
+    p.add_argument("--urban", action="store_true",
+                   help="NoCrash dense traffic (100 vehicles, 250 pedestrians on Town01) with traffic lights; "
+                        "physics and one 66x200 camera")
 
 
 def _pin() -> str:
@@ -126,15 +141,28 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     if not args.no_pin:
         cv2.setNumThreads(1)
-    from ..scenario import CameraConfig, Scenario, TrafficConfig
+    from ..errors import MapError
+    from ..scenario import CameraConfig, LightsConfig, Scenario, TrafficConfig
     from ..sim.embedded.world import EmbeddedSimulator
 
+    urban = bool(getattr(args, "urban", False))
+    town = args.town or ("Town01" if urban else "circuit")
+    if urban:
+        from ..maps import load_town
+        try:
+            load_town(town, args.maps_dir)
+        except MapError as e:
+            print(f"sim bench --urban: {town} is not available ({e}); skipped")
+            return 0
     steps = int(args.steps)
     target = 8.0
     dt = 0.05
-    base = Scenario(name="bench", town=args.town, weather=args.weather, seed=args.seed,
+    hybrid = float(getattr(args, "hybrid_radius", 0.0) or 0.0)
+    traffic = (TrafficConfig(density="dense", hybrid_radius=hybrid) if urban
+               else TrafficConfig(vehicles=args.traffic, hybrid_radius=hybrid))
+    base = Scenario(name="bench", town=town, weather=args.weather, seed=args.seed,
                     route_length=max(100.0, (steps * 1.2 + 200) * dt * target * 1.2),
-                    target_speed=target, traffic=TrafficConfig(vehicles=args.traffic))
+                    target_speed=target, traffic=traffic, lights=LightsConfig(enabled=urban))
     cam = CameraConfig(name="center", width=200, height=66)
     rigs = [
         ("physics (no camera)", None, (cam,)),
@@ -144,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
             dataclasses.replace(cam, name="right", yaw_deg=30.0))),
         ("1 camera 600x800", (600, 800, 1), (CameraConfig(name="center", width=800, height=600, fov_deg=90.0),)),
     ]
+    if urban:
+        rigs = rigs[:2]
     sim = EmbeddedSimulator(maps_dir=args.maps_dir, render=False)
     # record the controls once (untimed)
     step = sim.reset(base, args.seed)
@@ -159,8 +189,16 @@ def run(args: argparse.Namespace) -> int:
         from ..expert.expert import Expert
         expert = Expert(config=load_expert_config(base.expert), vehicle=base.vehicle)
 
-    print(f"sim bench: town {args.town}, {steps} steps per configuration, dt {dt} s, "
-          f"driver {args.driver}, traffic {args.traffic}, {pinned}")
+    if urban:
+        n_walkers = sim.walkers.count if getattr(sim, "walkers", None) is not None else 0
+        what = (f"NoCrash dense: {len(sim.traffic.vehicles)} vehicles, {n_walkers} walkers, "
+                f"{len(getattr(sim, '_light_states', ()))} traffic lights")
+    else:
+        what = f"traffic {args.traffic}"
+    if hybrid > 0:
+        what += f", hybrid mode beyond {hybrid:g} m"
+    print(f"sim bench: town {town}, {steps} steps per configuration, dt {dt} s, "
+          f"driver {args.driver}, {what}, {pinned}")
     for label, size, rig in rigs:
         sim.render = size is not None
         sc = base.replace(cameras=rig)

@@ -8,6 +8,14 @@ camera) and a three-camera DAVE-2-style rig (left / centre / right, 0.7 m apart)
 contact sheet per rig puts the presets side by side. By default the generated towns are
 used ("circuit" for the straight and the curve, "grid" for the junction), so the command
 works on a bare machine.
+
+``--urban`` renders the urban scene set instead (issue 19, the README's screenshots): an
+800x600 forward camera on the approach to a signalised junction of the town's
+traffic-light layout (:func:`drive_il.maps.signals.signal_layout`; Town01 when it is in
+the maps folder, else the generated "grid"): ``lights_<Weather>.png`` for ClearNoon,
+ClearSunset and HardRainNoon (the head of the approach red, its stop line painted,
+walkers on the sidewalk) and ``pedestrian_crossing.png`` (a walker crossing the lane in
+front of the car at the junction entry).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import itertools
 import math
 from pathlib import Path
 
-__all__ = ["find_scenes", "register", "run"]
+__all__ = ["find_scenes", "register", "run", "urban_scene"]
 
 _SUBSET = ("ClearNoon", "HardRainNoon", "ClearSunset")
 _NPC_COLOURS = ((170, 30, 30), (30, 70, 160), (220, 220, 215), (40, 40, 45), (200, 160, 40))
@@ -43,6 +51,11 @@ def register(sub) -> None:
                    help="map raster resolution [m/px] (default: chosen by map size, 0.05 for small maps)")
     p.add_argument("--scale", type=int, default=3,
                    help="also write 66x200-style frames enlarged this many times (nearest), 1 = off")
+    p.add_argument("--urban", action="store_true",
+                   help="render the urban scene set instead: traffic lights on a junction approach in "
+                        "three weather presets (lights_<Weather>.png) and a pedestrian crossing in front "
+                        "of the car (pedestrian_crossing.png); town: --town, else Town01 when found, "
+                        "else the generated 'grid'")
     p.set_defaults(func=run)
 
 
@@ -110,16 +123,168 @@ def _npcs(w, rng_seed: int):
     return tuple(actors)
 
 
+#: weather presets of the urban screenshots (noon, sunset, heavy rain)
+URBAN_PRESETS = ("ClearNoon", "ClearSunset", "HardRainNoon")
+#: ego distance before the stop line [m] for the lights and the crossing views
+_LIGHT_VIEW, _CROSSING_VIEW = 22.0, 10.0
+
+
+def urban_scene(town, distance: float = _LIGHT_VIEW):
+    """(ego VehicleState, traffic lights (the approach's first), walkers on the
+    sidewalk, the controlled lane's waypoint at the stop line) for an approach to a signalised junction of
+    ``town``: the first head of its signal layout (by light id) whose lane runs straight
+    for ``distance`` + 10 m before its stop line; the ego on that lane ``distance`` [m]
+    before the stop line. Heads: the approach's red, the next head of its group green,
+    the rest red (as a group's cycle). Without a signalised approach: a hand-built head
+    at the first junction approach found (:func:`find_scenes`). Deterministic.
+
+    Raises:
+        ValueError: the town has no junction approach at all (one line naming the town).
+    """
+    import carla
+
+    from ..maps.signals import signal_layout
+    from ..types import TrafficLight, TrafficLightState, VehicleState, WalkerState
+
+    m = town.map
+    layout = signal_layout(town)
+    chosen = ego_wp = line_wp = None
+    for h in layout.heads:
+        (x0, y0), (x1, y1) = h.stop_line
+        L = math.hypot(x1 - x0, y1 - y0)
+        if L <= 0.0:
+            continue
+        t = min(1.0, 1.75 / L)   # the rightmost lane, about half a lane from the right edge
+        back = 0.5  # just before the line, on the incoming lane
+        px = x0 + t * (x1 - x0) - back * math.cos(h.yaw)
+        py = y0 + t * (y1 - y0) - back * math.sin(h.yaw)
+        wp = m.get_waypoint(carla.Location(x=px, y=py, z=0.0))
+        if wp is None or wp.is_junction or (wp.road_id, wp.lane_id) not in h.lanes:
+            continue
+        prev = wp.previous(distance + 10.0)
+        if not prev:
+            continue
+        if abs(_heading_change([prev[0], wp])) > math.radians(3.0) or prev[0].is_junction:
+            continue
+        e = wp.previous(distance)
+        if not e:
+            continue
+        chosen, ego_wp, line_wp = h, e[0], wp
+        break
+    if chosen is None:
+        w = find_scenes(m).get("junction")
+        if w is None:
+            raise ValueError(f"{town.name}: no junction approach found for the urban scenes")
+        ahead = w
+        while not ahead.next(2.0)[0].is_junction:
+            ahead = ahead.next(2.0)[0]
+        t = ahead.transform
+        yaw = math.radians(t.rotation.yaw)
+        c, s = math.cos(yaw), math.sin(yaw)
+        hw = 0.5 * ahead.lane_width
+        x, y = t.location.x, t.location.y
+        head = TrafficLight(light_id=1, x=x - (hw + 1.0) * s, y=y + (hw + 1.0) * c, yaw=yaw,
+                            state=TrafficLightState.RED,
+                            stop_line=((x - hw * s, y + hw * c), (x + hw * s, y - hw * c)),
+                            lanes=((ahead.road_id, ahead.lane_id),))
+        lights = (head,)
+        e = ahead.previous(distance)
+        ego_wp, line_wp = (e[0] if e else w), ahead
+    else:
+        group = layout.groups.get(chosen.group_id, (chosen.light_id,))
+        k = group.index(chosen.light_id) if chosen.light_id in group else 0
+        green = group[(k + 1) % len(group)] if len(group) > 1 else None
+        lights = tuple(TrafficLight(light_id=h.light_id, x=h.x, y=h.y, yaw=h.yaw, z=h.z,
+                                    state=TrafficLightState.GREEN if h.light_id == green else TrafficLightState.RED,
+                                    junction_id=h.junction_id, group_id=h.group_id, stop_line=h.stop_line,
+                                    lanes=h.lanes, height=h.height)
+                       for h in sorted(layout.heads, key=lambda h: h.light_id != chosen.light_id))
+    t = ego_wp.transform
+    ego = VehicleState(x=t.location.x, y=t.location.y, yaw=math.radians(t.rotation.yaw))
+    walkers = []
+    colours = ((200, 60, 40), (40, 90, 170), (230, 200, 60), (70, 140, 80))
+    for i, d in enumerate((distance - 4.0, distance * 0.5, 3.0)):
+        nxt = ego_wp.next(max(d, 0.5))
+        if not nxt:
+            continue
+        side = nxt[0]
+        for _ in range(4):   # the sidewalk right of the lane
+            side = side.get_right_lane()
+            if side is None or str(side.lane_type) == "Sidewalk":
+                break
+        if side is None or str(side.lane_type) != "Sidewalk":
+            continue
+        st = side.transform
+        walkers.append(WalkerState(actor_id=100000 + i, x=st.location.x, y=st.location.y,
+                                   yaw=math.radians(st.rotation.yaw) + (math.pi if i % 2 else 0.0),
+                                   speed=1.3, color=colours[i % len(colours)]))
+    return ego, lights, tuple(walkers), line_wp
+
+
+def run_urban(args: argparse.Namespace, out: Path) -> int:
+    """``drive-il render --urban``: lights_<Weather>.png and pedestrian_crossing.png."""
+    from ..errors import MapError
+    from ..maps import load_town
+    from ..scenario import CameraConfig
+    from ..sim.embedded.camera import Camera
+    from ..sim.embedded.raster import MapRaster
+    from ..sim.embedded.weather import WeatherLook
+    from ..types import VehicleState, WalkerState
+
+    if args.town:
+        town = load_town(args.town, args.maps_dir)
+    else:
+        try:
+            town = load_town("Town01", args.maps_dir)
+        except MapError as e:
+            print(f"Town01 not available ({e}); using the generated 'grid' town")
+            town = load_town("grid", None)
+    raster = MapRaster.for_town(town, resolution=args.resolution)
+    spec = CameraConfig(name="wide", width=800, height=600, fov_deg=90.0, x=1.4, z=1.5, pitch_deg=-3.0)
+    written: list[Path] = []
+
+    def save(img, name: str) -> None:
+        from PIL import Image
+        path = out / f"{name}.png"
+        Image.fromarray(img).save(path, optimize=True)   # lossless, smallest PNG
+        written.append(path)
+
+    ego, lights, walkers, line_wp = urban_scene(town, _LIGHT_VIEW)
+    for preset in URBAN_PRESETS:
+        cam = Camera(spec, raster, WeatherLook.from_preset(preset))
+        save(cam.render(ego, (), frame=0, seed=0, lights=lights, walkers=walkers), f"lights_{preset}")
+    # a walker crossing the lane at the junction entry, seen from 14 m before the stop line
+    e = line_wp.previous(_CROSSING_VIEW)
+    t = (e[0] if e else line_wp).transform
+    near = VehicleState(x=t.location.x, y=t.location.y, yaw=math.radians(t.rotation.yaw))
+    lt = line_wp.transform
+    yaw = math.radians(lt.rotation.yaw)
+    f = 1.5  # just beyond the stop line, where the crossing is
+    c, s = math.cos(yaw), math.sin(yaw)
+    cross = tuple(WalkerState(actor_id=100010 + i, x=lt.location.x + f * c - off * s,
+                              y=lt.location.y + f * s + off * c, yaw=yaw + sgn * math.pi / 2,
+                              speed=1.4, on_road=True, color=col)
+                  for i, (off, sgn, col) in enumerate(((0.4, -1.0, (190, 40, 50)), (-2.6, 1.0, (60, 110, 190)))))
+    cam = Camera(spec, raster, WeatherLook.from_preset("ClearNoon"))
+    save(cam.render(near, (), frame=0, seed=0, lights=lights, walkers=walkers + cross), "pedestrian_crossing")
+    head = lights[0]
+    print(f"urban scenes: {town.name}, light {head.light_id} (junction {head.junction_id}), "
+          f"ego {_LIGHT_VIEW:.0f} m (lights) and {_CROSSING_VIEW:.0f} m (crossing) before its stop line")
+    for p in written:
+        print(p)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
     from ..errors import MapError
+    from ..maps import load_town
     from ..scenario import WEATHER_PRESETS, CameraConfig
     from ..sim.embedded.camera import Camera
     from ..sim.embedded.raster import MapRaster
     from ..sim.embedded.weather import WeatherLook
-    from ..maps import load_town
     from ..types import VehicleState
 
     presets = tuple(args.presets) if args.presets else WEATHER_PRESETS
@@ -128,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
             raise MapError(f"--presets: unknown weather preset {p!r} (known: {', '.join(WEATHER_PRESETS)})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if getattr(args, "urban", False):
+        return run_urban(args, out)
     towns = {"straight": args.town or "circuit", "curve": args.town or "circuit", "junction": args.town or "grid"}
     rigs = {
         "dave2": (CameraConfig(name="center"),),

@@ -14,6 +14,14 @@ alone (plus the ``carla.Map`` for lane boundaries):
   vehicles;
 * a strip chart of the lateral deviation over the last ``history_seconds`` with the
   +-threshold lines and intervention periods shaded;
+* a speed bar under the gauges: the ego's speed, the expert's target speed
+  (``StepRecord.expert_target_speed``) and the learner's
+  (``StepRecord.learner_target_speed``, when its policy has a speed output), so
+  learner-versus-expert speed is seen live;
+* urban driving (issue 19): traffic lights at their stop lines (state colour) and walkers
+  (dots) on the bird's-eye panel; in the camera view's top-right corner (when the world
+  has traffic lights) the state of the next light on the route with the distance to its
+  stop line (:meth:`Overlay.light_ahead`);
 * a HUD: speed (km/h on screen, m/s inside), command, driver, beta, DAgger round,
   autonomy so far, interventions, events, FPS.
 
@@ -51,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pygame
 
-from ..types import EpisodeInfo, EpisodeResult, Step, StepRecord
+from ..types import EpisodeInfo, EpisodeResult, Step, StepRecord, TrafficLight
 from . import panels
 from .events import EventPump, Pacer, default_pump, ensure_pygame
 from .history import OverlayHistory
@@ -65,6 +73,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Overlay", "Layout", "render_demo_screenshot"]
 
 log = logging.getLogger(__name__)
+
+#: The overlay shows the next traffic light on the route within this distance [m] of
+#: the front bumper.
+LIGHT_AHEAD_RANGE = 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +192,8 @@ class Overlay:
             self.surface = pygame.Surface(self.size)
         self._pump = pump
         self._cursor: int | None = None
+        self._stops_key: Any = None
+        self._stops: list[tuple[float, int]] = []
         self.recorder = (ScreenRecorder(png_dir=record_screens, png_every=record_every, gif=gif)
                          if (record_screens is not None or gif is not None) else None)
 
@@ -295,14 +309,27 @@ class Overlay:
             panels.draw_banner(surf, lay.camera.move(0, lay.camera.height // 2 - 30),
                                f"episode end: {self.result.termination}", (255, 220, 90), th)
 
-        # gauges
+        # gauges, and the speed bar under them
         ex = record.executed
+        g = lay.gauges
+        bar_h = max(24, min(36, g.height // 3))
+        panels.draw_speed_bar(surf, pygame.Rect(g.x, g.bottom - bar_h, g.width, bar_h),
+                              speed=ws.ego.speed, theme=th,
+                              expert_target=getattr(record, "expert_target_speed", None),
+                              learner_target=getattr(record, "learner_target_speed", None))
         panels.draw_steering_gauges(
-            surf, lay.gauges,
+            surf, pygame.Rect(g.x, g.y, g.width, g.height - bar_h - 2),
             [("learner", None if record.learner is None else record.learner.steer, th.learner),
              ("expert", record.expert.steer, th.expert),
              ("executed", ex.steer, th.human if record.driver == "human" else th.executed)],
             th, throttle=ex.throttle, brake=ex.brake)
+
+        # traffic light ahead and speeds, over the camera view
+        lights = getattr(ws, "traffic_lights", ())
+        if lights:
+            light, gap = self.light_ahead(record)
+            panels.draw_light_indicator(surf, (dst.right - 150, dst.y + 6), None if light is None else light.state,
+                                        gap, th, size=max(8, min(14, dst.height // 12)))
 
         # bird's eye
         n_trail = h.capacity
@@ -311,7 +338,8 @@ class Overlay:
             surf, lay.birdseye, ego=ws.ego, theme=th, lanes=self._lanes, route=ws.route,
             expert_path=record.expert_path, trail_xy=trail, trail_deviation=h.recent("lateral_deviation", n_trail),
             threshold=self.threshold, markers=h.markers, actors=ws.actors, scale=self.scale,
-            title=f"bird's-eye  {ws.town}" if ws.town else "bird's-eye")
+            title=f"bird's-eye  {ws.town}" if ws.town else "bird's-eye",
+            lights=lights, walkers=getattr(ws, "walkers", ()))
 
         # strip chart
         panels.draw_strip_chart(
@@ -325,6 +353,36 @@ class Overlay:
                         title=self.status_text or "status")
         self._frames += 1
         return surf
+
+    def light_ahead(self, record: StepRecord) -> tuple[TrafficLight | None, float | None]:
+        """The next traffic light whose stop line the route passes, within
+        :data:`LIGHT_AHEAD_RANGE` of the front bumper, and the distance to its stop line
+        [m] along the route; (None, None) when there is none. The stop lines on the
+        route are found once per route and set of lights by the expert's
+        :meth:`drive_il.expert.local_planner.RouteTracker.light_stops` (lanes at the
+        junction entry, else the route crossing the stop line)."""
+        ws = record.step.world_state
+        lights = getattr(ws, "traffic_lights", ())
+        route = ws.route
+        if not lights or route is None:
+            return None, None
+        key = (route, len(lights), lights[0].light_id, lights[-1].light_id)
+        if self._stops_key is None or self._stops_key[0] is not route or self._stops_key[1:] != key[1:]:
+            from ..expert.config import ExpertConfig
+            from ..expert.local_planner import RouteTracker
+            self._stops = RouteTracker(route, ExpertConfig()).light_stops(lights)
+            self._stops_key = key
+        front = record.route_progress + 0.5 * ws.ego.length
+        for s_line, lid in self._stops:
+            gap = s_line - front
+            if gap < -0.5:
+                continue
+            if gap > LIGHT_AHEAD_RANGE:
+                break
+            for lt in lights:
+                if lt.light_id == lid:
+                    return lt, max(gap, 0.0)
+        return None, None
 
     def hud_items(self, record: StepRecord) -> list[tuple[str, str, tuple[int, int, int] | None]]:
         """The HUD's (name, value, colour) lines for ``record``."""
@@ -342,6 +400,7 @@ class Overlay:
             ("driver", driver, drv_colour),
             ("command", getattr(obs.command, "name", str(obs.command)), None),
             ("speed", f"{speed * 3.6:5.1f} km/h", None),
+            ("exp/lrn v", _targets(record), None),
             ("lat. dev.", f"{record.lateral_deviation:+.2f} m",
              panels.deviation_colour(abs(record.lateral_deviation) / self.threshold)),
             ("heading", f"{math.degrees(record.heading_error):+.1f} deg", None),
@@ -361,6 +420,7 @@ class Overlay:
              th.threshold if record.intervention else None),
             ("events", f"coll {h.collisions} off {h.off_road} inv {h.lane_invasions}", None),
             ("noise", "on" if record.noise else "off", None),
+            ("light", *self._light_item(record)),
             ("sim time", f"{ws.sim_time:.2f} s", None),
             ("step", f"{h.count} (frame {ws.frame})", None),
             ("distance", f"{h.distance:.0f} m", None),
@@ -370,6 +430,14 @@ class Overlay:
             ("FPS", f"{self._fps:.0f}", None),
         ]
         return items
+
+    def _light_item(self, record: StepRecord) -> tuple[str, tuple[int, int, int] | None]:
+        if not getattr(record.step.world_state, "traffic_lights", ()):
+            return "-", None
+        light, gap = self.light_ahead(record)
+        if light is None:
+            return "none ahead", None
+        return f"{light.state.name} {gap:.0f} m", panels.light_colour(light.state)
 
     def present(self) -> None:
         """Show the frame (window) and record it (PNG/GIF/TensorBoard)."""
@@ -418,6 +486,15 @@ class Overlay:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _targets(record: StepRecord) -> str:
+    """'30.0 / 25.1 km/h': the expert's and the learner's target speeds of the record
+    (NaN: '-')."""
+    def f(v: Any) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{v * 3.6:.1f}"
+    return (f"{f(getattr(record, 'expert_target_speed', None))} / "
+            f"{f(getattr(record, 'learner_target_speed', None))} km/h")
 
 
 def render_demo_screenshot(path: str | Path = "docs/overlay.png", *, steps: int = 400, seed: int = 1,

@@ -20,20 +20,30 @@ from dataclasses import dataclass, field
 import numpy as np
 import pygame
 
-from ..types import ActorState, Route, VehicleState
+from ..types import (
+    ActorState,
+    Route,
+    TrafficLight,
+    TrafficLightState,
+    VehicleState,
+    WalkerState,
+)
 from .history import Marker
 from .lanes import LaneGeometry
 
 __all__ = [
     "Theme",
     "deviation_colour",
-    "world_to_panel",
-    "draw_camera",
-    "draw_steering_gauges",
-    "draw_birdseye",
-    "draw_strip_chart",
-    "draw_hud",
     "draw_banner",
+    "draw_birdseye",
+    "draw_camera",
+    "draw_hud",
+    "draw_light_indicator",
+    "draw_speed_bar",
+    "draw_steering_gauges",
+    "draw_strip_chart",
+    "light_colour",
+    "world_to_panel",
 ]
 
 Colour = tuple[int, int, int]
@@ -74,7 +84,7 @@ class Theme:
     _text_cache: dict = field(default_factory=dict, repr=False)
     _marking_styles: dict = field(default_factory=dict, repr=False)
 
-    def font(self, size: int) -> "pygame.font.Font":
+    def font(self, size: int) -> pygame.font.Font:
         """pygame's default font at ``size`` px (loaded once)."""
         f = self._fonts.get(size)
         if f is None:
@@ -85,7 +95,7 @@ class Theme:
         return f
 
     def text(self, s: str, size: int | None = None, colour: Colour | None = None,
-             bg: Colour | None | str = "panel") -> "pygame.Surface":
+             bg: Colour | None | str = "panel") -> pygame.Surface:
         """Rendered text (anti-aliased), cached by (text, size, colour, background).
 
         Args:
@@ -135,7 +145,7 @@ def world_to_panel(xy: np.ndarray, ego_x: float, ego_y: float, ego_yaw: float,
     return out
 
 
-def _frame(surface: "pygame.Surface", rect: "pygame.Rect", theme: Theme, title: str | None = None) -> None:
+def _frame(surface: pygame.Surface, rect: pygame.Rect, theme: Theme, title: str | None = None) -> None:
     pygame.draw.rect(surface, theme.panel, rect)
     pygame.draw.rect(surface, theme.frame, rect, 1)
     if title:
@@ -143,8 +153,8 @@ def _frame(surface: "pygame.Surface", rect: "pygame.Rect", theme: Theme, title: 
 
 
 # ----------------------------------------------------------------------------- camera
-def draw_camera(surface: "pygame.Surface", rect: "pygame.Rect", frame: np.ndarray | None,
-                theme: Theme, *, title: str = "", smooth: bool = False) -> "pygame.Rect":
+def draw_camera(surface: pygame.Surface, rect: pygame.Rect, frame: np.ndarray | None,
+                theme: Theme, *, title: str = "", smooth: bool = False) -> pygame.Rect:
     """The camera image scaled to fit ``rect`` (aspect kept, centred).
 
     Args:
@@ -180,7 +190,7 @@ def draw_camera(surface: "pygame.Surface", rect: "pygame.Rect", frame: np.ndarra
 
 
 # ----------------------------------------------------------------------------- gauges
-def draw_steering_gauges(surface: "pygame.Surface", rect: "pygame.Rect",
+def draw_steering_gauges(surface: pygame.Surface, rect: pygame.Rect,
                          rows: Sequence[tuple[str, float | None, Colour]], theme: Theme, *,
                          throttle: float | None = None, brake: float | None = None) -> None:
     """Horizontal steering gauges, one row each, centred at steer = 0.
@@ -243,7 +253,7 @@ def _marking_style(kind: str, colour: str, theme: Theme) -> tuple[Colour | None,
     return c, dashed, width
 
 
-def _polyline(surface: "pygame.Surface", colour: Colour, pts: list, width: int, dashed: bool) -> None:
+def _polyline(surface: pygame.Surface, colour: Colour, pts: list, width: int, dashed: bool) -> None:
     if len(pts) < 2:
         return
     if dashed:
@@ -264,12 +274,13 @@ def _box(x: float, y: float, yaw: float, length: float, width: float) -> np.ndar
     return np.column_stack((wx, wy))
 
 
-def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: VehicleState,
+def draw_birdseye(surface: pygame.Surface, rect: pygame.Rect, *, ego: VehicleState,
                   theme: Theme, lanes: LaneGeometry | None = None, route: Route | None = None,
                   expert_path: np.ndarray | None = None, trail_xy: np.ndarray | None = None,
                   trail_deviation: np.ndarray | None = None, threshold: float = 1.0,
                   markers: Iterable[Marker] = (), actors: Sequence[ActorState] = (),
-                  scale: float = 6.0, title: str = "bird's-eye") -> None:
+                  scale: float = 6.0, title: str = "bird's-eye",
+                  lights: Sequence[TrafficLight] = (), walkers: Sequence[WalkerState] = ()) -> None:
     """Heading-up bird's-eye view of the lane around the ego.
 
     Args:
@@ -284,6 +295,11 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
         markers: intervention and event markers (world positions).
         actors: other vehicles.
         scale: [px/m].
+        lights: traffic lights, drawn at their stop lines in the colour of their state
+            (:func:`light_colour`): a thick bar across the stop line and a dot at the
+            pole.
+        walkers: pedestrians, dots of their footprint radius (at least 4 px) in their
+            clothes' colour, outlined.
     """
     surface.fill(theme.grass, rect)
     clip = surface.get_clip()
@@ -364,6 +380,29 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
                 if len(seg) >= 2:
                     pygame.draw.lines(surface, _BIN_COLOURS[int(bins[a])], False, seg, 3)
 
+    # traffic lights at their stop lines (colour of the state), walkers as dots
+    r2 = radius * radius
+    for lt in lights:
+        (x0, y0), (x1, y1) = lt.stop_line
+        if (0.5 * (x0 + x1) - ex) ** 2 + (0.5 * (y0 + y1) - ey) ** 2 > r2 and (lt.x - ex) ** 2 + (lt.y - ey) ** 2 > r2:
+            continue
+        col = light_colour(lt.state)
+        p = tp(np.array([[x0, y0], [x1, y1], [lt.x, lt.y]]))
+        if (x0, y0) != (x1, y1):
+            pygame.draw.line(surface, (20, 20, 20), p[0], p[1], 7)
+            pygame.draw.line(surface, col, p[0], p[1], 5)
+        pygame.draw.circle(surface, (20, 20, 20), (int(p[2][0]), int(p[2][1])), 5)
+        pygame.draw.circle(surface, col, (int(p[2][0]), int(p[2][1])), 4)
+    if walkers:
+        wr = max(4, round(0.3 * scale))
+        for w in walkers:
+            if (w.x - ex) ** 2 + (w.y - ey) ** 2 > r2:
+                continue
+            p = tp(np.array([[w.x, w.y]]))[0]
+            c = (int(p[0]), int(p[1]))
+            pygame.draw.circle(surface, w.color, c, wr)
+            pygame.draw.circle(surface, theme.fg, c, wr, 1)
+
     # other vehicles
     for a in actors:
         if (a.x - ex) ** 2 + (a.y - ey) ** 2 > radius * radius:
@@ -410,7 +449,7 @@ def draw_birdseye(surface: "pygame.Surface", rect: "pygame.Rect", *, ego: Vehicl
 
 
 # ----------------------------------------------------------------------------- strip chart
-def draw_strip_chart(surface: "pygame.Surface", rect: "pygame.Rect", *, t: np.ndarray,
+def draw_strip_chart(surface: pygame.Surface, rect: pygame.Rect, *, t: np.ndarray,
                      lateral_deviation: np.ndarray, intervention: np.ndarray | None, now: float,
                      threshold: float, theme: Theme, window: float = 20.0,
                      limit: float | None = None, title: str = "lateral dev. [m], + = right") -> None:
@@ -478,7 +517,7 @@ def draw_strip_chart(surface: "pygame.Surface", rect: "pygame.Rect", *, t: np.nd
 
 
 # ----------------------------------------------------------------------------- HUD
-def draw_hud(surface: "pygame.Surface", rect: "pygame.Rect", items: Sequence[tuple[str, str, Colour | None]],
+def draw_hud(surface: pygame.Surface, rect: pygame.Rect, items: Sequence[tuple[str, str, Colour | None]],
              theme: Theme, *, title: str = "") -> None:
     """A two-column table of (name, value, colour or None) lines (clipped to ``rect``)."""
     clip = surface.get_clip()
@@ -500,7 +539,7 @@ def draw_hud(surface: "pygame.Surface", rect: "pygame.Rect", items: Sequence[tup
     surface.set_clip(clip)
 
 
-def draw_banner(surface: "pygame.Surface", rect: "pygame.Rect", text: str, colour: Colour, theme: Theme) -> None:
+def draw_banner(surface: pygame.Surface, rect: pygame.Rect, text: str, colour: Colour, theme: Theme) -> None:
     """A large label in a translucent box at the top of ``rect`` (e.g. "HUMAN DRIVING")."""
     t = theme.text(text, theme.font_sizes[2], colour, None)
     box = t.get_rect(midtop=(rect.centerx, rect.y + 8)).inflate(16, 8)
@@ -509,3 +548,92 @@ def draw_banner(surface: "pygame.Surface", rect: "pygame.Rect", text: str, colou
     surface.blit(shade, box)
     pygame.draw.rect(surface, colour, box, 2)
     surface.blit(t, t.get_rect(center=box.center))
+
+
+# ----------------------------------------------------------------------------- traffic lights, speed
+#: panel colours of the traffic light states (CARLA's ``carla.TrafficLightState``)
+_LIGHT_COLOURS: dict[int, Colour] = {
+    int(TrafficLightState.RED): (235, 45, 35), int(TrafficLightState.YELLOW): (250, 200, 40),
+    int(TrafficLightState.GREEN): (60, 220, 90), int(TrafficLightState.OFF): (120, 120, 120),
+    int(TrafficLightState.UNKNOWN): (120, 120, 120),
+}
+
+
+def light_colour(state: TrafficLightState | int) -> Colour:
+    """Panel colour of a traffic light state (grey for OFF and UNKNOWN)."""
+    return _LIGHT_COLOURS.get(int(state), (120, 120, 120))
+
+
+def draw_light_indicator(surface: pygame.Surface, pos: tuple[int, int], state: TrafficLightState | None,
+                         distance: float | None, theme: Theme, *, size: int = 12) -> pygame.Rect:
+    """A small traffic-light head (three lamps, the lit one in its colour) with the
+    distance to its stop line, its top-left corner at ``pos`` [px].
+
+    Args:
+        state: the light's state, or None for "no light ahead" (all lamps dark, "--").
+        distance: [m] to the stop line (None: not shown).
+        size: lamp diameter [px].
+
+    Returns:
+        The rectangle drawn over.
+    """
+    x, y = pos
+    pad = 3
+    label = "--" if state is None else (TrafficLightState(int(state)).name +
+                                        ("" if distance is None else f" {distance:.0f} m"))
+    txt = theme.text(label, theme.font_sizes[1], theme.fg, None)
+    box = pygame.Rect(x, y, size + 2 * pad + 6 + txt.get_width() + pad, 3 * size + 4 * pad)
+    shade = pygame.Surface(box.size, pygame.SRCALPHA)
+    shade.fill((0, 0, 0, 170))
+    surface.blit(shade, box)
+    lit = None if state is None else int(state)
+    for k, st in enumerate((TrafficLightState.RED, TrafficLightState.YELLOW, TrafficLightState.GREEN)):
+        c = light_colour(st) if lit == int(st) else tuple(v // 5 for v in light_colour(st))
+        cy = y + pad + size // 2 + k * (size + pad)
+        pygame.draw.circle(surface, c, (x + pad + size // 2, cy), size // 2)
+    surface.blit(txt, (x + size + 2 * pad + 6, y + (box.height - txt.get_height()) // 2))
+    return box
+
+
+def draw_speed_bar(surface: pygame.Surface, rect: pygame.Rect, *, speed: float, theme: Theme,
+                   expert_target: float | None = None, learner_target: float | None = None,
+                   vmax: float | None = None) -> None:
+    """A horizontal speed bar on a panel: the ego's speed as a filled bar, the
+    expert's and the learner's target speeds as ticks (their colours), with km/h
+    readouts (speeds in m/s inside).
+
+    Args:
+        speed: the ego's speed [m/s].
+        expert_target, learner_target: target speeds [m/s]; None or NaN: not drawn.
+        vmax: bar full scale [m/s] (default: 1.25 x the largest value, at least 10 m/s,
+            rounded up to 5 m/s).
+    """
+    def ok(v):
+        return v is not None and math.isfinite(v)
+
+    vals = [abs(speed)] + [v for v in (expert_target, learner_target) if ok(v)]
+    if vmax is None:
+        vmax = max(10.0, 5.0 * math.ceil(1.25 * max(vals) / 5.0))
+    _frame(surface, rect, theme)
+    small = theme.font_sizes[0]
+    parts = [(f"v {speed * 3.6:5.1f}", theme.fg)]
+    if ok(expert_target):
+        parts.append((f"expert {expert_target * 3.6:5.1f}", theme.expert))
+    if ok(learner_target):
+        parts.append((f"learner {learner_target * 3.6:5.1f}", theme.learner))
+    parts.append(("km/h", theme.dim))
+    x = rect.x + 6
+    for t, c in parts:
+        img = theme.text(t, small, c, None)
+        surface.blit(img, (x, rect.y + 3))
+        x += img.get_width() + 10
+    bar = pygame.Rect(rect.x + 6, rect.y + 3 + small, rect.width - 12, max(4, rect.height - small - 8))
+    pygame.draw.rect(surface, theme.background, bar)
+    k = bar.width / vmax
+    fw = int(min(max(abs(speed), 0.0), vmax) * k)
+    pygame.draw.rect(surface, theme.executed, (bar.x, bar.y + 2, fw, bar.height - 4))
+    for v, c in ((expert_target, theme.expert), (learner_target, theme.learner)):
+        if ok(v):
+            xv = bar.x + int(min(max(v, 0.0), vmax) * k)
+            pygame.draw.rect(surface, c, (xv - 2, bar.y - 2, 4, bar.height + 4))
+    pygame.draw.rect(surface, theme.frame, bar, 1)

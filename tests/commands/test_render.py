@@ -39,3 +39,31 @@ def test_render_rejects_unknown_preset(tmp_path, capsys):
     rc = main(["render", "--out", str(tmp_path), "--presets", "Sunny"])
     assert rc == 2
     assert "unknown weather preset 'Sunny'" in capsys.readouterr().err
+
+
+def test_render_urban_scene_set(tmp_path, monkeypatch, capsys):
+    """``--urban``: traffic lights in three presets and a pedestrian crossing (the
+    generated grid town, whose junctions the signal layout signalises)."""
+    import numpy as np
+
+    monkeypatch.setenv("DRIVE_IL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "urban"
+    rc = main(["render", "--urban", "--town", "grid", "--out", str(out), "--resolution", "0.2"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "urban scenes: grid, light" in text
+    names = sorted(line.split("/")[-1] for line in text.splitlines() if line.endswith(".png"))
+    assert names == ["lights_ClearNoon.png", "lights_ClearSunset.png", "lights_HardRainNoon.png",
+                     "pedestrian_crossing.png"]
+    for n in names:
+        img = cv2.cvtColor(cv2.imread(str(out / n)), cv2.COLOR_BGR2RGB).astype(int)
+        assert img.shape == (600, 800, 3)
+        # the approach's head is red: lit-lamp pixels above the horizon line's band
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        assert ((r > 200) & (g < 90) & (b < 90)).sum() >= 4, n
+    # the crossing: walkers on the road ahead, between the car and the junction
+    from drive_il.commands.render import urban_scene
+    from drive_il.maps import load_town
+    ego, lights, walkers, line_wp = urban_scene(load_town("grid", None))
+    assert lights[0].state.name == "RED" and (line_wp.road_id, line_wp.lane_id) in lights[0].lanes
+    assert walkers and all(np.hypot(w.x - ego.x, w.y - ego.y) < 30.0 for w in walkers)

@@ -147,3 +147,58 @@ def test_demo_takeovers_are_the_rollouts(demo_world):
     assert all(b - a >= InterventionConfig().recenter_steps for a, b in zip(on, off))
     assert all(r.driver == ("expert" if r.intervention else "learner") for r in recs)
     assert all(r.expert_path is not None and r.beta == 0.0 and r.dagger_round == 2 for r in recs)
+
+
+def test_lights_walkers_and_speeds_are_drawn(tmp_path, demo_world):
+    """Urban driving (issue 19): a red light whose stop line crosses the route ahead,
+    walkers beside the ego, the expert's and the learner's target speeds."""
+    import dataclasses
+    import math
+
+    from drive_il.geometry import project_onto_polyline
+    from drive_il.types import TrafficLight, TrafficLightState, WalkerState
+    from drive_il.viz import panels
+
+    ov = Overlay(show=False, carla_map=demo_world.map)
+    recs = run_demo(demo_world, [ov], steps=30, seed=0, human_steps=None)
+    rec = recs[-1]
+    ws = rec.step.world_state
+    route, ego = ws.route, ws.ego
+    # a stop line across the route 25 m ahead of the ego's front bumper
+    p = project_onto_polyline(route.xy, route.s, ego.x, ego.y)
+    s_line = p.s + 0.5 * ego.length + 25.0
+    i = int(np.searchsorted(route.s, s_line))
+    (ax, ay), (bx, by) = route.xy[i - 1], route.xy[i]
+    yaw = math.atan2(by - ay, bx - ax)
+    t = (s_line - route.s[i - 1]) / (route.s[i] - route.s[i - 1])
+    mx, my = ax + t * (bx - ax), ay + t * (by - ay)
+    nx, ny = -math.sin(yaw), math.cos(yaw)
+    light = TrafficLight(light_id=5, x=mx + 3.0 * nx, y=my + 3.0 * ny, yaw=yaw, state=TrafficLightState.RED,
+                         stop_line=((mx - 2.0 * nx, my - 2.0 * ny), (mx + 2.0 * nx, my + 2.0 * ny)))
+    walker = WalkerState(actor_id=100000, x=ego.x + 6.0 * math.cos(ego.yaw), y=ego.y + 6.0 * math.sin(ego.yaw),
+                         yaw=0.0, color=(20, 240, 240))
+    ws2 = dataclasses.replace(ws, traffic_lights=(light,), walkers=(walker,))
+    rec2 = dataclasses.replace(rec, step=dataclasses.replace(rec.step, world_state=ws2), route_progress=p.s,
+                               expert_target_speed=8.0, learner_target_speed=5.0)
+    ov.update(rec2)
+    ov.render(rec2)
+    got, gap = ov.light_ahead(rec2)
+    assert got is light and abs(gap - 25.0) < 0.5
+    items = {k: v for k, v, _ in ov.hud_items(rec2)}
+    assert items["light"] == "RED 25 m" and items["exp/lrn v"] == "28.8 / 18.0 km/h"
+    frame = rec2.step.observation.frames["center"]
+    lay = ov.layout(frame)
+    bird = _region(ov, lay.birdseye)
+    assert np.all(bird == panels.light_colour(TrafficLightState.RED), axis=-1).sum() >= 20   # the stop line
+    assert np.all(bird == walker.color, axis=-1).sum() >= 9                              # the walker's dot
+    gauges = _region(ov, lay.gauges)
+    assert np.all(gauges == ov.theme.expert, axis=-1).any() and np.all(gauges == ov.theme.learner, axis=-1).any()
+    cam = _region(ov, lay.camera)   # the light indicator: a lit red lamp in the camera view's corner
+    assert np.all(cam == panels.light_colour(TrafficLightState.RED), axis=-1).sum() >= 20
+    # green: the lamp colour follows; past the stop line: no light ahead
+    rec3 = dataclasses.replace(rec2, step=dataclasses.replace(rec2.step, world_state=dataclasses.replace(
+        ws2, traffic_lights=(dataclasses.replace(light, state=TrafficLightState.GREEN),))))
+    assert {k: c for k, _, c in ov.hud_items(rec3)}["light"] == panels.light_colour(TrafficLightState.GREEN)
+    assert ov.light_ahead(dataclasses.replace(rec2, route_progress=p.s + 30.0)) == (None, None)
+    path = ov.screenshot(tmp_path / "urban.png")
+    assert path.stat().st_size > 10_000

@@ -42,6 +42,23 @@ Rendering, per frame, for a flat ground plane z = 0:
    and canopies (tapered hexagonal prisms) as the convex hull of their corners;
    graded and hazed like the vehicles. Objects crossing the near plane are clipped
    (faces, or the hull of the corners in front and the edges' crossings).
+   *Traffic lights and walkers* (issue 19; ``render(..., lights=, walkers=)``): each
+   light's stop line is painted first, on the ground under everything (a white band
+   :data:`STOP_LINE_WIDTH` wide across ``TrafficLight.stop_line``, graded and hazed as
+   the ground); then lights (a dark grey pole, a housing at ``height`` on the side of
+   the oncoming traffic, three lamps -- red top, yellow, green -- facing against the
+   light's ``yaw``, seen only from that side; the lit lamp in its full colour, not
+   graded by the look (emissive: as bright at sunset and in rain), at least
+   ``_LIT_MIN_PX`` px in radius so a distant red stays visible in a 66x200 frame;
+   unlit lamps dark) and walkers (two legs, a torso in ``WalkerState.color``, a
+   skin-toned head: boxes scaled to ``height``; two silhouettes under 12 px tall, one
+   under 5 px) go
+   into the same far-to-near order as the vehicles and roadside objects, so they
+   occlude and are occluded correctly. Culled by range (:data:`LIGHT_DRAW`,
+   :data:`WALKER_DRAW`) and the horizontal field of view; all walkers (lights) in view
+   are projected in one product. They stand on the flat ground (their ``z`` is not
+   used, as the vehicles'). With none, the frame is that of a render without them,
+   bit for bit.
 4. *Rain*: one of a bank of precomputed streak layers chosen by a hash of
    (seed, frame), added to the frame; deterministic.
 
@@ -58,12 +75,15 @@ class, 24 road line where a road surface carries paint, 11 sky, 14 car or the ta
 given per vehicle; roadside objects 3 building, 5 fence, 6 pole, 9 vegetation). It uses exact plane
 intersections (flat ground z = 0, vehicles as their body and cabin boxes, body down
 to the ground where the wheels are) and no anti-aliasing; it shares nothing mutable
-with the RGB path, which it leaves untouched.
+with the RGB path, which it leaves untouched. With ``lights`` / ``walkers`` the lights'
+poles and housings are tagged 7 TrafficLight, walkers 12 Pedestrians and the stop lines
+24 RoadLines where the ground is seen (:meth:`Camera.render_depth_labels`).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 import cv2
@@ -71,7 +91,12 @@ import numpy as np
 
 from ...camera import PinholeCamera
 from ...scenario import CameraConfig
-from ...types import ActorState, VehicleState
+from ...types import (
+    ActorState,
+    TrafficLight,
+    VehicleState,
+    WalkerState,
+)
 from .appearance import (
     BOX_FACES6,
     BOX_SIDES,
@@ -82,18 +107,27 @@ from .appearance import (
     KIND_SOLID,
     Scenery,
 )
-from .depth_labels import DepthLabelRendering
-from .projection import MAX_DRAW, NEAR, ONE, SHIFT, clip_near
+from .depth_labels import TAG_ROADLINE, DepthLabelRendering
+from .projection import BOX_FACES, MAX_DRAW, NEAR, ONE, SHIFT, clip_near
 from .raster import MapRaster
 from .weather import WeatherLook
 
-__all__ = ["Camera"]
+__all__ = ["LIGHT_DRAW", "TAG_PEDESTRIAN", "TAG_TRAFFIC_LIGHT", "WALKER_DRAW", "Camera"]
+
+#: CARLA 0.9.16 semantic tags (``carla::rpc::CityObjectLabel``,
+#: ``LibCarla/source/carla/rpc/ObjectLabel.h``): TrafficLight = 7, Pedestrians = 12
+#: (RoadLines = 24 for the stop line, :data:`~.depth_labels.TAG_ROADLINE`).
+TAG_TRAFFIC_LIGHT, TAG_PEDESTRIAN = 7, 12
+#: Traffic lights (and their stop lines) and walkers farther than this are not drawn [m].
+LIGHT_DRAW = 120.0
+WALKER_DRAW = 90.0
 
 _RAIN_BANK = 16     # precomputed rain layers
 _MIN_BAND = 3       # rows; thinner level bands are merged
 _SIMPLE_PX = 12     # vehicles less tall than this [px] are drawn as two silhouettes
 _SMALL_FRAME = 40_000  # px; frames up to this size get the "small" LOD defaults
 _SOLID_SIMPLE_PX = 24  # roadside solids (buildings) less tall than this [px]: one silhouette
+_TINY_PX = 5          # walkers less tall than this [px]: one silhouette
 
 
 class Camera(DepthLabelRendering):
@@ -192,6 +226,9 @@ class Camera(DepthLabelRendering):
         self._sun = (math.cos(sa) * math.cos(az), math.cos(sa) * math.sin(az), math.sin(sa))
         # camera axes -> sub-pixel (cv2 shift) homogeneous pixels
         self._Kp = model.axes_to_pixel * np.array([[ONE], [ONE], [1.0]])
+        G = 8 * max(W, H)  # guard band [px] around the image for clipped polygons
+        self._guard_box = (-G, -G, W + G, H + G)
+        self._guard_abs = G * ONE  # (lights, walkers: |u|, |v| within G px, in shift units)
         self.scenery = scenery if scenery is not None and len(scenery) else None
         if self.scenery is not None:
             self._scene_pre()
@@ -348,7 +385,8 @@ class Camera(DepthLabelRendering):
         return A, (Cx, Cy, Cz), (c, s)
 
     def render(self, ego: VehicleState, actors: Sequence[ActorState] = (), *, frame: int = 0,
-               seed: int = 0) -> np.ndarray:
+               seed: int = 0, lights: Sequence[TrafficLight] = (),
+               walkers: Sequence[WalkerState] = ()) -> np.ndarray:
         """Render one frame.
 
         Args:
@@ -356,6 +394,14 @@ class Camera(DepthLabelRendering):
             actors: other vehicles (drawn where in view).
             frame: simulation frame number (rain animation).
             seed: episode seed (rain animation).
+            lights: traffic lights (pole, housing, three lamps facing against the light's
+                ``yaw``, the lit one emissive; the stop line painted on the ground), drawn
+                within :data:`LIGHT_DRAW` [m].
+            walkers: pedestrians (legs, torso in the walker's ``color``, head), drawn
+                within :data:`WALKER_DRAW` [m].
+
+        Lights and walkers stand on the flat ground (their ``z`` is not used, as the
+        vehicles'). With none, the frame is exactly that of a render without them.
 
         Returns:
             (H, W, 3) uint8 RGB image (a new array).
@@ -381,7 +427,9 @@ class Camera(DepthLabelRendering):
         out = cv2.cvtColor(buf, cv2.COLOR_RGBA2RGB)
         cv2.multiply(out, self._gain_img, dst=out, scale=1.0 / 128.0)
         cv2.add(out, self._off_img, dst=out)
-        if self.scenery is not None:
+        if lights or walkers:
+            self._draw_urban(out, ego, actors, lights, walkers)
+        elif self.scenery is not None:
             self._draw_scene(out, ego, actors)
         elif actors:
             self._draw_actors(out, ego, actors)
@@ -764,6 +812,332 @@ class Camera(DepthLabelRendering):
             self._draw_vehicles(out, todo, Rw, C, before=before)
         self._draw_items(out, items, pos[0], n)
 
+    # -- traffic lights, stop lines and walkers --------------------------------------------
+    def _draw_urban(self, out: np.ndarray, ego: VehicleState, actors: Sequence[ActorState],
+                    lights: Sequence[TrafficLight], walkers: Sequence[WalkerState]) -> None:
+        """Stop lines on the ground first (under everything), then traffic lights,
+        walkers, vehicles and roadside objects together in painter's order (far to near,
+        horizontal distance from the camera)."""
+        todo, Rw, C = self._actor_todo(ego, actors)
+        lights = _near_lights(lights, C)
+        if lights:
+            self._paint_stop_lines(out, Rw, C, lights)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            objs = self._urban_objects(Rw, C, lights, walkers)
+        od = [o[0] for o in objs]
+        no = len(objs)
+        items = self._scene_items(Rw, C) if self.scenery is not None else None
+        sd = items[0] if items is not None else []
+        ns = len(sd)
+        pos = [0, 0]
+
+        def before(dist: float) -> None:
+            i, j = pos
+            while True:
+                s_ok = i < ns and sd[i] >= dist
+                o_ok = j < no and od[j] >= dist
+                if s_ok and (not o_ok or sd[i] >= od[j]):
+                    self._draw_items(out, items, i, i + 1)
+                    i += 1
+                elif o_ok:
+                    self._draw_object(out, objs[j])
+                    j += 1
+                else:
+                    break
+            pos[0], pos[1] = i, j
+
+        if todo:
+            self._draw_vehicles(out, todo, Rw, C, before=before)
+        before(-math.inf)
+
+    def _paint_stop_lines(self, out: np.ndarray, Rw: np.ndarray, C, lights, colour=None) -> None:
+        """White bands :data:`STOP_LINE_WIDTH` wide across each light's ``stop_line``,
+        graded and hazed like the ground at their distance (or all in ``colour``).
+        (Few lights are near: plain floats, no arrays.)"""
+        Cx, Cy, Cz = C
+        L = self.look
+        th = self._tan_half
+        (r00, r01, r02), (r10, r11, r12) = Rw[0].tolist(), Rw[1].tolist()
+        KR = (self._Kp @ Rw).tolist()
+        x0g, y0g, x1g, y1g = (v * ONE for v in self._guard_box)
+        hw = 0.5 * STOP_LINE_WIDTH
+        for lt in lights:
+            (x0, y0), (x1, y1) = lt.stop_line
+            half = 0.5 * math.hypot(x1 - x0, y1 - y0)
+            if half <= 0.0:
+                continue
+            mx, my = 0.5 * (x0 + x1) - Cx, 0.5 * (y0 + y1) - Cy
+            d = math.hypot(mx, my)
+            xc = r00 * mx + r01 * my - r02 * Cz
+            if d > LIGHT_DRAW + half or xc < -half:
+                continue
+            yc = r10 * mx + r11 * my - r12 * Cz
+            if abs(yc) > max(xc, 0.0) * th + 1.5 * half + 1.0:
+                continue
+            hx, hy = hw * math.cos(lt.yaw), hw * math.sin(lt.yaw)
+            quad = ((x0 - hx - Cx, y0 - hy - Cy), (x1 - hx - Cx, y1 - hy - Cy),
+                    (x1 + hx - Cx, y1 + hy - Cy), (x0 + hx - Cx, y0 + hy - Cy))
+            if colour is None:
+                a = 1.0 - math.exp(-L.haze_k * d)
+                sheen = L.wet * 0.35 * (1.0 - math.exp(-d / 30.0))
+                col = tuple(int(min(max(((_PAINT[k] * L.gain[k] + L.bias[k]) * (1.0 - sheen)
+                                         + sheen * L.sky_horizon[k]) * (1.0 - a) + L.haze_colour[k] * a,
+                                        0.0), 255.0)) for k in range(3))
+            else:
+                col = colour
+            pts = []
+            for qx, qy in quad:
+                w = KR[2][0] * qx + KR[2][1] * qy - KR[2][2] * Cz
+                if w < NEAR:
+                    break
+                u = (KR[0][0] * qx + KR[0][1] * qy - KR[0][2] * Cz) / w
+                v = (KR[1][0] * qx + KR[1][1] * qy - KR[1][2] * Cz) / w
+                if not (x0g < u < x1g and y0g < v < y1g):
+                    break
+                pts.append((round(u), round(v)))
+            if len(pts) == 4:
+                cv2.fillConvexPoly(out, np.array(pts, np.int32), col, cv2.LINE_AA, SHIFT)
+                continue
+            cam = np.array([(qx, qy, -Cz) for qx, qy in quad]) @ Rw.T
+            front = cam[:, 0] >= NEAR
+            if not front.any():
+                continue
+            if not front.all():
+                cam = clip_near(cam)
+                if len(cam) < 3:
+                    continue
+            self._guard_fill(out, self.model.project(cam), col)
+
+    def _project_parts(self, B: np.ndarray, tpl: np.ndarray, KR: np.ndarray, nparts: int):
+        """Corners of ``nparts`` 8-corner parts per object: ``B`` (k, 3, M) object
+        frames relative to the camera times ``tpl`` (M, N >= nparts * 8) -> (pixel
+        corners (k, nparts, 8, 2) int32 in cv2 shift units, drawable directly (all
+        corners in front of the near plane, within the guard band) (k, nparts) bool, any
+        corner in front of the near plane (k, nparts) bool, points relative to the
+        camera (k, 3, N), projected points (k, 3, N)). Call under
+        ``np.errstate(divide="ignore", invalid="ignore")`` (parts behind the camera)."""
+        rel = np.matmul(B, tpl)
+        P = np.matmul(KR, rel)
+        m = nparts * 8
+        k = len(B)
+        Pm = P[:, :, :m]
+        front = (Pm[:, 2] >= NEAR).reshape(k, nparts, 8)
+        uv = (Pm[:, :2] / Pm[:, 2:3]).reshape(k, 2, nparts, 8)
+        ok = front.all(axis=2) & (np.abs(uv).max(axis=(1, 3)) < self._guard_abs)
+        pts = np.rint(uv).astype(np.int32).transpose(0, 2, 3, 1)
+        return pts, ok, front.any(axis=2), rel, P
+
+    def _graded(self, base: np.ndarray, shade: np.ndarray, dist: np.ndarray) -> list:
+        """Colours (k, p, 3) int lists: ``base`` (k, p, 3) RGB times ``shade`` (k, p),
+        graded by the look and hazed at ``dist`` (k,) [m], as the vehicles."""
+        L = self.look
+        al = (1.0 - np.exp(-L.haze_k * dist))[:, None, None]
+        col = (base * shade[..., None] * np.asarray(L.gain) + np.asarray(L.bias)) * (1.0 - al) \
+            + np.asarray(L.haze_colour) * al
+        return np.clip(col, 0.0, 255.0).astype(np.int32).tolist()
+
+    def _urban_objects(self, Rw: np.ndarray, C, lights, walkers, cams: bool = False) -> list:
+        """The traffic lights and walkers in view, far to near: (distance [m], kind (0
+        light, 1 walker), parts, lamps) with parts [(pixel points (K, 2) int32 in cv2
+        shift units or None when clipped, camera-axes corners (8, 3), colour), ...]
+        filled as convex hulls, and lamps [(centre (2,) shift units, radius [px],
+        colour)] (the lamps of lights that face the camera). All lights and all walkers
+        in view are projected in one product each (``P = Kp Rw B_i T``, ``B_i`` the
+        object's frame, ``T`` the template of its parts). ``cams``: every part with its
+        camera-axes corners, no silhouettes (the depth/label render)."""
+        Cx, Cy, Cz = C
+        th = self._tan_half
+        look = self.look
+        sh = 0.5 * (1.0 + look.ambient)
+        KR = self._Kp @ Rw
+        RwT = Rw.T
+        res = []
+
+        def collect(pts, ok, anyf, rel, cols, i, lod):
+            """The parts of object i (ok, anyf: lists); ``lod``: (pixel points of
+            the silhouettes (g, K, 2), colour index per silhouette) or None."""
+            oki, afi, ci = ok[i], anyf[i], cols[i]
+            if cams:
+                return [(None, rel[i, :, 8 * p:8 * p + 8].T @ RwT, None) for p in range(len(oki)) if afi[p]]
+            if lod is not None and all(oki):
+                sil, idx = lod
+                return [(sil[i, g], None, tuple(ci[q])) for g, q in enumerate(idx)]
+            parts = []
+            for p in range(len(oki)):
+                if oki[p]:
+                    parts.append((pts[i, p], None, tuple(ci[p])))
+                elif afi[p]:
+                    parts.append((None, rel[i, :, 8 * p:8 * p + 8].T @ RwT, tuple(ci[p])))
+            return parts
+
+        if lights:
+            # (few lights are near: culled on plain floats)
+            (r00, r01, r02), (r10, r11, r12) = Rw[0].tolist(), Rw[1].tolist()
+            sl, dl = [], []
+            for i, lt in enumerate(lights):
+                dx, dy = lt.x - Cx, lt.y - Cy
+                hm = 0.5 * (lt.height + 0.5 * _HOUSING_H)
+                rad = hm + 0.5
+                xc = r00 * dx + r01 * dy + r02 * (hm - Cz)
+                if xc < -rad:
+                    continue
+                d = math.hypot(dx, dy)
+                if d > LIGHT_DRAW:
+                    continue
+                if abs(r10 * dx + r11 * dy + r12 * (hm - Cz)) > max(xc, 0.0) * th + rad * 1.5:
+                    continue
+                sl.append(i)
+                dl.append(d)
+            if sl:
+                k = len(sl)
+                dist = np.array(dl)
+                rows, yaws = [], []
+                for i in sl:
+                    lt = lights[i]
+                    c, s = math.cos(lt.yaw), math.sin(lt.yaw)
+                    yaws.append((c, s))
+                    rows += (c, -s, 0.0, 0.0, lt.x - Cx, s, c, 0.0, 0.0, lt.y - Cy, 0.0, 0.0, 1.0, lt.height, -Cz)
+                pts, ok, anyf, rel, P = self._project_parts(np.array(rows).reshape(k, 3, 5), _LIGHT_TPL, KR, 2)
+                ok, anyf = ok.tolist(), anyf.tolist()
+                cols = self._graded(_LIGHT_BASE, np.full((k, 5), sh), dist)
+                LP = P[:, :, 16:].transpose(0, 2, 1).tolist()   # lamps (k, 3, 3)
+                for j, i in enumerate(sl):
+                    lt = lights[i]
+                    c, s = yaws[j]
+                    lamps = []
+                    # the lamps face against yaw: seen from the side the traffic comes from
+                    if (Cx - lt.x + _LAMP_F * c) * c + (Cy - lt.y + _LAMP_F * s) * s < 0.0:
+                        lit = int(lt.state)
+                        for q in range(3):
+                            uw, vw, w = LP[j][q]
+                            if w < NEAR:
+                                continue
+                            u, v = uw / w, vw / w
+                            if abs(u) > 1e7 or abs(v) > 1e7:
+                                continue
+                            r = self._f * _LAMP_R / w
+                            if q == lit:
+                                lamps.append(((round(u), round(v)), max(r, _LIT_MIN_PX), _LAMP_LIT[q]))
+                            elif r >= 0.5:
+                                lamps.append(((round(u), round(v)), r, tuple(cols[j][2 + q])))
+                    res.append((dl[j], 0, collect(pts, ok, anyf, rel, cols, j, None), lamps))
+
+        n = len(walkers)
+        if n:
+            x = np.fromiter(map(_GET_X, walkers), np.float64, n) - Cx
+            y = np.fromiter(map(_GET_Y, walkers), np.float64, n) - Cy
+            d = np.hypot(x, y)
+            hm = 0.5 * _WALKER_CULL_H - Cz
+            rad = 0.5 * _WALKER_CULL_H + 0.5
+            xc = Rw[0, 0] * x + Rw[0, 1] * y + Rw[0, 2] * hm
+            yc = Rw[1, 0] * x + Rw[1, 1] * y + Rw[1, 2] * hm
+            keep = (d <= WALKER_DRAW) & (xc > -rad) & (np.abs(yc) <= np.maximum(xc, 0.0) * th + rad * 1.5)
+            sel = np.nonzero(keep)[0].tolist()
+            if sel:
+                k = len(sel)
+                ws = [walkers[i] for i in sel]
+                dist = d[sel]
+                # (flat float lists: one cheap conversion each)
+                rows, bases, shades = [], [], []
+                sun0, sun1 = self._sun[0], self._sun[1]
+                amb = look.ambient
+                nt, nsk = len(_TROUSERS), len(_SKIN)
+                for w in ws:
+                    c, s = math.cos(w.yaw), math.sin(w.yaw)
+                    h = w.height
+                    sc = h / 1.75
+                    rows += (sc * c, -sc * s, 0.0, w.x - Cx, sc * s, sc * c, 0.0, w.y - Cy, 0.0, 0.0, h, -Cz)
+                    aid = int(w.actor_id)
+                    tr = _TROUSERS[aid % nt]
+                    bases += tr
+                    bases += tr
+                    bases += w.color
+                    bases += _SKIN[(aid // 3) % nsk]
+                    # the sun-lit side of the body a little brighter than its front/back
+                    shades += (sh, sh, amb + (1.0 - amb) * (0.35 + 0.4 * abs(c * sun1 - s * sun0)), sh)
+                pts, ok, anyf, rel, _ = self._project_parts(np.array(rows).reshape(k, 3, 4), _WALKER_TPL, KR, 4)
+                cols = self._graded(np.array(bases, np.float64).reshape(k, 4, 3), np.array(shades).reshape(k, 4),
+                                    dist)
+                py = pts[..., 1]
+                tall = py.max(axis=(1, 2)) - py.min(axis=(1, 2))
+                small = (tall < _SIMPLE_PX * ONE).tolist()
+                tiny = (tall < _TINY_PX * ONE).tolist()
+                # silhouettes of small walkers: legs, torso with head (parts 0-1, 2-3); of
+                # tiny ones: one, in the torso's colour
+                lod = (pts.reshape(k, 2, 16, 2), (0, 2))
+                lod1 = (pts.reshape(k, 1, 32, 2), (2,))
+                ok, anyf, dl = ok.tolist(), anyf.tolist(), dist.tolist()
+                for j in range(k):
+                    res.append((dl[j], 1, collect(pts, ok, anyf, rel, cols, j,
+                                                  (lod1 if tiny[j] else lod) if small[j] else None), ()))
+        res.sort(key=lambda o: -o[0])
+        return res
+
+    def _draw_object(self, out: np.ndarray, obj) -> None:
+        """One traffic light or walker of :meth:`_urban_objects`: its parts as the
+        convex hulls of their corners (near-clipped ones through the guard band), then
+        the lamps."""
+        aa = cv2.LINE_AA
+        for pts, cam, col in obj[2]:
+            if pts is None:
+                self._clip_hull_fill(out, cam, col)
+            else:
+                cv2.fillConvexPoly(out, cv2.convexHull(pts), col, aa, SHIFT)
+        for centre, r, col in obj[3]:
+            cv2.circle(out, (int(centre[0]), int(centre[1])), max(1, round(r * ONE)), col, -1, aa, SHIFT)
+
+    def _clip_hull_fill(self, out: np.ndarray, cam: np.ndarray, colour) -> None:
+        """Fill the silhouette of a box given by its 8 camera-axes corners (bottom 4,
+        top 4), the part behind the near plane cut off."""
+        e0, e1 = _BOX_EDGES
+        A, B = cam[e0], cam[e1]
+        xa, xb = A[:, 0], B[:, 0]
+        cross = (xa >= NEAR) != (xb >= NEAR)
+        t = (NEAR - xa[cross]) / (xb[cross] - xa[cross])
+        pts3 = np.concatenate([cam[cam[:, 0] >= NEAR], A[cross] + t[:, None] * (B[cross] - A[cross])])
+        if len(pts3) < 3:
+            return
+        uv = np.clip(self.model.project(pts3), -1e6, 1e6)
+        hull = cv2.convexHull(uv.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+        self._guard_fill(out, hull, colour)
+
+    def render_depth_labels(self, ego: VehicleState, actors: Sequence[ActorState] = (), *,
+                            tags: dict[int, int] | None = None, lights: Sequence[TrafficLight] = (),
+                            walkers: Sequence[WalkerState] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Depth and CARLA semantic labels of one frame
+        (:meth:`.depth_labels.DepthLabelRendering.render_depth_labels`), with traffic
+        lights (pole, housing: 7 TrafficLight), walkers (their boxes: 12 Pedestrians) and
+        stop lines (24 RoadLines where the ground is seen) of :meth:`render`.
+
+        Returns:
+            (depth (H, W) float32 [m], labels (H, W) uint8); new arrays.
+        """
+        depth, labels = super().render_depth_labels(ego, actors, tags=tags)
+        if lights or walkers:
+            _, Rw, C = self._actor_todo(ego, ())
+            lights = _near_lights(lights, C)
+            if lights:
+                ground = self._depth_pre()[1]
+                mask = np.zeros((self._H, self._W), np.uint8)
+                self._paint_stop_lines(mask, Rw, C, lights, colour=255)
+                labels[(mask > 0) & (depth >= ground)] = TAG_ROADLINE
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                objs = self._urban_objects(Rw, C, lights, walkers, cams=True)
+            for obj in objs:
+                tag = TAG_TRAFFIC_LIGHT if obj[1] == 0 else TAG_PEDESTRIAN
+                for _, cam, _ in obj[2]:
+                    centre = cam.mean(axis=0)
+                    for face in BOX_FACES:
+                        poly = cam[list(face)]
+                        nrm = np.cross(poly[1] - poly[0], poly[2] - poly[0])
+                        if float(nrm @ (poly.mean(axis=0) - centre)) < 0.0:
+                            nrm = -nrm
+                        dpl = float(nrm @ poly[0])
+                        if dpl >= 0.0:
+                            continue  # back face
+                        self._depth_face(depth, labels, poly, nrm, dpl, tag)
+        return depth, labels
+
     def _fill(self, out, _pts, idx, cam: np.ndarray, colour) -> None:
         """Fill the face ``idx`` of camera-space corners ``cam`` (3, K), clipped against
         the near plane."""
@@ -781,6 +1155,72 @@ def _edges(faces) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) corner indices of the edges of a solid given by its faces."""
     es = sorted({tuple(sorted((f[i], f[(i + 1) % len(f)]))) for f in faces for i in range(len(f))})
     return np.array([e[0] for e in es], np.intp), np.array([e[1] for e in es], np.intp)
+
+
+_BOX_EDGES = _edges(BOX_FACES)
+
+#: Stop line: a white band this wide [m], centred on ``TrafficLight.stop_line``
+#: (CARLA's towns: 0.3-0.5 m).
+STOP_LINE_WIDTH = 0.4
+_PAINT = (226.0, 226.0, 220.0)
+# traffic light [m]: a square pole, a housing on the side facing the traffic, lamps
+_HOUSING_H = 0.96
+_LAMP_F = 0.41          # lamp centres: this far against yaw from the pole's axis
+_LAMP_R = 0.11          # lamp radius
+_LAMP_DZ = (0.30, 0.0, -0.30)   # red (top), yellow, green: above the housing's centre
+_LIT_MIN_PX = 0.8       # a lit lamp covers at least this radius [px] (seen from afar)
+_LAMP_LIT = ((255, 36, 24), (255, 196, 24), (40, 255, 120))
+_LAMP_DARK = ((60, 16, 14), (62, 52, 14), (14, 52, 26))
+_POLE = (62, 64, 68)
+_HOUSING = (34, 36, 38)
+
+
+def _box_corners(f0: float, f1: float, r0: float, r1: float, z0: float, z1: float) -> list:
+    """8 corners (forward, right, up), bottom 4 then top 4, in :data:`BOX_FACES` order."""
+    q = ((f1, r0), (f1, r1), (f0, r1), (f0, r0))
+    return [(f, r, z) for z in (z0, z1) for f, r in q]
+
+
+#: light template, homogeneous rows (forward, right, up, height, 1) [m] in the light's
+#: frame: pole (8 corners, its top rises with ``height``), housing (8, centred at
+#: ``height``, on the side facing the traffic), lamp centres (3: red, yellow, green)
+_LIGHT_TPL = np.array(
+    [(f, r, z, 0.0 if (j < 4) else 1.0, 1.0)
+     for j, (f, r, z) in enumerate(_box_corners(-0.08, 0.08, -0.08, 0.08, 0.0, 0.5 * _HOUSING_H))]
+    + [(f, r, z, 1.0, 1.0) for f, r, z in _box_corners(-0.40, -0.12, -0.18, 0.18, -0.5 * _HOUSING_H,
+                                                        0.5 * _HOUSING_H)]
+    + [(-_LAMP_F, 0.0, dz, 1.0, 1.0) for dz in _LAMP_DZ]).T.copy()
+#: base colours of a light's parts (pole, housing) and unlit lamps
+_LIGHT_BASE = np.array([(_POLE, _HOUSING) + _LAMP_DARK], np.float64)
+#: walker template, homogeneous rows (forward, right, up, 1): legs, legs, torso, head,
+#: (forward, right) [m] for a 1.75 m walker (scaled with the height), up [height]
+_WALKER_TPL = np.array(
+    [(f, r, z, 1.0) for part in (
+        _box_corners(-0.07, 0.07, -0.17, -0.02, 0.0, 0.49),
+        _box_corners(-0.07, 0.07, 0.02, 0.17, 0.0, 0.49),
+        _box_corners(-0.12, 0.12, -0.23, 0.23, 0.47, 0.84),
+        _box_corners(-0.10, 0.10, -0.085, 0.085, 0.85, 1.0)) for f, r, z in part]).T.copy()
+_TROUSERS = ((40, 44, 60), (58, 50, 44), (30, 30, 34), (70, 78, 96), (92, 84, 70))
+_SKIN = ((232, 190, 160), (198, 150, 110), (150, 100, 70), (96, 64, 44))
+
+
+_GET_X, _GET_Y = operator.attrgetter("x"), operator.attrgetter("y")
+#: walkers are culled as if this tall [m] (CARLA's tallest walkers are under 2 m)
+_WALKER_CULL_H = 2.0
+#: lights farther than this [m] from the camera are dropped before anything else (their
+#: stop lines lie within a few lanes of the pole)
+_LIGHT_PRESELECT = LIGHT_DRAW + 30.0
+
+
+def _near_lights(lights, C) -> list:
+    """The lights within :data:`_LIGHT_PRESELECT` of the camera position ``C``."""
+    n = len(lights)
+    if not n:
+        return []
+    x = np.fromiter(map(_GET_X, lights), np.float64, n) - C[0]
+    y = np.fromiter(map(_GET_Y, lights), np.float64, n) - C[1]
+    near = np.nonzero(x * x + y * y <= _LIGHT_PRESELECT ** 2)[0].tolist()
+    return [lights[i] for i in near]
 
 
 _SHADOW = (18, 18, 20)

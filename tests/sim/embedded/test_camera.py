@@ -15,12 +15,26 @@ import cv2
 import numpy as np
 import pytest
 
-from drive_il.scenario import CameraConfig
-from drive_il.sim.embedded.camera import Camera
 from drive_il.maps.geometry import DASH_LENGTH
+from drive_il.scenario import WEATHER_PRESETS, CameraConfig
+from drive_il.sim.embedded.camera import (
+    _LAMP_DZ,
+    _LAMP_F,
+    STOP_LINE_WIDTH,
+    TAG_PEDESTRIAN,
+    TAG_TRAFFIC_LIGHT,
+    Camera,
+)
+from drive_il.sim.embedded.depth_labels import TAG_ROADLINE
 from drive_il.sim.embedded.raster import MapRaster
 from drive_il.sim.embedded.weather import WeatherLook
-from drive_il.types import ActorState, VehicleState
+from drive_il.types import (
+    ActorState,
+    TrafficLight,
+    TrafficLightState,
+    VehicleState,
+    WalkerState,
+)
 
 #: a look that leaves the ground texture untouched (no grading, no haze)
 NEUTRAL = WeatherLook(name="neutral", gain=(1.0, 1.0, 1.0), bias=(0.0, 0.0, 0.0), haze_k=0.0,
@@ -106,6 +120,158 @@ def test_sky_above_horizon_ground_below():
     assert abs(cam.horizon_v + 0.5 - v_h) < 1e-6
     assert (img[: int(v_h) - 1, :, 2] == 255).all()          # sky (blue)
     assert (img[int(v_h) + 2:, :, 2] == 0).all()             # black ground
+
+
+# -- traffic lights, stop lines, walkers (issue 19) ---------------------------------------
+
+
+DAVE2 = CameraConfig()  # 66x200, 60 deg, pitch -8 deg
+ORIGIN = VehicleState(x=0.0, y=0.0, yaw=0.0)
+
+
+def _light(x: float, y: float, state: TrafficLightState, yaw: float = 0.0) -> TrafficLight:
+    """A head at (x, y) for traffic driving along +x (lamps facing -x), stop line across
+    y - 4.5 .. y - 1 at x - 2."""
+    return TrafficLight(light_id=1, x=x, y=y, yaw=yaw, state=state, height=3.0,
+                        stop_line=((x - 2.0, y - 4.5), (x - 2.0, y - 1.0)))
+
+
+def _lamp_px(spec: CameraConfig, light: TrafficLight, k: int) -> tuple[int, int]:
+    c, s = math.cos(light.yaw), math.sin(light.yaw)
+    u, v, _ = pinhole(spec, ORIGIN, light.x - _LAMP_F * c, light.y - _LAMP_F * s, light.height + _LAMP_DZ[k])
+    return int(u), int(v)
+
+
+@pytest.mark.parametrize("preset", WEATHER_PRESETS)
+def test_lit_red_lamp_is_red_at_its_projection_in_every_preset(preset):
+    raster = synthetic_raster([])
+    look = WeatherLook.from_preset(preset)
+    for spec, light in ((RIGS[0], _light(20.0, 3.0, TrafficLightState.RED)),
+                        (DAVE2, _light(60.0, 4.0, TrafficLightState.RED))):
+        img = Camera(spec, raster, look).render(ORIGIN, lights=(light,), frame=3, seed=1)
+        u, v = _lamp_px(spec, light, 0)
+        r, g, b = (int(x) for x in img[v, u])
+        assert r >= 200 and r > 2 * g and r > 2 * b, (preset, spec.name, (r, g, b))
+        # the unlit green lamp below it is dark (not lit)
+        if spec is RIGS[0]:
+            u, v = _lamp_px(spec, light, 2)
+            assert max(img[v, u]) < 150, img[v, u]
+
+
+def test_the_lit_lamp_follows_the_state_and_faces_the_traffic():
+    spec = RIGS[0]
+    cam = Camera(spec, synthetic_raster([]), WeatherLook.from_preset("ClearSunset"))
+    green = _light(20.0, 3.0, TrafficLightState.GREEN)
+    img = cam.render(ORIGIN, lights=(green,))
+    u, v = _lamp_px(spec, green, 2)
+    r, g, b = (int(x) for x in img[v, u])
+    assert g >= 200 and g > 2 * r, (r, g, b)
+    u, v = _lamp_px(spec, green, 0)
+    assert img[v, u, 0] < 120                      # the red lamp is off
+    yellow = cam.render(ORIGIN, lights=(_light(20.0, 3.0, TrafficLightState.YELLOW),))
+    u, v = _lamp_px(spec, green, 1)
+    assert yellow[v, u, 0] >= 200 and yellow[v, u, 1] >= 150 and yellow[v, u, 2] < 100
+    # a head for the opposite direction shows the camera its back: no lit lamp in view
+    back = cam.render(ORIGIN, lights=(_light(20.0, 3.0, TrafficLightState.RED, yaw=math.pi),))
+    red = (back[..., 0].astype(int) > 150) & (back[..., 0] > 2 * back[..., 1].astype(int))
+    assert not red.any()
+    # ... but its pole and housing are drawn
+    assert not np.array_equal(back, cam.render(ORIGIN))
+
+
+def test_stop_line_is_white_on_the_ground_and_under_vehicles():
+    spec = RIGS[0]
+    cam = Camera(spec, synthetic_raster([]), NEUTRAL)
+    light = _light(8.0, 3.0, TrafficLightState.RED)
+    img = cam.render(ORIGIN, lights=(light,))
+    (x0, _), _ = light.stop_line   # 4.6 m ahead of the camera: the band is ~10 px tall
+    u, v, _ = pinhole(spec, ORIGIN, x0, 0.5 * (light.stop_line[0][1] + light.stop_line[1][1]))
+    assert img[int(v), int(u)].min() >= 200                       # white paint on black ground
+    # its width along the road: white from x0 - w/2 to x0 + w/2 (within 0.1 m, ~2.5 px)
+    for dx, white in ((-0.5 * STOP_LINE_WIDTH + 0.1, True), (0.5 * STOP_LINE_WIDTH - 0.1, True),
+                      (-0.5 * STOP_LINE_WIDTH - 0.1, False), (0.5 * STOP_LINE_WIDTH + 0.1, False)):
+        u, v, _ = pinhole(spec, ORIGIN, x0 + dx, 0.25)
+        assert (img[int(v), int(u)].min() >= 128) == white, (dx, img[int(v), int(u)])
+    # a vehicle standing on it hides it
+    car = ActorState(actor_id=1, x=x0 + 1.0, y=0.25, yaw=0.0, color=(200, 40, 40))
+    with_car = cam.render(ORIGIN, (car,), lights=(light,))
+    u, v, _ = pinhole(spec, ORIGIN, x0, 0.25, 0.0)
+    assert np.array_equal(with_car[int(v), int(u)], cam.render(ORIGIN, (car,))[int(v), int(u)])
+    assert with_car[int(v), int(u)].min() < 128
+
+
+def test_walker_occludes_the_road_and_is_occluded_by_nearer_vehicles():
+    spec = RIGS[0]
+    cam = Camera(spec, synthetic_raster([]), WeatherLook.from_preset("ClearNoon"))
+    walker = WalkerState(actor_id=100000, x=8.0, y=0.0, yaw=math.pi / 2, speed=1.4, color=(210, 30, 30))
+    bare = cam.render(ORIGIN)
+    img = cam.render(ORIGIN, walkers=(walker,))
+    u, v, _ = pinhole(spec, ORIGIN, walker.x, walker.y, 0.65 * walker.height)   # torso
+    r, g, b = (int(x) for x in img[int(v), int(u)])
+    assert r > 100 and r > 2 * g and r > 2 * b, (r, g, b)
+    u, v, _ = pinhole(spec, ORIGIN, walker.x, walker.y, 0.2 * walker.height)    # legs, over the road
+    assert not np.array_equal(img[int(v), int(u)], bare[int(v), int(u)])
+    # a car nearer than the walker hides it; a car behind it does not
+    u, v, _ = pinhole(spec, ORIGIN, walker.x, walker.y, 0.65 * walker.height)
+    near_car = ActorState(actor_id=1, x=5.5, y=0.0, yaw=0.0, height=1.6, color=(30, 60, 200))
+    a = cam.render(ORIGIN, (near_car,), walkers=(walker,))
+    assert np.array_equal(a[int(v), int(u)], cam.render(ORIGIN, (near_car,))[int(v), int(u)])
+    far_car = ActorState(actor_id=1, x=14.0, y=0.0, yaw=0.0, height=1.6, color=(30, 60, 200))
+    b_ = cam.render(ORIGIN, (far_car,), walkers=(walker,))
+    assert np.array_equal(b_[int(v), int(u)], img[int(v), int(u)])
+    # overlapping the camera or behind it: clipped, no error
+    close = WalkerState(actor_id=100001, x=1.6, y=0.1, yaw=0.0)
+    assert cam.render(ORIGIN, walkers=(close,)).shape == (spec.height, spec.width, 3)
+    # far walkers in the 66x200 frame: silhouettes (legs and body ~7 px tall at 40 m, one
+    # ~4 px tall at 75 m), red where projected
+    dcam = Camera(DAVE2, synthetic_raster([]), NEUTRAL)
+    for x in (40.0, 75.0):
+        far = WalkerState(actor_id=100002, x=x, y=0.0, yaw=0.0, color=(240, 20, 20))
+        img = dcam.render(ORIGIN, walkers=(far,)).astype(int)
+        u, v, _ = pinhole(DAVE2, ORIGIN, x, 0.0, 0.65 * far.height)
+        patch = img[int(v) - 1:int(v) + 2, int(u) - 1:int(u) + 2]
+        assert (patch[..., 0] - patch[..., 2]).max() > 60, (x, patch[..., 0])
+
+
+def test_depth_and_labels_of_lights_walkers_and_stop_lines():
+    spec = RIGS[0]
+    cam = Camera(spec, synthetic_raster([]), NEUTRAL)
+    light = _light(20.0, 3.0, TrafficLightState.RED)
+    walker = WalkerState(actor_id=100000, x=8.0, y=-1.0, yaw=0.0)
+    depth, labels = cam.render_depth_labels(ORIGIN, lights=(light,), walkers=(walker,))
+    u, v, x = pinhole(spec, ORIGIN, walker.x, walker.y, 0.65 * walker.height)
+    assert labels[int(v), int(u)] == TAG_PEDESTRIAN
+    # the torso's front face is 0.12 m before the walker's centre (scaled to 1.75 m)
+    assert abs(depth[int(v), int(u)] - (x - 0.12)) < 0.1
+    u, v, _ = pinhole(spec, ORIGIN, light.x - 0.26, light.y, light.height)   # housing
+    assert labels[int(v), int(u)] == TAG_TRAFFIC_LIGHT
+    u, v, _ = pinhole(spec, ORIGIN, light.x, light.y, 1.0)                   # pole
+    assert labels[int(v), int(u)] == TAG_TRAFFIC_LIGHT
+    (x0, _), _ = light.stop_line
+    u, v, _ = pinhole(spec, ORIGIN, x0, 0.25)
+    assert labels[int(v), int(u)] == TAG_ROADLINE
+    plain_d, plain_l = cam.render_depth_labels(ORIGIN)
+    assert np.array_equal(plain_d[int(v), int(u)], depth[int(v), int(u)])  # paint: ground depth
+    d0, l0 = cam.render_depth_labels(ORIGIN, lights=(), walkers=())
+    assert np.array_equal(d0, plain_d) and np.array_equal(l0, plain_l)
+
+
+def test_no_lights_or_walkers_in_view_gives_the_identical_frame():
+    spec = DAVE2
+    look = WeatherLook.from_preset("HardRainSunset")
+    cam = Camera(spec, synthetic_raster([(12.0, 1.0), (20.0, -1.0)]), look)
+    cars = (ActorState(actor_id=1, x=15.0, y=-2.0, yaw=0.0), ActorState(actor_id=2, x=30.0, y=2.0, yaw=3.1))
+    ref = cam.render(ORIGIN, cars, frame=4, seed=2)
+    assert np.array_equal(cam.render(ORIGIN, cars, frame=4, seed=2, lights=(), walkers=()), ref)
+    behind_l = _light(-20.0, 3.0, TrafficLightState.GREEN)
+    behind_w = tuple(WalkerState(actor_id=100000 + i, x=-5.0 - 3 * i, y=1.0, yaw=0.0) for i in range(20))
+    far_w = (WalkerState(actor_id=100100, x=500.0, y=0.0, yaw=0.0),)
+    assert np.array_equal(cam.render(ORIGIN, cars, frame=4, seed=2, lights=(behind_l,),
+                                     walkers=behind_w + far_w), ref)
+    # and the same inputs give the same frame
+    w = (WalkerState(actor_id=100000, x=10.0, y=0.5, yaw=1.0),)
+    l_ = (_light(40.0, 4.0, TrafficLightState.RED),)
+    assert np.array_equal(cam.render(ORIGIN, cars, lights=l_, walkers=w), cam.render(ORIGIN, cars, lights=l_, walkers=w))
 
 
 # -- markings on a real OpenDRIVE road ------------------------------------------------------
