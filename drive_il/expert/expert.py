@@ -9,9 +9,34 @@ the other vehicles), never pixels. Per step it
    correcting part capped by a lateral-acceleration limit at speed and the change from
    the vehicle's current road-wheel angle capped per second;
 3. picks a target speed from the route's precomputed speed profile (speed limit or
-   cruise speed, curves, junctions, route end) and the nearest vehicle on the path
-   ahead (time gap, stop gap), and tracks it with a PID
-   (:class:`~.controllers.LongitudinalController`).
+   cruise speed, curves, junctions, route end), lowered for the nearest vehicle on the
+   path ahead (time gap, stop gap), the nearest walker in or entering the lane (a
+   stopped obstacle) and a red or stoppable yellow traffic light (a stop
+   ``stop_line_margin`` before its stop line), and tracks it with a PID
+   (:class:`~.controllers.LongitudinalController`). The target speed is the learner's
+   speed label; :attr:`Expert.stop_reason` says what set it.
+
+Traffic lights (``WorldState.traffic_lights``): the lights controlling the route are
+found once per route (:meth:`RouteTracker.light_stops`: by the lanes at each junction
+entry, else by the route crossing a stop line). For the nearest such stop line ahead
+of the front bumper (within ``detection_range``):
+
+* RED: stop, unless the car cannot stop before the line even at its emergency
+  deceleration (``emergency_brake * max_deceleration``; a state only a learner reaches):
+  then it clears the junction rather than stopping inside it;
+* YELLOW: stop when it can stop at the stop point with at most ``comfort_decel``
+  (``v^2 / (2 (gap - stop_line_margin)) <= comfort_decel``), else go on (the
+  dilemma-zone rule of the kinematic yellow-interval model; ITE, "Determining Vehicle
+  Signal Change and Clearance Intervals", 1994). Once it decided to stop for a yellow
+  it keeps stopping for that light (no change of mind while the PID lags the braking
+  curve) as long as its emergency deceleration still stops it before the line;
+* GREEN, OFF, UNKNOWN: go; a light whose stop line the front bumper has passed is
+  ignored.
+
+The stop is a stopped obstacle at the stop point with the constant-deceleration
+braking curve ``v = sqrt(2 comfort_decel free)`` (the route-end stop's profile; no
+time gap to a fixed line), full brake (``emergency_brake``) when it needs more than
+1.5 ``comfort_decel``, as for a stopping lead vehicle.
 
 Because the steering aims at a point on the route *ahead* and the projection never
 jumps back along the route, the label is a smooth return to the lane from any state:
@@ -21,7 +46,11 @@ speed PID's integral): it is deterministic.
 
 Cost: no ``carla.Map`` call per step; a scalar projection near the last one (numpy
 over ~70 segments only when the car jumped) and scalar arithmetic: about 20-30 us per
-step without traffic, 40-110 us with 25 NPC vehicles on Town01 (2-vCPU machine).
+step without traffic, 40-110 us with 25 NPC vehicles on Town01 (2-vCPU machine). Lights
+and walkers cost nothing when the world has none; on Town01 with NoCrash's dense traffic
+(100 vehicles, the ~30 walkers within 90 m that the world state carries, 36 lights)
+about 85 us per step (CPU time), of which ~35 us the vehicles, ~25 us the walkers and a
+few us the lights (the lights' stop lines on the route are found once per route).
 """
 
 from __future__ import annotations
@@ -32,11 +61,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..scenario import VehicleConfig
-from ..types import Control, Step
+from ..types import Control, Step, TrafficLight, TrafficLightState
 from .config import ExpertConfig
 from ..control import curvature_to_steer, pure_pursuit_curvature
 from .controllers import LongitudinalController, rear_curvature
-from .local_planner import Lead, RouteTracker, lead_vehicle
+from .local_planner import Lead, RouteTracker, lead_vehicle, walker_obstacle
 
 if TYPE_CHECKING:  # pragma: no cover
     import carla
@@ -55,12 +84,22 @@ class Expert:
 
     Attributes:
         name: "expert".
-        target_speed: the target speed of the last step [m/s].
+        target_speed: the target speed of the last step [m/s]: the route's speed
+            profile lowered for lights, walkers and vehicles. This is the learner's
+            speed label (what a speed head learns to predict).
+        stop_reason: what lowered the target speed below the route's speed profile at
+            the last step: "red_light", "yellow_light", "walker", "vehicle", or "" (the
+            profile itself: cruise, curve, junction, route end).
+        obstacle: the obstacle named by ``stop_reason`` (a :class:`Lead`: ``gap`` from
+            the front bumper [m], ``speed`` along the route [m/s], ``actor_id``, ``kind``),
+            or None when ``stop_reason`` is "".
+        max_deceleration: the emergency deceleration ``emergency_brake *
+            vehicle.max_deceleration`` [m/s^2] (red-light and takeover rules).
         lateral_deviation: signed distance of the ego from the route at the last step
             [m], + = right.
         heading_error: ego yaw minus route direction at the last step [rad].
         route_progress: arc length of the ego's projection on the route [m].
-        lead: the obstacle the last step reacted to (or None).
+        lead: the nearest vehicle on the path ahead at the last step (or None).
     """
 
     name = "expert"
@@ -97,6 +136,13 @@ class Expert:
         self.heading_error = 0.0
         self.route_progress = 0.0
         self.lead: Lead | None = None
+        self.stop_reason = ""
+        self.obstacle: Lead | None = None
+        self.max_deceleration = float(config.emergency_brake * vehicle.max_deceleration)
+        self._light_sig: tuple | None = None
+        self._light_stops: list[tuple[float, int]] = []
+        self._light_pos: dict[int, int] = {}
+        self._committed: int | None = None
 
     # ------------------------------------------------------------------ Driver API
 
@@ -117,6 +163,9 @@ class Expert:
         self._route = None
         self._tracker = None
         self.lead = None
+        self.stop_reason = ""
+        self.obstacle = None
+        self._committed = None
         self._bind_route(step)
 
     def _bind_route(self, step: Step) -> None:
@@ -127,6 +176,7 @@ class Expert:
             return
         self._tracker = RouteTracker(route, self.config)
         self._route = route
+        self._light_sig = None
         ego = step.world_state.ego
         self._tracker.locate(ego.x, ego.y, ego.yaw, first=True)
 
@@ -143,6 +193,8 @@ class Expert:
         cfg = self.config
         if tr is None:
             self.target_speed = 0.0
+            self.stop_reason = ""
+            self.obstacle = None
             return Control(0.0, 0.0, cfg.max_brake)
         dt = ws.dt if ws.dt > 0 else 0.05
         yaw = ego.yaw
@@ -181,29 +233,46 @@ class Expert:
             steer = 1.0 if steer > 1.0 else (max(steer, -1.0))
         # --- longitudinal ------------------------------------------------------------
         vt = tr.speed_at(s0)
+        v_profile = vt
         emergency = False
+        reason = ""
+        obstacle = None
         lead = lead_vehicle(tr, ws.actors, ego_x=ego.x, ego_y=ego.y, ego_yaw=yaw, ego_s=s0,
                             ego_speed=v,
                             ego_length=self._length, config=cfg) if ws.actors else None
         if lead is not None:
-            free = lead.gap - cfg.stop_gap
-            b = cfg.comfort_decel
-            if free <= 0.0:
-                v_lead = 0.0
-                emergency = v > 0.5
-            else:
-                v_brake = math.sqrt(lead.speed * lead.speed + 2.0 * b * free)
-                v_gap = lead.speed + (free - cfg.time_gap * v) / cfg.time_gap
-                v_lead = max(0.0, min(v_brake, v_gap))
-                if v > lead.speed:
-                    emergency = (v * v - lead.speed * lead.speed) / (2.0 * free) > 1.5 * b
+            v_lead, emergency = self._follow(lead, v)
             vt = min(vt, v_lead)
+            if v_lead < v_profile:
+                reason, obstacle = "vehicle", lead
+        if ws.walkers:
+            walker = walker_obstacle(tr, ws.walkers, ego_x=ego.x, ego_y=ego.y, ego_yaw=yaw, ego_s=s0,
+                                     ego_speed=v, ego_length=self._length, config=cfg)
+            if walker is not None:
+                v_w, em = self._follow(walker, v)
+                emergency = emergency or em
+                if v_w < vt:
+                    vt, reason, obstacle = v_w, "walker", walker
+        if ws.traffic_lights:
+            stop = self._light_stop(ws.traffic_lights, s0 + 0.5 * self._length, v)
+            if stop is not None:
+                free = stop.gap - cfg.stop_line_margin
+                b = cfg.comfort_decel
+                if free <= 0.0:
+                    v_l, em = 0.0, v > 0.5
+                else:
+                    v_l, em = math.sqrt(2.0 * b * free), v * v / (2.0 * free) > 1.5 * b
+                emergency = emergency or em
+                if v_l < vt:
+                    vt, reason, obstacle = v_l, stop.kind, stop
         throttle, brake = self._lon.control(v, vt, dt)
         if emergency:
             throttle, brake = 0.0, cfg.emergency_brake
         # --- bookkeeping for the overlay / metrics (cheap) ---------------------------
         self.target_speed = vt
         self.lead = lead
+        self.stop_reason = reason
+        self.obstacle = obstacle
         self.lateral_deviation = p.lateral
         self.heading_error = p.heading_error
         self.route_progress = s0
@@ -212,6 +281,75 @@ class Expert:
         self._s0 = s0
         self._lookahead = ld
         return Control(steer, throttle, brake)
+
+    def _follow(self, lead: Lead, v: float) -> tuple[float, bool]:
+        """Target speed [m/s] behind an obstacle ``lead`` and whether to brake fully:
+        a time gap ``time_gap`` to a moving one, a stop ``stop_gap`` behind it along the
+        braking curve at ``comfort_decel`` (IDM-like; see :mod:`.local_planner`), full
+        brake when that needs more than 1.5 ``comfort_decel`` (or the gap is gone)."""
+        cfg = self.config
+        free = lead.gap - cfg.stop_gap
+        b = cfg.comfort_decel
+        emergency = False
+        if free <= 0.0:
+            v_lead = 0.0
+            emergency = v > 0.5
+        else:
+            v_brake = math.sqrt(lead.speed * lead.speed + 2.0 * b * free)
+            v_gap = lead.speed + (free - cfg.time_gap * v) / cfg.time_gap
+            v_lead = max(0.0, min(v_brake, v_gap))
+            if v > lead.speed:
+                emergency = (v * v - lead.speed * lead.speed) / (2.0 * free) > 1.5 * b
+        return v_lead, emergency
+
+    def _light_stop(self, lights: tuple[TrafficLight, ...], s_front: float, v: float) -> Lead | None:
+        """The traffic light the car must stop for (see the module docstring), as a
+        ``Lead`` (``gap`` front bumper to stop line [m], kind "red_light" or
+        "yellow_light"), or None.
+
+        Args:
+            lights: the world's traffic lights (their stop lines on this route are
+                found once per route and set of lights).
+            s_front: arc length of the front bumper on the route [m].
+            v: speed [m/s] (>= 0).
+        """
+        sig = (len(lights), lights[0].light_id, lights[0].stop_line, lights[-1].light_id)
+        if sig != self._light_sig:
+            self._light_stops = self._tracker.light_stops(lights)
+            self._light_pos = {light.light_id: k for k, light in enumerate(lights)}
+            self._light_sig = sig
+        cfg = self.config
+        pos = self._light_pos
+        for s_line, lid in self._light_stops:
+            gap = s_line - s_front
+            if gap < 0.0:  # the front is past this stop line: ignore the light
+                if lid == self._committed:
+                    self._committed = None
+                continue
+            if gap > cfg.detection_range:
+                break
+            k = pos.get(lid, -1)
+            if not 0 <= k < len(lights) or lights[k].light_id != lid:  # the tuple was reordered
+                self._light_pos = pos = {light.light_id: j for j, light in enumerate(lights)}
+                k = pos.get(lid, -1)
+                if k < 0:
+                    continue
+            state = lights[k].state
+            if state == TrafficLightState.RED:
+                if v < 0.5 or v * v <= 2.0 * self.max_deceleration * gap:
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="red_light")
+                continue  # cannot stop before the line any more: clear the junction
+            if state == TrafficLightState.YELLOW:
+                free = gap - cfg.stop_line_margin
+                if v < 0.5 or (free > 0.0 and v * v <= 2.0 * cfg.comfort_decel * free):
+                    self._committed = lid
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
+                if lid == self._committed and v * v <= 2.0 * self.max_deceleration * gap:
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
+                continue  # the dilemma zone: go on
+            if lid == self._committed:
+                self._committed = None
+        return None
 
     # ------------------------------------------------------------------ overlay
 

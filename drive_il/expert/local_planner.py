@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import RouteProjection, project_onto_polyline
-from ..types import ActorState, RoadOption, Route
+from ..types import ActorState, RoadOption, Route, TrafficLight, WalkerState
 from .config import ExpertConfig
 
-__all__ = ["Lead", "RouteTracker", "lead_vehicle"]
+__all__ = ["Lead", "RouteTracker", "lead_vehicle", "walker_obstacle"]
 
 _BACK = 8        # projection window: segments behind the hint
 _AHEAD = 60      # projection window: segments ahead of the hint
@@ -45,17 +45,21 @@ _RELOCATE = 6.0  # beyond this distance from the windowed projection, search the
 
 @dataclass(frozen=True, slots=True)
 class Lead:
-    """The nearest obstacle on the path ahead.
+    """An obstacle on the path ahead: a vehicle, a walker or a stop line.
 
     Attributes:
-        gap: bumper-to-bumper distance along the route [m].
-        speed: its speed along the route [m/s] (>= 0).
-        actor_id: its id.
+        gap: distance along the route from the ego's front bumper to the obstacle [m]:
+            to a vehicle's rear (bumper to bumper), to a walker's footprint circle, or to
+            a traffic light's stop line.
+        speed: its speed along the route [m/s] (>= 0; 0 for a walker or a stop line).
+        actor_id: its id (the light's ``light_id`` for a stop line).
+        kind: "vehicle", "walker", "red_light" or "yellow_light".
     """
 
     gap: float
     speed: float
     actor_id: int
+    kind: str = "vehicle"
 
 
 class RouteTracker:
@@ -106,6 +110,12 @@ class RouteTracker:
             kmax[j:] = np.maximum(kmax[j:], kabs[:-j])
             kmax[:-j] = np.maximum(kmax[:-j], kabs[j:])
         v = np.minimum(v, np.sqrt(c.lateral_accel_limit / np.maximum(kmax, 1e-6)))
+        # |curvature| bound over +-6 m (how far a straight walker track can bend away)
+        k6 = kmax.copy()
+        for j in range(half_c + 1, max(half_c, round(6.0 / sp)) + 1):
+            k6[j:] = np.maximum(k6[j:], kabs[:-j])
+            k6[:-j] = np.maximum(k6[:-j], kabs[j:])
+        self._kappa_bound = k6.tolist()
         turn = junction & ((cmds == int(RoadOption.LEFT)) | (cmds == int(RoadOption.RIGHT)))
         v = np.where(turn, np.minimum(v, c.junction_speed), v)
         v = np.where(junction & ~turn, np.minimum(v, c.junction_straight_speed), v)
@@ -128,6 +138,11 @@ class RouteTracker:
         self._width = self.width.tolist()
         self.length = float(self.s[-1])
         self.index = 0
+        # the route waypoint just before each junction entry (traffic lights' lanes)
+        self.entries = np.nonzero(~junction[:-1] & junction[1:])[0].tolist()
+        self._lane_keys = [(int(w.road_id), int(w.lane_id)) for w in wps]
+        self._box_key: tuple | None = None
+        self._box = (0.0, 0.0, 0.0, 0.0)
 
     # ------------------------------------------------------------------ projection
 
@@ -264,9 +279,106 @@ class RouteTracker:
         """Lane width [m] at a route index."""
         return self._width[min(max(index, 0), len(self._width) - 1)]
 
+    def path_box(self, lo: int, hi: int, pad: float) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) [m]: bounding box of the route vertices ``lo..hi`` widened by
+        half the widest lane there + ``pad``; cached for the last (lo, hi, pad)."""
+        key = (lo, hi, pad)
+        if self._box_key != key:
+            pts = self.xy[lo:hi + 1]
+            p = 0.5 * float(self.width[lo:hi + 1].max()) + pad
+            (x0, y0), (x1, y1) = pts.min(axis=0) - p, pts.max(axis=0) + p
+            self._box = (float(x0), float(y0), float(x1), float(y1))
+            self._box_key = key
+        return self._box
+
+    # ------------------------------------------------------------------ traffic lights
+
+    def light_stops(self, lights: Sequence[TrafficLight]) -> list[tuple[float, int]]:
+        """The stop lines of ``lights`` that the route passes, as ``(s, light_id)``
+        sorted by arc length ``s`` [m] of the stop line along the route. Computed once
+        per route (lights do not move); a route through the same junction twice gets two
+        entries.
+
+        A light controls the route at a junction entry when its ``lanes`` hold the
+        ``(road_id, lane_id)`` of the route waypoint just before the entry (the lanes of
+        CARLA's ``TrafficLight.get_stop_waypoints()``); its stop line lies at the
+        along-route coordinate of the stop line's midpoint, or at the junction entry
+        when the stop line is unset or more than :data:`_LINE_SNAP` m from the entry.
+        Fallback for a light not matched by lane: the route polyline crosses its stop
+        line segment, driving within 60 deg of the light's direction (``yaw``).
+        """
+        out: list[tuple[float, int]] = []
+        if not lights:
+            return out
+        S = self._s
+        by_lane: dict[tuple[int, int], list[TrafficLight]] = {}
+        for light in lights:
+            for key in light.lanes:
+                by_lane.setdefault((int(key[0]), int(key[1])), []).append(light)
+        for i in self.entries:
+            s_entry = S[i + 1]
+            for light in by_lane.get(self._lane_keys[i], ()):
+                s_line = s_entry
+                (x0, y0), (x1, y1) = light.stop_line
+                if (x0, y0) != (x1, y1):
+                    lo = bisect.bisect_left(S, s_entry - _LINE_SNAP - 5.0)
+                    hi = min(len(S), bisect.bisect_right(S, s_entry + _LINE_SNAP) + 1)
+                    if hi - lo >= 2:
+                        p = project_onto_polyline(self.xy[lo:hi], self.s[lo:hi], 0.5 * (x0 + x1), 0.5 * (y0 + y1))
+                        if abs(p.s - s_entry) <= _LINE_SNAP:
+                            s_line = float(p.s)
+                out.append((s_line, int(light.light_id)))
+        a = self.xy[:-1]
+        d = self.xy[1:] - a
+        seg_len = np.hypot(d[:, 0], d[:, 1])
+        seg_yaw = np.arctan2(d[:, 1], d[:, 0])
+        for light in lights:
+            (x0, y0), (x1, y1) = light.stop_line
+            ex, ey = x1 - x0, y1 - y0
+            if ex == 0.0 and ey == 0.0:
+                continue
+            den = d[:, 0] * ey - d[:, 1] * ex
+            wx, wy = x0 - a[:, 0], y0 - a[:, 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = (wx * ey - wy * ex) / den
+                u = (wx * d[:, 1] - wy * d[:, 0]) / den
+            hit = ((np.abs(den) > 1e-12) & (t >= 0.0) & (t <= 1.0) & (u >= 0.0) & (u <= 1.0)
+                   & (np.cos(seg_yaw - light.yaw) > 0.5))
+            for j in np.nonzero(hit)[0].tolist():
+                s_line = S[j] + float(t[j]) * float(seg_len[j])
+                lid = int(light.light_id)
+                if not any(k == lid and abs(s - s_line) < 2.0 * _LINE_SNAP for s, k in out):
+                    out.append((s_line, lid))
+        out.sort()
+        return out
+
 
 _PRED_STEP = 0.5      # prediction sample interval [s]
 _EARLY, _LATE = 1.0, 2.0  # conflict window around the ego's arrival time [s]
+_LINE_SNAP = 15.0     # a stop line farther than this from its junction entry is not trusted [m]
+
+
+def _route_frame(S: list[float], X: list[float], Y: list[float], YAW: list[float], s_guess: float,
+                 px: float, py: float, lo: int, hi: int) -> tuple[int, float, float]:
+    """Route vertex nearest to (px, py) among ``lo..hi-1``, hill-climbing from the
+    vertex at arc length ``s_guess``; returns (index, lateral offset (+ right), offset
+    along the route from that vertex) [m]."""
+    i = bisect.bisect_right(S, s_guess) - 1
+    i = lo if i < lo else (min(i, hi - 1))
+    d = (px - X[i]) ** 2 + (py - Y[i]) ** 2
+    while i + 1 < hi:
+        dn = (px - X[i + 1]) ** 2 + (py - Y[i + 1]) ** 2
+        if dn >= d:
+            break
+        i, d = i + 1, dn
+    while i > lo:
+        dn = (px - X[i - 1]) ** 2 + (py - Y[i - 1]) ** 2
+        if dn >= d:
+            break
+        i, d = i - 1, dn
+    c, s = math.cos(YAW[i]), math.sin(YAW[i])
+    ex, ey = px - X[i], py - Y[i]
+    return i, -ex * s + ey * c, ex * c + ey * s
 
 
 def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: float, ego_y: float,
@@ -333,25 +445,9 @@ def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: 
                 continue  # behind the ego
             if k > 0 and f / v_arrive > tk + _LATE:
                 continue  # route distance >= f: the ego cannot be there in the window
-            i = bisect.bisect_right(S, ego_s + f) - 1
-            i = lo if i < lo else (min(i, hi - 1))
-            d = (px - X[i]) ** 2 + (py - Y[i]) ** 2
-            while i + 1 < hi:
-                dn = (px - X[i + 1]) ** 2 + (py - Y[i + 1]) ** 2
-                if dn >= d:
-                    break
-                i, d = i + 1, dn
-            while i > lo:
-                dn = (px - X[i - 1]) ** 2 + (py - Y[i - 1]) ** 2
-                if dn >= d:
-                    break
-                i, d = i - 1, dn
-            c, s = math.cos(YAW[i]), math.sin(YAW[i])
-            ex, ey = px - X[i], py - Y[i]
-            lat = -ex * s + ey * c
+            i, lat, off = _route_frame(S, X, Y, YAW, ego_s + f, px, py, lo, hi)
             if abs(lat) > 0.5 * WID[i] + margin:
                 continue
-            off = ex * c + ey * s
             if off > 2.0 or off < -2.0:  # beyond the window's ends
                 continue
             along = S[i] + off
@@ -370,4 +466,91 @@ def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: 
             if best is None or gap < best.gap:
                 best = Lead(gap=gap, speed=max(0.0, a.speed * cr), actor_id=a.actor_id)
             break  # the earliest conflict of this vehicle
+    return best
+
+
+def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, ego_x: float, ego_y: float,
+                    ego_yaw: float, ego_s: float, ego_speed: float, ego_length: float, config: ExpertConfig) -> Lead | None:
+    """The nearest walker in or entering the ego's lane ahead, as a stopped obstacle
+    (``Lead`` with ``kind="walker"``, speed 0), or None.
+
+    Each walker is predicted at constant velocity at ``t = 0, 0.5, ...,
+    walker_prediction_time`` s. It is an obstacle at the first predicted position whose
+    footprint circle comes within ``lane_width / 2 + walker_margin`` of the route ahead
+    (``|lateral| - radius < lane_width / 2 + walker_margin``):
+
+    * now (``t = 0``: a walker in the lane) anywhere within ``detection_range``;
+    * later (a walker about to step into the lane) only within the stopping horizon
+      ``stop_gap + v * 0.5 s + v^2 / (2 comfort_decel)`` [m] of the ego's front, the
+      distance in which the ego must start braking to stop ``stop_gap`` short of it.
+      A conflict farther away needs no action yet: the walker is re-predicted every step.
+
+    The gap is measured from the ego's front bumper to the walker's circle at the
+    conflict point. Walkers farther than ``detection_range + 10`` m cost one distance
+    test. ``walkers`` empty: returns None at once.
+    """
+    if not walkers:
+        return None
+    rng = config.detection_range
+    r2 = (rng + 10.0) ** 2
+    S, X, Y, YAW, WID = tracker._s, tracker._x, tracker._y, tracker._yaw, tracker._width
+    KAP = tracker._kappa_bound
+    n = len(S)
+    lo = tracker.index
+    hi = min(n - 1, bisect.bisect_right(S, ego_s + rng + 5.0))
+    if hi <= lo:
+        return None
+    half_ego = 0.5 * ego_length
+    v = max(0.0, ego_speed)
+    reach = config.stop_gap + 0.5 * v + v * v / (2.0 * config.comfort_decel)
+    kmax = int(config.walker_prediction_time / _PRED_STEP + 1e-9)
+    margin = config.walker_margin
+    ce, se = math.cos(ego_yaw), math.sin(ego_yaw)
+    horizon = kmax * _PRED_STEP
+    best: Lead | None = None
+    bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 1.0)
+    for w in walkers:
+        x, y = w.x, w.y
+        d = w.speed * horizon
+        if x + d < bx0 or x - d > bx1 or y + d < by0 or y - d > by1:
+            continue  # it cannot reach the path ahead within the horizon
+        dx, dy = x - ego_x, y - ego_y
+        if dx * dx + dy * dy > r2:
+            continue
+        vx, vy = w.speed * math.cos(w.yaw), w.speed * math.sin(w.yaw)
+        ks = 0 if w.speed < 0.05 else kmax
+        k = 0
+        while k <= ks:
+            tk = k * _PRED_STEP
+            px, py = w.x + vx * tk, w.y + vy * tk
+            f = (px - ego_x) * ce + (py - ego_y) * se  # guess: forward distance, then hill-climb
+            if f < -5.0:
+                k += 1
+                continue  # behind the ego
+            i, lat, off = _route_frame(S, X, Y, YAW, ego_s + f, px, py, lo, hi)
+            if off > 2.0 or off < -2.0:  # beyond the window's ends
+                k += 1
+                continue
+            excess = abs(lat) - w.radius - (0.5 * WID[i] + margin)
+            if excess >= 0.0:
+                # outside the corridor. Stop when it cannot reach it within the horizon:
+                # its speed towards the route plus the route's bending (|kappa| d^2 / 2
+                # over the distance d it walks); else skip the samples it cannot reach
+                # it by walking straight at it
+                rest = horizon - tk
+                c, s = math.cos(YAW[i]), math.sin(YAW[i])
+                toward = (vx * s - vy * c) if lat > 0.0 else (vy * c - vx * s)
+                dw = w.speed * rest
+                if excess >= max(toward, 0.0) * rest + 0.5 * KAP[i] * dw * dw:
+                    break
+                k += max(1, int(excess / (w.speed * _PRED_STEP)))
+                continue
+            along = S[i] + off
+            gap = along - ego_s - half_ego - w.radius
+            if along <= ego_s or gap > rng or (k > 0 and gap > reach):
+                k += 1
+                continue
+            if best is None or gap < best.gap:
+                best = Lead(gap=gap, speed=0.0, actor_id=w.actor_id, kind="walker")
+            break  # the earliest conflict of this walker
     return best

@@ -5,7 +5,10 @@
 2. Failures, only when no takeover can rescue the car (no DAVE-2 takeover configured):
    ``collision`` and ``off_road`` (events of the step; not while a human drives the
    whole episode), ``off_route`` (|lateral deviation| > ``off_route_distance``).
-3. ``stuck``: the ego has stayed below ``stuck_speed`` for ``stuck_seconds``.
+3. ``stuck``: the ego has stayed below ``stuck_speed`` for ``stuck_seconds``. Steps at
+   which the expert itself asks to stand (its target speed below ``stuck_speed``: a red
+   light, a walker crossing, a queue behind a stopped vehicle) do not count: that is
+   waiting, not being stuck (a real deadlock then ends as ``timeout``).
 4. ``stopped``: the caller's ``stop`` predicate holds (tests, scripted drives).
 
 Otherwise the episode runs into its step limit: ``timeout``. An exception ends it as
@@ -93,7 +96,10 @@ class Termination:
             return "off_road"
         if self._fail and abs(record.lateral_deviation) > r.off_route_distance:
             return "off_route"
-        self._slow = self._slow + 1 if abs(speed_after) < r.stuck_speed else 0
+        if abs(speed_after) >= r.stuck_speed:
+            self._slow = 0
+        elif not record.expert_target_speed < r.stuck_speed:  # NaN (unknown) counts
+            self._slow += 1
         if self._slow * self._dt >= r.stuck_seconds:
             return "stuck"
         if r.stop is not None and r.stop(record):

@@ -1,11 +1,26 @@
 """Who drives: the mixture's coins, the DAVE-2 interventions, the HG-DAgger gate and noise
-injection, on scripted drivers (no simulator)."""
+injection, on scripted drivers (no simulator); the red-light and imminent-collision
+takeovers (issue 19) on hand-built thresholds and with the expert against a learner blind
+to lights and walkers in the expert's test world."""
+
+import dataclasses
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from drive_il.evaluation.trace import InterventionTrace
+from drive_il.expert import Expert, load_expert_config
+from drive_il.expert.local_planner import Lead
 from drive_il.rollout import Arbiter, Drivers, InterventionMonitor, InterventionConfig
-from drive_il.types import Control, Observation, Step, VehicleState, WorldState
+from drive_il.rollout.arbitration import hazard_onset, hazards_present
+from drive_il.scenario import VehicleConfig
+from drive_il.types import (Control, Observation, Step, StepRecord, TrafficLightState, VehicleState, WalkerState,
+                            WorldState)
+
+from ..expert.bicycle_world import BicycleWorld
+from ..expert.test_urban import HALF, LINE, ROUTE, phases, walker_clearance
 
 
 def step_at(frame=0, t=0.0):
@@ -158,3 +173,139 @@ def test_missing_driver(mode, kw, msg):
     d = Drivers(expert=Const("expert", 0.0), **{"learner": Const("learner", 0.0), **kw})
     with pytest.raises(ValueError, match=msg):
         Arbiter(d, mode=mode, beta=0.5, rng=np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------ hazard takeovers (issue 19)
+
+COAST = Control(steer=0.0, throttle=0.5)
+
+
+def stub_expert(reason, gap=10.0, speed=0.0):
+    return SimpleNamespace(stop_reason=reason, obstacle=Lead(gap=gap, speed=speed, actor_id=1, kind=reason))
+
+
+def test_red_light_onset_thresholds():
+    cfg = InterventionConfig()
+    brake = Control(brake=0.5)
+    ex = stub_expert("red_light", gap=10.0)
+    # 8 m/s, 10 m before the line: stopping needs 3.2 m/s^2 < 4.0: not yet
+    assert hazard_onset(cfg, ex, brake, COAST, 8.0) == ""
+    # 9 m/s: 4.05 m/s^2 >= 4.0 and the learner coasts: take over
+    assert hazard_onset(cfg, ex, brake, COAST, 9.0) == "red_light"
+    # ... unless the learner brakes enough itself (0.6 * 8 m/s^2 = 4.8 >= 4.05)
+    assert hazard_onset(cfg, ex, brake, Control(brake=0.6), 9.0) == ""
+    # creeping on within red_light_distance of the line; at rest: nothing
+    near = stub_expert("red_light", gap=0.9)
+    assert hazard_onset(cfg, near, brake, COAST, 0.8) == "red_light"
+    assert hazard_onset(cfg, near, brake, COAST, 0.3) == ""
+    assert hazard_onset(InterventionConfig(on_red_light=False), ex, brake, COAST, 9.0) == ""
+    assert hazard_onset(cfg, stub_expert("yellow_light", gap=5.0), brake, COAST, 9.0) == ""
+    assert hazard_onset(cfg, ex, brake, None, 9.0) == ""
+
+
+def test_imminent_collision_onset_thresholds():
+    cfg = InterventionConfig(takeover_decel=4.0, ttc_threshold=1.5)
+    brake = Control(brake=0.3)
+    # a walker 12 m ahead at 7 m/s: TTC 1.71 s, needs 2.04 m/s^2: not yet; at 8.5 m/s TTC 1.41 s: take over
+    w = stub_expert("walker", gap=12.0)
+    assert hazard_onset(cfg, w, brake, COAST, 7.0) == ""
+    assert hazard_onset(cfg, w, brake, COAST, 8.5) == "imminent_collision"
+    # the expert does not brake (it is still coasting down): no takeover
+    assert hazard_onset(cfg, w, Control(throttle=0.1), COAST, 8.5) == ""
+    # a vehicle ahead driving 6 m/s: closing speed 2.5 m/s, TTC 4.8 s: no takeover
+    assert hazard_onset(cfg, stub_expert("vehicle", gap=12.0, speed=6.0), brake, COAST, 8.5) == ""
+    # a very short gap at low closing speed: TTC 2 s but it needs 4.5 m/s^2 > 4.0
+    assert hazard_onset(cfg, stub_expert("vehicle", gap=1.0), brake, COAST, 3.0) == "imminent_collision"
+    # hazards persist while the expert stops for a standing or closing obstacle
+    assert hazards_present(w, 0.0) == {"imminent_collision"}
+    assert hazards_present(stub_expert("vehicle", speed=5.0), 5.0) == frozenset()
+    assert hazards_present(stub_expert("red_light"), 0.0) == {"red_light"}
+    assert hazards_present(SimpleNamespace(), 3.0) == frozenset()
+
+
+class Blind:
+    """A stub learner: the expert's driving with the world's lights and walkers hidden
+    (it ignores red lights and pedestrians)."""
+
+    name = "learner"
+
+    def __init__(self):
+        self.inner = Expert(config=load_expert_config("default"), vehicle=VehicleConfig())
+
+    def _hide(self, step):
+        return dataclasses.replace(step, world_state=dataclasses.replace(step.world_state, traffic_lights=(),
+                                                                       walkers=()))
+
+    def reset(self, step):
+        self.inner.reset(self._hide(step))
+
+    def act(self, step):
+        return self.inner.act(self._hide(step))
+
+
+def takeover_run(world, seconds):
+    ex = Expert(config=load_expert_config("default"), vehicle=VehicleConfig())
+    a = Arbiter(Drivers(expert=ex, learner=Blind()), mode="learner", interventions=InterventionConfig(),
+                rng=np.random.default_rng(0))
+    step = world.reset()
+    a.begin_episode(step)
+    rows = []
+    for _ in range(int(seconds / world.dt)):
+        e = step.world_state.ego
+        d = a.decide(step, e.y, e.yaw, False, False)
+        rows.append((step.world_state.sim_time, e.x + HALF, e.speed, d, step.world_state))
+        step = world.step(d.control)
+    return a, rows
+
+
+def test_expert_takes_over_a_learner_running_a_red_light_until_green():
+    a, rows = takeover_run(BicycleWorld(ROUTE, lights=phases((TrafficLightState.RED, 25.0),
+                                                             (TrafficLightState.GREEN, None))), 40.0)
+    causes = [r[3].cause for r in rows]
+    assert "red_light" in causes and a.monitor.causes == {"red_light": 1}
+    assert all(r[1] < LINE for r in rows if r[0] < 25.0)          # the line was never crossed on red
+    first = causes.index("red_light")
+    assert rows[first][3].driver == "expert" and rows[first][3].intervention
+    assert rows[first - 1][3].driver == "learner"
+    # held while red, handed back after green, the learner drives the rest
+    assert all(r[3].cause == "red_light" for r in rows[first:] if r[0] < 25.0)
+    back = [r for r in rows if r[0] >= 25.0 and not r[3].intervention]
+    assert back and all(r[3].driver == "learner" and r[3].cause == "" for r in back)
+    assert rows[-1][1] > LINE + 30.0
+
+
+def test_expert_takes_over_a_learner_about_to_hit_a_walker():
+    w = WalkerState(actor_id=100000, x=60.0, y=6.0, yaw=-math.pi / 2, speed=0.4)
+    a, rows = takeover_run(BicycleWorld(ROUTE, walkers=(w,)), 45.0)
+    assert a.monitor.causes == {"imminent_collision": 1}
+    assert min(walker_clearance(r[4]) for r in rows) > 0.5       # the walker was not hit
+    on = [i for i, r in enumerate(rows) if r[3].cause == "imminent_collision"]
+    assert on and all(rows[i][3].driver == "expert" for i in on)
+    assert not rows[-1][3].intervention and rows[-1][3].driver == "learner"   # ended after it crossed
+    assert rows[-1][1] > 100.0
+
+
+def test_a_learner_that_brakes_like_the_expert_is_never_taken_over():
+    a = Arbiter(Drivers(expert=Expert(config=load_expert_config("default"), vehicle=VehicleConfig()),
+                        learner=Expert(config=load_expert_config("default"), vehicle=VehicleConfig())),
+                mode="learner", interventions=InterventionConfig(), rng=np.random.default_rng(0))
+    world = BicycleWorld(ROUTE, lights=phases((TrafficLightState.RED, 20.0), (TrafficLightState.GREEN, None)),
+                         walkers=(WalkerState(actor_id=100000, x=160.0, y=6.0, yaw=-math.pi / 2, speed=0.4),))
+    step = world.reset()
+    a.begin_episode(step)
+    for _ in range(800):
+        e = step.world_state.ego
+        d = a.decide(step, e.y, e.yaw, False, False)
+        step = world.step(d.control)
+    assert a.interventions == 0
+
+
+def test_the_trace_reports_the_recorded_cause():
+    tr = InterventionTrace()
+    tr.on_episode_start(SimpleNamespace(episode=3, seed=1), None)
+    st = step_at(0)
+    rec = StepRecord(step=st, executed=Control(), expert=Control(brake=1.0), learner=COAST, driver="expert",
+                     intervention=True, intervention_cause="red_light")
+    tr.on_step(StepRecord(step=st, executed=COAST, expert=Control(), learner=COAST, driver="learner"))
+    tr.on_step(rec)
+    assert [r["cause"] for r in tr.rows] == ["red_light"]

@@ -54,6 +54,17 @@ def test_stuck_after_standing_for_the_duration():
     assert reasons == [None] * 30 + ["stuck"]
 
 
+def test_waiting_the_expert_asks_for_is_not_being_stuck():
+    """Standing at a red light (the expert's target speed 0) does not count; standing
+    while the expert wants to drive does, and so does an unknown (NaN) target."""
+    import dataclasses
+    t = term(stuck_seconds=1.0)
+    waiting = dataclasses.replace(rec(), expert_target_speed=0.0)
+    assert [t.check(waiting, 10, 0.0) for _ in range(200)] == [None] * 200
+    driving = dataclasses.replace(rec(), expert_target_speed=6.0)
+    assert [t.check(driving, 10, 0.0) for _ in range(20)] == [None] * 19 + ["stuck"]
+
+
 def test_stop_predicate_ends_the_episode():
     t = term(stop=lambda r: r.step.observation.frame >= 3)
     assert [t.check(rec(frame=i), 10, 5.0) for i in range(4)] == [None, None, None, "stopped"]

@@ -1,0 +1,216 @@
+"""The expert in urban traffic (issue 19): it stops before red (and stoppable yellow)
+stop lines, goes on green, yields to walkers in or entering its lane, ignores walkers on
+the sidewalk and queues behind vehicles waiting at a red light. Hand-built worlds: a
+straight road along +x into a junction (the project's kinematic bicycle,
+:class:`.bicycle_world.BicycleWorld`)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from drive_il.expert import Expert, load_expert_config
+from drive_il.expert.local_planner import RouteTracker
+from drive_il.scenario import VehicleConfig
+from drive_il.types import (
+    ActorState,
+    Route,
+    RouteWaypoint,
+    TrafficLight,
+    TrafficLightState,
+    WalkerState,
+)
+
+from .bicycle_world import BicycleWorld
+
+VEH = VehicleConfig()
+HALF = 0.5 * VEH.length
+CFG = load_expert_config("default")
+MARGIN = CFG.stop_line_margin
+LINE = 99.5          # stop line x [m]; the junction starts at x = 100
+RED, YELLOW, GREEN = TrafficLightState.RED, TrafficLightState.YELLOW, TrafficLightState.GREEN
+
+
+def junction_route(length: int = 300, j0: int = 100, j1: int = 120) -> Route:
+    """Road 1 (lane -1) up to x = j0, a junction (road 5) to j1, then road 2; 30 km/h."""
+    wps = []
+    for i in range(length + 1):
+        junc = j0 <= i < j1
+        road = 1 if i < j0 else (5 if junc else 2)
+        wps.append(RouteWaypoint(x=float(i), y=0.0, yaw=0.0, road_id=road, lane_id=-1, lane_width=3.5,
+                                 is_junction=junc, speed_limit=30 / 3.6))
+    return Route(tuple(wps))
+
+
+ROUTE = junction_route()
+
+
+def light(state=RED, *, lanes=((1, -1),), line_x=LINE, yaw=0.0, light_id=7, y0=1.75, y1=-1.75):
+    return TrafficLight(light_id=light_id, x=line_x, y=2.5, yaw=yaw, state=state,
+                        stop_line=((line_x, y0), (line_x, y1)), lanes=lanes)
+
+
+def phases(*spans):
+    """Light states over time: phases((RED, 20.0), (GREEN, None)) -> lights(t)."""
+    def lights(t):
+        t0 = 0.0
+        for state, dur in spans:
+            if dur is None or t < t0 + dur:
+                return (light(state),)
+            t0 += dur
+        return (light(spans[-1][0]),)
+    return lights
+
+
+def drive(world: BicycleWorld, *, seconds: float, expert: Expert | None = None):
+    """Rows per step: (t, front x, speed, stop_reason, target_speed, world state)."""
+    ex = expert or Expert(config=CFG, vehicle=VEH)
+    step = world.reset()
+    ex.reset(step)
+    rows = []
+    for k in range(int(seconds / world.dt)):
+        c = ex.act(step)
+        rows.append((k * world.dt, step.world_state.ego.x + HALF, step.world_state.ego.speed, ex.stop_reason,
+                     ex.target_speed, step.world_state))
+        step = world.step(c)
+    return rows
+
+
+def walker_clearance(ws) -> float:
+    """Smallest distance [m] between the ego's bounding box and any walker's circle."""
+    e = ws.ego
+    best = math.inf
+    for w in ws.walkers:
+        dx, dy = w.x - e.x, w.y - e.y
+        c, s = math.cos(e.yaw), math.sin(e.yaw)
+        lon, lat = dx * c + dy * s, -dx * s + dy * c
+        d = math.hypot(max(abs(lon) - 0.5 * e.length, 0.0), max(abs(lat) - 0.5 * e.width, 0.0))
+        best = min(best, d - w.radius)
+    return best
+
+
+# ---------------------------------------------------------------------------- lights
+
+
+def test_the_route_finds_its_light_by_lane_and_at_the_stop_line():
+    tr = RouteTracker(ROUTE, CFG)
+    assert tr.entries == [99]
+    assert tr.light_stops((light(),)) == [(pytest.approx(LINE), 7)]
+    # another lane's light (the opposite direction), and no lights: nothing
+    other = light(lanes=((1, 1),), yaw=math.pi, y0=1.75, y1=5.25)
+    assert tr.light_stops((other,)) == [] and tr.light_stops(()) == []
+    # fallback without lanes: the route crosses the stop line driving the light's way
+    assert tr.light_stops((light(lanes=()),)) == [(pytest.approx(LINE), 7)]
+    assert tr.light_stops((light(lanes=(), yaw=math.pi),)) == []
+
+
+def test_stops_before_a_red_stop_line_and_goes_on_green():
+    rows = drive(BicycleWorld(ROUTE, lights=phases((RED, 25.0), (GREEN, None))), seconds=40.0)
+    red = [r for r in rows if r[0] < 25.0]
+    front = max(r[1] for r in red)
+    assert LINE - MARGIN - 0.3 <= front <= LINE - MARGIN + 0.3   # stopped at the stop point
+    assert front < LINE                                           # never crossed on red
+    assert abs(red[-1][2]) < 0.05 and red[-1][3] == "red_light" and red[-1][4] == 0.0
+    # the braking profile is smooth: the target speed never jumps up while stopping
+    stopping = [r[4] for r in red if r[3] == "red_light"]
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(stopping))
+    green = [r for r in rows if r[0] >= 25.0]
+    assert green[-1][1] > 150.0 and all(r[3] == "" for r in green)
+
+
+def test_goes_on_green_without_slowing():
+    plain = drive(BicycleWorld(ROUTE), seconds=20.0)
+    lit = drive(BicycleWorld(ROUTE, lights=(light(GREEN),)), seconds=20.0)
+    assert [r[1] for r in lit] == [r[1] for r in plain]
+
+
+@pytest.mark.parametrize("distance,stops", [(8.0, False), (40.0, True)])
+def test_yellow_close_goes_far_stops(distance, stops):
+    """8 m/s and 8 m before the line: stopping would need 6.2 m/s^2 > comfort_decel, so it
+    goes on (and clears the line before the 3 s yellow ends); 40 m before: it stops."""
+    x0 = LINE - distance - HALF
+    world = BicycleWorld(ROUTE, x=x0, speed=8.0, lights=phases((YELLOW, 3.0), (RED, None)))
+    rows = drive(world, seconds=25.0)
+    reasons = {r[3] for r in rows}
+    if stops:
+        assert "yellow_light" in reasons
+        front = max(r[1] for r in rows)
+        assert LINE - MARGIN - 0.3 <= front < LINE and abs(rows[-1][2]) < 0.05
+    else:
+        assert not reasons & {"yellow_light", "red_light"}
+        crossed = next(r[0] for r in rows if r[1] > LINE)
+        assert crossed < 3.0
+        assert rows[-1][1] > 150.0
+
+
+def test_a_light_whose_stop_line_the_front_has_passed_is_ignored():
+    world = BicycleWorld(ROUTE, x=LINE + 0.3 - HALF, speed=3.0, lights=(light(RED),))
+    rows = drive(world, seconds=8.0)
+    assert all(r[3] == "" for r in rows) and rows[-1][1] > LINE + 15.0
+
+
+def test_red_seen_too_late_to_stop_is_cleared_not_stopped_in():
+    """A state only a learner reaches: 8 m/s, 2 m before a red line (16 m/s^2 needed >
+    the emergency 8 m/s^2): the label clears the junction; 6 m before it stops."""
+    ex = Expert(config=CFG, vehicle=VEH)
+    for gap, expect in ((2.0, ""), (6.0, "red_light")):
+        world = BicycleWorld(ROUTE, x=LINE - gap - HALF, speed=8.0, lights=(light(RED),))
+        step = world.reset()
+        ex.reset(step)
+        c = ex.act(step)
+        assert ex.stop_reason == expect
+        assert (c.brake == CFG.emergency_brake) == (expect == "red_light")
+
+
+def test_queues_behind_a_vehicle_waiting_at_the_red_light():
+    npc = ActorState(actor_id=3, x=LINE - 1.0 - 2.25, y=0.0, yaw=0.0, speed=0.0)
+    rows = drive(BicycleWorld(ROUTE, actors=(npc,), lights=(light(RED),)), seconds=25.0)
+    front = max(r[1] for r in rows)
+    rear = npc.x - 0.5 * npc.length
+    assert rear - CFG.stop_gap - 0.5 <= front <= rear - CFG.stop_gap + 0.3
+    assert rows[-1][3] == "vehicle" and abs(rows[-1][2]) < 0.05
+
+
+# ---------------------------------------------------------------------------- walkers
+
+
+@pytest.mark.parametrize("speed,stops", [(1.2, False), (0.4, True)])
+def test_yields_to_a_walker_stepping_into_the_lane(speed, stops):
+    """A walker crossing the road at 60 m: the expert slows (1.2 m/s: the walker is
+    across before the car gets there) or stops before it (0.4 m/s), never comes near it
+    and goes on once it has crossed."""
+    w = WalkerState(actor_id=100000, x=60.0, y=6.0, yaw=-math.pi / 2, speed=speed, radius=0.3)
+    rows = drive(BicycleWorld(ROUTE, walkers=(w,)), seconds=40.0)
+    assert "walker" in {r[3] for r in rows}
+    assert min(walker_clearance(r[5]) for r in rows) > 1.0       # never near it
+    slowest = min(r[2] for r in rows if r[0] > 3.0)
+    assert slowest < (0.1 if stops else 4.0)
+    if stops:
+        front = max(r[1] for r in rows if r[2] < 0.1 and r[0] > 3.0 and r[1] < w.x)
+        assert front <= w.x - w.radius - CFG.stop_gap + 0.3
+    assert rows[-1][1] > 150.0                                    # and went on after it crossed
+
+
+def test_stops_for_a_walker_standing_in_the_lane():
+    w = WalkerState(actor_id=100001, x=70.0, y=0.8, yaw=0.0, speed=0.0)
+    rows = drive(BicycleWorld(ROUTE, walkers=(w,)), seconds=25.0)
+    front = max(r[1] for r in rows)
+    assert w.x - w.radius - CFG.stop_gap - 0.5 <= front <= w.x - w.radius - CFG.stop_gap + 0.3
+    assert rows[-1][3] == "walker" and abs(rows[-1][2]) < 0.05
+
+
+def test_walkers_on_the_sidewalk_have_no_effect():
+    walkers = (WalkerState(actor_id=100002, x=80.0, y=3.6, yaw=math.pi, speed=1.4),   # along the kerb
+               WalkerState(actor_id=100003, x=50.0, y=-3.8, yaw=0.0, speed=0.0),       # standing
+               WalkerState(actor_id=100004, x=30.0, y=-4.0, yaw=-0.3, speed=1.0))      # away, ahead
+    plain = drive(BicycleWorld(ROUTE), seconds=20.0)
+    side = drive(BicycleWorld(ROUTE, walkers=walkers), seconds=20.0)
+    assert [r[1] for r in side] == [r[1] for r in plain]
+    assert all(r[3] == "" for r in side)
+
+
+def test_a_plain_route_gives_no_stop_reason():
+    rows = drive(BicycleWorld(ROUTE), seconds=5.0)
+    assert all(r[3] == "" for r in rows)
