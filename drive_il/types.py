@@ -438,6 +438,16 @@ class StepRecord:
         beta: DAgger mixing probability in force (None outside DAgger).
         dagger_round: DAgger round (None outside DAgger).
         in_junction: the route point the ego is projected on lies in a junction.
+        expert_target_speed: the expert's target speed at this state [m/s] (its
+            ``target_speed`` after acting: 0 when it stops), NaN when unknown; the speed
+            label of a learner's speed head.
+        learner_target_speed: the speed a learner with a speed head asked for at this
+            state [m/s] (:attr:`drive_il.policies.driver.PolicyDriver.target_speed`),
+            NaN without one.
+        intervention_cause: why the expert holds control at this step (a takeover's
+            cause: "lateral_deviation", "collision", "off_road", "red_light",
+            "imminent_collision"; :class:`drive_il.rollout.arbitration.InterventionConfig`),
+            "" when no takeover does.
     """
 
     step: Step
@@ -455,6 +465,9 @@ class StepRecord:
     beta: float | None = None
     dagger_round: int | None = None
     in_junction: bool = False
+    expert_target_speed: float = math.nan
+    learner_target_speed: float = math.nan
+    intervention_cause: str = ""
 
     def _happened(self, kind: EventKind) -> bool:
         return any(e.kind is kind for e in self.events)
@@ -481,7 +494,7 @@ class StepRecord:
         ego = self.step.world_state.ego
         ex, e, ln = self.executed, self.expert, self.learner
         nan = math.nan
-        col = off = lane = False
+        col = off = lane = red = walker = False
         for ev in self.events:
             k = ev.kind
             if k is EventKind.COLLISION:
@@ -490,6 +503,10 @@ class StepRecord:
                 off = True
             elif k is EventKind.LANE_INVASION:
                 lane = True
+            elif k is EventKind.RED_LIGHT:
+                red = True
+            elif k is EventKind.WALKER_COLLISION:
+                walker = True
         return StepRow(
             frame=obs.frame, sim_time=obs.sim_time, speed=ego.speed,
             x=ego.x, y=ego.y, z=ego.z, yaw=ego.yaw, command=int(obs.command),
@@ -502,6 +519,8 @@ class StepRecord:
             lateral_deviation=self.lateral_deviation, heading_error=self.heading_error,
             route_progress=self.route_progress,
             collision=col, off_road=off, lane_invasion=lane, in_junction=self.in_junction,
+            target_speed=self.expert_target_speed, learner_target_speed=self.learner_target_speed,
+            red_light=red, walker_collision=walker,
         )
 
 
@@ -534,6 +553,12 @@ class StepRow(NamedTuple):
         collision, off_road, lane_invasion: the event was reported while executing the
             control.
         in_junction: the route point is in a junction (not stored in episode files).
+        target_speed: the expert's target speed at this state [m/s] (the speed label),
+            NaN when unknown (and in episode files of schema version 1).
+        learner_target_speed: the target speed of a learner's speed head [m/s], NaN
+            when none ran.
+        red_light, walker_collision: the event was reported while executing the
+            control (:attr:`EventKind.RED_LIGHT`, :attr:`EventKind.WALKER_COLLISION`).
     """
 
     frame: int
@@ -563,10 +588,15 @@ class StepRow(NamedTuple):
     off_road: bool
     lane_invasion: bool
     in_junction: bool
+    target_speed: float = math.nan
+    learner_target_speed: float = math.nan
+    red_light: bool = False
+    walker_collision: bool = False
 
 
 _INT_FIELDS = ("frame", "command")
-_FLAG_FIELDS = ("intervention", "noise", "collision", "off_road", "lane_invasion", "in_junction")
+_FLAG_FIELDS = ("intervention", "noise", "collision", "off_road", "lane_invasion", "in_junction", "red_light",
+                "walker_collision")
 
 #: numpy dtype of each :class:`StepRow` field as a column (:func:`step_columns`):
 #: int64 for counters, bool for flags, str for ``driver``, float64 for the rest.
@@ -597,6 +627,10 @@ STEP_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
     "collision": ("collision",),
     "off_road": ("off_road",),
     "lane_invasion": ("lane_invasion",),
+    "target_speed": ("target_speed",),
+    "learner_target_speed": ("learner_target_speed",),
+    "red_light": ("red_light",),
+    "walker_collision": ("walker_collision",),
 }
 
 

@@ -252,7 +252,10 @@ class EpisodeDataset(_TorchDataset):
     * ``episode`` (index into :attr:`episode_paths`), ``frame`` (step index t);
     * ``wheelbase`` [m], ``max_steer_angle`` [rad] of the episode's vehicle;
     * with ``path_distances``: ``path`` (K, 2) float32, the route ahead in the ego
-      frame at those arc lengths (:func:`route_path_labels`).
+      frame at those arc lengths (:func:`route_path_labels`);
+    * with ``speed_labels``: ``target_speed`` float32 [m/s], the expert's target speed
+      at the step (the label of a speed head; every camera of the step carries the same
+      one), NaN where the file has none (schema version 1): the loss masks those out.
 
     ``transform(sample) -> sample`` is applied last (preprocessing, augmentation).
     Batch with :func:`collate_samples` (faster than torch's ``default_collate``, same
@@ -272,6 +275,7 @@ class EpisodeDataset(_TorchDataset):
             there are clean either way; CIL trains only on the expert's recovery).
         max_open_files: HDF5 handles kept open per worker.
         path_distances: arc lengths d_k [m] of path labels (None: no ``path`` key).
+        speed_labels: add ``target_speed`` to every sample.
 
     Attributes:
         episode_paths: the episode files, index = ``sample["episode"]``.
@@ -279,8 +283,9 @@ class EpisodeDataset(_TorchDataset):
         cameras: the camera names used.
         rig: camera name -> rig entry (name, width, height, fov_deg, x, y, z, ...).
         labels: per-sample arrays aligned with the index (steer, throttle, brake, speed,
-            command, lateral_deviation, heading_error, intervention, noise, episode,
-            frame, camera), for statistics and weighting without reading images.
+            command, lateral_deviation, heading_error, intervention, noise,
+            target_speed, episode, frame, camera), for statistics and weighting
+            without reading images.
 
     Raises:
         DataError: no finished episodes, mixed camera rigs (one line naming both files),
@@ -294,7 +299,8 @@ class EpisodeDataset(_TorchDataset):
                  transform: Callable[[Sample], Sample] | None = None,
                  select: Callable[[Mapping[str, np.ndarray], EpisodeMeta], np.ndarray] | None = None,
                  interventions_only: bool = False, exclude_noise: bool = False,
-                 max_open_files: int = 128, path_distances: Sequence[float] | None = None) -> None:
+                 max_open_files: int = 128, path_distances: Sequence[float] | None = None,
+                 speed_labels: bool = False) -> None:
         if episodes is not None:
             paths = [Path(p) for p in episodes]
             if not paths:
@@ -306,12 +312,13 @@ class EpisodeDataset(_TorchDataset):
         else:
             paths = collect_episode_paths(dirs)
         self.transform = transform
+        self.speed_labels = bool(speed_labels)
         self.max_open_files = max(1, int(max_open_files))
         self.episode_paths: list[Path] = paths
         self.metas: list[EpisodeMeta] = []
         cols: dict[str, list[np.ndarray]] = {k: [] for k in (
             "steer", "throttle", "brake", "speed", "command", "lateral_deviation", "heading_error",
-            "intervention", "noise")}
+            "intervention", "noise", "target_speed")}
         masks: list[np.ndarray] = []
         self.path_distances: tuple[float, ...] | None = (tuple(float(d) for d in path_distances)
                                                          if path_distances is not None else None)
@@ -338,6 +345,7 @@ class EpisodeDataset(_TorchDataset):
                 cols["command"].append(np.asarray(steps["command"], dtype=np.int64))
                 cols["intervention"].append(np.asarray(steps["intervention"], dtype=bool))
                 cols["noise"].append(np.asarray(steps["noise"], dtype=bool))
+                cols["target_speed"].append(np.asarray(steps["target_speed"], dtype=np.float32))
                 m = np.ones(meta.steps, dtype=bool)
                 if interventions_only:
                     m &= cols["intervention"][-1]
@@ -424,6 +432,8 @@ class EpisodeDataset(_TorchDataset):
         }
         if self._path is not None:
             sample["path"] = self._path[g]
+        if self.speed_labels:
+            sample["target_speed"] = s["target_speed"][g]
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

@@ -2,7 +2,8 @@
 
 Builds :class:`~drive_il.types.EpisodeInfo`, :class:`~drive_il.types.Step` and
 :class:`~drive_il.types.StepRecord` objects directly: a car driving along +x at a
-constant speed with random, smooth expert steering labels, and camera frames drawn
+constant speed with random, smooth expert steering labels (target-speed labels: 8 m/s,
+0 m/s at steps 50-59 of every 60), and camera frames drawn
 from a small pool of random images (frame ``t`` of a camera is ``pool[t % len(pool)]``,
 so a reader can check what it gets back).
 """
@@ -88,7 +89,8 @@ class SyntheticEpisode:
                 learner=learner, driver="learner" if (self.learner and t % 2) else "expert",
                 intervention=(t % 40 == 0), noise=noisy, lateral_deviation=float(lat[t]),
                 heading_error=0.01 * s, route_progress=speed * dt * t, events=events,
-                beta=self.info.beta, dagger_round=self.info.dagger_round)
+                beta=self.info.beta, dagger_round=self.info.dagger_round,
+                expert_target_speed=0.0 if t % 60 >= 50 else speed)
 
     def result(self, termination: str = "route_completed") -> EpisodeResult:
         return EpisodeResult(info=self.info, termination=termination, steps=self.steps,

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import DataError
 from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFFIX, STEP_FIELDS, EpisodeMeta,
                       EpisodeReader, RigChecker, list_episodes, locked_directory, manifest_entry, read_manifest,
-                      scan_dir, write_manifest)
+                      scan_dir, step_fields_of_version, write_manifest)
 
 __all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
            "format_info", "format_repair", "steering_histogram"]
@@ -39,6 +39,7 @@ class DataInfo:
         drivers, terminations: name -> episodes.
         dagger_rounds: round (None outside DAgger) -> (episodes, betas seen).
         noisy_episodes, noisy_steps, intervention_steps: counts.
+        speed_label_steps: steps with a finite speed label (``target_speed``).
         steer: every expert steering label (for the histogram).
         partial: partial files; damaged: (file, reason).
     """
@@ -59,6 +60,7 @@ class DataInfo:
     noisy_episodes: int = 0
     noisy_steps: int = 0
     intervention_steps: int = 0
+    speed_label_steps: int = 0
     steer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     partial: list[Path] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)
@@ -85,6 +87,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
                     expert = r.steps["expert"]
                     noise = r.steps["noise"]
                     inter = r.steps["intervention"]
+                    n_speed = int(np.count_nonzero(np.isfinite(r.steps["target_speed"])))
                     shapes = {c: r.frames(c).shape[1:3] for c in r.cameras}
             except DataError as e:
                 info.damaged.append((p, str(e)))
@@ -118,6 +121,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             info.noisy_steps += n_noisy
             info.noisy_episodes += int(n_noisy > 0)
             info.intervention_steps += int(np.count_nonzero(inter))
+            info.speed_label_steps += n_speed
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
     if info.episodes == 0:
         where = ", ".join(str(d) for d in ds)
@@ -173,6 +177,8 @@ def format_info(info: DataInfo) -> list[str]:
     share = 100.0 * info.noisy_steps / max(info.steps, 1)
     out.append(f"noise: {info.noisy_episodes} episodes with injected noise, {info.noisy_steps} noisy steps "
                f"({share:.1f}%)   interventions: {info.intervention_steps} steps")
+    out.append(f"speed labels (target_speed): {info.speed_label_steps} steps "
+               f"({100.0 * info.speed_label_steps / max(info.steps, 1):.1f}%; a speed head trains on these)")
     out.append("expert steering histogram (steer, +1 = right):")
     out.extend("  " + line for line in steering_histogram(info.steer))
     out.append(f"partial files: {len(info.partial)}" + (
@@ -278,7 +284,10 @@ def _verify_file(p: Path, *, read_frames: bool, block: int) -> tuple[list[str], 
             if "steps" not in f:
                 return [f"{p}: group /steps missing"], m
             g = f["steps"]
+            stored = step_fields_of_version(m.schema_version)
             for k, (dtype, tail, _) in STEP_FIELDS.items():
+                if k not in stored:
+                    continue   # added after this file's schema version: read as STEP_FIELD_DEFAULTS
                 if k not in g:
                     probs.append(f"{p}: steps/{k} missing")
                     continue
@@ -288,7 +297,7 @@ def _verify_file(p: Path, *, read_frames: bool, block: int) -> tuple[list[str], 
                 elif np.dtype(ds.dtype).kind != np.dtype(dtype).kind:
                     probs.append(f"{p}: steps/{k} has dtype {ds.dtype}, expected {dtype}")
             if not probs:
-                for k in STEP_FIELDS:  # every chunk: HDF5 checks each one's fletcher32 checksum
+                for k in stored:  # every chunk: HDF5 checks each one's fletcher32 checksum
                     try:
                         g[k][()]
                     except (OSError, RuntimeError) as err:

@@ -8,6 +8,7 @@ Modules (imported lazily: ``import drive_il.policies`` does not import torch):
 * :mod:`.labels` — ``steer_error_deg`` (1/r <-> steer itself: :mod:`drive_il.control`);
 * :mod:`.alvinn`, :mod:`.dave2` — the networks and their configs;
 * :mod:`.path` — the path head's geometry (points in the ego frame, pure pursuit along them);
+* :mod:`.speed` — ``SpeedHead``, the learned target speed (``[output] speed = true``, CILRS);
 * :mod:`.registry` — ``ARCHITECTURES``, ``ModelPreset``, ``load_model_preset``, ``build_policy``;
 * :mod:`.checkpoint` — ``save_checkpoint``, ``load_checkpoint``, ``check_camera_rig``;
 * :mod:`.driver` — ``PolicyDriver`` (the learner as a Driver).
@@ -26,6 +27,7 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "check_camera_rig": "checkpoint",
     "CheckpointInfo": "checkpoint", "VehicleParams": "checkpoint",
     "PolicyDriver": "driver",
+    "SpeedHead": "speed",
 }
 
 __all__ = list(_EXPORTS)

@@ -49,6 +49,7 @@ from torch import nn
 from ..config import validate_fields
 from .path import PathDecoder, PursuitParams, path_steer_batch
 from .presets import OutputConfig
+from .speed import SpeedHead
 
 __all__ = ["HILL_1989", "Alvinn", "AlvinnConfig", "decode_units", "encode_targets"]
 
@@ -169,14 +170,15 @@ class Alvinn(nn.Module):
         input_shape: (C, H, W) of the preprocessed input (1, 30, 32 in the paper).
 
     Forward:
-        image (B, C, H, W) float in [0, 255] -> (B, output_units) sigmoid activations.
+        image (B, C, H, W) float in [0, 255] -> (B, output_units) sigmoid activations;
+        with a speed head (``[output] speed = true``) and ``with_speed=True`` ->
+        (that, (B,) target speed [m/s]; ``speed`` (B,) the measured speed [m/s]).
     """
 
     architecture: ClassVar[str] = "alvinn"
     #: what ``forward`` returns: activations of the direction units.
     output_kind: ClassVar[str] = "steer_units"
     uses_command: ClassVar[bool] = False
-    uses_speed: ClassVar[bool] = False
 
     def __init__(self, config: AlvinnConfig, input_shape: tuple[int, int, int] = (1, 30, 32), *,
                  output: OutputConfig | None = None) -> None:
@@ -193,14 +195,31 @@ class Alvinn(nn.Module):
         self.hidden = nn.Linear(n_in, config.hidden_units)
         n_out = self.output_config.num_outputs if self.path_decoder is not None else config.output_units
         self.output = nn.Linear(config.hidden_units, n_out)
+        # [output] speed = true: one more unit on the hidden layer (with a 4-unit encoding
+        # of the measured speed), drive_il.policies.speed
+        self.speed_head = (SpeedHead(config.hidden_units, 1, activation=nn.Sigmoid, hidden=(), speed_features=4,
+                                     scale=self.output_config.speed_scale)
+                           if self.output_config.speed else None)
+
+    @property
+    def uses_speed(self) -> bool:  # type: ignore[override]
+        return self.speed_head is not None
+
+    @property
+    def has_speed_head(self) -> bool:
+        return self.speed_head is not None
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None) -> torch.Tensor:
+                speed: torch.Tensor | None = None, *, with_speed: bool = False):
         x = self.normalize(image).flatten(1)          # (B, 960)
         h = torch.sigmoid(self.hidden(x))             # (B, hidden)
         if self.path_decoder is not None:
-            return self.path_decoder(self.output(h))  # (B, K, 2) [m]
-        return torch.sigmoid(self.output(h))          # (B, 45)
+            out = self.path_decoder(self.output(h))   # (B, K, 2) [m]
+        else:
+            out = torch.sigmoid(self.output(h))       # (B, 45)
+        if not with_speed:
+            return out
+        return out, (self.speed_head(h, speed) if self.speed_head is not None else None)   # (B,) [m/s]
 
     def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any = None,
                         max_steer_angle: Any = None, speed: torch.Tensor | None = None,

@@ -38,6 +38,13 @@ returns the path ahead as (B, K, 2) points (x forward, y right) [m] in the ego f
 the arc lengths ``path_distances`` (:mod:`drive_il.policies.path`); everything before
 the last layer is unchanged. The module's ``output_kind`` is then ``"path"``. A 1/r
 model (no ``[output]`` table) is built exactly as before.
+
+**Speed head** (``[output] speed = true``, :mod:`drive_il.policies.speed`): a
+:class:`~drive_il.policies.speed.SpeedHead` on the trunk's features with the measured
+speed as its input, one branch per command head (``Dave2Branched``) or one (``Dave2``);
+``forward(..., with_speed=True)`` returns ``(lateral, target speed (B,) [m/s])``. It is
+created after every other layer, so the other layers of a seeded model are initialised
+as without it.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from ..types import RoadOption
 from ..control import curvature_to_steer
 from .path import PathDecoder, PursuitParams, path_steer_batch
 from .presets import OutputConfig
+from .speed import SpeedHead
 
 __all__ = ["Dave2", "Dave2Branched", "Dave2BranchedConfig", "Dave2Config", "head_commands"]
 
@@ -146,6 +154,15 @@ def _head(n_in: int, activation: str, dropout: float, n_out: int = 1) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
+def _speed_head(output: OutputConfig, n_features: int, n_branches: int, activation: str,
+                dropout: float) -> SpeedHead | None:
+    """The speed head of ``[output] speed = true`` (DAVE-2 FC widths), else None."""
+    if not output.speed:
+        return None
+    return SpeedHead(n_features, n_branches, activation=lambda: _act(activation), dropout=dropout,
+                     scale=output.speed_scale)
+
+
 def _flat_size(trunk: nn.Module, input_shape: tuple[int, int, int]) -> int:
     with torch.no_grad():
         return int(trunk(torch.zeros(1, *input_shape)).shape[1])
@@ -190,12 +207,13 @@ class Dave2(_CurvatureOutput, nn.Module):
 
     Forward:
         image (B, C, H, W) float in [0, 255] -> (B, 1) inverse turning radius [1/m]
-        (path head: (B, K, 2) points [m]).
+        (path head: (B, K, 2) points [m]); ``speed`` (B,) measured [m/s] feeds the
+        speed head only; ``with_speed=True`` -> (that, (B,) target speed [m/s] or None
+        without a speed head).
     """
 
     architecture: ClassVar[str] = "dave2"
     uses_command: ClassVar[bool] = False
-    uses_speed: ClassVar[bool] = False
 
     def __init__(self, config: Dave2Config, input_shape: tuple[int, int, int] = (3, 66, 200), *,
                  output: OutputConfig | None = None) -> None:
@@ -207,15 +225,29 @@ class Dave2(_CurvatureOutput, nn.Module):
         self.input_shape = tuple(int(v) for v in input_shape)
         self.normalize = _Normalize()
         self.trunk = _trunk(self.input_shape[0], config.activation)
-        self.head = _head(_flat_size(self.trunk, self.input_shape), config.activation, config.dropout, n_out)
+        n_feat = _flat_size(self.trunk, self.input_shape)
+        self.head = _head(n_feat, config.activation, config.dropout, n_out)
         self._inv_scale = 1.0 / config.output_scale
+        self.speed_head = _speed_head(self.output_config, n_feat, 1, config.activation, config.dropout)
+
+    @property
+    def uses_speed(self) -> bool:  # type: ignore[override]
+        return self.speed_head is not None
+
+    @property
+    def has_speed_head(self) -> bool:
+        return self.speed_head is not None
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None) -> torch.Tensor:
+                speed: torch.Tensor | None = None, *, with_speed: bool = False):
         features = self.trunk(self.normalize(image))   # (B, 1152)
         if self.path_decoder is not None:
-            return self.path_decoder(self.head(features))   # (B, K, 2) [m]
-        return self.head(features) * self._inv_scale   # (B, 1) 1/r [1/m]
+            out = self.path_decoder(self.head(features))   # (B, K, 2) [m]
+        else:
+            out = self.head(features) * self._inv_scale    # (B, 1) 1/r [1/m]
+        if not with_speed:
+            return out
+        return out, (self.speed_head(features, speed) if self.speed_head is not None else None)
 
 
 class Dave2Branched(_CurvatureOutput, nn.Module):
@@ -229,7 +261,9 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         image (B, C, H, W) float in [0, 255], command (B,) int RoadOption values
         (None = LANEFOLLOW), speed (B,) [m/s] (used only with ``speed_input``)
         -> (B, 1) inverse turning radius [1/m] of the head of each sample's command
-        (path head: (B, K, 2) points [m] of that head).
+        (path head: (B, K, 2) points [m] of that head); ``with_speed=True`` -> (that,
+        (B,) target speed [m/s] of the speed branch of the command, or None without a
+        speed head).
     """
 
     architecture: ClassVar[str] = "dave2_branched"
@@ -259,10 +293,15 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
             table[int(c) + 1] = i
         self.register_buffer("_head_of", table, persistent=False)
         self._inv_scale = 1.0 / config.output_scale
+        self.speed_head = _speed_head(self.output_config, n_feat, len(cmds), config.activation, config.dropout)
 
     @property
     def uses_speed(self) -> bool:  # type: ignore[override]
-        return bool(self.config.speed_input)
+        return bool(self.config.speed_input) or self.speed_head is not None
+
+    @property
+    def has_speed_head(self) -> bool:
+        return self.speed_head is not None
 
     def head_index(self, command: torch.Tensor | None, batch: int) -> torch.Tensor:
         """(B,) head index of each sample's command."""
@@ -272,7 +311,7 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         return self._head_of[c]
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None) -> torch.Tensor:
+                speed: torch.Tensor | None = None, *, with_speed: bool = False):
         b = image.shape[0]
         features = self.trunk(self.normalize(image))                      # (B, 1152)
         if self.speed_fc is not None:
@@ -281,10 +320,16 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         if self.path_decoder is not None:
             outs = torch.stack([h(features) for h in self.heads], dim=1)  # (B, n_heads, n_out)
             sel = outs[torch.arange(b, device=outs.device), self.head_index(command, b)]   # (B, n_out)
-            return self.path_decoder(sel)                                 # (B, K, 2) [m]
-        outs = torch.cat([h(features) for h in self.heads], dim=1)       # (B, n_heads)
-        idx = self.head_index(command, b)[:, None]                        # (B, 1)
-        return outs.gather(1, idx) * self._inv_scale                      # (B, 1) 1/r [1/m]
+            out = self.path_decoder(sel)                                  # (B, K, 2) [m]
+        else:
+            outs = torch.cat([h(features) for h in self.heads], dim=1)   # (B, n_heads)
+            idx = self.head_index(command, b)[:, None]                    # (B, 1)
+            out = outs.gather(1, idx) * self._inv_scale                   # (B, 1) 1/r [1/m]
+        if not with_speed:
+            return out
+        if self.speed_head is None:
+            return out, None
+        return out, self.speed_head(features, speed, self.head_index(command, b))   # (B,) [m/s]
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -28,6 +28,21 @@ trained on, the speed and the navigation command), never the privileged world st
   it steers through, as the expert does, without reading the route. The learners of the
   papers predict steering only (ALVINN, DAVE-2); CIL's expert also slowed to ~15 km/h in
   turns (REFERENCES.md).
+* **longitudinal, with a speed head** (a preset's ``[output] speed = true``,
+  :mod:`drive_il.policies.speed`; CILRS, Codevilla et al. ICCV 2019): the network's
+  predicted target speed v (of the command's branch, from the frame and the measured
+  speed) replaces the cruise speed and the turn speed: the same
+  ``LongitudinalController`` tracks ``min(v, curve governor)``; a prediction below
+  ``stop_speed`` (0.3 m/s) means stop: the target is 0 and the controller brakes (and
+  holds the car with full brake once at rest, as the expert's stop does).
+
+With a speed head, ``target_speed`` is the speed [m/s] the longitudinal controller was
+asked to hold at the last step (the prediction after the governor's cap, 0 when
+stopping); the overlay and the arbitration read it, as they read the expert's
+``target_speed``. Without one it stays the cruise speed (``cruise_speed``), as before;
+``last_target_speed`` is, in both cases, the target of the last step.
+``predicted_speed`` is the speed head's raw output at the last step [m/s] (NaN without
+a speed head).
 
 ``predict_steer(observation)`` gives the learner's steer without acting (DAgger and
 evaluation need the learner's prediction even when the expert drives).
@@ -72,7 +87,8 @@ class PolicyDriver:
             expert preset set the cruise control.
         vehicle: vehicle geometry override (default: the scenario's, else the
             checkpoint's).
-        target_speed: cruise speed [m/s] (default: the scenario's, else 8 m/s).
+        target_speed: cruise speed [m/s] (default: the scenario's, else 8 m/s); kept
+            as ``cruise_speed`` (unused with a speed head).
         turn_speed: cruise speed while the command is LEFT or RIGHT [m/s] (default: the
             expert preset's ``junction_speed``; None there = ``target_speed``).
         expert_config: gains of the cruise controller (default: the scenario's expert
@@ -84,6 +100,8 @@ class PolicyDriver:
             ``math.inf`` turns the governor off).
         min_speed: the governor never asks for less [m/s] (default 2.0).
         curve_hold: time constant [s] of the decaying peak of |1/r| (default 1.0).
+        stop_speed: with a speed head, a predicted speed below it [m/s] means stop
+            (default 0.3).
         device: where the network runs: ``cpu`` (default; one intra-op thread),
             ``cuda``, ``cuda:N``, ``auto``, or a ``torch.device``
             (:func:`drive_il.devices.resolve_device`). The checkpoint loads on the CPU
@@ -101,7 +119,7 @@ class PolicyDriver:
                  vehicle: VehicleParams | None = None, target_speed: float | None = None,
                  turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None,
                  lateral_accel_limit: float | None = None, min_speed: float = 2.0,
-                 curve_hold: float = 1.0, device: Any = "cpu") -> None:
+                 curve_hold: float = 1.0, stop_speed: float = 0.3, device: Any = "cpu") -> None:
         import torch  # noqa: F401  (fail early if torch is missing)
 
         self.device = resolve_device(device, flag="device")
@@ -134,11 +152,17 @@ class PolicyDriver:
         except (AttributeError, TypeError, ValueError):
             self.pursuit = PursuitParams.from_expert()
         self.last_path: np.ndarray | None = None
-        self.target_speed = float(target_speed if target_speed is not None else
+        self.cruise_speed = float(target_speed if target_speed is not None else
                                   (scenario.target_speed if scenario is not None else 8.0))
         if turn_speed is None:
             turn_speed = getattr(expert_config, "junction_speed", None)
-        self.turn_speed = min(float(turn_speed), self.target_speed) if turn_speed is not None else self.target_speed
+        self.turn_speed = min(float(turn_speed), self.cruise_speed) if turn_speed is not None else self.cruise_speed
+        #: the network predicts a target speed (``[output] speed = true``)
+        self.has_speed_head = bool(getattr(module, "has_speed_head", False))
+        if not stop_speed >= 0:
+            raise ValueError(f"stop_speed must be >= 0 m/s, got {stop_speed!r}")
+        self.stop_speed = float(stop_speed)
+        self.predicted_speed: float = math.nan
         self.dt = float(dt if dt is not None else (scenario.dt if scenario is not None else 0.05))
         from ..expert.controllers import LongitudinalController
         self.cruise = LongitudinalController(expert_config)
@@ -154,7 +178,17 @@ class PolicyDriver:
         self._curvature_peak = 0.0
         self._last_time: float | None = None
         self.last_steer: float = 0.0
-        self.last_target_speed: float = self.target_speed
+        self.last_target_speed: float = self.cruise_speed
+
+    @property
+    def target_speed(self) -> float:
+        """With a speed head: the speed [m/s] the longitudinal controller was asked to
+        hold at the last step (the prediction capped by the curve governor, 0 when
+        stopping; the cruise speed before the first step). Without one: the cruise
+        speed, as before (the rollout workers rebuild a learner from this attribute,
+        ``drive_il.rollout.parallel.jobs.DriverRecipe``); the governed cruise target of
+        the last step is ``last_target_speed``."""
+        return self.last_target_speed if self.has_speed_head else self.cruise_speed
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, *, scenario: Any = None, **kwargs: Any) -> PolicyDriver:
@@ -168,12 +202,13 @@ class PolicyDriver:
         self._last_time = None
         self.last_steer = 0.0
         self._curvature_peak = 0.0
-        self.last_target_speed = self.target_speed
+        self.last_target_speed = self.cruise_speed
         self.last_path = None
+        self.predicted_speed = math.nan
 
     def predict_steer(self, observation: Observation) -> float:
         """The policy's steer in [-1, 1] for this observation (no side effects but
-        ``last_path`` for a path head).
+        ``last_path`` for a path head and ``predicted_speed`` for a speed head).
 
         Raises:
             CheckpointError: the observation lacks the model's camera.
@@ -200,7 +235,13 @@ class PolicyDriver:
             torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                out = p(x, command, speed).float().cpu()                      # (1, 1), (1, K) or (1, K, 2)
+                if self.has_speed_head:
+                    out, v = p(x, command, speed, with_speed=True)
+                    v = float(v.float().reshape(-1)[0])                       # target speed [m/s]
+                    self.predicted_speed = v if math.isfinite(v) else 0.0
+                    out = out.float().cpu()
+                else:
+                    out = p(x, command, speed).float().cpu()                  # (1, 1), (1, K) or (1, K, 2)
                 if p.output_kind == "path":
                     pts = out.reshape(-1, 2).numpy().astype(np.float64)      # (K, 2) ego frame [m]
                     self.last_path = pts
@@ -229,7 +270,8 @@ class PolicyDriver:
         return min(target, max(v, self.min_speed))
 
     def act(self, step: Step) -> Control:
-        """Steer from the policy, throttle/brake from the cruise controller."""
+        """Steer from the policy, throttle/brake from the longitudinal controller (the
+        cruise speed, or the speed head's target; module docstring)."""
         obs = step.observation
         steer = self.predict_steer(obs)
         self.last_steer = steer
@@ -237,9 +279,15 @@ class PolicyDriver:
         if self._last_time is not None and obs.sim_time > self._last_time:
             dt = obs.sim_time - self._last_time
         self._last_time = obs.sim_time
-        turning = obs.command in (RoadOption.LEFT, RoadOption.RIGHT)
-        target = self.turn_speed if turning else self.target_speed
-        target = self.curve_speed(steer, target, dt)
+        if self.has_speed_head:
+            v = max(0.0, self.predicted_speed)
+            target = self.curve_speed(steer, v, dt)
+            if v < self.stop_speed:
+                target = 0.0                                   # stop: the controller brakes
+        else:
+            turning = obs.command in (RoadOption.LEFT, RoadOption.RIGHT)
+            target = self.turn_speed if turning else self.cruise_speed
+            target = self.curve_speed(steer, target, dt)
         self.last_target_speed = target
         throttle, brake = self.cruise.control(float(obs.speed), target, dt)
         return Control.clipped(steer, throttle, brake)

@@ -43,7 +43,9 @@ class EnsembleModule(nn.Module):
     """The mean of several policies' outputs (same architecture and input).
 
     Forward: image (B, C, H, W), command (B,) or None, speed (B,) or None -> the
-    members' mean output ((B, 1) 1/r or (B, K) unit activations).
+    members' mean output ((B, 1) 1/r or (B, K) unit activations); ``with_speed=True``
+    -> (that, the members' mean target speed (B,) [m/s], or None unless every member
+    has a speed head).
     """
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
@@ -57,12 +59,20 @@ class EnsembleModule(nn.Module):
         self.architecture = getattr(first, "architecture", "")
         self.uses_command = any(bool(m.uses_command) for m in members)
         self.uses_speed = any(bool(m.uses_speed) for m in members)
+        self.has_speed_head = all(bool(getattr(m, "has_speed_head", False)) for m in members)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None) -> torch.Tensor:
-        outs = [m(image, command if m.uses_command else None, speed if m.uses_speed else None)
-                for m in self.members]
-        return torch.stack([o.float() for o in outs]).mean(dim=0)
+                speed: torch.Tensor | None = None, *, with_speed: bool = False):
+        if not with_speed:
+            outs = [m(image, command if m.uses_command else None, speed if m.uses_speed else None)
+                    for m in self.members]
+            return torch.stack([o.float() for o in outs]).mean(dim=0)
+        pairs = [m(image, command if m.uses_command else None, speed if m.uses_speed else None, with_speed=True)
+                 for m in self.members]
+        lateral = torch.stack([o.float() for o, _ in pairs]).mean(dim=0)
+        if not self.has_speed_head:
+            return lateral, None
+        return lateral, torch.stack([v.float() for _, v in pairs]).mean(dim=0)   # (B,) mean target speed [m/s]
 
     def output_to_steer(self, output: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Decode the mean output as the first member decodes its own."""

@@ -42,6 +42,20 @@ class OutputConfig:
     ``predict_x`` also x_k (as ``d_k`` + a residual [m]), else x_k is reconstructed
     from the arc lengths (:func:`drive_il.policies.path.lateral_to_points`).
 
+    **Speed head** (``speed = true``, any ``kind``, any architecture): a target-speed
+    output [m/s] next to the lateral one, one per command branch of a branched model,
+    with the measured speed [m/s] as an input of that head (CILRS, Codevilla et al.,
+    "Exploring the Limitations of Behavior Cloning for Autonomous Driving", ICCV 2019:
+    a speed input and a speed-prediction branch; CILRS's branch predicts the measured
+    speed as a regulariser, ours predicts the expert's target speed, the label recorded
+    as ``target_speed`` in episode files; 0 where the expert stops). The unit predicts
+    ``v / speed_scale``; the module returns v [m/s]. Training adds
+    ``speed_loss_weight * mean |v_pred - v_label|`` [m/s] over the samples with a label
+    (NaN labels are masked out) to the lateral loss
+    (:class:`drive_il.training.losses.SpeedLoss`). The learner then tracks the predicted
+    speed with the expert's longitudinal controller
+    (:class:`drive_il.policies.driver.PolicyDriver`).
+
     Attributes:
         kind: ``"native"`` or ``"path"``.
         path_distances: arc lengths d_k [m] of the points, increasing (path only).
@@ -50,6 +64,11 @@ class OutputConfig:
             (Girshick, Fast R-CNN 2015: quadratic below ``smooth_l1_beta``) on the
             points [m].
         smooth_l1_beta: the smooth-L1 transition [m].
+        speed: add the speed head (target speed [m/s], measured speed as input).
+        speed_loss_weight: weight w of the speed head's L1 loss [per m/s] (0.1: an error
+            of 1 m/s weighs as a 0.1 m path error; the lateral losses are of order 0.05-0.5).
+        speed_scale: the speed unit predicts ``v / speed_scale``; also the
+            normalisation of the measured-speed input [m/s].
     """
 
     kind: str = field(default="native", metadata={"choices": ("native", "path")})
@@ -57,6 +76,9 @@ class OutputConfig:
     predict_x: bool = False
     loss: str = field(default="l1", metadata={"choices": ("l1", "smooth_l1")})
     smooth_l1_beta: float = field(default=0.5, metadata={"range": (1e-4, 10.0)})
+    speed: bool = False
+    speed_loss_weight: float = field(default=0.1, metadata={"range": (0.0, 100.0)})
+    speed_scale: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
 
     def __post_init__(self) -> None:
         validate_fields(self)

@@ -112,6 +112,10 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+#: The ``[output]`` keys of the speed head (drive_il.policies.speed).
+_SPEED_KEYS = ("speed", "speed_loss_weight", "speed_scale")
+
+
 @dataclass(frozen=True)
 class ModelPreset:
     """A complete model preset: architecture + preprocessing + augmentation + training.
@@ -153,7 +157,8 @@ class ModelPreset:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML-able dict (the inverse of :func:`model_preset_from_dict`);
         ``output`` only when it is not the native output (1/r presets and checkpoints
-        serialise as before the path head existed)."""
+        serialise as before the path head existed), its speed-head keys only with a
+        speed head (or values other than the defaults)."""
         d = {
             "name": self.name,
             "architecture": self.architecture,
@@ -163,7 +168,13 @@ class ModelPreset:
             "training": to_dict(self.training),
         }
         if self.output != OutputConfig():
-            d["output"] = to_dict(self.output)
+            out = to_dict(self.output)
+            if not self.output.speed:   # without a speed head: written as before the speed head existed
+                default = OutputConfig()
+                for k in _SPEED_KEYS:
+                    if out.get(k) == to_dict(default)[k]:
+                        out.pop(k, None)
+            d["output"] = out
         return d
 
 
@@ -236,6 +247,6 @@ def build_policy(preset: ModelPreset):
     """A freshly initialised ``nn.Module`` for a preset (torch's default init, seeded by
     the caller through ``torch.manual_seed``)."""
     arch = ARCHITECTURES[preset.architecture]
-    if preset.output.is_path:
+    if preset.output.is_path or preset.output.speed:
         return arch.module_cls(preset.model, preset.preprocessing.shape, output=preset.output)
     return arch.module_cls(preset.model, preset.preprocessing.shape)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -130,6 +131,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
     ends = Termination(spec.termination, route=route, dt=scenario.dt, rescuable=spec.interventions is not None,
                        human=spec.driver == "human")
     expert = drivers.expert
+    learner = drivers.learner
     xy, s_arr = route.xy, route.s
     junction = np.array([w.is_junction for w in route.waypoints], bool)
     last = len(junction) - 1
@@ -154,6 +156,10 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
                 expert_path=getattr(expert, "intended_path", None), beta=spec.beta,
                 dagger_round=spec.dagger_round,
                 in_junction=bool(junction[min(proj.index + 1, last)] or junction[proj.index]),
+                expert_target_speed=float(getattr(expert, "target_speed", math.nan)),
+                learner_target_speed=(float(learner.target_speed) if learner is not None
+                                      and getattr(learner, "has_speed_head", False) else math.nan),
+                intervention_cause=d.cause,
             )
             for o in observers:
                 o.on_step(record)

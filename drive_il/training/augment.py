@@ -294,14 +294,16 @@ class SampleTransform:
     Input sample keys (``drive_il.data.dataset.EpisodeDataset``): ``image`` (H, W, 3)
     uint8, ``camera``, ``camera_y`` [m], ``camera_yaw`` [rad], ``steer``, ``speed``
     [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad]; optionally ``path``
-    (K, 2) [m], the path labels of a path head.
+    (K, 2) [m], the path labels of a path head; optionally ``target_speed`` [m/s], a
+    speed head's label.
 
     Output: ``image`` (C, h, w) uint8, ``steer`` float32 (corrected label),
     ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
     (uncorrected), ``speed`` float32, ``command`` int64, ``max_steer_angle`` float32,
     ``wheelbase`` float32; with an input ``path``, ``path`` (K, 2) float32 seen from the
     (virtual) camera's car (:func:`transform_path`, the same (y, psi) as the steering
-    correction).
+    correction); with an input ``target_speed``, ``target_speed`` float32 [m/s]
+    unchanged (side cameras and shifted views keep the step's speed label).
 
     With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
     cropped or resized), plus the parameters of the image operations, all float32:
@@ -387,6 +389,8 @@ class SampleTransform:
         }
         if "path" in sample:
             out["path"] = np.ascontiguousarray(transform_path(sample["path"], y, psi), dtype=np.float32)
+        if "target_speed" in sample:   # a speed head's label: the same for every view of the step
+            out["target_speed"] = np.float32(sample["target_speed"])
         if defer:
             out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow)
         return out

@@ -97,7 +97,8 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
 
     Raises:
         DataError: no episodes, mixed rigs, the model's camera missing from the data,
-            no sample left after filtering, a path head and an episode without a route.
+            no sample left after filtering, a path head and an episode without a route,
+            a speed head and no training sample with a speed label.
     """
     from ..data.dataset import EpisodeDataset, collect_episode_paths, split_by_episode
 
@@ -128,9 +129,14 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
                             f"{', '.join(probe.cameras)})")
     out = getattr(preset, "output", None)
     path_d = tuple(out.path_distances) if out is not None and out.is_path else None
-    train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select, path_distances=path_d)
+    speed = bool(getattr(out, "speed", False))
+    train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select, path_distances=path_d,
+                           speed_labels=speed)
     val = EpisodeDataset(episodes=val_paths, cameras=(cam,), select=select,
-                         path_distances=path_d) if val_paths else None
+                         path_distances=path_d, speed_labels=speed) if val_paths else None
+    if speed and len(train) and not np.isfinite(train.labels["target_speed"]).any():
+        raise DataError(f"no speed labels (target_speed) in {', '.join(str(d) for d in dirs)}: a speed head "
+                        "needs episodes recorded with schema version 2 or later (collect them again)")
     if val is not None and len(val) == 0:
         val = None
     metas = train.metas + (val.metas if val is not None else [])

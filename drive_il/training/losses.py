@@ -26,7 +26,17 @@ look-ahead unless another is given), so the steering keys stay; ``curvature_mae`
 that pursuit's curvature against the label's 1/r, plus ``path_error_m`` (mean distance
 between predicted and label points [m]), ``path_lateral_mae`` [m] and
 ``path_final_error_m`` (distance at the farthest point [m]).
+
+* :class:`SpeedLoss` (a speed head, ``[output] speed = true``;
+  :mod:`drive_il.policies.speed`): wraps the lateral loss and adds
+  ``speed_loss_weight * mean |v_pred - v_label|`` [m/s], the mean over the samples whose
+  label ``target_speed`` is finite (NaN labels, e.g. from episode files of schema
+  version 1, are masked out; a batch without any label adds 0). L1 as the lateral losses
+  of LBC and TransFuser; CILRS (Codevilla et al. ICCV 2019) trains its speed branch with
+  L1 too. Metrics: the lateral loss's, plus ``speed_mae`` [m/s] (over the labelled
+  samples; 0 when none) and ``lateral_loss``; ``loss`` is the total.
 """
+
 
 from __future__ import annotations
 
@@ -36,7 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AlvinnLoss", "CurvatureLoss", "LossOutput", "PathLoss", "make_loss"]
+__all__ = ["AlvinnLoss", "CurvatureLoss", "LossOutput", "PathLoss", "SpeedLoss", "make_loss"]
 
 
 @dataclass(frozen=True)
@@ -139,14 +149,60 @@ class PathLoss:
         return LossOutput(loss, m, steer, deg)
 
 
+class SpeedLoss:
+    """The lateral loss plus the speed head's masked L1 (module docstring).
+
+    Args:
+        lateral: the loss object of the lateral output.
+        weight: ``speed_loss_weight`` [per m/s].
+
+    Attributes:
+        forward_kwargs: what the trainer passes to the model's forward
+            (``with_speed=True``: the model returns ``(lateral, speed (B,) [m/s])``).
+
+    Raises:
+        KeyError: (call) the batch has no ``target_speed`` (the dataset was opened
+            without speed labels).
+    """
+
+    forward_kwargs = {"with_speed": True}
+
+    def __init__(self, lateral, weight: float = 0.1) -> None:
+        self.lateral = lateral
+        self.weight = float(weight)
+
+    def __call__(self, policy, output, batch: Mapping[str, torch.Tensor]) -> LossOutput:
+        lateral, pred = output
+        lo = self.lateral(policy, lateral, batch)
+        if "target_speed" not in batch:
+            raise KeyError("target_speed: a speed head needs speed labels (EpisodeDataset(speed_labels=True))")
+        label = batch["target_speed"].reshape(-1).float()          # (B,) [m/s], NaN = no label
+        pred = pred.reshape(-1).float()                            # (B,) [m/s]
+        valid = torch.isfinite(label)
+        n = valid.sum()
+        err = (pred - torch.where(valid, label, torch.zeros_like(label))).abs() * valid
+        speed_l1 = err.sum() / n.clamp(min=1)
+        loss = lo.loss + self.weight * speed_l1
+        m = dict(lo.metrics)
+        m["lateral_loss"] = m["loss"]
+        m["speed_mae"] = float(speed_l1.detach())
+        m["loss"] = float(loss.detach())
+        return LossOutput(loss, m, lo.steer, lo.steer_error_deg)
+
+
 def make_loss(policy, *, pursuit=None):
     """The loss object for a policy's ``output_kind`` (``pursuit``: the
-    :class:`~drive_il.policies.path.PursuitParams` of a path head's steering metrics)."""
+    :class:`~drive_il.policies.path.PursuitParams` of a path head's steering metrics),
+    wrapped in :class:`SpeedLoss` when the policy has a speed head."""
     kind = getattr(policy, "output_kind", "")
     if kind == "path":
-        return PathLoss(policy.output_config, pursuit)
-    if kind == "curvature":
-        return CurvatureLoss(getattr(policy.config, "output_scale", 10.0))
-    if kind == "steer_units":
-        return AlvinnLoss()
-    raise ValueError(f"no loss for output kind {kind!r}")
+        lateral = PathLoss(policy.output_config, pursuit)
+    elif kind == "curvature":
+        lateral = CurvatureLoss(getattr(policy.config, "output_scale", 10.0))
+    elif kind == "steer_units":
+        lateral = AlvinnLoss()
+    else:
+        raise ValueError(f"no loss for output kind {kind!r}")
+    if getattr(policy, "has_speed_head", False):
+        return SpeedLoss(lateral, policy.output_config.speed_loss_weight)
+    return lateral

@@ -32,7 +32,8 @@ steps and per epoch: ``train/epoch_*``), ``val/loss``, ``val/steer_error_deg``,
 ``val/steer_mae``, ``val/curvature_mae`` (a path head, ``[output] kind = "path"``: the
 steer and curvature of pure pursuit along the predicted path, plus ``val/path_error_m``,
 ``val/path_lateral_mae``, ``val/path_final_error_m`` [m], see
-:mod:`drive_il.training.losses`), histograms ``val/steer_error_deg_hist``,
+:mod:`drive_il.training.losses`; a speed head, ``[output] speed = true``:
+``train/speed_mae``, ``val/speed_mae`` [m/s] and ``val/lateral_loss``), histograms ``val/steer_error_deg_hist``,
 ``val/steer_pred``, ``val/steer_label``, image ``val/frames`` (a grid of validation
 frames with the expert's steering needle in green and the prediction in red), ``perf/samples_per_s``,
 ``perf/data_wait_fraction``, and the preset and run settings as text (``hparams``).
@@ -402,7 +403,8 @@ def _forward_loss(model, policy, optimizer, loss_fn, batch: Mapping[str, Any], *
         batch = device_augment(batch)
     with autocast_context(device, amp):
         x = batch["image"].float()                               # (B, C, h, w) in [0, 255]
-        output = model(x, batch["command"], batch["speed"])      # (B, 1) 1/r or (B, K) units
+        # (B, 1) 1/r or (B, K) units; with a speed head (SpeedLoss) also the (B,) target speed
+        output = model(x, batch["command"], batch["speed"], **getattr(loss_fn, "forward_kwargs", {}))
         lo = loss_fn(policy, output, batch)
     return batch, lo
 
@@ -461,7 +463,8 @@ def _evaluate(policy, loss_fn, loader, *, device: Any = None,
         for cpu_batch in loader:
             batch = to_device(cpu_batch, device)
             with autocast_context(device, amp):
-                out = policy(batch["image"].float(), batch["command"], batch["speed"])
+                out = policy(batch["image"].float(), batch["command"], batch["speed"],
+                             **getattr(loss_fn, "forward_kwargs", {}))
                 lo = loss_fn(policy, out, batch)
             b = int(batch["image"].shape[0])
             for k, v in lo.metrics.items():
@@ -713,6 +716,8 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
                     writer.add_scalar("train/loss", metrics["loss"], step)
                     writer.add_scalar("train/steer_error_deg", metrics["steer_error_deg"], step)
                     writer.add_scalar("train/lr", lr, step)
+                    if "speed_mae" in metrics:   # a speed head (losses.SpeedLoss)
+                        writer.add_scalar("train/speed_mae", metrics["speed_mae"], step)
                 if show:
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", err=f"{metrics['steer_error_deg']:.2f}deg")
                 step += 1

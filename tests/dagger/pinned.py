@@ -109,13 +109,21 @@ KEYS = ("autonomy", "interventions_per_km", "lateral_deviation_mean", "lateral_d
         "collisions_per_km", "lane_invasions_per_km", "disagreement_mean", "heading_error_mean", "episodes")
 
 
+#: The per-step arrays the pin was recorded with (episode schema 1). Columns added since
+#: (the expert's target speed, red-light and walker-collision flags, issue 19) are new
+#: data, not a change of behaviour: the digest keeps to these.
+PINNED_STEP_FIELDS = ("frame", "sim_time", "speed", "pose", "command", "executed", "expert", "learner",
+                      "intervention", "noise", "driver", "lateral_deviation", "heading_error",
+                      "route_progress", "collision", "off_road", "lane_invasion")
+
+
 def _episode_digest(path: Path) -> dict:
     from drive_il.data.storage import EpisodeReader
     with EpisodeReader(path) as r:
         steps = {k: np.asarray(r.steps[k]) for k in r.steps}
         frame = np.asarray(r.frame(r.cameras[0], len(r) // 2))
     h = hashlib.sha256()
-    for k in sorted(steps):
+    for k in sorted(PINNED_STEP_FIELDS):
         h.update(np.ascontiguousarray(steps[k]).tobytes())
     return {"steps": int(len(steps["speed"])), "labels_sha256": h.hexdigest()[:16],
             "expert_steer_sum": round(float(np.sum(steps["expert"][:, 0])), 6),

@@ -10,7 +10,8 @@ A demonstration directory (one per collection run or DAgger round) looks like::
                                      left behind by a crash, reported by `data verify`)
 
     episode_NNNNNN.h5
-      /  attrs                       format = "drive_il.episode", schema_version = 1,
+      /  attrs                       format = "drive_il.episode", schema_version = 2
+                                     (version 1 files read too: see below),
                                      created (ISO 8601 UTC), drive_il_version,
                                      scenario, scenario_source, scenario_json,
                                      town, seed, episode, weather, backend, dt [s],
@@ -43,6 +44,13 @@ A demonstration directory (one per collection run or DAgger round) looks like::
          collision (T,) bool         events reported while executing the control
          off_road (T,) bool
          lane_invasion (T,) bool
+         red_light (T,) bool         crossed its lane's stop line while red
+         walker_collision (T,) bool  hit a pedestrian
+         target_speed (T,) float32   the expert's target speed [m/s] (speed label; NaN
+                                     when unknown)
+         learner_target_speed (T,) f32  a learner speed head's target [m/s], NaN = none
+                                     (the last four: schema version 2; a version 1
+                                     file reads them as NaN / False, STEP_FIELD_DEFAULTS)
       /route/xy (N, 2) float64, yaw (N,) float64 [rad], s (N,) float64 [m],
              commands (N,) int8      the episode's route (absent when none)
 
@@ -74,14 +82,14 @@ from .reader import EpisodeReader, iter_readers
 from .rig import RIG_KEYS, RigChecker, rig_entries
 from .scan import LOCK_NAME, ScanReport, finished_episode_indices, list_episodes, locked_directory, scan_dir
 from .schema import (DRIVER_NAMES, EPISODE_SUFFIX, EVENT_FIELDS, FORMAT_NAME, MANIFEST_NAME, PARTIAL_SUFFIX,
-                     SCHEMA_VERSION, STEP_FIELDS, SUPPORTED_SCHEMA_VERSIONS, EpisodeMeta, episode_filename,
-                     episode_index_from_path)
+                     SCHEMA_VERSION, STEP_FIELD_DEFAULTS, STEP_FIELDS, SUPPORTED_SCHEMA_VERSIONS, EpisodeMeta,
+                     default_step_array, episode_filename, episode_index_from_path, step_fields_of_version)
 from .writer import EpisodeWriter, PartialEpisodeFile
 
 __all__ = [
     "DRIVER_NAMES", "EPISODE_SUFFIX", "EVENT_FIELDS", "FORMAT_NAME", "MANIFEST_NAME", "PARTIAL_SUFFIX",
     "SCHEMA_VERSION", "STEP_FIELDS", "SUPPORTED_SCHEMA_VERSIONS", "EpisodeMeta", "episode_filename",
-    "episode_index_from_path",
+    "episode_index_from_path", "STEP_FIELD_DEFAULTS", "default_step_array", "step_fields_of_version",
     "EpisodeWriter", "PartialEpisodeFile",
     "EpisodeReader", "iter_readers",
     "MANIFEST_KEYS", "append_manifest", "manifest_entry", "read_manifest", "write_manifest",

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from ...errors import DataError
-from .schema import FORMAT_NAME, PARTIAL_SUFFIX, SUPPORTED_SCHEMA_VERSIONS, _attr_str, _meta_from_attrs
+from .schema import (FORMAT_NAME, PARTIAL_SUFFIX, STEP_FIELD_DEFAULTS, SUPPORTED_SCHEMA_VERSIONS, _attr_str,
+                     _meta_from_attrs, default_step_array)
 
 __all__ = ["EpisodeReader", "iter_readers"]
 
@@ -28,6 +29,10 @@ class _StepArrays(Mapping[str, np.ndarray]):
         if a is None:
             g = self._r._group("steps")
             if key not in g:
+                if key in STEP_FIELD_DEFAULTS and self._r.meta.schema_version < STEP_FIELD_DEFAULTS[key][0]:
+                    a = default_step_array(key, self._r.meta.steps)   # an older file: NaN / False
+                    self._cache[key] = a
+                    return a
                 raise KeyError(key)
             try:
                 a = g[key][()]
@@ -36,11 +41,16 @@ class _StepArrays(Mapping[str, np.ndarray]):
             self._cache[key] = a
         return a
 
+    def _keys(self) -> list[str]:
+        stored = list(self._r._group("steps").keys())
+        v = self._r.meta.schema_version
+        return stored + [k for k, (since, _) in STEP_FIELD_DEFAULTS.items() if v < since and k not in stored]
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._r._group("steps").keys())
+        return iter(self._keys())
 
     def __len__(self) -> int:
-        return len(self._r._group("steps"))
+        return len(self._keys())
 
 
 class EpisodeReader:
@@ -56,7 +66,9 @@ class EpisodeReader:
     Attributes:
         path: the file.
         meta: :class:`EpisodeMeta` (root attributes).
-        steps: mapping STEP_FIELDS name -> numpy array (read on first access).
+        steps: mapping STEP_FIELDS name -> numpy array (read on first access); in a
+            file of an older schema version the arrays it lacks read as
+            ``STEP_FIELD_DEFAULTS`` (``target_speed`` NaN, ``red_light`` False, ...).
 
     Raises:
         DataError: the file is missing, truncated or corrupt (the message names the

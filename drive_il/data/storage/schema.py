@@ -30,15 +30,21 @@ __all__ = [
     "STEP_FIELDS",
     "DRIVER_NAMES",
     "EVENT_FIELDS",
+    "STEP_FIELD_DEFAULTS",
+    "step_fields_of_version",
+    "default_step_array",
     "EpisodeMeta",
     "episode_filename",
     "episode_index_from_path",
 ]
 
 #: Version of the on-disk layout written by this code. Bump on any incompatible change.
-SCHEMA_VERSION = 1
-#: Versions this code reads.
-SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
+#: Version 2 added the per-step ``target_speed``, ``learner_target_speed``, ``red_light``
+#: and ``walker_collision`` arrays (:data:`STEP_FIELD_DEFAULTS`).
+SCHEMA_VERSION = 2
+#: Versions this code reads (version 1 files read with the arrays they lack filled in
+#: from :data:`STEP_FIELD_DEFAULTS`).
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 #: ``format`` attribute of every episode file.
 FORMAT_NAME = "drive_il.episode"
 MANIFEST_NAME = "manifest.jsonl"
@@ -64,9 +70,38 @@ STEP_FIELDS: dict[str, tuple[str, tuple[int, ...], str]] = {
     "collision": ("bool", (), "collision reported while executing the control"),
     "off_road": ("bool", (), "left the drivable surface"),
     "lane_invasion": ("bool", (), "crossed a lane marking"),
+    "target_speed": ("float32", (), "the expert's target speed at this state [m/s] (speed label), NaN = unknown"),
+    "learner_target_speed": ("float32", (), "target speed of the learner's speed head [m/s], NaN = none"),
+    "red_light": ("bool", (), "crossed the stop line of its lane while red"),
+    "walker_collision": ("bool", (), "hit a pedestrian"),
 }
 #: Event flags among STEP_FIELDS (EventKind values).
-EVENT_FIELDS: tuple[str, ...] = ("collision", "off_road", "lane_invasion")
+EVENT_FIELDS: tuple[str, ...] = ("collision", "off_road", "lane_invasion", "red_light", "walker_collision")
+#: Per-step arrays added after schema version 1 -> (the version that added them, the
+#: value that fills them when a file of an older version is read).
+STEP_FIELD_DEFAULTS: dict[str, tuple[int, Any]] = {
+    "target_speed": (2, float("nan")),
+    "learner_target_speed": (2, float("nan")),
+    "red_light": (2, False),
+    "walker_collision": (2, False),
+}
+
+
+def step_fields_of_version(version: int) -> tuple[str, ...]:
+    """The STEP_FIELDS names a file of schema ``version`` stores (the others read as
+    :data:`STEP_FIELD_DEFAULTS`)."""
+    return tuple(k for k in STEP_FIELDS if k not in STEP_FIELD_DEFAULTS or STEP_FIELD_DEFAULTS[k][0] <= version)
+
+
+def default_step_array(name: str, steps: int) -> np.ndarray:
+    """The (T, ...) array that stands for a field a file of an older schema lacks:
+    filled with its :data:`STEP_FIELD_DEFAULTS` value in its STEP_FIELDS dtype.
+
+    Raises:
+        KeyError: ``name`` is not a field added after version 1.
+    """
+    dtype, tail, _ = STEP_FIELDS[name]
+    return np.full((int(steps), *tail), STEP_FIELD_DEFAULTS[name][1], dtype=dtype)
 #: Codes of the per-step ``driver`` array (unknown names are appended per file).
 DRIVER_NAMES: tuple[str, ...] = ("expert", "learner", "human")
 

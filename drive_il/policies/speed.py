@@ -1,0 +1,86 @@
+"""The speed head: a learned target speed next to the lateral output of any architecture.
+
+A preset's ``[output] speed = true`` (:class:`~drive_il.policies.presets.OutputConfig`)
+adds a :class:`SpeedHead` to the network. Its input is the network's image features
+(DAVE-2's flattened convolutional trunk; ALVINN's hidden layer) concatenated with an
+encoding of the **measured speed** (one FC layer over ``v / speed_scale``), and it has
+one branch per navigation-command head of a branched model (one for the others), as
+CILRS (Codevilla et al., "Exploring the Limitations of Behavior Cloning for Autonomous
+Driving", ICCV 2019) feeds the measured speed to the network and adds a speed-prediction
+branch. Ours predicts the expert's **target speed** (the episode files' ``target_speed``
+label, 0 where the expert stops for a red light or a pedestrian) rather than CILRS's
+regulariser, the measured speed; the learner then tracks it with the expert's
+longitudinal controller (:class:`~drive_il.policies.driver.PolicyDriver`).
+
+Each branch is DAVE-2's fully connected stack (100/50/10) and one unit that predicts
+``v / speed_scale`` (``hidden=()``: the unit alone, as ALVINN's output units sit on its
+hidden layer); :meth:`SpeedHead.forward` returns v [m/s], unclipped (the driver
+clips it to >= 0 and reads < ``stop_speed`` as stop).
+
+Modules with a speed head return ``(lateral, speed)`` from
+``forward(image, command, speed, with_speed=True)``, ``speed`` (B,) [m/s]; without
+``with_speed`` their forward returns the lateral output alone, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["SpeedHead"]
+
+
+class SpeedHead(nn.Module):
+    """Target-speed branches over image features and the measured speed.
+
+    Args:
+        n_features: width F of the image features.
+        n_branches: branches (one per command head of a branched model, else 1).
+        activation: factory of the activation module (the architecture's).
+        hidden: widths of the hidden FC layers of a branch (DAVE-2's 100/50/10).
+        dropout: dropout before each hidden FC layer.
+        speed_features: width of the measured-speed encoding (one FC layer + activation).
+        scale: ``speed_scale`` [m/s]: the input is ``v / scale``, the unit predicts
+            ``v_target / scale``.
+
+    Forward:
+        features (B, F), speed (B,) measured [m/s] (None = 0), branch (B,) long branch
+        index (None = 0) -> (B,) target speed [m/s] of each sample's branch.
+    """
+
+    def __init__(self, n_features: int, n_branches: int = 1, *, activation: Callable[[], nn.Module] = nn.ReLU,
+                 hidden: Sequence[int] = (100, 50, 10), dropout: float = 0.0, speed_features: int = 32,
+                 scale: float = 10.0) -> None:
+        super().__init__()
+        if n_branches < 1:
+            raise ValueError(f"n_branches must be >= 1, got {n_branches}")
+        self.scale = float(scale)
+        self.speed_in = nn.Sequential(nn.Linear(1, speed_features), activation())
+        self.branches = nn.ModuleList(_mlp(n_features + speed_features, hidden, activation, dropout)
+                                      for _ in range(n_branches))
+
+    def forward(self, features: torch.Tensor, speed: torch.Tensor | None = None,
+                branch: torch.Tensor | None = None) -> torch.Tensor:
+        b = features.shape[0]
+        sp = (torch.zeros(b, 1, device=features.device) if speed is None
+              else speed.reshape(b, 1).to(device=features.device, dtype=torch.float32))
+        h = torch.cat([features, self.speed_in(sp / self.scale).to(features.dtype)], dim=1)   # (B, F + S)
+        if len(self.branches) == 1:
+            return self.branches[0](h).reshape(b) * self.scale                                 # (B,) [m/s]
+        outs = torch.cat([br(h) for br in self.branches], dim=1)                              # (B, n_branches)
+        idx = (torch.zeros(b, dtype=torch.long, device=outs.device) if branch is None
+               else branch.reshape(b).long())
+        return outs.gather(1, idx[:, None]).reshape(b) * self.scale                           # (B,) [m/s]
+
+
+def _mlp(n_in: int, hidden: Sequence[int], activation: Callable[[], nn.Module], dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for w in hidden:
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.Linear(n_in, int(w)), activation()]
+        n_in = int(w)
+    layers.append(nn.Linear(n_in, 1))
+    return nn.Sequential(*layers)

@@ -1,0 +1,126 @@
+"""Training a speed head: the masked L1 of SpeedLoss, and a tiny synthetic set where the
+target speed depends on the image (a red blob -> 0 m/s, none -> 8 m/s) trained end to
+end (episode files -> train_policy -> checkpoint -> PolicyDriver)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from drive_il.data.recorder import EpisodeRecorder
+from drive_il.data.synthetic import synthetic_episode
+from drive_il.errors import DataError
+from drive_il.policies.driver import PolicyDriver
+from drive_il.policies.registry import build_policy, load_model_preset
+from drive_il.scenario import CameraConfig, Scenario
+from drive_il.training.losses import CurvatureLoss, SpeedLoss, make_loss
+from drive_il.training.trainer import train_policy
+from drive_il.types import Observation, Step
+
+CAM = CameraConfig(name="center", width=200, height=66, fov_deg=60.0, x=1.4, z=1.5, pitch_deg=-8.0)
+
+
+def test_speed_loss_masks_missing_labels():
+    torch.manual_seed(0)
+    m = build_policy(load_model_preset("dave2").replace(output=dataclasses.replace(
+        load_model_preset("dave2").output, speed=True, speed_loss_weight=0.5)))
+    loss = make_loss(m)
+    assert isinstance(loss, SpeedLoss) and isinstance(loss.lateral, CurvatureLoss) and loss.weight == 0.5
+    batch = {"curvature": torch.zeros(4), "steer": torch.zeros(4), "wheelbase": torch.full((4,), 2.9),
+             "max_steer_angle": torch.full((4,), math.radians(35)),
+             "target_speed": torch.tensor([8.0, math.nan, 0.0, math.nan])}
+    lateral = torch.zeros(4, 1, requires_grad=True)
+    pred = torch.tensor([6.0, 100.0, 1.0, -50.0], requires_grad=True)
+    lo = loss(m, (lateral, pred), batch)
+    assert lo.metrics["speed_mae"] == pytest.approx(1.5)               # (2 + 1) / 2: NaN labels ignored
+    assert lo.metrics["loss"] == pytest.approx(lo.metrics["lateral_loss"] + 0.5 * 1.5)
+    lo.loss.backward()
+    assert pred.grad[1] == 0 and pred.grad[3] == 0 and pred.grad[0] != 0
+    # no label at all: the speed term is 0, finite
+    batch["target_speed"] = torch.full((4,), math.nan)
+    lo = loss(m, (lateral, pred), batch)
+    assert lo.metrics["speed_mae"] == 0.0 and math.isfinite(float(lo.loss.detach()))
+    del batch["target_speed"]
+    with pytest.raises(KeyError, match="target_speed"):
+        loss(m, (lateral, pred), batch)
+
+
+def _frames(rng, n, blob):
+    """(n, 66, 200, 3) road-grey noise, with a red disc where ``blob``."""
+    f = rng.integers(60, 140, size=(n, 66, 200, 3), dtype=np.uint8)
+    for i in range(n):
+        if blob[i]:
+            c = (int(rng.integers(30, 170)), int(rng.integers(12, 40)))
+            cv2.circle(f[i], c, 9, (230, 20, 20), -1)
+    return f
+
+
+def _write_light_episodes(d, n_eps=4, steps=32):
+    """Episodes whose speed label is 0 on frames with a red blob, 8 m/s on the others
+    (the measured speed is always 8 m/s: only the image tells them apart)."""
+    rec = EpisodeRecorder(d)
+    rng = np.random.default_rng(0)
+    for e in range(n_eps):
+        ep = synthetic_episode(episode=e, seed=e, steps=steps, n_cameras=1)
+        blob = np.arange(8) >= 4
+        ep.pools = {"center": _frames(rng, 8, blob)}
+        rec.on_episode_start(ep.info, ep.first)
+        for t, r in enumerate(ep.iter_records()):
+            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if blob[t % 8] else 8.0))
+        rec.on_episode_end(ep.result())
+
+
+def test_a_speed_head_learns_to_stop_for_a_red_blob(tmp_path):
+    data = tmp_path / "data"
+    _write_light_episodes(data)
+    base = load_model_preset("dave2")
+    preset = base.replace(
+        name="dave2_speed_test",
+        output=dataclasses.replace(base.output, speed=True, speed_loss_weight=1.0),
+        augmentation=dataclasses.replace(base.augmentation, side_cameras=False, brightness_prob=0.0,
+                                         shadow_prob=0.0, viewpoint_prob=0.0),
+        training=dataclasses.replace(base.training, batch_size=8, epochs=8, lr=2e-3, val_fraction=0.25,
+                                     image_log_every=0, threads=1))
+    res = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
+                       device="cpu")
+    hist = res.history
+    assert hist[-1]["train_speed_mae"] < 0.5 * hist[0]["train_speed_mae"]      # the loss decreases
+    # unseen frames: the trained model separates them
+    rng = np.random.default_rng(123)
+    stop_frames = _frames(rng, 6, np.ones(6, bool))
+    go_frames = _frames(rng, 6, np.zeros(6, bool))
+    d = PolicyDriver(res.best, scenario=Scenario(cameras=(CAM,), target_speed=8.0))
+    assert d.has_speed_head
+    v_stop, v_go = [], []
+    for frames, out in ((stop_frames, v_stop), (go_frames, v_go)):
+        for f in frames:
+            d.reset(None)
+            ctl = d.act(Step(observation=Observation(frames={"center": f}, speed=8.0), world_state=None))
+            out.append((d.predicted_speed, d.target_speed, ctl))
+    assert max(v for v, _, _ in v_stop) < 2.0 and min(v for v, _, _ in v_go) > 6.0
+    assert all(c.brake > 0 for _, _, c in v_stop)                       # at 8 m/s: brake for the blob
+    assert all(t > 6.0 for _, t, _ in v_go)
+    print(f"speed head, unseen frames: red blob -> {np.mean([v for v, _, _ in v_stop]):.2f} m/s "
+          f"(max {max(v for v, _, _ in v_stop):.2f}), none -> {np.mean([v for v, _, _ in v_go]):.2f} m/s "
+          f"(min {min(v for v, _, _ in v_go):.2f}); speed MAE train {hist[0]['train_speed_mae']:.2f} -> "
+          f"{hist[-1]['train_speed_mae']:.2f} m/s, val {hist[-1].get('val_speed_mae', math.nan):.2f} m/s")
+
+
+def test_a_speed_head_without_speed_labels_is_refused(tmp_path):
+    import h5py
+
+    data = tmp_path / "data"
+    _write_light_episodes(data, n_eps=2, steps=8)
+    for p in sorted(data.glob("*.h5")):
+        with h5py.File(p, "r+") as f:                                   # as schema version 1 wrote it
+            for k in ("target_speed", "learner_target_speed", "red_light", "walker_collision"):
+                del f["steps"][k]
+            f.attrs["schema_version"] = 1
+    preset = load_model_preset("dave2_command_speed")
+    with pytest.raises(DataError, match="no speed labels"):
+        train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", progress=False, device="cpu")
