@@ -11,8 +11,17 @@ Definitions (DESIGN.md, "Definitions used by metrics, overlay and TensorBoard"):
 * **Autonomy** [%] = (1 - interventions * 6 s / elapsed s) * 100, clipped at 0.
 * **Per km** rates divide by max(distance driven [km], 0.001) (CARLA leaderboard's
   guard against division by zero).
-* **Driving score** (CARLA leaderboard): route completion x 0.60 per vehicle collision
-  (the only infraction the embedded world models; off-road is reported separately).
+* **Driving score** (CARLA leaderboard, ``statistics_manager.py``'s penalty table):
+  route completion [%] x the product of one penalty factor per infraction: 0.50 per
+  collision with a pedestrian, 0.60 with a vehicle, 0.65 with static geometry (layout),
+  0.70 per red light run (:func:`driving_score`). :func:`summarize` charges vehicle and
+  walker collisions and red lights (off-road is reported separately there); the NoCrash
+  report (:mod:`drive_il.evaluation.nocrash`) also charges leaving the road as a layout
+  collision. Infractions per km of the leaderboard: count / max(route completion / 100 x
+  route length [km], 0.001) (:func:`infractions_per_km`).
+* **Infractions from events** (:func:`count_infractions`): the simulator's per-step
+  :class:`~drive_il.types.Event` s counted by kind (vehicle, walker, layout collisions, red
+  lights), as the live rollout hands them over in ``StepRecord.events``.
 
 An episode is given as an :class:`EpisodeTrace` of per-step arrays, built from the
 per-step record schema (:class:`drive_il.types.StepRow`) by the rollout loop while
@@ -29,8 +38,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .types import Event, EventKind
+
 __all__ = ["EpisodeTrace", "INTERVENTION_SECONDS", "METRIC_KEYS", "summarize", "count_onsets",
-           "autonomy", "per_km", "aggregate", "upgrade_keys"]
+           "autonomy", "per_km", "aggregate", "upgrade_keys", "PENALTIES", "driving_score", "infractions_per_km",
+           "Infractions", "count_infractions"]
 
 #: The metrics shown in evaluation reports, logged under ``eval/`` in TensorBoard and
 #: kept per DAgger round (keys of :func:`summarize` and :func:`aggregate`).
@@ -64,6 +76,109 @@ def upgrade_keys(obj: Any) -> Any:
 INTERVENTION_SECONDS = 6.0
 #: CARLA leaderboard penalty per collision with a vehicle.
 VEHICLE_COLLISION_PENALTY = 0.60
+#: CARLA leaderboard penalty per collision with a pedestrian.
+WALKER_COLLISION_PENALTY = 0.50
+#: CARLA leaderboard penalty per collision with static geometry (the layout).
+LAYOUT_COLLISION_PENALTY = 0.65
+#: CARLA leaderboard penalty per red light run.
+RED_LIGHT_PENALTY = 0.70
+#: The CARLA leaderboard's infraction penalty factors (REFERENCES.md), by infraction.
+PENALTIES: dict[str, float] = {"walker": WALKER_COLLISION_PENALTY, "vehicle": VEHICLE_COLLISION_PENALTY,
+                               "layout": LAYOUT_COLLISION_PENALTY, "red_light": RED_LIGHT_PENALTY}
+
+
+def driving_score(route_completion: float, *, vehicle: int = 0, walker: int = 0, layout: int = 0,
+                  red_light: int = 0) -> float:
+    """The CARLA leaderboard's driving score of one route [%]: route completion x the
+    product of the infraction penalties, one factor per infraction (pedestrian 0.50,
+    vehicle 0.60, static/layout 0.65, red light 0.70; ``PENALTIES``).
+
+    Args:
+        route_completion: [%] in [0, 100].
+        vehicle, walker, layout, red_light: infraction counts (>= 0).
+
+    Raises:
+        ValueError: a negative count (one line naming it).
+    """
+    for name, n in (("vehicle", vehicle), ("walker", walker), ("layout", layout), ("red_light", red_light)):
+        if n < 0:
+            raise ValueError(f"driving_score: {name} must be a count >= 0, got {n!r}")
+    # left to right, so that without walker/layout/red-light infractions the value is
+    # bit-identical to route_completion * 0.6 ** vehicle (the score before them)
+    return (route_completion * (VEHICLE_COLLISION_PENALTY ** vehicle) * (WALKER_COLLISION_PENALTY ** walker)
+            * (LAYOUT_COLLISION_PENALTY ** layout) * (RED_LIGHT_PENALTY ** red_light))
+
+
+def infractions_per_km(count: float, route_completion: float, route_length_m: float) -> float:
+    """The leaderboard's infractions per km: count / max(route completion / 100 x route
+    length [km], 0.001) (the distance of the route completed, not the distance driven).
+
+    Args:
+        count: infractions.
+        route_completion: [%].
+        route_length_m: [m].
+    """
+    return float(count) / max(route_completion / 100.0 * route_length_m / 1000.0, 0.001)
+
+
+@dataclass(frozen=True)
+class Infractions:
+    """Infractions of one episode counted from the simulator's events.
+
+    Attributes:
+        vehicle: collisions with vehicles (``EventKind.COLLISION`` events, each one a
+            contact; a contact whose other actor is a walker hit in the same step is
+            counted as a walker collision only).
+        walker: collisions with pedestrians (``EventKind.WALKER_COLLISION``).
+        layout: leaving the road (``EventKind.OFF_ROAD``: the embedded world's contact
+            with the layout; CARLA reports kerbs and walls as collisions).
+        red_light: red lights run (``EventKind.RED_LIGHT``: the stop line of the ego's
+            lane crossed while red, the leaderboard's rule).
+    """
+
+    vehicle: int = 0
+    walker: int = 0
+    layout: int = 0
+    red_light: int = 0
+
+    @property
+    def collisions(self) -> int:
+        """All collisions (vehicle + walker + layout)."""
+        return self.vehicle + self.walker + self.layout
+
+    def __add__(self, other: "Infractions") -> "Infractions":
+        return Infractions(self.vehicle + other.vehicle, self.walker + other.walker, self.layout + other.layout,
+                           self.red_light + other.red_light)
+
+
+def count_infractions(events: Any) -> Infractions:
+    """Count the infractions in an iterable of per-step event sequences (e.g. each
+    ``StepRecord.events`` of an episode) or in one flat sequence of
+    :class:`~drive_il.types.Event` s.
+
+    Args:
+        events: per-step sequences of Events, or Events (a flat sequence: each event
+            is its own step, so a vehicle and a walker contact with the same actor are
+            not paired).
+
+    Returns:
+        the :class:`Infractions`.
+    """
+    veh = walk = lay = red = 0
+    for item in events:
+        step = (item,) if isinstance(item, Event) else tuple(item)
+        walkers = {e.other_actor for e in step if e.kind is EventKind.WALKER_COLLISION}
+        for e in step:
+            k = e.kind
+            if k is EventKind.COLLISION and not (e.other_actor >= 0 and e.other_actor in walkers):
+                veh += 1
+            elif k is EventKind.WALKER_COLLISION:
+                walk += 1
+            elif k is EventKind.OFF_ROAD:
+                lay += 1
+            elif k is EventKind.RED_LIGHT:
+                red += 1
+    return Infractions(vehicle=veh, walker=walk, layout=lay, red_light=red)
 
 
 @dataclass(frozen=True)
@@ -88,6 +203,9 @@ class EpisodeTrace:
         lane_invasion: (T,) bool, a marking was crossed at this step.
         in_junction: (T,) bool, the route point is inside a junction.
         speed: (T,) [m/s].
+        red_light: (T,) bool, a red light was run at this step (empty: none).
+        walker_collision: (T,) bool, a collision with a pedestrian began at this step
+            (empty: none).
         wall_seconds: wall-clock duration of the episode [s] (for steps/s), or 0.
     """
 
@@ -107,6 +225,8 @@ class EpisodeTrace:
     lane_invasion: np.ndarray
     in_junction: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     speed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    red_light: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    walker_collision: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     intervention_onsets: int | None = None
     wall_seconds: float = 0.0
 
@@ -121,6 +241,12 @@ class EpisodeTrace:
             object.__setattr__(self, "in_junction", np.zeros(n, bool))
         if len(self.speed) == 0:
             object.__setattr__(self, "speed", np.zeros(n))
+        for name in ("red_light", "walker_collision"):
+            a = getattr(self, name)
+            if len(a) == 0:
+                object.__setattr__(self, name, np.zeros(n, bool))
+            elif len(a) != n:
+                raise ValueError(f"EpisodeTrace.{name} has length {len(a)}, expected {n}")
 
     @property
     def steps(self) -> int:
@@ -131,8 +257,8 @@ class EpisodeTrace:
                      intervention_onsets: int | None = None, wall_seconds: float = 0.0) -> "EpisodeTrace":
         """The trace of an episode given as per-step columns named after the fields of
         :class:`drive_il.types.StepRow` (``drive_il.types.step_columns`` of the rows, or
-        ``columns_from_file_arrays`` of an episode file's arrays; ``in_junction`` may be
-        absent and then counts as False).
+        ``columns_from_file_arrays`` of an episode file's arrays; ``in_junction``,
+        ``red_light`` and ``walker_collision`` may be absent and then count as False).
 
         Args:
             columns: StepRow field name -> (T,) array.
@@ -157,6 +283,8 @@ class EpisodeTrace:
             lane_invasion=c["lane_invasion"],
             in_junction=c["in_junction"] if "in_junction" in c else np.zeros(n, bool),
             speed=c["speed"], intervention_onsets=intervention_onsets, wall_seconds=wall_seconds,
+            red_light=c["red_light"] if "red_light" in c else np.zeros(n, bool),
+            walker_collision=c["walker_collision"] if "walker_collision" in c else np.zeros(n, bool),
         )
 
 
@@ -196,8 +324,10 @@ def summarize(tr: EpisodeTrace) -> dict[str, float]:
         lane_invasions, lane_invasions_outside_junctions, collisions_per_km,
         lane_invasions_per_km, interventions, interventions_per_km, autonomy [%],
         distance_to_first_intervention [m] (the whole distance if none),
-        disagreement_mean, disagreement_p95 (NaN without a learner), driving_score [%],
-        mean_speed [m/s], steps_per_s (0 if unknown).
+        disagreement_mean, disagreement_p95 (NaN without a learner), red_lights,
+        walker_collisions, red_lights_per_km, driving_score [%] (:func:`driving_score` of
+        the vehicle and walker collisions and red lights), mean_speed [m/s], steps_per_s
+        (0 if unknown).
     """
     n = tr.steps
     elapsed = n * tr.dt
@@ -228,6 +358,8 @@ def summarize(tr: EpisodeTrace) -> dict[str, float]:
     off_road = int(np.count_nonzero(tr.off_road))
     lane_inv = int(np.count_nonzero(tr.lane_invasion))
     lane_inv_out = int(np.count_nonzero(np.asarray(tr.lane_invasion, bool) & ~np.asarray(tr.in_junction, bool)))
+    red = int(np.count_nonzero(tr.red_light))
+    walker = int(np.count_nonzero(tr.walker_collision))
     return {
         "steps": float(n),
         "elapsed_s": float(elapsed),
@@ -251,7 +383,10 @@ def summarize(tr: EpisodeTrace) -> dict[str, float]:
         "distance_to_first_intervention": first,
         "disagreement_mean": dis_mean,
         "disagreement_p95": dis_p95,
-        "driving_score": completion * (VEHICLE_COLLISION_PENALTY ** collisions),
+        "red_lights": float(red),
+        "walker_collisions": float(walker),
+        "red_lights_per_km": per_km(red, distance),
+        "driving_score": driving_score(completion, vehicle=collisions, walker=walker, red_light=red),
         "mean_speed": float(np.mean(tr.speed)) if n else 0.0,
         "steps_per_s": float(n / tr.wall_seconds) if tr.wall_seconds > 0 else 0.0,
     }
@@ -279,6 +414,8 @@ def aggregate(summaries: list[dict[str, float]]) -> dict[str, float]:
     tot = {k: float(sum(s[k] for s in summaries)) for k in
            ("steps", "elapsed_s", "distance", "collisions", "off_road", "lane_invasions",
             "lane_invasions_outside_junctions", "interventions")}
+    for k in ("red_lights", "walker_collisions"):  # absent from summaries written before them
+        tot[k] = float(sum(s.get(k, 0.0) for s in summaries))
     out = dict(tot)
     out["episodes"] = float(len(summaries))
     out["route_completion"] = float(np.mean([s["route_completion"] for s in summaries]))
@@ -290,6 +427,7 @@ def aggregate(summaries: list[dict[str, float]]) -> dict[str, float]:
     out["collisions_per_km"] = per_km(tot["collisions"], tot["distance"])
     out["lane_invasions_per_km"] = per_km(tot["lane_invasions"], tot["distance"])
     out["interventions_per_km"] = per_km(tot["interventions"], tot["distance"])
+    out["red_lights_per_km"] = per_km(tot["red_lights"], tot["distance"])
     out["autonomy"] = autonomy(int(tot["interventions"]), tot["elapsed_s"])
     out["distance_to_first_intervention"] = float(np.mean([s["distance_to_first_intervention"] for s in summaries]))
     out["driving_score"] = float(np.mean([s["driving_score"] for s in summaries]))

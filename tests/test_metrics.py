@@ -128,3 +128,73 @@ def test_old_metric_names_are_upgraded_on_read():
     assert new["interventions"][1] == {"cause": "collision"}
     assert upgrade_keys(new) == new  # today's data passes unchanged
     assert old["eval"]["ClearNoon"]["drift_mean"] == 0.1  # a copy: the input is not changed
+
+
+def test_leaderboard_driving_score_exact():
+    from drive_il.metrics import PENALTIES, driving_score
+    assert PENALTIES == {"walker": 0.50, "vehicle": 0.60, "layout": 0.65, "red_light": 0.70}
+    assert driving_score(100.0) == 100.0
+    assert driving_score(80.0, vehicle=1, walker=1, layout=1, red_light=2) == pytest.approx(80 * 0.6 * 0.5 * 0.65 * 0.49)
+    assert driving_score(50.0, red_light=1) == pytest.approx(35.0)
+    # without walker, layout and red-light infractions: bit-identical to the score before them
+    for c in (0.0, 37.123456789, 100.0):
+        for v in range(4):
+            assert driving_score(c, vehicle=v) == c * (0.6 ** v)
+    with pytest.raises(ValueError, match="red_light must be a count >= 0"):
+        driving_score(10.0, red_light=-1)
+
+
+def test_leaderboard_infractions_per_km_uses_completed_route():
+    from drive_il.metrics import infractions_per_km
+    assert infractions_per_km(2, 50.0, 2000.0) == pytest.approx(2.0)    # 2 / (0.5 x 2 km)
+    assert infractions_per_km(1, 0.0, 2000.0) == pytest.approx(1000.0)  # max(..., 0.001)
+
+
+def test_count_infractions_from_step_events():
+    from drive_il.metrics import Infractions, count_infractions
+    from drive_il.types import Event, EventKind
+
+    def ev(kind, actor=-1):
+        return Event(kind=kind, frame=0, sim_time=0.0, other_actor=actor)
+    steps = [(), (ev(EventKind.COLLISION, 5),), (ev(EventKind.RED_LIGHT, 2), ev(EventKind.LANE_INVASION)),
+             (ev(EventKind.WALKER_COLLISION, 9), ev(EventKind.COLLISION, 9)), (ev(EventKind.OFF_ROAD),),
+             (ev(EventKind.RED_LIGHT, 3),)]
+    got = count_infractions(steps)
+    assert got == Infractions(vehicle=1, walker=1, layout=1, red_light=2)
+    assert got.collisions == 3
+    assert count_infractions([e for s in steps for e in s]) == Infractions(vehicle=2, walker=1, layout=1, red_light=2)
+    assert got + got == Infractions(2, 2, 2, 4)
+
+
+def test_summarize_counts_red_lights_and_walker_collisions():
+    n = 200
+    base = trace(n)
+    red = np.zeros(n, bool)
+    red[[20, 120]] = True
+    walker = np.zeros(n, bool)
+    walker[150] = True
+    from dataclasses import replace
+    s = summarize(replace(base, red_light=red, walker_collision=walker))
+    assert s["red_lights"] == 2 and s["walker_collisions"] == 1
+    assert s["red_lights_per_km"] == pytest.approx(2 / (s["distance"] / 1000))
+    assert s["driving_score"] == pytest.approx(100 * 0.7 ** 2 * 0.5)
+    plain = summarize(base)
+    assert plain["red_lights"] == 0 and plain["driving_score"] == 100.0
+    agg = aggregate([s, plain, {k: v for k, v in plain.items() if k not in ("red_lights", "walker_collisions")}])
+    assert agg["red_lights"] == 2 and agg["walker_collisions"] == 1
+    with pytest.raises(ValueError, match="red_light has length 3"):
+        replace(base, red_light=np.zeros(3, bool))
+
+
+def test_trace_reads_red_light_and_walker_columns():
+    n = 10
+    cols = {k: np.zeros(n) for k in ("x", "y", "lateral_deviation", "heading_error", "route_progress", "expert_steer",
+                                     "learner_steer", "executed_steer", "speed")}
+    cols.update({k: np.zeros(n, bool) for k in ("intervention", "collision", "off_road", "lane_invasion")})
+    old = EpisodeTrace.from_columns(cols, dt=0.05, route_length=10.0)  # a file without the columns
+    assert not old.red_light.any() and old.walker_collision.shape == (n,)
+    red = np.zeros(n, bool)
+    red[4] = True
+    tr = EpisodeTrace.from_columns({**cols, "red_light": red, "walker_collision": red}, dt=0.05, route_length=10.0)
+    s = summarize(tr)
+    assert s["red_lights"] == 1 and s["walker_collisions"] == 1

@@ -1,6 +1,12 @@
 """``drive-il eval --checkpoint RUN --scenario S [--seeds 3]``: closed-loop evaluation
 with DAVE-2 interventions; prints the metrics, writes a JSON report and TensorBoard
-``eval/`` scalars."""
+``eval/`` scalars.
+
+``drive-il eval SCENARIO --protocol nocrash (--checkpoint RUN | --expert) [--routes 25]
+[--densities empty,regular,dense] [--weather-sets train,new] [--workers N]``: the NoCrash
+benchmark (:mod:`drive_il.evaluation.nocrash`) on the scenario's test town(s); prints the
+table and writes ``RUN/eval/nocrash-<scenario>.json`` (the expert:
+``runs/<scenario>/expert/eval/...``), which ``drive-il report RUN`` shows."""
 
 from __future__ import annotations
 
@@ -15,9 +21,25 @@ from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_s
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained policy closed-loop (autonomy, lateral deviation, interventions)",
                        description="Drive the learner with the expert shadowing it; DAVE-2 interventions "
-                                   "when |lateral deviation| > --intervention-threshold.")
-    p.add_argument("--checkpoint", type=Path, required=True, help="run or checkpoint directory")
+                                   "when |lateral deviation| > --intervention-threshold. With --protocol nocrash: "
+                                   "the NoCrash benchmark (the learner or --expert drives alone; routes x traffic "
+                                   "x weathers; success rate, collisions by kind, red lights, driving score).")
+    p.add_argument("scenario_pos", nargs="?", default=None, metavar="SCENARIO",
+                   help="scenario TOML file or name in scenarios/ (same as --scenario)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="run or checkpoint directory (the learner)")
+    p.add_argument("--expert", action="store_true",
+                   help="--protocol nocrash: evaluate the scenario's expert instead of a checkpoint")
     add_scenario_arg(p, positional=False)
+    p.add_argument("--protocol", default="interventions", metavar="interventions|nocrash",
+                   help="interventions (default: DAVE-2 takeovers, autonomy) or nocrash (the NoCrash benchmark: "
+                        "the policy drives alone, success = goal within the time limit without a collision)")
+    p.add_argument("--routes", type=int, default=25,
+                   help="--protocol nocrash: routes per town, traffic and weather (default 25, as NoCrash)")
+    p.add_argument("--densities", default="empty,regular,dense",
+                   help="--protocol nocrash: traffic conditions, comma-separated (default empty,regular,dense)")
+    p.add_argument("--weather-sets", default="train,new",
+                   help="--protocol nocrash: weather sets, comma-separated: train (ClearNoon, WetNoon, HardRainNoon, "
+                        "ClearSunset), new (WetSunset, SoftRainSunset) (default both)")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="drive the scenario's test routes/town (default) or its training ones")
     p.add_argument("--weather", default=None, help="override the weather preset")
@@ -27,7 +49,8 @@ def register(sub) -> None:
                    help="intervention threshold |lateral deviation| [m] (default 1.0; --threshold is the old spelling)")
     p.add_argument("--trace", action="store_true",
                    help="print one line per intervention: where, cause, command, speed, learner vs expert steer")
-    p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<town>-<weather>.json)")
+    p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<town>-<weather>.json; "
+                                                          "nocrash: RUN/eval/nocrash-<scenario>-test.json)")
     p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb)")
     add_sim_args(p)
     add_parallel_args(p)
@@ -55,14 +78,101 @@ def print_report(rep) -> None:
           f" | heading error mean {a['heading_error_mean']:.3f} rad")
     print(f"  route completion {a['route_completion']:.1f} % | collisions {a['collisions_per_km']:.2f}/km | "
           f"lane invasions {a['lane_invasions_per_km']:.2f}/km | steering disagreement {a['disagreement_mean']:.3f}")
+    if a.get("red_lights") or a.get("walker_collisions"):  # urban scenarios: lights and pedestrians
+        print(f"  red lights run {int(a['red_lights'])} ({a['red_lights_per_km']:.2f}/km) | pedestrian collisions "
+              f"{int(a['walker_collisions'])} | driving score {a['driving_score']:.1f}")
     for town, t in rep.per_town.items():
         print(f"  {town}: {int(t.get('episodes', 0))} episodes | autonomy {t['autonomy']:.2f} % | interventions "
               f"{t['interventions_per_km']:.2f}/km | |lateral deviation| mean {t['lateral_deviation_mean']:.3f} m | "
               f"route completion {t['route_completion']:.1f} %")
 
 
+PROTOCOLS = ("interventions", "nocrash")
+
+
+def _scenario_arg(args: argparse.Namespace):
+    from ..errors import ConfigError
+    pos, opt = args.scenario_pos, args.scenario
+    if pos is not None and opt is not None and pos != opt:
+        raise ConfigError(f"SCENARIO: given twice, {pos!r} and --scenario {opt!r}")
+    return pos if pos is not None else opt
+
+
+def _subset(flag: str, value: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated subset of ``known``, in the order given.
+
+    Raises:
+        ConfigError: empty, an unknown entry or a repeated one (one line naming the flag).
+    """
+    from ..errors import ConfigError
+    got = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not got or any(v not in known for v in got) or len(set(got)) != len(got):
+        raise ConfigError(f"{flag}: expected a comma-separated subset of {','.join(known)}, got {value!r}")
+    return got
+
+
+def run_nocrash_command(args: argparse.Namespace) -> int:
+    """``--protocol nocrash``: drive the NoCrash grid, print the table, write the JSON."""
+    from ..errors import ConfigError
+    from ..evaluation.nocrash import DENSITIES, WEATHER_SETS, conditions, format_table, run_nocrash
+    from ..expert.expert import Expert
+    from ..rollout import write_json
+    from ..scenario import load_scenario
+
+    if args.expert == (args.checkpoint is not None):
+        raise ConfigError("--protocol nocrash: give --checkpoint RUN (a learner) or --expert, exactly one")
+    if args.routes < 1:
+        raise ConfigError(f"--routes: expected an integer >= 1, got {args.routes}")
+    densities = _subset("--densities", args.densities, DENSITIES)
+    sets = _subset("--weather-sets", args.weather_sets, tuple(WEATHER_SETS))
+    if args.weather is not None:
+        raise ConfigError("--weather: not with --protocol nocrash (it drives its weather sets; see --weather-sets)")
+    base = load_scenario(_scenario_arg(args))
+    test = base.test_scenario() if args.split == "test" else base
+    conditions(test, densities=densities, weather_sets=sets)  # bad input fails before any simulator starts
+    expert = Expert.for_scenario(test)
+    learner = None
+    if args.checkpoint is not None:
+        from ..policies.driver import PolicyDriver
+        device = resolve_device_arg(args)
+        learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=test,
+                                               **({} if device == "cpu" else {"device": device}))
+    pool = make_pool_from_args(args)
+    sim = make_sim(args)
+    try:
+        from ..rollout.towns import check_towns
+        check_towns(sim, test)  # an unknown town fails here, before any episode
+        if pool is not None:
+            sim.close()
+            sim = None
+        rep = run_nocrash(sim, test, learner=learner, expert=expert, driver="expert" if args.expert else "learner",
+                          routes=args.routes, densities=densities, weather_sets=sets, pool=pool,
+                          policy="expert" if args.expert else str(args.checkpoint), progress=True)
+    finally:
+        if sim is not None:
+            sim.close()
+        close_pool(pool)
+    print(format_table(rep))
+    if args.expert:
+        run_dir = Path("runs") / base.name / "expert"
+    else:
+        run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    out = args.out or run_dir / "eval" / f"nocrash-{test.name}.json"
+    write_json(out, rep.to_dict())
+    print(f"wrote {out} (drive-il report {run_dir} shows the table)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
+    if args.protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got {args.protocol!r}")
+    if args.protocol == "nocrash":
+        return run_nocrash_command(args)
+    if args.checkpoint is None:
+        raise ConfigError("--checkpoint: required (a run or checkpoint directory); only --protocol nocrash takes --expert")
+    if args.expert:
+        raise ConfigError("--expert: only with --protocol nocrash (the interventions protocol evaluates a learner)")
     from ..evaluation.evaluate import evaluate
     from ..expert.expert import Expert
     from ..policies.driver import PolicyDriver
@@ -76,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--weather: unknown preset {args.weather!r} (known: {', '.join(WEATHER_PRESETS)})")
     if not args.intervention_threshold > 0:
         raise ConfigError(f"--intervention-threshold: expected a distance > 0 m, got {args.intervention_threshold}")
-    base = load_scenario(args.scenario)
+    base = load_scenario(_scenario_arg(args))
     scenario = base.test_scenario(args.weather) if args.split == "test" else (
         base.replace(weather=args.weather) if args.weather else base)
     device = resolve_device_arg(args)

@@ -1,4 +1,5 @@
-"""``drive-il report RUN``: markdown + PNG plots of a DAgger run."""
+"""``drive-il report RUN``: markdown + PNG plots of a DAgger run, and the NoCrash tables of
+``RUN/eval/nocrash-*.json`` (printed too)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="write RUN/report.md with tables and plots of a DAgger run")
+    p = sub.add_parser("report", help="write RUN/report.md with tables and plots of a DAgger run and its NoCrash tables")
     p.add_argument("run", type=Path, help="run directory (drive-il dagger --out, or runs/<name>/dagger)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import DataError
-    from ..evaluation.report import write_report
+    from ..evaluation.nocrash import format_table
+    from ..evaluation.report import nocrash_reports, write_report
     if not args.run.is_dir():
         raise DataError(f"{args.run}: no such run directory")
     out = write_report(args.run)
-    print(f"wrote {out} (plots in {out.parent / 'plots'})")
+    for rep in nocrash_reports(args.run):  # the NoCrash tables, as drive-il eval printed them
+        print(format_table(rep))
+    plots = out.parent / "plots"
+    print(f"wrote {out}" + (f" (plots in {plots})" if plots.is_dir() else ""))
     return 0

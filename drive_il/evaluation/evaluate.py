@@ -7,6 +7,12 @@ car is re-centred, and the episode goes on. Metrics are the pure functions of
 :mod:`drive_il.metrics`; this module only drives (:func:`drive_il.rollout.run_episode`
 with the learner driving and a :class:`~drive_il.rollout.InterventionConfig`) and aggregates.
 
+Protocols: by default the DAVE-2 interventions above; a caller may give its own
+:class:`~drive_il.rollout.RolloutSpec` instead (``spec=``: the NoCrash protocol of
+:mod:`drive_il.evaluation.nocrash` lets the policy drive alone and ends an episode at its
+first collision) and extra per-episode observers (``extra_observers=``) whose ``row``
+dicts join the episode rows.
+
 Seeds: evaluation seed k (0 <= k < seeds) drives ``scenario.test.episodes`` episodes
 with episode seeds ``base + 1000 k + j``, where base is the (test) scenario's seed; the
 report gives the aggregate over all episodes and the mean and spread (standard
@@ -16,8 +22,10 @@ deviation) of the per-seed aggregates.
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -99,7 +107,8 @@ class EvalReport:
 
 def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episodes: int | None = None,
              interventions: InterventionConfig | None = None, observers: Sequence[Any] = (),
-             checkpoint: str = "", progress: bool = False, pool: Any = None) -> EvalReport:
+             checkpoint: str = "", progress: bool = False, pool: Any = None, spec: RolloutSpec | None = None,
+             extra_observers: Callable[[], Sequence[Any]] | None = None) -> EvalReport:
     """Drive the learner on ``scenario`` (use ``scenario.test_scenario()`` for the test
     routes) with DAVE-2 interventions and the expert shadowing.
 
@@ -117,9 +126,15 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         pool: a :class:`~drive_il.rollout.parallel.RolloutPool` (None: this process
             drives). Every episode keeps its seed, so the report is the same for any
             number of workers.
+        spec: how every episode is driven (default: the learner drives with
+            ``interventions``); ``interventions`` is ignored when a spec is given.
+        extra_observers: called once per episode, returns fresh picklable observers
+            driven with it (in a worker with a pool); after the episode each one's
+            ``row`` dict (if it has one) is merged into the episode's row.
 
     Raises:
-        ValueError: seeds < 1 or episodes < 1; observers with a pool.
+        ValueError: seeds < 1 or episodes < 1; observers with a pool; a spec whose
+            driver is not "learner" or "expert".
     """
     from ..rollout.parallel import DriverRecipe, EpisodeJob, InlinePool
 
@@ -128,9 +143,15 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
     n_ep = scenario.test.episodes if episodes is None else episodes
     if n_ep < 1:
         raise ValueError(f"episodes must be >= 1, got {n_ep}")
-    interventions = interventions or InterventionConfig()
-    spec = RolloutSpec(driver="learner", interventions=interventions)
-    drivers = Drivers(expert=expert, learner=learner)
+    if spec is None:
+        interventions = interventions or InterventionConfig()
+        spec = RolloutSpec(driver="learner", interventions=interventions)
+    elif spec.driver not in ("learner", "expert"):
+        raise ValueError(f"evaluate: spec.driver must be 'learner' or 'expert', got {spec.driver!r}")
+    # no interventions (a protocol where the policy drives alone): the report's threshold is NaN
+    threshold = spec.interventions.threshold if spec.interventions is not None else math.nan
+    trace_threshold = threshold if spec.interventions is not None else InterventionConfig().threshold
+    drivers = Drivers(expert=expert, learner=learner if spec.driver == "learner" else None)
     if pool is None:
         runner, recipe = InlinePool(sim, drivers, observers), None
     else:
@@ -143,7 +164,8 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
             i = len(jobs)
             jobs.append(EpisodeJob(index=i, scenario=scenario, seed=scenario.seed + 1000 * k + j, episode=i,
                                    spec=spec, drivers=recipe,
-                                   observers=(DeviationProfile(), InterventionTrace(threshold=interventions.threshold))))
+                                   observers=(DeviationProfile(), InterventionTrace(threshold=trace_threshold),
+                                              *(extra_observers() if extra_observers is not None else ()))))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -168,12 +190,15 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         sums = []
         for job, o in zip(jobs[k * n_ep:(k + 1) * n_ep], outcomes[k * n_ep:(k + 1) * n_ep]):
             res = o.result
-            p, t = o.observers
+            p, t, *extra = o.observers
             prof.profiles.extend(p.profiles)
             trace_rows.extend(t.rows)
             sums.append(res.summary)
+            more: dict = {}
+            for x in extra:
+                more.update(getattr(x, "row", None) or {})
             rows.append({"seed": job.seed, "eval_seed": k, "termination": res.termination, "town": res.info.town,
-                         **res.summary})
+                         **res.summary, **more})
         per_seed.append(aggregate(sums))
     meta = ("seed", "eval_seed", "termination", "town")
     agg = aggregate([{k: v for k, v in r.items() if k not in meta} for r in rows])
@@ -182,9 +207,11 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
         for town in dict.fromkeys(r["town"] for r in rows):
             per_town[town] = aggregate([{k: v for k, v in r.items() if k not in meta} for r in rows
                                         if r["town"] == town])
-    mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
-    std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
+    with warnings.catch_warnings():  # a metric that is NaN for every seed (no learner ran) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = {k: float(np.nanmean([a[k] for a in per_seed])) for k in METRIC_KEYS}
+        std = {k: float(np.nanstd([a[k] for a in per_seed])) for k in METRIC_KEYS}
     return EvalReport(scenario=scenario.name, town=scenario.where, weather=scenario.weather,
-                      checkpoint=str(checkpoint), threshold=interventions.threshold, episodes=tuple(rows),
+                      checkpoint=str(checkpoint), threshold=threshold, episodes=tuple(rows),
                       aggregate=agg, seed_mean=mean, seed_std=std, profiles=tuple(prof.profiles),
                       interventions=tuple(trace_rows), per_town=per_town)

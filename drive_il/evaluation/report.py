@@ -11,7 +11,10 @@ Reads only what the run wrote (``round_*/round.json``, ``round_*/eval/*.json``,
   policy;
 * failure rate against route length (the compounding-error curve: the share of test
   episodes whose first intervention happened before a given distance);
-* training town against test town, seen against unseen weather.
+* training town against test town, seen against unseen weather;
+* the NoCrash table of every ``eval/nocrash-*.json`` in or below RUN (``drive-il eval
+  --protocol nocrash``, :mod:`drive_il.evaluation.nocrash`); a directory with only those
+  (the expert's, ``runs/<scenario>/expert``) gets a report of its NoCrash tables alone.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from ..errors import DataError
 from ..metrics import upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
 from ..scenario import towns_label
+from .nocrash import NoCrashReport, markdown_table
 
-__all__ = ["write_report", "failure_curve", "pipeline_section"]
+__all__ = ["write_report", "failure_curve", "pipeline_section", "nocrash_reports", "nocrash_section"]
 
 
 def _load(p: Path) -> Any:
@@ -118,6 +122,32 @@ def pipeline_section(pl: PipelineConfig | None) -> list[str]:
     return L
 
 
+def nocrash_reports(run: str | Path) -> list[NoCrashReport]:
+    """The NoCrash reports stored under RUN: every ``eval/nocrash-*.json`` in RUN or below
+    it (``drive-il eval --protocol nocrash --checkpoint RUN/round_002/model/best`` writes
+    beside that checkpoint), in path order.
+
+    Raises:
+        DataError: a file that is not valid JSON or not a NoCrash report (one line naming it).
+    """
+    out = []
+    for p in sorted(q for q in Path(run).rglob("nocrash-*.json") if q.parent.name == "eval"):
+        try:
+            out.append(NoCrashReport.from_dict(json.loads(p.read_text())))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise DataError(f"{p}: not a NoCrash report ({e})") from None
+    return out
+
+
+def nocrash_section(run: str | Path) -> list[str]:
+    """Markdown lines: one NoCrash table per stored report (:func:`nocrash_reports`); []
+    when the run has none."""
+    lines: list[str] = []
+    for rep in nocrash_reports(run):
+        lines += markdown_table(rep)
+    return lines
+
+
 def _fmt(v: Any, nd: int = 2) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -138,8 +168,14 @@ def write_report(run: str | Path) -> Path:
 
     run = Path(run)
     rounds = [_load(p) for p in sorted(run.glob("round_*/round.json"))]
+    nocrash = nocrash_section(run)
+    if not rounds and nocrash:  # an evaluation-only directory (e.g. the expert's NoCrash run)
+        out = run / "report.md"
+        out.write_text("\n".join([f"# Evaluation report: {run}", *nocrash, ""]))
+        return out
     if not rounds:
-        raise DataError(f"{run}: no finished DAgger round (round_*/round.json); run drive-il dagger first")
+        raise DataError(f"{run}: no finished DAgger round (round_*/round.json) and no NoCrash report "
+                        f"(eval/nocrash-*.json); run drive-il dagger or drive-il eval --protocol nocrash first")
     cfg = _load(run / "dagger.json") if (run / "dagger.json").exists() else {}
     bc = _load(run / "bc_matched" / "bc.json") if (run / "bc_matched" / "bc.json").exists() else None
     weathers = list(rounds[-1]["eval"].keys())
@@ -262,6 +298,7 @@ def write_report(run: str | Path) -> Path:
         eb, ed = bc["eval"][w0], final["eval"][w0]
         L += ["", verdict(ed, eb, weather=w0)]
     L += intervention_section(((ref_name, ref), (f"DAgger round {rounds[-1]['round']}", last_eval)), w0)
+    L += nocrash
     L += ["", "## Plots", "", "![metrics against expert labels](plots/rounds.png)", "",
           "![lateral deviation along a route](plots/lateral_deviation_along_route.png)", "",
           "![failure rate against route length](plots/failure_vs_length.png)", "",

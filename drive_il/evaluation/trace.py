@@ -7,7 +7,10 @@ DAVE-2 interventions, :class:`drive_il.rollout.arbitration.InterventionMonitor`)
 
 * where: episode, route progress ``s`` [m], whether the route's waypoint there is in a
   junction, the navigation command at the onset and the commands of the window before;
-* why: ``cause`` = ``"lateral_deviation"`` (|lateral deviation| > threshold), ``"collision"`` or
+* why: ``cause`` = the takeover's cause recorded by the arbitration
+  (``StepRecord.intervention_cause``: ``"lateral_deviation"``, ``"collision"``,
+  ``"off_road"``, ``"red_light"`` or ``"imminent_collision"``); for records without one,
+  ``"lateral_deviation"`` (|lateral deviation| > threshold), ``"collision"`` or
   ``"off_road"`` (events of the step before, as the takeover rule reads them);
 * how: speed [m/s], lateral deviation [m] (+ = right), heading error [deg], and the
   learner's against the expert's steer over the ``window`` seconds before the onset
@@ -110,7 +113,9 @@ class InterventionTrace:
         return None
 
     def _row(self, record: StepRecord, prev: StepRecord | None, window: list[StepRecord]) -> dict[str, Any]:
-        if abs(record.lateral_deviation) > self.threshold:
+        if getattr(record, "intervention_cause", ""):
+            cause = record.intervention_cause
+        elif abs(record.lateral_deviation) > self.threshold:
             cause = "lateral_deviation"
         elif prev is not None and prev.collision:
             cause = "collision"
