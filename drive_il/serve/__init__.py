@@ -6,6 +6,8 @@ The unmodified ``carla`` client connects to it as to a CARLA server. Modules, by
 (the served world: actors, weather, tick, sensors), :mod:`~drive_il.serve.actors`
 (actor records), :mod:`~drive_il.serve.blueprints` (the blueprint library),
 :mod:`~drive_il.serve.autopilot` (lane follower, Traffic Manager registry),
+:mod:`~drive_il.serve.lights` (the town's traffic lights as ``traffic.traffic_light``
+actors), :mod:`~drive_il.serve.navmesh` (the walkers' navigation mesh for the client),
 :mod:`~drive_il.serve.rpc` (msgpack-rpc), :mod:`~drive_il.serve.streams` (snapshot
 and sensor streams), :mod:`~drive_il.serve.encoding` (wire layouts) and
 :mod:`~drive_il.serve.process` (the server in a child process).

@@ -16,10 +16,13 @@ from typing import Any
 from ..scenario import CameraConfig
 from . import encoding as E
 
-__all__ = ["TAG_CAR", "Actor", "Sensor", "Vehicle"]
+__all__ = ["TAG_CAR", "TAG_PEDESTRIAN", "TAG_TRAFFIC_LIGHT", "Actor", "Light", "Sensor", "Vehicle",
+           "Walker"]
 
-#: CARLA semantic tag (0.9.14+ CityScapes palette index) of the vehicles' records.
+#: CARLA semantic tags (0.9.14+ CityScapes palette indices) of the records.
 TAG_CAR = 14
+TAG_PEDESTRIAN = 12
+TAG_TRAFFIC_LIGHT = 7
 
 
 @dataclass(eq=False)
@@ -91,6 +94,62 @@ class Vehicle(Actor):
     def bbox(self) -> list:
         ex, ey, ez = self.extent()
         return E.bounding_box(0.0, 0.0, ez, ex, ey, ez, self.id)
+
+
+@dataclass(eq=False)
+class Walker(Actor):
+    """A pedestrian (``walker.pedestrian.*``): a pose the client's navigation moves
+    (``ApplyWalkerState``) or a ``carla.WalkerControl`` walks.
+
+    Attributes:
+        x, y, z: the capsule centre, as CARLA's walker origin [m] (``z`` = ground +
+            half the height).
+        yaw: heading [rad].
+        speed: walking speed [m/s].
+        direction, jump: the last ``WalkerControl`` (unit vector, bool), as the
+            snapshot carries it.
+        half_extent: (x, y, z) half sizes of the bounding box [m].
+    """
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    yaw: float = 0.0
+    speed: float = 0.0
+    direction: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    jump: bool = False
+    controlled: bool = False  # a WalkerControl (not a navigation pose) moves it each tick
+    half_extent: tuple[float, float, float] = (0.187, 0.187, 0.9)
+
+    def extent(self) -> tuple[float, float, float]:
+        return self.half_extent
+
+    def bbox(self) -> list:
+        ex, ey, ez = self.half_extent
+        return E.bounding_box(0.0, 0.0, 0.0, ex, ey, ez, self.id)
+
+
+@dataclass(eq=False)
+class Light(Actor):
+    """A ``traffic.traffic_light`` actor serving one head of the embedded world's
+    lights (:class:`~drive_il.types.TrafficLight`).
+
+    Attributes:
+        light_id: the head's id in the embedded world.
+        trigger: (cx, cy, cz, ex, ey, ez) its trigger volume relative to the actor
+            (the actor's bounding box in CARLA's records): centred on the stop line, its
+            x half-extent along the line (the client walks it for ``get_stop_waypoints``).
+        group: actor ids of its light group.
+        pole_index: its index in the group.
+    """
+
+    light_id: int = 0
+    trigger: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    group: tuple[int, ...] = ()
+    pole_index: int = 0
+
+    def bbox(self) -> list:
+        return E.bounding_box(*self.trigger, self.id)
 
 
 @dataclass(eq=False)

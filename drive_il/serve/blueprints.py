@@ -3,8 +3,8 @@
 The vehicle blueprints of CARLA 0.9.16 (its ids, generations, base and special types,
 number of wheels; dimensions of the production vehicles they are named after), the
 pedestrian blueprints ``walker.pedestrian.0001`` ... and the ``controller.ai.walker``
-(listed so that scripts which look them up run; spawning them is refused, see
-:func:`is_walker_blueprint`), the RGB camera with CARLA's attribute set and defaults,
+(:func:`is_walker_blueprint`; spawned by the world, walked by the client's navigation),
+the RGB camera with CARLA's attribute set and defaults,
 and the collision and lane-invasion sensors, as ``carla::rpc::ActorDefinition`` lists
 (:func:`blueprint_definitions`); plus the lookups spawning needs (:func:`vehicle_spec`,
 :func:`parse_color`).
@@ -94,8 +94,8 @@ VEHICLE_KINDS: dict[str, tuple[str, str, int]] = {
     "vehicle.volkswagen.t2_2021": ("van", "", 4),
     "vehicle.yamaha.yzf": ("motorcycle", "", 2),
 }
-#: The pedestrian blueprints (id, generation): listed, not spawnable (walkers are not
-#: modelled yet).
+#: The pedestrian blueprints (id, generation); the client's navigation walks them
+#: (:mod:`drive_il.serve.navmesh`).
 WALKER_BLUEPRINTS: tuple[tuple[str, int], ...] = tuple(
     (f"walker.pedestrian.{i:04d}", 1 if i <= 14 else 2) for i in range(1, 50))
 _WALKER_CONTROLLER = "controller.ai.walker"
@@ -123,7 +123,7 @@ def vehicle_spec(bp_id: str) -> tuple[str, float, float, float, float, int] | No
 
 
 def is_walker_blueprint(bp_id: str) -> bool:
-    """Whether ``bp_id`` is a pedestrian or the walker AI controller (listed, not spawnable)."""
+    """Whether ``bp_id`` is a pedestrian or the walker AI controller."""
     return bp_id.startswith("walker.") or bp_id == _WALKER_CONTROLLER
 
 

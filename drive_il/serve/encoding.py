@@ -26,6 +26,8 @@ from typing import Any
 
 __all__ = [
     "ACTOR_STATE",
+    "LIGHT_STATE",
+    "WALKER_STATE",
     "ATTR_BOOL",
     "ATTR_FLOAT",
     "ATTR_INT",
@@ -40,7 +42,10 @@ __all__ = [
     "CMD_SPAWN",
     "CMD_TARGET_VELOCITY",
     "CMD_TRANSFORM",
+    "CMD_TRAFFIC_LIGHT_STATE",
     "CMD_VEHICLE_CONTROL",
+    "CMD_WALKER_CONTROL",
+    "CMD_WALKER_STATE",
     "COLLISION_SENSOR",
     "COMMAND_NAMES",
     "DEPTH_CAMERA",
@@ -258,13 +263,16 @@ def actor_record(actor_id: int, parent_id: int, description: list, bbox: list,
 CMD_SPAWN = 0
 CMD_DESTROY = 1
 CMD_VEHICLE_CONTROL = 2
+CMD_WALKER_CONTROL = 4
 CMD_TRANSFORM = 6
+CMD_WALKER_STATE = 7
 CMD_TARGET_VELOCITY = 8
 CMD_SIMULATE_PHYSICS = 14
 CMD_ENABLE_GRAVITY = 15
 CMD_AUTOPILOT = 16
 CMD_LIGHT_STATE = 18
 CMD_LOCATION = 19
+CMD_TRAFFIC_LIGHT_STATE = 21
 #: ``carla::rpc::Command`` variant alternatives, in order (index = wire tag).
 COMMAND_NAMES = (
     "SpawnActor", "DestroyActor", "ApplyVehicleControl", "ApplyVehicleAckermannControl",
@@ -301,7 +309,16 @@ ACTOR_STATE = struct.Struct("<IB6f3f3f3f3f???ifB?IB24x")
 #: RGB image header after the sensor header: width, height, fov [deg].
 IMAGE_HEADER = struct.Struct("<IIf")
 
+#: A walker's ActorDynamicState: the common part, then the union as
+#: ``PackedWalkerControl`` (direction xyz, speed [m/s], jump), padded to 54 bytes.
+WALKER_STATE = struct.Struct("<IB6f3f3f3f3ff?37x")
+#: A traffic light's ActorDynamicState: the common part, then the union as
+#: ``TrafficLightData``: sign_id char[32], green, yellow, red, elapsed time [s],
+#: pole_index u32, time_is_frozen, state (carla.TrafficLightState number).
+LIGHT_STATE = struct.Struct("<IB6f3f3f3f32s4fI?B")
+
 assert SENSOR_HEADER.size == 48 and EPISODE_HEADER.size == 36 and ACTOR_STATE.size == 119
+assert WALKER_STATE.size == 119 and LIGHT_STATE.size == 119
 
 
 def pack_sensor_header(sensor_type: int, frame: int, timestamp: float,

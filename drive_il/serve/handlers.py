@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import encoding as E
-from .actors import Vehicle
+from .actors import Vehicle, Walker
 from .autopilot import TrafficManagerRegistry
 from .blueprints import is_walker_blueprint
 from .streams import StreamServer
@@ -41,11 +41,10 @@ OPENDRIVE_MAP = "OpenDriveMap"
 UNSUPPORTED = {
     "get_physics_control": "vehicle physics control",
     "apply_physics_control": "vehicle physics control",
-    "get_navigation_mesh": "pedestrian navigation",
+    "get_navigation_mesh": "the navigation mesh as one blob (the client asks get_required_files)",
     "get_ackermann_controller_settings": "Ackermann control",
     "apply_ackermann_control_to_vehicle": "Ackermann control",
     "apply_ackermann_controller_settings": "Ackermann control",
-    "apply_control_to_walker": "walkers",
     "start_recorder": "the recorder",
     "replay_file": "the replayer",
     "show_recorder_file_info": "the recorder",
@@ -57,8 +56,6 @@ UNSUPPORTED = {
     "get_wheel_steer_angle": "wheel angles",
     "enable_chrono_physics": "Chrono physics",
     "enable_carsim": "CarSim",
-    "get_group_traffic_lights": "traffic lights",
-    "set_traffic_light_state": "traffic lights",
 }
 
 #: Calls accepted and answered as done, without effect on the embedded world: {RPC name:
@@ -221,12 +218,30 @@ class Handlers:
         return E.ok(with_geo_reference(self.world.town.xodr))
 
     @rpc
-    def get_required_files(self, conn, *args):
-        return E.ok([])
+    def get_required_files(self, conn, folder="", *args):
+        """The files a client must fetch: the walkers' navigation mesh for the
+        "Nav" folder (``WalkerNavigation``; :mod:`.navmesh`), nothing else (the map
+        comes as OpenDRIVE text). A town without sidewalks has no mesh."""
+        if "nav" not in str(folder).lower():
+            return E.ok([])
+        got = self._navmesh()
+        return E.ok([got[0]] if got is not None else [])
 
     @rpc
-    def request_file(self, conn, *args):
+    def request_file(self, conn, name="", *args):
+        got = self._navmesh()
+        if got is not None and str(name) == got[0]:
+            return E.ok(got[1])
         return E.ok(b"")
+
+    def _navmesh(self) -> tuple[str, bytes] | None:
+        """(file name, contents) of the current town's navigation mesh, or None."""
+        from .navmesh import navmesh_file
+        try:
+            return navmesh_file(self.world.town)
+        except ValueError as e:
+            log.warning("no walker navigation on %s: %s", self.world.town.name, e)
+            return None
 
     @rpc
     def get_available_maps(self, conn):
@@ -291,9 +306,12 @@ class Handlers:
             a = w.spawn_vehicle(bp_id, uid, attrs, transform, conn.id)
         elif bp_id.startswith("sensor."):
             a = w.spawn_sensor(bp_id, uid, attrs, transform, int(parent or 0), conn.id)
-        elif is_walker_blueprint(bp_id):
-            raise ValueError(f"{bp_id}: walkers are not modelled by the drive-il embedded "
-                             f"server (the blueprints are listed, spawning them is refused)")
+        elif bp_id.startswith("walker."):
+            if parent:
+                raise ValueError("walkers cannot be attached to a parent")
+            a = w.spawn_walker(bp_id, uid, attrs, transform, conn.id)
+        elif is_walker_blueprint(bp_id):  # controller.ai.walker
+            a = w.spawn_controller(bp_id, uid, attrs, int(parent or 0), conn.id)
         else:
             raise ValueError(f"unknown blueprint {bp_id!r}")
         a.types = types
@@ -384,6 +402,17 @@ class Handlers:
         return E.ok_void()
 
     @rpc
+    def apply_control_to_walker(self, conn, actor_id, control):
+        a = self.world.actors.get(int(actor_id))
+        if not isinstance(a, Walker):
+            return E.err_void(f"apply_control_to_walker: actor {actor_id} is not a walker")
+        try:
+            self.world.walker_control(a, control)
+        except (TypeError, ValueError, IndexError) as e:
+            return E.err_void(f"apply_control_to_walker: {e}")
+        return E.ok_void()
+
+    @rpc
     def set_actor_simulate_physics(self, conn, actor_id, enabled):
         v = self._vehicle(actor_id)
         if v is not None:
@@ -447,7 +476,7 @@ class Handlers:
 
 
     # ------------------------------------------------------------------ calls without effect here
-    # (physics, lights, level objects, traffic lights, recorder: not modelled, answered as done)
+    # (physics, vehicle/street lights, level objects, recorder: not modelled, answered as done)
     @rpc
     def set_actor_target_angular_velocity(self, conn, actor_id, vec):
         return E.ok_void()
@@ -486,13 +515,94 @@ class Handlers:
     def get_names_of_all_objects(self, conn):
         return E.ok([])
 
+    # ------------------------------------------------------------------ traffic lights (.lights)
+    def _light(self, actor_id) -> tuple[Any, int] | None:
+        """(the world's ServedLights, light id) of a traffic-light actor id, or None."""
+        if isinstance(actor_id, (list, tuple)):  # an actor record
+            actor_id = actor_id[0]
+        lights = self.world.lights
+        if lights is None:
+            return None
+        lid = lights.light_of_actor(int(actor_id))
+        return None if lid is None else (lights, lid)
+
     @rpc
-    def freeze_all_traffic_lights(self, conn, *args):
+    def set_traffic_light_state(self, conn, actor_id, state):
+        got = self._light(actor_id)
+        if got is None:
+            return E.err_void(f"set_traffic_light_state: actor {actor_id} is not a traffic light")
+        try:
+            got[0].set_state(got[1], int(state))
+        except (TypeError, ValueError) as e:
+            return E.err_void(f"set_traffic_light_state: state {state!r} is not a carla.TrafficLightState "
+                              f"(0 Red .. 4 Unknown): {e}")
+        return E.ok_void()
+
+    def _set_time(self, which: str, actor_id, seconds):
+        from ..errors import DriveILError
+        got = self._light(actor_id)
+        if got is None:
+            return E.err_void(f"set_traffic_light_{which}_time: actor {actor_id} is not a traffic light")
+        try:
+            got[0].set_time(which, float(seconds))
+        except (TypeError, ValueError, DriveILError) as e:
+            return E.err_void(f"set_traffic_light_{which}_time: {e}")
+        return E.ok_void()
+
+    @rpc
+    def set_traffic_light_green_time(self, conn, actor_id, seconds):
+        return self._set_time("green", actor_id, seconds)
+
+    @rpc
+    def set_traffic_light_yellow_time(self, conn, actor_id, seconds):
+        return self._set_time("yellow", actor_id, seconds)
+
+    @rpc
+    def set_traffic_light_red_time(self, conn, actor_id, seconds):
+        return self._set_time("red", actor_id, seconds)
+
+    @rpc
+    def freeze_traffic_light(self, conn, actor_id, frozen):
+        got = self._light(actor_id)
+        if got is None:
+            return E.err_void(f"freeze_traffic_light: actor {actor_id} is not a traffic light")
+        got[0].freeze(got[1], bool(frozen))
+        return E.ok_void()
+
+    @rpc
+    def freeze_all_traffic_lights(self, conn, frozen=True, *args):
+        if self.world.lights is not None:
+            self.world.lights.freeze_all(bool(frozen))
+        return E.ok_void()
+
+    @rpc
+    def reset_traffic_light_group(self, conn, actor_id):
+        """The embedded controller runs every group on one clock: resetting a group
+        resets them all (overrides and freezes dropped, cycles restarted)."""
+        if self._light(actor_id) is None:
+            return E.err_void(f"reset_traffic_light_group: actor {actor_id} is not a traffic light")
+        self.world.lights.reset()
         return E.ok_void()
 
     @rpc
     def reset_all_traffic_lights(self, conn):
+        if self.world.lights is not None:
+            self.world.lights.reset()
         return E.ok_void()
+
+    @rpc
+    def get_group_traffic_lights(self, conn, actor_id):
+        got = self._light(actor_id)
+        if got is None:
+            return E.err(f"get_group_traffic_lights: actor {actor_id} is not a traffic light")
+        return E.ok(list(got[0].actors[got[1]].group))
+
+    @rpc
+    def get_light_boxes(self, conn, actor_id):
+        got = self._light(actor_id)
+        if got is None:
+            return E.err(f"get_light_boxes: actor {actor_id} is not a traffic light")
+        return E.ok(got[0].light_boxes(got[1]))
 
     @rpc
     def get_imui_gravity(self, conn):
@@ -584,6 +694,18 @@ class Handlers:
             elif index == E.CMD_SIMULATE_PHYSICS:
                 if isinstance(a, Vehicle):
                     a.simulate_physics = bool(fields[1])
+            elif index == E.CMD_WALKER_STATE:
+                if not isinstance(a, Walker):
+                    return E.err(f"ApplyWalkerState: actor {aid} is not a walker")
+                w.walker_state(a, fields[1], fields[2])
+            elif index == E.CMD_WALKER_CONTROL:
+                if not isinstance(a, Walker):
+                    return E.err(f"ApplyWalkerControl: actor {aid} is not a walker")
+                w.walker_control(a, fields[1])
+            elif index == E.CMD_TRAFFIC_LIGHT_STATE:
+                r = self.set_traffic_light_state(conn, aid, fields[1])
+                if r[0][0]:
+                    return E.err(r[0][1][0])
             elif index == E.CMD_LIGHT_STATE:
                 if isinstance(a, Vehicle):
                     a.light_state = _light_flags(fields[1])

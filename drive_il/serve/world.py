@@ -13,11 +13,18 @@ the embedded world's parts:
   ``carla.WeatherParameters`` the client set; images are sent as BGRA;
 * each ``sensor.other.collision`` is a
   :class:`~drive_il.sim.embedded.events.CollisionDetector` on its parent vehicle;
-  ``sensor.other.lane_invasion`` is computed by the client itself (no stream).
+  ``sensor.other.lane_invasion`` is computed by the client itself (no stream);
+* the town's traffic lights are ``traffic.traffic_light`` map actors run by
+  :class:`~drive_il.serve.lights.ServedLights` (the embedded world's phase controller);
+* each ``walker.pedestrian.*`` is a :class:`~drive_il.serve.actors.Walker` whose pose the
+  client's navigation sets every tick (``ApplyWalkerState``; the mesh is
+  :mod:`drive_il.serve.navmesh`) or a ``carla.WalkerControl`` walks; walkers are obstacles
+  of the collision sensors and are drawn by the cameras.
 
 One tick (:meth:`ServerWorld.step`): vehicles' controls (autopilot where no client
-control arrived recently), dynamics for ``dt``, frame + 1, collisions, then the world
-snapshot on the episode's broadcast stream, then sensor data.
+control arrived recently), dynamics for ``dt``, walkers under a WalkerControl, the
+traffic lights' phases, frame + 1, collisions, then the world snapshot on the episode's
+broadcast stream, then sensor data.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 from ..scenario import CameraConfig, VehicleConfig
 from ..types import ActorState, VehicleState
 from . import encoding as E
-from .actors import TAG_CAR, Actor, Sensor, Vehicle
+from .actors import TAG_CAR, TAG_PEDESTRIAN, Actor, Light, Sensor, Vehicle, Walker
 from .autopilot import AUTOPILOT_HANDOVER_S, SPEED_LIMIT_KMH, LaneFollower
 from .blueprints import VEHICLE_KINDS, parse_color, vehicle_spec
 from .sensors import (
@@ -111,11 +118,12 @@ class ServerWorld:
         streams: the stream server (snapshots and sensor data are published on it).
         first_frame: frame number of the episode's initial state.
         seed: seed of the episode's rendering (rain animation).
+        lights: serve the town's traffic lights (:mod:`.lights`).
     """
 
     def __init__(self, town: Any, *, episode_id: int, streams: StreamServer,
                  first_frame: int = 0, seed: int = 0,
-                 raster_cache: dict | None = None) -> None:
+                 raster_cache: dict | None = None, lights: bool = True) -> None:
         self.town = town
         self.episode_id = int(episode_id)
         self.streams = streams
@@ -127,6 +135,8 @@ class ServerWorld:
         self.actors: dict[int, Actor] = {}
         self.vehicles: list[Vehicle] = []
         self.sensors: list[Sensor] = []
+        self.walkers: list[Walker] = []
+        self.lights: Any = None  # .lights.ServedLights, when the town has traffic lights
         self.weather: dict[str, float] = default_weather()
         self._look: Any = None
         self._raster_cache = raster_cache if raster_cache is not None else {}
@@ -135,6 +145,35 @@ class ServerWorld:
         self._spawn_tfs: list | None = None
         self._next_id = 1
         self.spectator = self._add(Actor(id=0, type_id="spectator", rel=(0.0, 0.0, 50.0, -90.0, 0.0, 0.0)))
+        if lights:
+            self._spawn_lights()
+
+    def _spawn_lights(self) -> None:
+        """The town's traffic lights as map actors (:mod:`.lights`), none where the
+        town has no signalised junction."""
+        from ..errors import DriveILError
+        from .lights import ServedLights
+        try:
+            served = ServedLights(self.town)
+        except (DriveILError, ValueError) as e:
+            log.warning("no traffic lights on %s: %s", self.town.name, e)
+            return
+        if len(served):
+            served.spawn(self._add)
+            self.lights = served
+            log.info("%s: %d traffic lights in %d groups", self.town.name, len(served),
+                     len(served.layout.groups))
+
+    def light_states(self) -> tuple:
+        """The traffic lights now (:class:`~drive_il.types.TrafficLight`), () without."""
+        return self.lights.states() if self.lights is not None else ()
+
+    def walker_states(self) -> tuple:
+        """The walkers now as :class:`~drive_il.types.WalkerState` (feet on the ground)."""
+        from ..types import WalkerState
+        return tuple(WalkerState(actor_id=w.id, x=w.x, y=w.y, yaw=w.yaw, speed=w.speed,
+                                 z=w.z - w.half_extent[2], radius=max(w.half_extent[:2]),
+                                 height=2.0 * w.half_extent[2]) for w in self.walkers)
 
     def spawn_transforms(self) -> list:
         """The town's spawn points (:func:`drive_il.maps.spawn_points`) as CARLA
@@ -153,6 +192,8 @@ class ServerWorld:
             self.vehicles.append(a)
         elif isinstance(a, Sensor):
             self.sensors.append(a)
+        elif isinstance(a, Walker):
+            self.walkers.append(a)
         if a.parent:
             self.actors[a.parent].children.append(a.id)
         return a
@@ -182,6 +223,51 @@ class ServerWorld:
         v = Vehicle(id=0, type_id=bp_id, attrs=attrs, uid=uid, owner=owner, model=model,
                     color=color, tags=bytes([TAG_CAR]))
         return self._add(v)  # type: ignore[return-value]
+
+    def spawn_walker(self, bp_id: str, uid: int, attrs: dict[str, str], tf: list, owner: int) -> Walker:
+        """A pedestrian standing at ``tf`` (its capsule centre half its height above
+        the ground under the given location, as CARLA's walkers stand)."""
+        (x, y, z), (_p, yaw_deg, _r) = tf
+        w = Walker(id=0, type_id=bp_id, attrs=dict(attrs), uid=uid, owner=owner,
+                   tags=bytes([TAG_PEDESTRIAN]))
+        w.x, w.y, w.yaw = float(x), float(y), math.radians(float(yaw_deg))
+        w.z = self._ground_z(float(x), float(y), float(z)) + w.half_extent[2]
+        return self._add(w)  # type: ignore[return-value]
+
+    def spawn_controller(self, bp_id: str, uid: int, attrs: dict[str, str], parent: int,
+                         owner: int) -> Actor:
+        """A ``controller.ai.walker`` attached to walker ``parent`` (the client's
+        navigation drives the walker; the controller is a record the client needs).
+
+        Raises:
+            ValueError: ``parent`` is not a walker.
+        """
+        if not isinstance(self.actors.get(parent), Walker):
+            raise ValueError(f"{bp_id} must be attached to a walker, not to actor {parent}")
+        return self._add(Actor(id=0, type_id=bp_id, attrs=dict(attrs), uid=uid, parent=parent,
+                               owner=owner))
+
+    def walker_state(self, w: Walker, tf: list, speed: float) -> None:
+        """``ApplyWalkerState``: the pose and speed the client's navigation computed
+        (its location is on the mesh, the feet: the capsule centre is half the walker's
+        height above it, as the CARLA server places it)."""
+        (x, y, z), (_p, yaw_deg, _r) = tf
+        w.x, w.y, w.z = float(x), float(y), float(z) + w.half_extent[2]
+        w.yaw = math.radians(float(yaw_deg))
+        w.speed = max(0.0, float(speed))
+        w.controlled = False
+
+    def walker_control(self, w: Walker, control: Any) -> None:
+        """``ApplyWalkerControl`` ``[[dx, dy, dz], speed, jump]``: walk along the
+        direction at the speed from the next tick on."""
+        (dx, dy, _dz), speed, jump = control[0], control[1], control[2]
+        n = math.hypot(float(dx), float(dy))
+        w.direction = (float(dx) / n, float(dy) / n, 0.0) if n > 0 else (0.0, 0.0, 0.0)
+        w.speed = max(0.0, float(speed)) if n > 0 else 0.0
+        w.jump = bool(jump)
+        w.controlled = True
+        if n > 0:
+            w.yaw = math.atan2(w.direction[1], w.direction[0])
 
     def _ground_z(self, x: float, y: float, z: float) -> float:
         import carla
@@ -247,14 +333,15 @@ class ServerWorld:
         s = self._add(s)  # type: ignore[assignment]
         if s.kind == "collision" and s.detector is not None:
             pa = self.actors[parent]
-            s.detector.prime(pa.model.x, pa.model.y, pa.model.yaw, self._views(exclude=pa))
+            s.detector.prime(pa.model.x, pa.model.y, pa.model.yaw,
+                             self._views(exclude=pa) + self._walker_views())
         return s
 
     def destroy(self, actor_id: int) -> bool:
         """Destroy an actor; False if unknown. Actors attached to it stay where they are,
         detached (clients destroy vehicles and their sensors in one batch)."""
         a = self.actors.get(actor_id)
-        if a is None or a is self.spectator:
+        if a is None or a is self.spectator or isinstance(a, Light):  # lights belong to the map
             return False
         for cid in a.children:
             c = self.actors.get(cid)
@@ -267,6 +354,8 @@ class ServerWorld:
         del self.actors[actor_id]
         if isinstance(a, Vehicle):
             self.vehicles.remove(a)
+        elif isinstance(a, Walker):
+            self.walkers.remove(a)
         elif isinstance(a, Sensor):
             self.sensors.remove(a)
             if a.stream:
@@ -281,13 +370,15 @@ class ServerWorld:
         """Destroy every actor spawned by one of the connections ``owners`` (their
         client is gone); returns the destroyed ids. Sensors of other owners attached to
         them are detached, as with :meth:`destroy`."""
-        ids = [aid for aid, a in self.actors.items() if a.owner in owners and a is not self.spectator]
+        ids = [aid for aid, a in self.actors.items() if a.owner in owners and a.owner
+               and a is not self.spectator]
         # sensors first: their streams close before their parent vehicle goes
         ids.sort(key=lambda aid: not isinstance(self.actors[aid], Sensor))
         return [aid for aid in ids if self.destroy(aid)]
 
     def destroy_all(self) -> None:
-        for aid in [a for a in self.actors if self.actors[a] is not self.spectator]:
+        for aid in [a for a in self.actors if self.actors[a] is not self.spectator
+                    and not isinstance(self.actors[a], Light)]:
             if aid in self.actors:
                 self.destroy(aid)
         self.streams.close_stream(self.broadcast)
@@ -298,6 +389,8 @@ class ServerWorld:
         if isinstance(a, Vehicle):
             m = a.model
             return (m.x, m.y, m.z, 0.0, m.yaw * _RAD, 0.0)
+        if isinstance(a, Walker):
+            return (a.x, a.y, a.z, 0.0, a.yaw * _RAD, 0.0)
         if a.parent:
             p = self.actors.get(a.parent)
             if p is not None:
@@ -312,6 +405,8 @@ class ServerWorld:
         if isinstance(a, Vehicle):
             a.model.teleport(float(x), float(y), float(yw) * _DEG,
                              z=self._ground_z(float(x), float(y), float(z)))
+        elif isinstance(a, Walker):
+            a.x, a.y, a.z, a.yaw = float(x), float(y), float(z), float(yw) * _DEG
         else:
             a.rel = (float(x), float(y), float(z), float(p), float(yw), float(r))
 
@@ -369,6 +464,14 @@ class ServerWorld:
                                   length=m.length, width=m.width, height=m.height, color=v.color))
         return out
 
+    def _walker_views(self) -> list[ActorState]:
+        """The walkers as small boxes for the collision detectors (not drawn by the
+        cameras: the embedded world's walkers draw themselves)."""
+        return [ActorState(actor_id=w.id, x=w.x, y=w.y, yaw=w.yaw, speed=w.speed,
+                           z=w.z - w.half_extent[2], length=2.0 * w.half_extent[0],
+                           width=2.0 * w.half_extent[1], height=2.0 * w.half_extent[2])
+                for w in self.walkers]
+
     def step(self, dt: float, *, followers: Callable[[Vehicle], LaneFollower]) -> None:
         """Advance every vehicle by ``dt`` [s] and publish the new frame."""
         self.delta = float(dt)
@@ -382,6 +485,12 @@ class ServerWorld:
             if v.simulate_physics:
                 t, s, b, hb, rev, _mgs, _g = v.control
                 v.model.step_raw(s, t, b, hb, rev, dt)
+        for w in self.walkers:
+            if w.controlled and w.speed > 0.0:
+                w.x += w.direction[0] * w.speed * dt
+                w.y += w.direction[1] * w.speed * dt
+        if self.lights is not None:
+            self.lights.step(self, dt)
         self.frame += 1
         self.elapsed += dt
         self.publish()
@@ -394,16 +503,26 @@ class ServerWorld:
                      E.EPISODE_HEADER.pack(self.episode_id, time.monotonic() - self.t0, self.delta,
                                            0, 0, 0, 0)]
             pack = E.ACTOR_STATE.pack
+            lights = self.lights
             for a in self.actors.values():
                 if isinstance(a, Vehicle):
                     m = a.model
                     yaw = m.yaw
                     c, s = math.cos(yaw), math.sin(yaw)
                     sp, ac = m.speed, m.acceleration
+                    tl_state, tl_id = lights.of_vehicle(a) if lights is not None else (4, 0)
                     parts.append(pack(a.id, 1, m.x, m.y, m.z, 0.0, yaw * _RAD, 0.0,
                                       sp * c, sp * s, 0.0, 0.0, 0.0, m.yaw_rate * _RAD,
                                       ac * c, ac * s, 0.0, *a.control, SPEED_LIMIT_KMH,
-                                      4, False, 0, 0))
+                                      tl_state, tl_id != 0, tl_id, 0))
+                elif isinstance(a, Walker):
+                    c, s = math.cos(a.yaw), math.sin(a.yaw)
+                    sp = a.speed
+                    parts.append(E.WALKER_STATE.pack(
+                        a.id, 1, a.x, a.y, a.z, 0.0, a.yaw * _RAD, 0.0, sp * c, sp * s, 0.0,
+                        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *a.direction, sp, a.jump))
+                elif isinstance(a, Light) and lights is not None:
+                    parts.append(lights.pack_state(a, self.world_transform(a)))
                 else:
                     parts.append(pack(a.id, 1, *self.world_transform(a), 0.0, 0.0, 0.0,
                                       0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
@@ -450,7 +569,9 @@ class ServerWorld:
                 else:
                     others = self._views(exclude)
                 if s.kind == "camera":
-                    img = self.camera(s.spec).render(ego, others, frame=frame, seed=self.seed)
+                    img = self.camera(s.spec).render(ego, others, frame=frame, seed=self.seed,
+                                                     lights=self.light_states(),
+                                                     walkers=self.walker_states())
                     import cv2
                     bgra = cv2.cvtColor(img, cv2.COLOR_RGB2BGRA)
                     stype = E.RGB_CAMERA
@@ -460,7 +581,8 @@ class ServerWorld:
                     got = rendered.get(key)
                     if got is None:
                         got = rendered[key] = self.camera(s.spec).render_depth_labels(
-                            ego, others, tags=self._vehicle_tags())
+                            ego, others, tags=self._vehicle_tags(), lights=self.light_states(),
+                            walkers=self.walker_states())
                     depth, labels = got
                     if s.kind == "depth":
                         bgra, stype = E.depth_bgra(depth), E.DEPTH_CAMERA
@@ -476,7 +598,7 @@ class ServerWorld:
                 if not isinstance(parent, Vehicle):
                     continue
                 m = parent.model
-                others = self._views(exclude=parent)
+                others = self._views(exclude=parent) + self._walker_views()
                 events = s.detector.detect(m.x, m.y, m.yaw, others, frame, elapsed)
                 if not events or not streams.has_subscribers(s.stream):
                     continue
@@ -516,17 +638,21 @@ class ServerWorld:
 
     @staticmethod
     def _impulse(a: Vehicle, b: Actor) -> tuple[float, float, float]:
-        """A normal impulse [N s] for a contact: reduced mass (1500 kg cars) times the
-        closing speed, along the line of centres."""
-        if not isinstance(b, Vehicle):
+        """A normal impulse [N s] for a contact: reduced mass (1500 kg cars, 80 kg
+        pedestrians) times the closing speed, along the line of centres."""
+        ma = a.model
+        if isinstance(b, Vehicle):
+            bx, by, bspeed, byaw, mu = b.model.x, b.model.y, b.model.speed, b.model.yaw, 750.0
+        elif isinstance(b, Walker):  # an 80 kg pedestrian: reduced mass ~ 76 kg
+            bx, by, bspeed, byaw, mu = b.x, b.y, b.speed, b.yaw, 76.0
+        else:
             return (0.0, 0.0, 0.0)
-        ma, mb = a.model, b.model
-        dx, dy = ma.x - mb.x, ma.y - mb.y
+        dx, dy = ma.x - bx, ma.y - by
         d = math.hypot(dx, dy) or 1.0
         nx, ny = dx / d, dy / d
         va = (ma.speed * math.cos(ma.yaw), ma.speed * math.sin(ma.yaw))
-        vb = (mb.speed * math.cos(mb.yaw), mb.speed * math.sin(mb.yaw))
+        vb = (bspeed * math.cos(byaw), bspeed * math.sin(byaw))
         closing = abs((va[0] - vb[0]) * nx + (va[1] - vb[1]) * ny)
-        j = 750.0 * max(closing, 0.1)
+        j = mu * max(closing, 0.1)
         return (j * nx, j * ny, 0.0)
 

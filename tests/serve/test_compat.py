@@ -55,7 +55,7 @@ def test_blueprints_have_carla_ids_tags_and_attributes(server):
     assert "vehicle.dodge.charger_2020" in {bp.id for bp in gen2}
     safe = [bp for bp in lib.filter("vehicle.*") if bp.get_attribute("base_type") == "car"]
     assert len(safe) >= 20
-    # walkers: listed (generate_traffic.py looks them up even with -w 0), spawning refused
+    # walkers: listed with CARLA's attributes (spawning: tests/serve/test_walkers.py)
     walkers = lib.filter("walker.pedestrian.*")
     assert len(walkers) >= 40
     assert [bp for bp in walkers if int(bp.get_attribute("generation")) == 2]
@@ -64,8 +64,6 @@ def test_blueprints_have_carla_ids_tags_and_attributes(server):
     assert len(first.get_attribute("speed").recommended_values) == 3
     lib.find("controller.ai.walker")
     spawn = world.get_map().get_spawn_points()
-    with pytest.raises(RuntimeError, match="walkers are not modelled"):
-        world.spawn_actor(first, spawn[3])
     # a new id spawns with its own dimensions
     v = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2017"), spawn[7])
     try:

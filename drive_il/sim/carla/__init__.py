@@ -2,7 +2,9 @@
 
 Modules, one job each: :mod:`.connection` (connecting and probing, the town,
 synchronous mode, the Traffic Manager, reconnection), :mod:`.actors` (spawning and
-clean-up of the vehicles), :mod:`.sensors` (camera rig, event sensors, frame matching),
+clean-up of the vehicles), :mod:`.lights` (the server's traffic lights),
+:mod:`.walkers` (pedestrians the ``generate_traffic.py`` way), :mod:`.sensors` (camera
+rig, event sensors, frame matching),
 :mod:`.convert` (units and frames at the CARLA boundary) and :mod:`.simulator`
 (:class:`CarlaSimulator`, the episode behind the Simulator protocol).
 
@@ -33,7 +35,10 @@ Session, per :meth:`CarlaSimulator.reset` (CARLA Python API 0.9.16):
    ``sensor.other.collision`` and a ``sensor.other.lane_invasion`` sensor;
 6. NPC traffic through the Traffic Manager (synchronous, seeded with
    ``set_random_device_seed``), spawned with ``apply_batch_sync`` (SpawnActor then
-   SetAutopilot).
+   SetAutopilot); walkers with their ``controller.ai.walker`` (:mod:`.walkers`); the
+   server's traffic lights read once (:mod:`.lights`), their states every tick into
+   ``WorldState.traffic_lights``, red-light events by
+   :class:`drive_il.sim.infractions.RedLightRule`.
 
 Frame synchronisation: every sensor's callback only puts its data into its own queue.
 After ``world.tick()`` returns frame F, each camera's queue is read until the image of

@@ -195,13 +195,17 @@ class SensorRig:
         reports them: CARLA's sensor fires at every physics hit, i.e. on every frame of
         a lasting contact and possibly several times within one frame (the strongest
         impulse of the frame is kept). A contact that resumes after at least one frame
-        without hits is a new one."""
+        without hits is a new one. A pedestrian (``other_actor.type_id`` "walker.*")
+        is a :attr:`~drive_il.types.EventKind.WALKER_COLLISION`."""
         hits: dict[tuple[int, int], float] = {}  # (frame, other id) -> impulse [N s]
+        walkers: set[int] = set()  # other ids that are pedestrians ("walker.*" type ids)
         for ev in raw:
             other = getattr(ev, "other_actor", None)
             mag = impulse_magnitude(ev)
             key = (int(ev.frame), int(other.id) if other is not None else -1)
             hits[key] = max(hits.get(key, 0.0), float(mag))
+            if other is not None and str(getattr(other, "type_id", "")).startswith("walker."):
+                walkers.add(key[1])
         out: list[Event] = []
         for (frame, oid), mag in sorted(hits.items()):
             last = self._contacts.get(oid)
@@ -209,7 +213,8 @@ class SensorRig:
             if last is not None and frame - last <= 1:
                 continue
             f, t = self._rel(frame)
-            out.append(Event(kind=EventKind.COLLISION, frame=f, sim_time=t, other_actor=oid, impulse=mag))
+            kind = EventKind.WALKER_COLLISION if oid in walkers else EventKind.COLLISION
+            out.append(Event(kind=kind, frame=f, sim_time=t, other_actor=oid, impulse=mag))
         return out
 
     def _lane_event(self, ev: Any) -> Event:

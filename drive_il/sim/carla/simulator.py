@@ -12,6 +12,7 @@ server as it was found.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import math
 import weakref
@@ -42,9 +43,12 @@ from ...types import (
     WorldState,
 )
 from ..base import StartPose
+from ..infractions import RedLightRule
 from . import actors
+from . import walkers as walker_mod
 from .connection import MAX_DT, SERVER_VERSION, Connection
 from .convert import Physics, actor_state, one_line, read_physics, vehicle_state
+from .lights import ServerLights
 from .sensors import SensorRig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,6 +135,10 @@ class CarlaSimulator:
         self._ego: Any = None
         self._npc_ids: list[int] = []
         self._npc_speeds: dict[int, float] = {}  # NPC id -> desired speed [m/s], set after a tick
+        self._walkers: walker_mod.WalkerCrowd | None = None
+        self._lights: ServerLights | None = None
+        self._red_light: RedLightRule | None = None  # the shared rule, per episode with lights
+        self._ego_z = 0.0  # [m], the ego's height at the last state (the rule's lane lookups)
         self._physics: Physics | None = None
         self._frame0 = 0
         self._frame = 0
@@ -209,8 +217,10 @@ class CarlaSimulator:
         if self._ego is not None:
             ids.append(self._ego.id)
         ids.extend(self._npc_ids)
+        if self._walkers is not None:
+            ids.extend(self._walkers.all_ids())
         self._rig.forget()
-        self._ego, self._npc_ids = None, []
+        self._ego, self._npc_ids, self._walkers, self._lights = None, [], None, None
         self._conn.lose(ids)
 
     # ------------------------------------------------------------------ reset
@@ -281,11 +291,24 @@ class CarlaSimulator:
         self._physics = read_physics(ego, scenario.vehicle)
         actors.place_ego(carla, ego, self._physics, pose)
         self._rig.attach(world, ego, scenario, self._physics)
-        if scenario.traffic.vehicles > 0:
+        n_vehicles, n_walkers = self._traffic_counts(scenario)
+        if n_vehicles != scenario.traffic.vehicles:
+            scenario = dataclasses.replace(
+                scenario, traffic=dataclasses.replace(scenario.traffic, vehicles=n_vehicles))
+        if n_vehicles > 0:
             tm = conn.traffic_manager(self.tm_port)
             points = actors.spawn_points(carla, conn.map, self.town)
             self._npc_ids, self._npc_speeds = actors.spawn_traffic(
                 carla, conn.client, world, tm, self.tm_port, scenario, seed, points, pose[0], pose[1])
+        if n_walkers > 0:
+            tr = scenario.traffic
+            self._walkers = walker_mod.spawn_walkers(
+                carla, conn.client, world, n_walkers, seed=seed,
+                rng=np.random.default_rng([seed, walker_mod.WALKER_STREAM]),
+                speed=tr.walker_speed, cross_factor=tr.junction_crossing)
+        self._lights = ServerLights.from_world(world)
+        self._red_light = (RedLightRule(length=self._physics.length, lane_at=self._lane_at)
+                           if len(self._lights) else None)
 
         # let the ego land (spawned SPAWN_LIFT up) under full brake, then read frame F
         settle = max(1, int(math.ceil(self.settle_seconds / self._dt - 1e-9)))
@@ -306,9 +329,13 @@ class CarlaSimulator:
         self._rig.begin(frame, self._dt)  # spawn-time contacts and markings are not the episode's
         ws = self._world_state(frame)
         self._off_road = self._is_off_road(ws.ego)
+        if self._red_light is not None:
+            self._red_light.reset(ws.ego.x, ws.ego.y, ws.ego.yaw, ws.traffic_lights)
         self._episode_ok = True
-        log.info("CARLA episode: %s seed %d, %d NPCs, start frame %d", scenario.town, seed,
-                 len(self._npc_ids), frame)
+        log.info("CARLA episode: %s seed %d, %d NPCs, %d walkers, %d traffic lights, start frame %d",
+                 scenario.town, seed, len(self._npc_ids),
+                 len(self._walkers.walker_ids) if self._walkers is not None else 0,
+                 len(self._lights) if self._lights is not None else 0, frame)
         return Step(observation=self._observation(frames, ws), world_state=ws, events=())
 
     def _plan(self, scenario: Scenario, seed: int, route: Route | None,
@@ -370,19 +397,44 @@ class CarlaSimulator:
         if off and not self._off_road:
             events.append(Event(kind=EventKind.OFF_ROAD, frame=self._frame, sim_time=ws.sim_time))
         self._off_road = off
+        if self._red_light is not None:
+            e = ws.ego
+            events.extend(self._red_light.update(e.x, e.y, e.yaw, ws.traffic_lights, ws.frame, ws.sim_time))
         events.sort(key=lambda e: e.frame)
         return Step(observation=self._observation(frames, ws), world_state=ws, events=tuple(events))
 
     # ------------------------------------------------------------------ state
     def _world_state(self, frame: int) -> WorldState:
         ego = vehicle_state(self._ego, self._physics)
+        self._ego_z = ego.z
         ego_id = self._ego.id
         others = tuple(actor_state(a) for a in self._conn.world.get_actors().filter("vehicle.*")
                        if a.id != ego_id)
         f = int(frame) - self._frame0
         sc = self._scenario
+        lights = self._lights.states() if self._lights else ()
+        walkers = (self._walkers.states(self._conn.world, self._conn.map, self._carla)
+                   if self._walkers is not None else ())
         return WorldState(ego=ego, actors=others, route=self._route, frame=f, sim_time=f * self._dt,
-                          dt=self._dt, town=sc.town, weather=sc.weather)
+                          dt=self._dt, town=sc.town, weather=sc.weather,
+                          traffic_lights=lights, walkers=walkers)
+
+    def _lane_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(road_id, lane_id) of the driving lane at (x, y) [m], None off the lanes (the
+        red-light rule's lane test, ``carla.Map.get_waypoint``)."""
+        carla = self._carla
+        wp = self._conn.map.get_waypoint(carla.Location(x=x, y=y, z=self._ego_z), project_to_road=False,
+                                         lane_type=carla.LaneType.Driving)
+        return None if wp is None else (int(wp.road_id), int(wp.lane_id))
+
+    def _traffic_counts(self, scenario: Scenario) -> tuple[int, int]:
+        """(vehicles, walkers) for the scenario's traffic density on this town
+        (:func:`drive_il.sim.density.traffic_counts`)."""
+        tr = scenario.traffic
+        if tr.density == "custom":
+            return int(tr.vehicles), int(tr.walkers)
+        from ..density import driving_lane_length  # noqa: PLC0415
+        return walker_mod.walker_count(tr, scenario.town, driving_lane_length(self.town))
 
     def _observation(self, frames: dict[str, np.ndarray], ws: WorldState) -> Observation:
         cmd = RoadOption.LANEFOLLOW
@@ -408,9 +460,13 @@ class CarlaSimulator:
         """Stop and destroy the sensors, then destroy the vehicles in one batch. Each
         part runs even when another fails."""
         self._rig.destroy()
-        ids = ([self._ego.id] if self._ego is not None else []) + list(self._npc_ids)
-        self._ego, self._npc_ids = None, []
-        actors.destroy_vehicles(self._carla, self._conn.client, ids)
+        try:
+            walker_mod.destroy_walkers(self._carla, self._conn.client, self._conn.world, self._walkers)
+        finally:
+            self._walkers, self._lights = None, None
+            ids = ([self._ego.id] if self._ego is not None else []) + list(self._npc_ids)
+            self._ego, self._npc_ids = None, []
+            actors.destroy_vehicles(self._carla, self._conn.client, ids)
         self._episode_ok = False
 
     def close(self) -> None:

@@ -19,6 +19,13 @@ destroy calls, connection attempts) and takes faults through flags:
 * ``interrupt_next_tick``: the next tick raises ``KeyboardInterrupt`` (Ctrl-C);
 * ``collide_next_tick = (other_id, (ix, iy, iz))``, ``invade_next_tick = ["Broken"]``.
 
+Traffic lights (:meth:`FakeServer.add_traffic_light`: a ``traffic.traffic_light`` actor
+with its state, elapsed time, group and stop waypoints on the real map) and walkers
+(``walker.pedestrian.*`` blueprints, ``controller.ai.walker`` with start / stop /
+go_to_location / set_max_speed, a navigation that gives random sidewalk locations beside
+the road, ``set_pedestrians_seed`` and ``set_pedestrians_cross_factor``) are faked too;
+a started walker walks straight to its target at its maximum speed.
+
 Usage::
 
     server = FakeServer()
@@ -37,7 +44,8 @@ from typing import Any, Callable
 
 import carla  # the real client module: its value types work without a server
 
-__all__ = ["FakeServer", "STRAIGHT_XODR", "straight_map", "EGO_BBOX", "WHEELBASE", "MAX_STEER_DEG"]
+__all__ = ["FakeServer", "STRAIGHT_XODR", "straight_map", "EGO_BBOX", "WHEELBASE", "MAX_STEER_DEG",
+           "SIDEWALK_Y", "WALKER_BBOX"]
 
 #: Ego bounding box of the fake vehicles: the centre 0.2 m ahead of the actor origin.
 EGO_BBOX = ((0.2, 0.0, 0.75), (2.4, 1.0, 0.75))
@@ -136,7 +144,12 @@ def _default_blueprints() -> list[FakeBlueprint]:
     return [vehicle("vehicle.tesla.model3", 4), vehicle("vehicle.audi.a2", 4),
             vehicle("vehicle.lincoln.mkz_2020", 4), vehicle("vehicle.bh.crossbike", 2), cam,
             FakeBlueprint("sensor.other.collision", {"role_name": A("front")}),
-            FakeBlueprint("sensor.other.lane_invasion", {"role_name": A("front")})]
+            FakeBlueprint("sensor.other.lane_invasion", {"role_name": A("front")}),
+            FakeBlueprint("walker.pedestrian.0001", {"role_name": A("pedestrian"), "is_invincible": A("true"),
+                                                     "speed": A("1.4", ["0.0", "1.4", "2.5"])}),
+            FakeBlueprint("walker.pedestrian.0002", {"role_name": A("pedestrian"), "is_invincible": A("true"),
+                                                     "speed": A("1.2", ["0.0", "1.2", "2.2"])}),
+            FakeBlueprint("controller.ai.walker", {"role_name": A("")})]
 
 
 class FakeBlueprintLibrary:
@@ -241,6 +254,72 @@ class FakeActor:
         if isinstance(self, FakeSensor) and self.is_listening:
             self._server.destroyed_listening.append(self.id)
         return self._server._destroy(self.id)
+
+
+#: Bounding box of the fake walkers: a 0.5 m x 0.5 m x 1.8 m box about the actor origin.
+WALKER_BBOX = ((0.0, 0.0, 0.0), (0.25, 0.25, 0.9))
+#: Distance of the fake navigation's sidewalk locations from the road's centre line [m].
+SIDEWALK_Y = 5.5
+
+
+class FakeTrafficLight(FakeActor):
+    """A ``traffic.traffic_light`` actor: state and elapsed time from the snapshot."""
+
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        self.state = carla.TrafficLightState.Red
+        self.elapsed_time = 0.0
+        self.group: list[int] = []
+        self.stop_waypoints: list[Any] = []
+        self.state_reads = 0
+
+    def get_state(self) -> Any:
+        self.state_reads += 1  # the real client reads it from the snapshot: no RPC
+        return self.state
+
+    def get_elapsed_time(self) -> float:
+        return self.elapsed_time
+
+    def get_group_traffic_lights(self) -> list["FakeTrafficLight"]:
+        self._server._rpc("get_group_traffic_lights")
+        return [self._server.actors[i] for i in self.group]
+
+    def get_stop_waypoints(self) -> list[Any]:
+        self._server._rpc("get_stop_waypoints")
+        return list(self.stop_waypoints)
+
+
+class FakeWalker(FakeActor):
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        (bx, by, bz), (ex, ey, ez) = WALKER_BBOX
+        self.bounding_box = carla.BoundingBox(carla.Location(x=bx, y=by, z=bz), carla.Vector3D(x=ex, y=ey, z=ez))
+        self.velocity = carla.Vector3D(x=0.0, y=0.0, z=0.0)
+
+    def get_velocity(self) -> "carla.Vector3D":
+        return self.velocity
+
+
+class FakeWalkerController(FakeActor):
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        self.started = False
+        self.target: Any = None
+        self.max_speed = 1.4
+
+    def start(self) -> None:
+        self._server._rpc("start")
+        self.started = True
+
+    def stop(self) -> None:
+        self._server._rpc("stop")
+        self.started = False
+
+    def go_to_location(self, loc: Any) -> None:
+        self.target = loc
+
+    def set_max_speed(self, speed: float) -> None:
+        self.max_speed = float(speed)
 
 
 class FakeSensor(FakeActor):
@@ -354,6 +433,22 @@ class FakeWorld:
     def tick(self, seconds: float = 0.0) -> int:
         return self._server._tick()
 
+    def set_pedestrians_seed(self, seed: int) -> None:
+        import numpy as np
+        self._server.nav_rng = np.random.default_rng(int(seed))
+        self._server.pedestrians_seed = int(seed)
+
+    def set_pedestrians_cross_factor(self, p: float) -> None:
+        self._server.cross_factor = float(p)
+
+    def get_random_location_from_navigation(self) -> "carla.Location | None":
+        srv = self._server
+        if not srv.navigation:
+            return None
+        x = float(srv.nav_rng.uniform(5.0, 395.0))
+        y = SIDEWALK_Y if srv.nav_rng.random() < 0.5 else -SIDEWALK_Y
+        return carla.Location(x=x, y=y, z=1.0)
+
 
 # ---------------------------------------------------------------------------- commands
 
@@ -466,6 +561,13 @@ class FakeServer:
         self.refuse_connects = 0  # the next N connection attempts time out (server starting)
         self.tick_hook: Callable[["FakeServer"], None] | None = None  # runs first in each tick
         self.ego_ground_z = 0.0
+        # walkers
+        import numpy as np
+        self.rpc_calls: dict[str, int] = {}  # RPC name -> calls
+        self.navigation = True  # the town has a navigation mesh
+        self.nav_rng = np.random.default_rng(0)
+        self.pedestrians_seed: int | None = None
+        self.cross_factor: float | None = None
 
     # ---- the module handed to the backend
     def module(self) -> types.SimpleNamespace:
@@ -543,10 +645,12 @@ class FakeServer:
             Vector3D=carla.Vector3D, BoundingBox=carla.BoundingBox, WorldSettings=carla.WorldSettings,
             WeatherParameters=carla.WeatherParameters, VehicleControl=carla.VehicleControl,
             LaneType=carla.LaneType, LaneMarkingType=carla.LaneMarkingType, Map=carla.Map,
+            TrafficLightState=carla.TrafficLightState,
             OpendriveGenerationParameters=carla.OpendriveGenerationParameters)
 
     # ---- helpers used by the doubles
     def _rpc(self, name: str) -> None:
+        self.rpc_calls[name] = self.rpc_calls.get(name, 0) + 1
         if not self.up:
             raise RuntimeError(f"time-out of 10000ms while waiting for the simulator ({name})")
 
@@ -568,7 +672,16 @@ class FakeServer:
 
     def _spawn(self, bp: FakeBlueprint, tf: "carla.Transform", parent: Any = None) -> FakeActor:
         self.next_id += 1
-        cls = FakeSensor if bp.id.startswith("sensor.") else FakeActor
+        if bp.id.startswith("sensor."):
+            cls = FakeSensor
+        elif bp.id.startswith("walker."):
+            cls = FakeWalker
+        elif bp.id == "controller.ai.walker":
+            cls = FakeWalkerController
+        elif bp.id == "traffic.traffic_light":
+            cls = FakeTrafficLight
+        else:
+            cls = FakeActor
         a = cls(self, self.next_id, bp, tf, parent)
         self.actors[a.id] = a
         return a
@@ -585,7 +698,8 @@ class FakeServer:
         out = []
         for cmd in cmds:
             if isinstance(cmd, SpawnActor):
-                a = self._spawn(cmd.bp, cmd.tf)
+                parent = self.actors.get(cmd.parent) if cmd.parent is not None else None
+                a = self._spawn(cmd.bp, cmd.tf, parent)
                 for then in cmd.then_cmds:
                     if isinstance(then, SetAutopilot):
                         assert then.actor is FutureActor
@@ -637,6 +751,10 @@ class FakeServer:
         for a in self.actors.values():
             if a.type_id.startswith("vehicle."):
                 self._move(a, dt)
+            elif isinstance(a, FakeWalkerController):
+                self._walk(a, dt)
+            elif isinstance(a, FakeTrafficLight):
+                a.elapsed_time += dt
         self._deliver()
         return self.frame
 
@@ -665,6 +783,42 @@ class FakeServer:
             carla.Location(x=tf.location.x + a.speed * math.cos(yaw) * dt,
                            y=tf.location.y + a.speed * math.sin(yaw) * dt, z=z),
             carla.Rotation(pitch=0.0, yaw=math.degrees(yaw2), roll=0.0))
+
+    def _walk(self, c: "FakeWalkerController", dt: float) -> None:
+        """A started controller walks its walker straight to its target."""
+        w = c.parent
+        if not isinstance(w, FakeWalker) or not w.alive:
+            return
+        w.velocity = carla.Vector3D(x=0.0, y=0.0, z=0.0)
+        if not c.started or c.target is None:
+            return
+        loc = w.transform.location
+        dx, dy = c.target.x - loc.x, c.target.y - loc.y
+        d = math.hypot(dx, dy)
+        if d < 1e-6:
+            return
+        step = min(d, c.max_speed * dt)
+        yaw = math.degrees(math.atan2(dy, dx))
+        w.transform = carla.Transform(carla.Location(x=loc.x + dx / d * step, y=loc.y + dy / d * step, z=loc.z),
+                                      carla.Rotation(pitch=0.0, yaw=yaw, roll=0.0))
+        w.velocity = carla.Vector3D(x=dx / d * step / dt, y=dy / d * step / dt, z=0.0)
+
+    def add_traffic_light(self, x: float, y: float, yaw_deg: float, stop_x: float, lanes: tuple[int, ...] = (-1,),
+                          state: Any = None) -> FakeTrafficLight:
+        """A traffic light (a map actor: it lives from before the first tick) with its
+        pole at (x, y) and its stop waypoints at ``stop_x`` on the given lanes of the
+        straight road (lane -1 drives +x, lane 1 drives -x)."""
+        bp = FakeBlueprint("traffic.traffic_light", {})
+        a = self._spawn(bp, carla.Transform(carla.Location(x=x, y=y, z=0.0), carla.Rotation(yaw=yaw_deg)))
+        a.born = -1
+        if state is not None:
+            a.state = state
+        m = self.maps[self.current]
+        for lane in lanes:
+            wp = m.get_waypoint(carla.Location(x=stop_x, y=1.75 if lane < 0 else -1.75, z=0.0))
+            a.stop_waypoints.append(wp)
+        a.group = [a.id]
+        return a
 
     def _deliver(self) -> None:
         f, t = self.frame, self.elapsed
