@@ -49,7 +49,7 @@ from torch import nn
 from ..config import validate_fields
 from .path import PathDecoder, PursuitParams, path_steer_batch
 from .presets import OutputConfig
-from .speed import SpeedHead
+from .speed import SpeedHead, SpeedHeadMixin
 
 __all__ = ["HILL_1989", "Alvinn", "AlvinnConfig", "decode_units", "encode_targets"]
 
@@ -162,7 +162,7 @@ class _Scale(nn.Module):
         return x * (1.0 / 255.0)
 
 
-class Alvinn(nn.Module):
+class Alvinn(SpeedHeadMixin, nn.Module):
     """ALVINN (Pomerleau 1989): one hidden layer, direction units out.
 
     Args:
@@ -201,13 +201,7 @@ class Alvinn(nn.Module):
                                      scale=self.output_config.speed_scale)
                            if self.output_config.speed else None)
 
-    @property
-    def uses_speed(self) -> bool:  # type: ignore[override]
-        return self.speed_head is not None
 
-    @property
-    def has_speed_head(self) -> bool:
-        return self.speed_head is not None
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
                 speed: torch.Tensor | None = None, *, with_speed: bool = False):

@@ -60,7 +60,7 @@ from ..types import RoadOption
 from ..control import curvature_to_steer
 from .path import PathDecoder, PursuitParams, path_steer_batch
 from .presets import OutputConfig
-from .speed import SpeedHead
+from .speed import SpeedHead, SpeedHeadMixin
 
 __all__ = ["Dave2", "Dave2Branched", "Dave2BranchedConfig", "Dave2Config", "head_commands"]
 
@@ -196,7 +196,7 @@ def _output_units(output: OutputConfig | None) -> tuple[OutputConfig, int, PathD
     return output, 1, None
 
 
-class Dave2(_CurvatureOutput, nn.Module):
+class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
     """DAVE-2 (Bojarski et al. 2016), see the module docstring.
 
     Args:
@@ -230,13 +230,7 @@ class Dave2(_CurvatureOutput, nn.Module):
         self._inv_scale = 1.0 / config.output_scale
         self.speed_head = _speed_head(self.output_config, n_feat, 1, config.activation, config.dropout)
 
-    @property
-    def uses_speed(self) -> bool:  # type: ignore[override]
-        return self.speed_head is not None
 
-    @property
-    def has_speed_head(self) -> bool:
-        return self.speed_head is not None
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
                 speed: torch.Tensor | None = None, *, with_speed: bool = False):
@@ -250,7 +244,7 @@ class Dave2(_CurvatureOutput, nn.Module):
         return out, (self.speed_head(features, speed) if self.speed_head is not None else None)
 
 
-class Dave2Branched(_CurvatureOutput, nn.Module):
+class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
     """Command-conditioned DAVE-2 (Codevilla et al. 2018 branches), see module docstring.
 
     Args:
@@ -268,6 +262,9 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
 
     architecture: ClassVar[str] = "dave2_branched"
     uses_command: ClassVar[bool] = True
+
+    def _speed_input(self) -> bool:
+        return bool(self.config.speed_input)
 
     def __init__(self, config: Dave2BranchedConfig, input_shape: tuple[int, int, int] = (3, 66, 200), *,
                  output: OutputConfig | None = None) -> None:
@@ -295,13 +292,7 @@ class Dave2Branched(_CurvatureOutput, nn.Module):
         self._inv_scale = 1.0 / config.output_scale
         self.speed_head = _speed_head(self.output_config, n_feat, len(cmds), config.activation, config.dropout)
 
-    @property
-    def uses_speed(self) -> bool:  # type: ignore[override]
-        return bool(self.config.speed_input) or self.speed_head is not None
 
-    @property
-    def has_speed_head(self) -> bool:
-        return self.speed_head is not None
 
     def head_index(self, command: torch.Tensor | None, batch: int) -> torch.Tensor:
         """(B,) head index of each sample's command."""

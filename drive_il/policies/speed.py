@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["SpeedHead"]
+__all__ = ["SpeedHead", "SpeedHeadMixin"]
 
 
 class SpeedHead(nn.Module):
@@ -84,3 +84,24 @@ def _mlp(n_in: int, hidden: Sequence[int], activation: Callable[[], nn.Module], 
         n_in = int(w)
     layers.append(nn.Linear(n_in, 1))
     return nn.Sequential(*layers)
+
+
+class SpeedHeadMixin:
+    """``has_speed_head`` / ``uses_speed`` of a policy module with an optional
+    ``speed_head`` (None without one): the measured speed is an input whenever a speed
+    head runs (CILRS), or when ``speed_input`` feeds it to the steering heads too."""
+
+    speed_head: "SpeedHead | None"
+
+    def _speed_input(self) -> bool:
+        """Whether the steering heads take the measured speed (architectures with a
+        ``speed_input`` option override this)."""
+        return False
+
+    @property
+    def has_speed_head(self) -> bool:
+        return self.speed_head is not None
+
+    @property
+    def uses_speed(self) -> bool:
+        return self._speed_input() or self.speed_head is not None

@@ -1126,16 +1126,7 @@ class Camera(DepthLabelRendering):
             for obj in objs:
                 tag = TAG_TRAFFIC_LIGHT if obj[1] == 0 else TAG_PEDESTRIAN
                 for _, cam, _ in obj[2]:
-                    centre = cam.mean(axis=0)
-                    for face in BOX_FACES:
-                        poly = cam[list(face)]
-                        nrm = np.cross(poly[1] - poly[0], poly[2] - poly[0])
-                        if float(nrm @ (poly.mean(axis=0) - centre)) < 0.0:
-                            nrm = -nrm
-                        dpl = float(nrm @ poly[0])
-                        if dpl >= 0.0:
-                            continue  # back face
-                        self._depth_face(depth, labels, poly, nrm, dpl, tag)
+                    self._depth_solid(depth, labels, cam, BOX_FACES, tag)
         return depth, labels
 
     def _fill(self, out, _pts, idx, cam: np.ndarray, colour) -> None:

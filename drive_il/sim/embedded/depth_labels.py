@@ -118,17 +118,7 @@ class DepthLabelRendering:
             canopy = S.kind[i] == KIND_CANOPY
             cam = (S.corners[i] if canopy else S.corners[i, :8]) - (Cx, Cy, Cz)
             cam = cam @ Rw.T
-            centre = cam.mean(axis=0)
-            tag = int(S.tag[i])
-            for face in (HEX_FACES if canopy else BOX_FACES6):
-                poly = cam[list(face)]
-                n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
-                if float(n @ (poly.mean(axis=0) - centre)) < 0.0:
-                    n = -n
-                dpl = float(n @ poly[0])
-                if dpl >= 0.0:
-                    continue  # back face
-                self._depth_face(depth, labels, poly, n, dpl, tag)
+            self._depth_solid(depth, labels, cam, HEX_FACES if canopy else BOX_FACES6, int(S.tag[i]))
 
     def _depth_actors(self, depth: np.ndarray, labels: np.ndarray, C, c: float, s: float,
                       actors: Sequence[ActorState], tags: dict[int, int]) -> None:
@@ -158,18 +148,22 @@ class DepthLabelRendering:
                     for f_, r_ in ((0.5, -0.5), (0.5, 0.5), (-0.5, 0.5), (-0.5, -0.5)):
                         fx, ry = off + f_ * ln, r_ * wd
                         loc.append((a.x + fx * ca - ry * sa - Cx, a.y + fx * sa + ry * ca - Cy, z - Cz))
-                cam = np.array(loc) @ Rw.T  # (8, 3) camera axes
-                centre = cam.mean(axis=0)
-                for face in BOX_FACES:
-                    poly = cam[list(face)]
-                    n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
-                    fc = poly.mean(axis=0)
-                    if float(n @ (fc - centre)) < 0.0:
-                        n = -n
-                    dpl = float(n @ poly[0])
-                    if dpl >= 0.0:
-                        continue  # back face (the camera is at the origin)
-                    self._depth_face(depth, labels, poly, n, dpl, tag)
+                self._depth_solid(depth, labels, np.array(loc) @ Rw.T, BOX_FACES, tag)
+
+    def _depth_solid(self, depth: np.ndarray, labels: np.ndarray, cam: np.ndarray,
+                     faces: Sequence[Sequence[int]], tag: int) -> None:
+        """Z-buffer the front faces of a convex solid: ``cam`` (K, 3) its corners in camera
+        axes (forward, right, up; the camera at the origin), ``faces`` corner indices."""
+        centre = cam.mean(axis=0)
+        for face in faces:
+            poly = cam[list(face)]
+            n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
+            if float(n @ (poly.mean(axis=0) - centre)) < 0.0:
+                n = -n  # outward
+            dpl = float(n @ poly[0])
+            if dpl >= 0.0:
+                continue  # back face
+            self._depth_face(depth, labels, poly, n, dpl, tag)
 
     def _depth_face(self, depth: np.ndarray, labels: np.ndarray, poly: np.ndarray,
                     n: np.ndarray, dpl: float, tag: int) -> None:
