@@ -30,8 +30,11 @@ of the front bumper (within ``detection_range``):
   Signal Change and Clearance Intervals", 1994). Once it decided to stop for a yellow
   it keeps stopping for that light (no change of mind while the PID lags the braking
   curve) as long as its emergency deceleration still stops it before the line;
-* GREEN, OFF, UNKNOWN: go; a light whose stop line the front bumper has passed is
-  ignored.
+* GREEN, OFF, UNKNOWN: go. A light is behind the car once the leaderboard's red-light
+  test point (0.8 half-lengths behind the centre) has passed its stop line; a car whose
+  front is over the line but whose test point is not (it crept over the line in a
+  queue) holds there when the light turns yellow or red and it can still stop
+  before that point crosses: crossing on red from there is an infraction too.
 
 The stop is a stopped obstacle at the stop point with the constant-deceleration
 braking curve ``v = sqrt(2 comfort_decel free)`` (the route-end stop's profile; no
@@ -320,9 +323,12 @@ class Expert:
             self._light_sig = sig
         cfg = self.config
         pos = self._light_pos
+        # the leaderboard's red-light test point: 0.8 half-lengths behind the centre
+        # (drive_il.sim.infractions.RedLightRule)
+        s_rear = s_front - 0.5 * self._length - 0.4 * self._length
         for s_line, lid in self._light_stops:
             gap = s_line - s_front
-            if gap < 0.0:  # the front is past this stop line: ignore the light
+            if s_line < s_rear:  # the rear is past this stop line: the light is behind
                 if lid == self._committed:
                     self._committed = None
                 continue
@@ -335,6 +341,12 @@ class Expert:
                 if k < 0:
                     continue
             state = lights[k].state
+            if gap < 0.0:  # straddling the line (crept over it in a queue): hold if it turns
+                if state in (TrafficLightState.RED, TrafficLightState.YELLOW) and (
+                        v < 0.5 or v * v <= 2.0 * self.max_deceleration * (s_line - s_rear)):
+                    kind = "red_light" if state == TrafficLightState.RED else "yellow_light"
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind=kind)
+                continue
             if state == TrafficLightState.RED:
                 if v < 0.5 or v * v <= 2.0 * self.max_deceleration * gap:
                     return Lead(gap=gap, speed=0.0, actor_id=lid, kind="red_light")

@@ -145,10 +145,23 @@ def test_yellow_close_goes_far_stops(distance, stops):
         assert rows[-1][1] > 150.0
 
 
-def test_a_light_whose_stop_line_the_front_has_passed_is_ignored():
-    world = BicycleWorld(ROUTE, x=LINE + 0.3 - HALF, speed=3.0, lights=(light(RED),))
+def test_a_light_whose_stop_line_the_rear_has_passed_is_ignored():
+    """Behind the car once the leaderboard's test point (0.8 half-lengths behind the
+    centre) is past the stop line."""
+    world = BicycleWorld(ROUTE, x=LINE + 0.45 * VEH.length, speed=3.0, lights=(light(RED),))
     rows = drive(world, seconds=8.0)
     assert all(r[3] == "" for r in rows) and rows[-1][1] > LINE + 15.0
+
+
+def test_straddling_the_line_when_it_turns_red_holds_there():
+    """Crept over the stop line in a queue (front 0.3 m past it, the test point not):
+    when the light turns red the car stops where it is, so its rear never crosses on
+    red (the leaderboard's RunningRedLightTest would count that)."""
+    world = BicycleWorld(ROUTE, x=LINE + 0.3 - HALF, speed=1.0, lights=(light(RED),))
+    rows = drive(world, seconds=6.0)
+    assert rows[0][3] == "red_light"
+    test_point = rows[-1][5].ego.x - 0.4 * VEH.length
+    assert rows[-1][2] < 0.05 and test_point < LINE
 
 
 def test_red_seen_too_late_to_stop_is_cleared_not_stopped_in():
