@@ -107,6 +107,12 @@ CLEARANCE = 4.0
 ON_CROSSING = 0.5
 #: A waiting walker gives up after this long [s].
 MAX_WAIT = 30.0
+#: A crossing walker does not step closer than this to a vehicle's body [m] (beyond its
+#: radius): it holds where it is (pedestrians do not walk into cars).
+BODY_CLEARANCE = 0.15
+#: A crossing walker held by a vehicle's body this long [s] turns back to the kerb it
+#: came from (and walks on along the sidewalk), so a car waiting for it can go.
+TURN_BACK = 3.0
 #: How far along its remaining crossing a walker on the road is an NPC obstacle [m].
 YIELD_AHEAD = 5.0
 #: Spacing of those obstacle points [m] (NPCs match obstacles within 1.6 m of their path).
@@ -209,6 +215,8 @@ class Walkers:
         self.clen = np.zeros(n)
         self.cr0 = np.zeros(n)
         self.cr1 = np.zeros(n)
+        self.held = np.zeros(n)           # time held by a vehicle's body on the crossing [s]
+        self.returning = np.zeros(n, bool)  # turned back: walking to the kerb it came from
         self.crossing: list[Crossing | None] = [None] * n
         self.resume: list[tuple[int, float, float]] = [(0, 0.0, 1.0)] * n
         self.colors: list[tuple[int, int, int]] = []
@@ -285,7 +293,11 @@ class Walkers:
         if self._n_off:  # some wait or cross
             walk = ~moving
             self.s += np.where(walk, self.dir * self.speed * dt, 0.0)
-            self.cs += np.where(mode == _CROSS, self.speed * dt, 0.0)
+            adv = np.where(mode == _CROSS, self.speed * dt, 0.0)
+            crossing = np.flatnonzero(mode == _CROSS)
+            if len(crossing):
+                self._hold_at_bodies(crossing, adv, ego, vehicles)
+            self.cs += adv
         else:
             self.s += self.dir * self.speed * dt
         net = self.net
@@ -393,7 +405,66 @@ class Walkers:
         self.cross_next[i] = False
         self._walk_from(i, node, e)
 
+    def _hold_at_bodies(self, idx: np.ndarray, adv: np.ndarray, ego: Any, vehicles: Sequence[Any]) -> None:
+        """Crossing walkers ``idx`` whose next step would bring them within
+        :data:`BODY_CLEARANCE` of a vehicle's body (the ego's or an NPC's bounding box),
+        closer than they are, hold (``adv`` set to 0); one held :data:`TURN_BACK` s turns
+        back to the kerb it came from."""
+        vs = [ego, *vehicles]
+        V = np.array([(v.x, v.y, v.yaw, 0.5 * v.length, 0.5 * v.width) for v in vs], dtype=np.float64)
+        off = self.offset[idx]
+        ux, uy = self.cux[idx], self.cuy[idx]
+        x0 = self.cax[idx] + ux * self.cs[idx] - uy * off
+        y0 = self.cay[idx] + uy * self.cs[idx] + ux * off
+        x1, y1 = x0 + ux * adv[idx], y0 + uy * adv[idx]
+        near = ((V[None, :, 0] - x0[:, None]) ** 2 + (V[None, :, 1] - y0[:, None]) ** 2) < 64.0
+        rows, cols = np.nonzero(near)
+        if len(rows) == 0:
+            self.held[idx] = 0.0
+            return
+        c, sn = np.cos(V[cols, 2]), np.sin(V[cols, 2])
+
+        def clearance(px, py):  # distance from the box outline (negative inside) [m]
+            dx, dy = px[rows] - V[cols, 0], py[rows] - V[cols, 1]
+            lon, lat = np.abs(dx * c + dy * sn) - V[cols, 3], np.abs(dy * c - dx * sn) - V[cols, 4]
+            return np.where((lon > 0) & (lat > 0), np.hypot(np.maximum(lon, 0), np.maximum(lat, 0)),
+                            np.maximum(lon, lat))
+
+        d0, d1 = clearance(x0, y0), clearance(x1, y1)
+        bad = (d1 < WALKER_RADIUS + BODY_CLEARANCE) & (d1 < d0)
+        blocked = np.zeros(len(idx), bool)
+        blocked[rows[bad]] = True
+        dt = self.dt
+        for k, i in enumerate(idx.tolist()):
+            if not blocked[k]:
+                self.held[i] = 0.0
+                continue
+            adv[i] = 0.0
+            self.held[i] += dt
+            if self.held[i] >= TURN_BACK and not self.returning[i]:
+                self._turn_back(i)
+
+    def _turn_back(self, i: int) -> None:
+        """Walker i walks back along its crossing to the kerb it started from (the same
+        world position and side: the lateral offset flips with the direction)."""
+        cs = float(self.cs[i])
+        self.cax[i] += self.cux[i] * cs
+        self.cay[i] += self.cuy[i] * cs
+        self.cux[i], self.cuy[i] = -self.cux[i], -self.cuy[i]
+        r0, r1 = float(self.cr0[i]), float(self.cr1[i])
+        self.cr0[i], self.cr1[i] = max(cs - r1, 0.0), max(cs - r0, 0.0)
+        self.clen[i] = cs
+        self.cs[i] = 0.0
+        self.offset[i] = -self.offset[i]
+        self.held[i] = 0.0
+        self.returning[i] = True
+
     def _end_crossing(self, i: int) -> None:
+        if self.returning[i]:  # back at the kerb it came from: walk on along the sidewalk
+            self.returning[i] = False
+            self.offset[i] = -self.offset[i]
+            self._give_up(i)
+            return
         c = self.crossing[i]
         self.crossing[i] = None
         if c.to_edge >= 0:  # mid-block: walk on along the other side, either way

@@ -146,6 +146,38 @@ def test_walker_waits_while_a_vehicle_is_within_its_gap_then_never_stops_mid_roa
         assert w.mode[0] != 2 or w.cs[0] > before
 
 
+def test_walker_holds_at_a_car_body_on_its_crossing_then_turns_back(grid):
+    """A car standing across the crossing (moved there after the walker set off):
+    the walker never comes within its radius + BODY_CLEARANCE of the body, and after
+    TURN_BACK s walks back to the kerb it came from and on along the sidewalk."""
+    w, c, (mx, my), (nx, ny) = _crossing_case(grid)
+    far = Car()
+    for _ in range(W.GAP_CHECK_STEPS + 1):
+        w.step(far, ())
+    assert w.mode[0] == 2
+    ux, uy = (c.b[0] - c.a[0]) / c.length, (c.b[1] - c.a[1]) / c.length
+    # a car along the road, its body over the middle of the crossing
+    car = Car(x=mx + 0.5 * ux, y=my + 0.5 * uy, yaw=math.atan2(ny, nx), speed=0.0)
+    held_at, turned = None, False
+    for k in range(int(30.0 / 0.05)):
+        w.step(car, ())
+        dx, dy = w.x[0] - car.x, w.y[0] - car.y
+        lon = abs(dx * math.cos(car.yaw) + dy * math.sin(car.yaw)) - 0.5 * car.length
+        lat = abs(dy * math.cos(car.yaw) - dx * math.sin(car.yaw)) - 0.5 * car.width
+        clear = math.hypot(max(lon, 0.0), max(lat, 0.0)) if lon > 0 and lat > 0 else max(lon, lat)
+        assert clear >= W.WALKER_RADIUS  # never into the car
+        if w.held[0] > 0 and held_at is None:
+            held_at = k
+        turned = turned or bool(w.returning[0])
+        if w.mode[0] == 0:
+            break
+        last = (float(w.x[0]), float(w.y[0]))
+    assert held_at is not None and turned
+    assert w.mode[0] == 0  # walking on the sidewalk again (from where it was before crossing)
+    # its last step on the crossing ended at the kerb it came from (a), not the far one
+    assert math.hypot(last[0] - c.a[0], last[1] - c.a[1]) < 1.5
+
+
 def test_vehicle_moving_away_or_far_does_not_block(grid):
     w, _c, (mx, my), (nx, ny) = _crossing_case(grid)
     away = Car(x=mx + 10.0 * nx, y=my + 10.0 * ny, yaw=math.atan2(ny, nx), speed=10.0)
