@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_parallel_args, add_scenario_arg, add_sim_args, load_scenario_arg, make_pool_from_args, make_sim
+from .common import add_parallel_args, add_scenario_arg, add_sim_args, checked_sim, load_scenario_arg, make_pool_from_args
 
 
 def register(sub) -> None:
@@ -62,10 +62,9 @@ def run(args: argparse.Namespace) -> int:
     ncfg = noise_from_args(args, scenario)
     noise = NoiseInjector(ncfg, np.random.default_rng(scenario.seed)) if ncfg is not None else None
     pool = make_pool_from_args(args)
-    sim = make_sim(args)
+    sim = None
     try:
-        from ..rollout.towns import check_towns
-        check_towns(sim, scenario)  # an unknown town fails here, before any episode
+        sim = checked_sim(args, scenario)  # an unknown town fails here, before any episode
         if pool is not None:
             sim.close()
             sim = None

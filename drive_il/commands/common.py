@@ -79,6 +79,32 @@ def make_sim(args: argparse.Namespace):
     return sim_recipe(args).build()
 
 
+def checked_sim(args: argparse.Namespace, scenario):
+    """The simulator of ``args`` after checking ``scenario``'s towns (an unknown town
+    fails here, before any episode, with the simulator closed).
+
+    Raises:
+        MapError / ScenarioError: a town of the scenario cannot be loaded (one line).
+    """
+    from ..rollout.towns import check_towns
+    sim = make_sim(args)
+    try:
+        check_towns(sim, scenario)
+    except BaseException:
+        sim.close()
+        raise
+    return sim
+
+
+def learner_from_args(args: argparse.Namespace, scenario):
+    """The learner of ``--checkpoint`` on ``--device`` (a
+    :class:`~drive_il.policies.driver.PolicyDriver`)."""
+    from ..policies.driver import PolicyDriver
+    device = resolve_device_arg(args)
+    return PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario,
+                                        **({} if device == "cpu" else {"device": device}))
+
+
 def add_device_args(p: argparse.ArgumentParser, *, amp: bool = False) -> None:
     """``--device auto|cpu|cuda|cuda:N`` (and ``--amp`` with ``amp=True``).
 

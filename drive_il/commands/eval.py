@@ -15,7 +15,7 @@ import re
 from pathlib import Path, PurePath
 
 from .common import (add_device_args, add_parallel_args, add_scenario_arg, add_sim_args, close_pool, make_pool_from_args,
-                     make_sim, resolve_device_arg)
+                     checked_sim, learner_from_args)
 
 
 def register(sub) -> None:
@@ -133,15 +133,11 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
     expert = Expert.for_scenario(test)
     learner = None
     if args.checkpoint is not None:
-        from ..policies.driver import PolicyDriver
-        device = resolve_device_arg(args)
-        learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=test,
-                                               **({} if device == "cpu" else {"device": device}))
+        learner = learner_from_args(args, test)
     pool = make_pool_from_args(args)
-    sim = make_sim(args)
+    sim = None
     try:
-        from ..rollout.towns import check_towns
-        check_towns(sim, test)  # an unknown town fails here, before any episode
+        sim = checked_sim(args, test)  # an unknown town fails here, before any episode
         if pool is not None:
             sim.close()
             sim = None
@@ -175,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--expert: only with --protocol nocrash (the interventions protocol evaluates a learner)")
     from ..evaluation.evaluate import evaluate
     from ..expert.expert import Expert
-    from ..policies.driver import PolicyDriver
     from ..metrics import METRIC_KEYS
     from ..rollout import InterventionConfig, write_json
     from ..scenario import WEATHER_PRESETS, load_scenario
@@ -189,15 +184,12 @@ def run(args: argparse.Namespace) -> int:
     base = load_scenario(_scenario_arg(args))
     scenario = base.test_scenario(args.weather) if args.split == "test" else (
         base.replace(weather=args.weather) if args.weather else base)
-    device = resolve_device_arg(args)
-    learner = PolicyDriver.from_checkpoint(args.checkpoint, scenario=scenario,
-                                           **({} if device == "cpu" else {"device": device}))
+    learner = learner_from_args(args, scenario)
     expert = Expert.for_scenario(scenario)
     pool = make_pool_from_args(args)
-    sim = make_sim(args)
+    sim = None
     try:
-        from ..rollout.towns import check_towns
-        check_towns(sim, scenario)  # an unknown town fails here, before any episode
+        sim = checked_sim(args, scenario)  # an unknown town fails here, before any episode
         if pool is not None:
             sim.close()
             sim = None
