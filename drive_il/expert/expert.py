@@ -68,6 +68,7 @@ from ..types import Control, Step, TrafficLight, TrafficLightState
 from .config import ExpertConfig
 from ..control import curvature_to_steer, pure_pursuit_curvature
 from .controllers import LongitudinalController, rear_curvature
+from ..sim.infractions import REAR_NEAR
 from .local_planner import Lead, RouteTracker, lead_vehicle, walker_obstacle
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -323,9 +324,9 @@ class Expert:
             self._light_sig = sig
         cfg = self.config
         pos = self._light_pos
-        # the leaderboard's red-light test point: 0.8 half-lengths behind the centre
-        # (drive_il.sim.infractions.RedLightRule)
-        s_rear = s_front - 0.5 * self._length - 0.4 * self._length
+        # the leaderboard's red-light test point (drive_il.sim.infractions.RedLightRule):
+        # REAR_NEAR half-lengths behind the centre
+        s_rear = s_front - 0.5 * self._length * (1.0 + REAR_NEAR)
         for s_line, lid in self._light_stops:
             gap = s_line - s_front
             if s_line < s_rear:  # the rear is past this stop line: the light is behind
