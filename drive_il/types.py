@@ -184,6 +184,8 @@ class TrafficLight:
         lanes: (road_id, lane_id) of each controlled lane at the stop line.
         elapsed: time spent in ``state`` [s] (CARLA's ``get_elapsed_time``).
         height: height of the lamp housing's centre above the pole's foot [m].
+        yellow_time: how long the head stays yellow [s] (CARLA's ``get_yellow_time``;
+            3 s is CARLA's default): with ``elapsed``, the yellow time left.
     """
 
     light_id: int
@@ -198,6 +200,7 @@ class TrafficLight:
     lanes: tuple[tuple[int, int], ...] = ()
     elapsed: float = 0.0
     height: float = 3.0
+    yellow_time: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)

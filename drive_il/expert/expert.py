@@ -27,7 +27,10 @@ of the front bumper (within ``detection_range``):
 * YELLOW: stop when it can stop at the stop point with at most ``comfort_decel``
   (``v^2 / (2 (gap - stop_line_margin)) <= comfort_decel``), else go on (the
   dilemma-zone rule of the kinematic yellow-interval model; ITE, "Determining Vehicle
-  Signal Change and Clearance Intervals", 1994). Once it decided to stop for a yellow
+  Signal Change and Clearance Intervals", 1994) -- unless, at its present speed, the
+  red-light test point would not clear the line in the yellow time left
+  (``TrafficLight.yellow_time - elapsed``) and it can still stop before the line at its
+  emergency deceleration: then it stops. Once it decided to stop for a yellow
   it keeps stopping for that light (no change of mind while the PID lags the braking
   curve) as long as its emergency deceleration still stops it before the line;
 * GREEN, OFF, UNKNOWN: go. A light is behind the car once the leaderboard's red-light
@@ -128,6 +131,7 @@ class Expert:
         self._h = 0.5 * self._L
         self._max_angle = math.radians(vehicle.max_steer_deg)
         self._length = float(vehicle.length)
+        self._width = float(vehicle.width)
         self._lon = LongitudinalController(config)
         self._tracker: RouteTracker | None = None
         self._route = None
@@ -163,6 +167,7 @@ class Expert:
             self._h = 0.5 * self._L
             self._max_angle = float(ego.max_steer_angle)
             self._length = float(ego.length)
+            self._width = float(ego.width)
         self._lon.reset()
         self._route = None
         self._tracker = None
@@ -243,7 +248,7 @@ class Expert:
         obstacle = None
         lead = lead_vehicle(tr, ws.actors, ego_x=ego.x, ego_y=ego.y, ego_yaw=yaw, ego_s=s0,
                             ego_speed=v,
-                            ego_length=self._length, config=cfg) if ws.actors else None
+                            ego_length=self._length, ego_width=self._width, config=cfg) if ws.actors else None
         if lead is not None:
             v_lead, emergency = self._follow(lead, v)
             vt = min(vt, v_lead)
@@ -357,9 +362,15 @@ class Expert:
                 if v < 0.5 or (free > 0.0 and v * v <= 2.0 * cfg.comfort_decel * free):
                     self._committed = lid
                     return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
-                if lid == self._committed and v * v <= 2.0 * self.max_deceleration * gap:
+                hard = v * v <= 2.0 * self.max_deceleration * gap
+                if lid == self._committed and hard:
                     return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
-                continue  # the dilemma zone: go on
+                # the dilemma zone: go on when the red-light test point clears the line
+                # before the yellow ends (at the present speed), else stop, harder
+                if hard and (s_line - s_rear) > v * (lights[k].yellow_time - lights[k].elapsed):
+                    self._committed = lid
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
+                continue
             if lid == self._committed:
                 self._committed = None
         return None

@@ -279,12 +279,18 @@ class RouteTracker:
         """Lane width [m] at a route index."""
         return self._width[min(max(index, 0), len(self._width) - 1)]
 
-    def path_box(self, lo: int, hi: int, pad: float) -> tuple[float, float, float, float]:
+    def path_box(self, lo: int, hi: int, pad: float, beyond: float = 0.0) -> tuple[float, float, float, float]:
         """(x0, y0, x1, y1) [m]: bounding box of the route vertices ``lo..hi`` widened by
-        half the widest lane there + ``pad``; cached for the last (lo, hi, pad)."""
-        key = (lo, hi, pad)
+        half the widest lane there + ``pad``, and with ``hi`` the last vertex, of the
+        straight extension ``beyond`` [m] past the route's end; cached for the last
+        (lo, hi, pad, beyond)."""
+        key = (lo, hi, pad, beyond)
         if self._box_key != key:
             pts = self.xy[lo:hi + 1]
+            if beyond > 0.0 and hi >= len(self.xy) - 1:
+                yaw = float(self.yaw[-1])
+                tip = self.xy[-1] + beyond * np.array([math.cos(yaw), math.sin(yaw)])
+                pts = np.vstack([pts, tip])
             p = 0.5 * float(self.width[lo:hi + 1].max()) + pad
             (x0, y0), (x1, y1) = pts.min(axis=0) - p, pts.max(axis=0) + p
             self._box = (float(x0), float(y0), float(x1), float(y1))
@@ -355,6 +361,17 @@ class RouteTracker:
 
 _PRED_STEP = 0.5      # prediction sample interval [s]
 _EARLY, _LATE = 1.0, 2.0  # conflict window around the ego's arrival time [s]
+#: Acceleration [m/s^2] of the ego's second arrival-time estimate: starting off (from a
+#: stop in a junction, a walker gone) it gets there sooner than at its current speed.
+_LAUNCH_ACCEL = 2.0
+
+
+def _launch_time(d: float, v: float) -> float:
+    """Time [s] to cover ``d`` [m] from speed ``v`` [m/s] accelerating at
+    :data:`_LAUNCH_ACCEL` (d = v t + a t^2 / 2)."""
+    if d <= 0.0:
+        return 0.0
+    return (math.sqrt(v * v + 2.0 * _LAUNCH_ACCEL * d) - v) / _LAUNCH_ACCEL
 _LINE_SNAP = 15.0     # a stop line farther than this from its junction entry is not trusted [m]
 
 
@@ -383,16 +400,22 @@ def _route_frame(S: list[float], X: list[float], Y: list[float], YAW: list[float
 
 def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: float, ego_y: float,
                  ego_yaw: float, ego_s: float, ego_speed: float, ego_length: float,
-                 config: ExpertConfig) -> Lead | None:
+                 ego_width: float, config: ExpertConfig) -> Lead | None:
     """The nearest obstacle on the route ahead of the ego, or None.
 
     A vehicle is an obstacle when its centre lies within ``lane_width / 2 +
-    corridor_margin`` of the route, between the ego and ``detection_range`` ahead:
+    corridor_margin`` of the route, or its bounding box within ``ego_width / 2 +
+    corridor_margin`` of it (a car at an angle, turning off the route or waiting to turn
+    in, with its centre outside the lane and a corner in it), between the ego and
+    ``detection_range`` ahead (near the goal, of the route's last segment extended
+    straight on: the road does not end there, and a car queued just past the goal is in
+    the way):
 
     * now (a vehicle in the lane ahead, moving or not), or
     * at a predicted time ``t_k = 0.5, 1.0, ... <= prediction_time`` s (constant
       velocity), when the ego would reach that point of the route (at its current speed,
-      at least 0.5 m/s) between ``t_k - 1 s`` and ``t_k + 2 s``: a vehicle about to
+      at least 0.5 m/s, or accelerating from it at 2 m/s^2: an ego starting off from a
+      stop) between ``t_k - 1 s`` and ``t_k + 2 s``: a vehicle about to
       cross or cut into the path around the time the ego gets there (junctions). A
       vehicle that will have passed long before, or arrive long after, is ignored.
 
@@ -412,10 +435,14 @@ def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: 
     if hi <= lo:
         return None
     ce, se = math.cos(ego_yaw), math.sin(ego_yaw)
+    # the window reaches the route's end: the road goes on beyond the goal, so a vehicle
+    # standing just past it is ahead on the last segment's straight extension
+    open_end, last = hi == n - 1, hi - 1
     horizon = config.prediction_time
     kmax = int(horizon / _PRED_STEP + 1e-9)
     margin = config.corridor_margin
     half_ego = 0.5 * ego_length
+    half_w = 0.5 * ego_width + margin
     v_arrive = max(0.5, ego_speed)
     best: Lead | None = None
     box = None
@@ -426,9 +453,9 @@ def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: 
         ca, sa = math.cos(a.yaw), math.sin(a.yaw)
         vx, vy = a.speed * ca, a.speed * sa
         if box is None:  # bounding box of the path ahead, widened by the corridor
-            w = tracker.xy[lo:hi + 1]
-            pad = 0.5 * float(tracker.width[lo:hi + 1].max()) + margin
-            (bx0, by0), (bx1, by1) = w.min(axis=0) - pad, w.max(axis=0) + pad
+            # (+3 m: a long car's half length, whose centre may lie outside the corridor with
+            # a corner in it)
+            bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 3.0, rng if open_end else 0.0)
             box = True
         ex_ = a.x + vx * horizon
         ey_ = a.y + vy * horizon
@@ -443,25 +470,28 @@ def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: 
             f = (px - ego_x) * ce + (py - ego_y) * se
             if f < -5.0:
                 continue  # behind the ego
-            if k > 0 and f / v_arrive > tk + _LATE:
+            if k > 0 and _launch_time(f, ego_speed) > tk + _LATE:
                 continue  # route distance >= f: the ego cannot be there in the window
             i, lat, off = _route_frame(S, X, Y, YAW, ego_s + f, px, py, lo, hi)
-            if abs(lat) > 0.5 * WID[i] + margin:
+            rel = a.yaw - YAW[i]
+            cr, sr = math.cos(rel), math.sin(rel)
+            if abs(lat) > 0.5 * WID[i] + margin and \
+                    abs(lat) - abs(sr) * 0.5 * a.length - abs(cr) * 0.5 * a.width > half_w:
                 continue
-            if off > 2.0 or off < -2.0:  # beyond the window's ends
-                continue
+            if off < -2.0 or (off > 2.0 and not (i == last and open_end)):
+                continue  # beyond the window's ends (past the route's end: straight on)
             along = S[i] + off
             if along <= ego_s:
                 continue
-            rel = a.yaw - YAW[i]
-            cr, sr = math.cos(rel), math.sin(rel)
             ext = abs(cr) * 0.5 * a.length + abs(sr) * 0.5 * a.width
             gap = along - ego_s - half_ego - ext
             if gap > rng:
                 continue
             if k > 0:
-                t_ego = (along - ego_s) / v_arrive
-                if t_ego < tk - _EARLY or t_ego > tk + _LATE:
+                d_ego = along - ego_s
+                t_ego = d_ego / v_arrive
+                if (t_ego < tk - _EARLY or t_ego > tk + _LATE) and \
+                        not tk - _EARLY <= _launch_time(d_ego, ego_speed) <= tk + _LATE:
                     continue
             if best is None or gap < best.gap:
                 best = Lead(gap=gap, speed=max(0.0, a.speed * cr), actor_id=a.actor_id)
@@ -486,8 +516,11 @@ def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, eg
       A conflict farther away needs no action yet: the walker is re-predicted every step.
 
     The gap is measured from the ego's front bumper to the walker's circle at the
-    conflict point. Walkers farther than ``detection_range + 10`` m cost one distance
-    test. ``walkers`` empty: returns None at once.
+    conflict point. A conflict more than the walker's diameter behind the front bumper
+    (beside the body) is none: driving on cannot reach it, and the embedded world's
+    walkers hold short of vehicle bodies (waiting there would deadlock with them).
+    Walkers farther than ``detection_range + 10`` m cost one distance test. ``walkers``
+    empty: returns None at once.
     """
     if not walkers:
         return None
@@ -501,6 +534,7 @@ def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, eg
     if hi <= lo:
         return None
     half_ego = 0.5 * ego_length
+    open_end, last = hi == n - 1, hi - 1  # (as in lead_vehicle)
     v = max(0.0, ego_speed)
     reach = config.stop_gap + 0.5 * v + v * v / (2.0 * config.comfort_decel)
     kmax = int(config.walker_prediction_time / _PRED_STEP + 1e-9)
@@ -508,7 +542,7 @@ def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, eg
     ce, se = math.cos(ego_yaw), math.sin(ego_yaw)
     horizon = kmax * _PRED_STEP
     best: Lead | None = None
-    bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 1.0)
+    bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 1.0, rng if open_end else 0.0)
     for w in walkers:
         x, y = w.x, w.y
         d = w.speed * horizon
@@ -528,9 +562,9 @@ def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, eg
                 k += 1
                 continue  # behind the ego
             i, lat, off = _route_frame(S, X, Y, YAW, ego_s + f, px, py, lo, hi)
-            if off > 2.0 or off < -2.0:  # beyond the window's ends
+            if off < -2.0 or (off > 2.0 and not (i == last and open_end)):
                 k += 1
-                continue
+                continue  # beyond the window's ends (past the route's end: straight on)
             excess = abs(lat) - w.radius - (0.5 * WID[i] + margin)
             if excess >= 0.0:
                 # outside the corridor. Stop when it cannot reach it within the horizon:
@@ -547,7 +581,9 @@ def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, eg
                 continue
             along = S[i] + off
             gap = along - ego_s - half_ego - w.radius
-            if along <= ego_s or gap > rng or (k > 0 and gap > reach):
+            if along <= ego_s or gap > rng or (k > 0 and gap > reach) or gap < -2.0 * w.radius:
+                # (gap < -2 r: beside the body, behind the front bumper; driving on
+                # cannot reach it, and walkers hold short of vehicle bodies)
                 k += 1
                 continue
             if best is None or gap < best.gap:

@@ -33,14 +33,14 @@ LINE = 99.5          # stop line x [m]; the junction starts at x = 100
 RED, YELLOW, GREEN = TrafficLightState.RED, TrafficLightState.YELLOW, TrafficLightState.GREEN
 
 
-def junction_route(length: int = 300, j0: int = 100, j1: int = 120) -> Route:
-    """Road 1 (lane -1) up to x = j0, a junction (road 5) to j1, then road 2; 30 km/h."""
+def junction_route(length: int = 300, j0: int = 100, j1: int = 120, kmh: float = 30.0) -> Route:
+    """Road 1 (lane -1) up to x = j0, a junction (road 5) to j1, then road 2; ``kmh``."""
     wps = []
     for i in range(length + 1):
         junc = j0 <= i < j1
         road = 1 if i < j0 else (5 if junc else 2)
         wps.append(RouteWaypoint(x=float(i), y=0.0, yaw=0.0, road_id=road, lane_id=-1, lane_width=3.5,
-                                 is_junction=junc, speed_limit=30 / 3.6))
+                                 is_junction=junc, speed_limit=kmh / 3.6))
     return Route(tuple(wps))
 
 
@@ -227,3 +227,98 @@ def test_walkers_on_the_sidewalk_have_no_effect():
 def test_a_plain_route_gives_no_stop_reason():
     rows = drive(BicycleWorld(ROUTE), seconds=5.0)
     assert all(r[3] == "" for r in rows)
+
+
+# ------------------------------------------------------- bodies, route end, starting off
+
+
+def _corners(x, y, yaw, length, width):
+    c, s = math.cos(yaw), math.sin(yaw)
+    return [(x + c * a - s * b, y + s * a + c * b)
+            for a, b in ((0.5 * length, 0.5 * width), (0.5 * length, -0.5 * width),
+                         (-0.5 * length, -0.5 * width), (-0.5 * length, 0.5 * width))]
+
+
+def boxes_overlap(p, q) -> bool:
+    """Two rectangles (corner lists) overlap: no separating axis among their edges'
+    normals."""
+    for poly in (p, q):
+        for k in range(4):
+            (x0, y0), (x1, y1) = poly[k], poly[(k + 1) % 4]
+            nx, ny = y1 - y0, x0 - x1
+            a = [nx * x + ny * y for x, y in p]
+            b = [nx * x + ny * y for x, y in q]
+            if max(a) < min(b) or max(b) < min(a):
+                return False
+    return True
+
+
+def touched(rows, actor_id) -> bool:
+    for r in rows:
+        ws = r[5]
+        e = ws.ego
+        mine = _corners(e.x, e.y, e.yaw, e.length, e.width)
+        for a in ws.actors:
+            if a.actor_id == actor_id and boxes_overlap(mine, _corners(a.x, a.y, a.yaw, a.length, a.width)):
+                return True
+    return False
+
+
+def test_a_walker_beside_the_body_does_not_hold_the_car():
+    """A walker standing beside the car (in the lane, behind the front bumper: driving on
+    cannot reach it; the embedded world's walkers hold short of car bodies) is no reason
+    to wait -- waiting would deadlock with it. One just ahead of the bumper still is."""
+    beside = WalkerState(actor_id=100005, x=50.5, y=1.4, yaw=-math.pi / 2, speed=0.0, radius=0.3)
+    rows = drive(BicycleWorld(ROUTE, x=50.0, walkers=(beside,)), seconds=6.0)
+    assert all(r[3] != "walker" for r in rows)
+    assert rows[-1][1] > 50.0 + HALF + 10.0 and min(walker_clearance(r[5]) for r in rows) > 0.0
+    ahead = WalkerState(actor_id=100006, x=50.0 + HALF + 0.5, y=1.0, yaw=-math.pi / 2, speed=0.0, radius=0.3)
+    rows = drive(BicycleWorld(ROUTE, x=50.0, walkers=(ahead,)), seconds=3.0)
+    assert rows[0][3] == "walker" and rows[-1][1] < ahead.x - ahead.radius
+
+
+def test_a_car_standing_just_past_the_goal_is_in_the_way():
+    """The route ends at x = 60 m; a car queued just beyond it (its rear 0.5 m past the
+    end) is ahead on the road, which goes on: the expert stops behind it."""
+    route = junction_route(length=60, j0=200, j1=201)
+    npc = ActorState(actor_id=4, x=60.5 + 2.25, y=0.0, yaw=0.0, speed=0.0)
+    rows = drive(BicycleWorld(route, x=20.0, speed=8.0, actors=(npc,)), seconds=15.0)
+    assert "vehicle" in {r[3] for r in rows}
+    assert not touched(rows, 4) and max(r[1] for r in rows) < 60.5 - 0.3
+
+
+def test_an_angled_car_with_a_corner_in_the_lane_is_an_obstacle():
+    """A car turning off the route and stopped (centre 2.8 m left of the route, outside
+    the corridor; heading 150 deg, so its rear corner pokes into the lane): the expert
+    stops behind the corner instead of scraping it."""
+    npc = ActorState(actor_id=5, x=60.0, y=2.8, yaw=math.radians(150.0), speed=0.0)
+    assert min(abs(y) for _, y in _corners(npc.x, npc.y, npc.yaw, npc.length, npc.width)) < 0.5 * VEH.width
+    rows = drive(BicycleWorld(ROUTE, x=20.0, speed=8.0, actors=(npc,)), seconds=30.0)
+    assert "vehicle" in {r[3] for r in rows}
+    assert not touched(rows, 5) and abs(rows[-1][2]) < 0.2
+
+
+def test_starting_off_waits_for_a_car_about_to_cross():
+    """Standing (a walker just gone), a car 9 m to the right comes across the route
+    8 m ahead at 4 m/s: at the standing car's notional 0.5 m/s it would arrive late,
+    but starting off it gets there with the crossing car, so it waits, then goes."""
+    npc = ActorState(actor_id=6, x=58.0 + HALF, y=-9.0, yaw=math.pi / 2, speed=4.0)
+    rows = drive(BicycleWorld(ROUTE, x=50.0, actors=(npc,)), seconds=15.0)
+    assert rows[0][3] == "vehicle"
+    assert not touched(rows, 6) and rows[-1][1] > 80.0
+
+
+def test_yellow_in_the_dilemma_zone_stops_when_the_rear_would_cross_on_red():
+    """11.3 m/s, 30.5 m before the line when it turns yellow (3 s): a comfortable stop
+    needs 2.2 m/s^2 > comfort_decel, but going on, the red-light test point would cross
+    the line after 3.08 s, on red. It stops (2.1 m/s^2, well within the emergency
+    deceleration); from 20 m it clears in 2.2 s and goes on."""
+    fast = junction_route(kmh=11.3 * 3.6 / CFG.speed_limit_factor)  # the expert cruises at 11.3 m/s
+    for gap, stops in ((30.5, True), (20.0, False)):
+        world = BicycleWorld(fast, x=LINE - gap - HALF, speed=11.3, lights=phases((YELLOW, 3.0), (RED, None)))
+        rows = drive(world, seconds=12.0)
+        test_point = [(r[0], r[5].ego.x - 0.4 * VEH.length) for r in rows]
+        assert all(x < LINE for t, x in test_point if t >= 3.0) == stops
+        assert ("yellow_light" in {r[3] for r in rows}) == stops
+        if not stops:
+            assert next(t for t, x in test_point if x >= LINE) < 3.0

@@ -127,8 +127,14 @@ class ServerLights:
             yaw = math.radians(float(wps[0].transform.rotation.yaw))  # the controlled traffic's
             junction = _junction_of(wps[0])
         yaw = (yaw + math.pi) % (2.0 * math.pi) - math.pi
+        yellow = 3.0
+        try:
+            yellow = float(a.get_yellow_time())
+        except (RuntimeError, AttributeError) as e:
+            log.warning("traffic light %d: no yellow time, taking CARLA's default 3 s (%s)", lid, one_line(e))
         return TrafficLight(light_id=lid, x=float(loc.x), y=float(loc.y), z=float(loc.z), yaw=yaw,
-                            junction_id=junction, group_id=group, stop_line=line, lanes=lanes)
+                            junction_id=junction, group_id=group, stop_line=line, lanes=lanes,
+                            yellow_time=yellow)
 
     def states(self) -> tuple[TrafficLight, ...]:
         """Every light with its state now (``get_state``, ``get_elapsed_time``: from the

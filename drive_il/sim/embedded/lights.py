@@ -128,7 +128,7 @@ class LightController:
         self._groups = [(gid, self.offsets[gid], self.period[gid]) for gid in sorted(layout.groups)]
         gpos = {gid: k for k, (gid, _, _) in enumerate(self._groups)}
         # per head: (group position, turn start [s], (slot setter, value) of the constant fields)
-        self._heads = [(gpos[h.group_id], h.index * self._turn, _constant_slots(h))
+        self._heads = [(gpos[h.group_id], h.index * self._turn, _constant_slots(h, yellow_time=y))
                        for h in layout.heads]
         # heads in light_id order must be the groups' heads in group order for the
         # per-group reuse (signal_layout numbers them so)
@@ -237,14 +237,17 @@ class LightController:
         return self._last
 
 
-def _constant_slots(head: Any) -> tuple[tuple[Any, Any], ...]:
+def _constant_slots(head: Any, **given: Any) -> tuple[tuple[Any, Any], ...]:
     """(slot setter, value) of every TrafficLight field but ``state`` and ``elapsed``:
-    the head's attribute of the same name, else the field's default."""
+    ``given[name]``, else the head's attribute of the same name, else the field's
+    default."""
     out = []
     for name in _FIELDS:
         if name in ("state", "elapsed"):
             continue
-        if hasattr(head, name):
+        if name in given:
+            value = given[name]
+        elif hasattr(head, name):
             value = getattr(head, name)
         elif name in _DEFAULTS:
             value = _DEFAULTS[name]

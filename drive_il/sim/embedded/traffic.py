@@ -88,6 +88,20 @@ LATERAL_ACCELERATION = 2.5
 MAX_BLOCKED_S = 15.0
 #: A vehicle whose centre is within this distance of a path point [m] is on the path.
 PATH_TOLERANCE = 1.6
+#: With traffic lights, an NPC does not enter a junction whose exit is jammed: its NPC
+#: leader stands past the entry, slower than this [m/s], with its rear within one NPC
+#: length + min_gap of the exit.
+BOX_SPEED = 1.0
+#: At a signalised entry, a claim on the junction by another approach's NPC standing
+#: slower than this [m/s] does not hold up the green.
+STUCK_CLAIM_SPEED = 0.5
+#: With traffic lights, an NPC about to enter a junction with no leader within its usual
+#: lookahead looks this far ahead [m] for a car standing past the exit (entry <= braking
+#: distance + 8 m, a junction up to ~26 m, a car length and min_gap beyond).
+BOX_LOOK = 45.0
+#: The ego is an NPC's leader where the NPC's path comes within its half width + this of
+#: the ego's bounding box [m].
+EGO_MARGIN = 0.3
 #: Other NPCs on the path heading more than this from its direction are oncoming and
 #: not followed [rad]; crossing ones are (an NPC yields to a vehicle crossing its path).
 ONCOMING_HEADING = math.radians(135.0)
@@ -204,6 +218,7 @@ class Traffic:
         self._claims: dict[int, dict[int, tuple]] = {}
         # (road, lane) of a controlled incoming lane -> index of its light in ``lights``
         self._lane_light: dict[tuple[int, int], int] = {}
+        self._npc_of: dict[int, NPCVehicle] = {}  # (with lights) the NPCs by id, this step
         self._n_lights = -1
         self._tick = 0  # steps taken (hybrid mode's schedule)
 
@@ -340,6 +355,15 @@ class Traffic:
             is_ego = o is ego
             if not is_ego and not o.static and npc.ignore_npcs:
                 continue
+            if is_ego:
+                # the ego's body, not only its centre: the first path point within the
+                # NPC's half width + EGO_MARGIN of the ego's box is the conflict (an ego
+                # across the path, or one the path turns into, is a leader however its
+                # centre lies)
+                g = self._ego_gap(npc, o, j_lo, j_end)
+                if g is not None and g[0] < best_gap:
+                    best_gap, best_v, best_id = g[0], g[1], o.actor_id
+                continue
             # nearest path point in the window
             lo = bisect_left(ps, s0 + dist - PATH_TOLERANCE - PATH_SPACING, j_lo, j_end) - 1
             if lo < j_lo:
@@ -357,7 +381,7 @@ class Traffic:
             if jb < 0:
                 continue
             dyaw = (o.yaw - pyaw[jb] + math.pi) % _TWO_PI - math.pi
-            if not is_ego and not o.static and abs(dyaw) > ONCOMING_HEADING:
+            if not o.static and abs(dyaw) > ONCOMING_HEADING:
                 continue  # oncoming NPC on a shared junction surface: not a leader
             c, s = math.cos(pyaw[jb]), math.sin(pyaw[jb])
             s_o = ps[jb] + (ox - px[jb]) * c + (oy - py[jb]) * s
@@ -369,6 +393,31 @@ class Traffic:
                 best_gap, best_id = gap, o.actor_id
                 best_v = o.speed * math.cos(dyaw)
         return best_gap, best_v, best_id, kmax
+
+    @staticmethod
+    def _ego_gap(npc: NPCVehicle, ego: Any, j_lo: int, j_end: int) -> tuple[float, float] | None:
+        """(gap [m], speed along the path [m/s]) of the ego as the NPC's leader, or None.
+
+        The conflict is the first path point ahead (index ``j_lo`` .. ``j_end - 1``) within
+        the NPC's half width + :data:`EGO_MARGIN` of the ego's bounding box (distance to
+        the box outline); the gap runs from the NPC's front to that point. Path points
+        are :data:`PATH_SPACING` apart, so the gap errs short by up to that much.
+        """
+        px, py, ps, pyaw = npc.px, npc.py, npc.ps, npc.pyaw
+        c, sn = math.cos(ego.yaw), math.sin(ego.yaw)
+        hl, hw = 0.5 * ego.length, 0.5 * ego.width
+        reach = 0.5 * npc.width + EGO_MARGIN
+        s0 = npc.s
+        for j in range(j_lo, j_end):
+            if ps[j] <= s0:
+                continue
+            dx, dy = px[j] - ego.x, py[j] - ego.y
+            lon = abs(dx * c + dy * sn) - hl
+            lat = abs(dy * c - dx * sn) - hw
+            if lon < reach and lat < reach and (lon <= 0.0 or lat <= 0.0 or lon * lon + lat * lat < reach * reach):
+                dyaw = ego.yaw - pyaw[j]
+                return ps[j] - s0 - 0.5 * npc.length, ego.speed * math.cos(dyaw)
+        return None
 
     @staticmethod
     def _candidates(movers: list[NPCVehicle], looks: list[float],
@@ -450,7 +499,10 @@ class Traffic:
             if npc.ps[-1] - npc.s < look + 10.0:
                 self._extend(npc, npc.s + look + 30.0)
             looks.append(look)
-        cands = self._candidates(movers, looks, others) if movers else []
+        # with lights, candidates out to BOX_LOOK: the box check looks past a junction's exit
+        cands = self._candidates(movers, [max(lk, BOX_LOOK) for lk in looks] if lights else looks,
+                                 others) if movers else []
+        npc_of = self._npc_of = {n.actor_id: n for n in self.vehicles} if lights else {}
         for npc, look, cand in zip(movers, looks, cands):
             v = npc.speed
             gap, v_lead, lid, kmax = self._leader(npc, cand, ego_o, look)
@@ -460,9 +512,21 @@ class Traffic:
                 if lgap < gap:
                     gap, v_lead, lid = lgap, 0.0, LIGHT_LEADER
             else:
-                jgap = self._junction_gap(npc)
-                if jgap < gap:
-                    gap, v_lead, lid = jgap, 0.0, JUNCTION_LEADER
+                box = self._box_ahead(npc) if lights else None
+                bgap = math.inf
+                if box is not None:  # about to enter a junction: is its exit jammed?
+                    bg, bv, bl = gap, v_lead, lid
+                    if bl == -1 and look < BOX_LOOK:  # no leader within look: past the exit?
+                        bg, bv, bl, _ = self._leader(npc, cand, ego_o, BOX_LOOK)
+                    # (an NPC leader: the ego and walkers on crossings move on by themselves)
+                    if bv < BOX_SPEED and bl in npc_of:
+                        bgap = self._box_gap(npc, box, bg)
+                if bgap < math.inf:  # the exit is jammed: wait at the entry behind it
+                    gap, v_lead, lid = bgap, 0.0, bl
+                else:
+                    jgap = self._junction_gap(npc)
+                    if jgap < gap:
+                        gap, v_lead, lid = jgap, 0.0, JUNCTION_LEADER
             leaders[npc.actor_id] = lid
             npc.leader = lid
             # IDM
@@ -536,15 +600,74 @@ class Traffic:
                 out.append(v)
         return out
 
+    @staticmethod
+    def _box_ahead(npc: NPCVehicle) -> tuple[float, float, float, int] | None:
+        """The junction the NPC is about to enter, as (front-to-entry gap [m], entry s,
+        exit s [m] along its path, junction id), or None: the first junction entry within
+        the claim reach (braking distance + 8 m) that the front has not passed."""
+        s = npc.s
+        ps, pj = npc.ps, npc.pj
+        n = len(ps)
+        v = npc.speed
+        reach = s + v * v / (2.0 * IDM_DECELERATION) + 8.0
+        j = npc.i + 1
+        while j < n and ps[j] <= reach:
+            if pj[j] != -1 and pj[j - 1] == -1:
+                break
+            j += 1
+        else:
+            return None
+        entry_gap = ps[j - 1] - s - 0.5 * npc.length
+        if entry_gap < 0.0:
+            return None  # entering already
+        jid = pj[j]
+        k = j
+        while k < n and pj[k] == jid:
+            k += 1
+        return entry_gap, ps[j - 1], ps[k] if k < n else ps[-1], jid
+
+    def _box_gap(self, npc: NPCVehicle, box: tuple[float, float, float, int], gap: float) -> float:
+        """Distance [m] from the NPC's front to the entry of the junction ``box``
+        (:meth:`_box_ahead`) when it must not enter because its exit is jammed (inf when
+        it may).
+
+        "Do not block the box" (worlds with traffic lights): the leader, an NPC ``gap``
+        [m] ahead (bumper to bumper) slower than :data:`BOX_SPEED` (the caller checks;
+        looked for up to :data:`BOX_LOOK` ahead), stands beyond the entry with its rear
+        less than one NPC length + ``min_gap`` past the junction's exit, so entering would
+        leave the NPC standing in the junction across the other approaches (on short
+        blocks, queues at red lights then lock two junctions into each other). A claim on
+        the junction is given up while it waits.
+        """
+        entry_gap, entry_s, exit_s, jid = box
+        rear = npc.s + 0.5 * npc.length + gap  # the leader's rear along the path
+        if rear <= entry_s or rear >= exit_s + npc.length + self.config.min_gap:
+            return math.inf
+        self._drop_claim(npc, jid)
+        return entry_gap
+
+    def _drop_claim(self, npc: NPCVehicle, jid: int) -> None:
+        """Give up the NPC's claim on junction ``jid`` (if it holds one)."""
+        if any(h == jid for h, _ in npc.claim):
+            held = self._claims.get(jid)
+            if held is not None:
+                held.pop(npc.actor_id, None)
+                if not held:
+                    del self._claims[jid]
+            npc.claim = [(h, e) for h, e in npc.claim if h != jid]
+
     def _junction_gap(self, npc: NPCVehicle) -> float:
         """Distance [m] to the stop line of the next junction when the NPC may not
         enter it yet (inf when it may).
 
         First come, first served: an NPC claims a junction when it comes within its
         braking distance + 8 m of it; others may claim it too only for the same
-        movement (same lane in, same lane out: a platoon); the rest wait at the entry
-        until every claim is released (the claimant's rear has left the junction). An
-        NPC that has waited :data:`MAX_BLOCKED_S` enters regardless.
+        movement (same lane in, same lane out: a platoon) -- at an entry controlled by a
+        traffic light, for the same lane in (whatever the exit: the light keeps the other
+        approaches out, and a queue discharges at saturation flow, not one vehicle per
+        junction crossing); the rest wait at the entry until every claim is released (the
+        claimant's rear has left the junction). An NPC that has waited
+        :data:`MAX_BLOCKED_S` enters regardless.
         """
         self._release_claims(npc)
         s = npc.s
@@ -568,7 +691,19 @@ class Traffic:
         exit_s = ps[k] if k < n else ps[-1]
         movement = (npc.plane[j - 1], npc.plane[k] if k < n else None)
         held = claims.get(jid)
-        if not held or npc.ignore_npcs or all(m == movement for m in held.values()):
+        if self._lane_light and movement[0] in self._lane_light:
+            # a signalised entry: its light separates it from the other approaches, so
+            # the vehicles of one lane go through on its green as a platoon, whatever
+            # their exits (they follow each other up to the point their paths part); a
+            # claimant of another approach standing in the junction (stuck behind a
+            # jammed exit) holds no one up: the green waits for it only as a leader on
+            # its path
+            npc_of = self._npc_of
+            same = all(m[0] == movement[0] or (o := npc_of.get(a)) is None or o.speed < STUCK_CLAIM_SPEED
+                       for a, m in held.items()) if held else True
+        else:
+            same = all(m == movement for m in held.values()) if held else True
+        if not held or npc.ignore_npcs or same:
             claims.setdefault(jid, {})[npc.actor_id] = movement
             npc.claim.append((jid, exit_s))
             return math.inf
@@ -635,14 +770,7 @@ class Traffic:
             elif v * v > 2.0 * MAX_BRAKING * (d + STOP_LINE_MARGIN):
                 return math.inf
             npc.stop_for = lt.light_id
-        jid = pj[j]
-        if any(h == jid for h, _ in npc.claim):
-            held = self._claims.get(jid)
-            if held is not None:
-                held.pop(npc.actor_id, None)
-                if not held:
-                    del self._claims[jid]
-            npc.claim = [(h, e) for h, e in npc.claim if h != jid]
+        self._drop_claim(npc, pj[j])
         gap = d + self.config.min_gap  # IDM's standstill gap s0 puts the front at the point
         return gap if gap > 0.0 else 0.0
 

@@ -111,7 +111,8 @@ MAX_WAIT = 30.0
 #: radius): it holds where it is (pedestrians do not walk into cars).
 BODY_CLEARANCE = 0.15
 #: A crossing walker held by a vehicle's body this long [s] turns back to the kerb it
-#: came from (and walks on along the sidewalk), so a car waiting for it can go.
+#: came from (and walks on along the sidewalk), so a car waiting for it can go; held
+#: this long again on the way back, it turns once more and crosses after all.
 TURN_BACK = 3.0
 #: How far along its remaining crossing a walker on the road is an NPC obstacle [m].
 YIELD_AHEAD = 5.0
@@ -441,23 +442,34 @@ class Walkers:
                 continue
             adv[i] = 0.0
             self.held[i] += dt
-            if self.held[i] >= TURN_BACK and not self.returning[i]:
+            if self.held[i] >= TURN_BACK:
                 self._turn_back(i)
 
     def _turn_back(self, i: int) -> None:
-        """Walker i walks back along its crossing to the kerb it started from (the same
-        world position and side: the lateral offset flips with the direction)."""
+        """Walker i reverses along its crossing: from the way out back to the kerb it
+        started from, or (held again on the way back, e.g. by a car that moved up beside
+        it) on again to the far kerb, so no walker and car wait for each other for ever.
+        The walker keeps its world position and side (the lateral offset flips with the
+        direction)."""
+        c = self.crossing[i]
+        L = float(c.length)
+        r0 = min(float(c.curb_a), L)
+        r1 = max(L - float(c.curb_b), r0)
         cs = float(self.cs[i])
         self.cax[i] += self.cux[i] * cs
         self.cay[i] += self.cuy[i] * cs
         self.cux[i], self.cuy[i] = -self.cux[i], -self.cuy[i]
-        r0, r1 = float(self.cr0[i]), float(self.cr1[i])
-        self.cr0[i], self.cr1[i] = max(cs - r1, 0.0), max(cs - r0, 0.0)
-        self.clen[i] = cs
+        if self.returning[i]:  # on again: p [m] along the crossing from its start kerb
+            p = float(self.clen[i]) - cs
+            self.clen[i] = max(L - p, 0.0)
+            self.cr0[i], self.cr1[i] = max(r0 - p, 0.0), max(r1 - p, 0.0)
+        else:  # back: the way walked, reversed
+            self.cr0[i], self.cr1[i] = max(cs - r1, 0.0), max(cs - r0, 0.0)
+            self.clen[i] = cs
         self.cs[i] = 0.0
         self.offset[i] = -self.offset[i]
         self.held[i] = 0.0
-        self.returning[i] = True
+        self.returning[i] = not self.returning[i]
 
     def _end_crossing(self, i: int) -> None:
         if self.returning[i]:  # back at the kerb it came from: walk on along the sidewalk

@@ -366,3 +366,97 @@ def test_dense_traffic_with_lights_keeps_moving():
     progressed = [v.s - odo[v.actor_id] > 20.0 for v in t.vehicles if v.actor_id in odo]
     assert np.mean(progressed) > 0.6
     assert crossed[0] == 0
+
+
+def test_npc_sees_the_ego_body_across_its_lane_not_only_its_centre(circuit):
+    """The ego stands at 60 deg across the NPC's lane, its centre 2.2 m to the side (beyond
+    PATH_TOLERANCE of the path) and its body over the lane: the NPC stops behind the body
+    (a car stopped in a junction for a walker, seen by the cross traffic)."""
+    from drive_il.sim.embedded.traffic import PATH_TOLERANCE
+
+    wp = _lane_start(circuit)
+    t = Traffic(circuit, TrafficConfig(target_speed=10.0), dt=DT, rng=np.random.default_rng(0))
+    t.spawn(1, [SimpleNamespace(x=wp.transform.location.x, y=wp.transform.location.y,
+                                yaw=math.radians(wp.transform.rotation.yaw))])
+    npc = t.vehicles[0]
+    cx, cy, cyaw = _along(wp, 50.0)
+    side = 2.2
+    assert side > PATH_TOLERANCE
+    ex, ey = cx - side * math.sin(cyaw), cy + side * math.cos(cyaw)
+    ego = parked_ego(ex, ey, cyaw + math.radians(60.0))
+    for _ in range(int(30 / DT)):
+        t.step(ego)
+        assert not obb_overlap(npc.x, npc.y, npc.yaw, npc.length, npc.width,
+                               ego.x, ego.y, ego.yaw, ego.length, ego.width)
+    assert npc.leader == 0 and npc.speed < 0.05
+
+
+def _npc_before_a_signalised_entry(back: float):
+    """(traffic, its one NPC ``back`` m before the grid's first stop line with its path
+    fixed through the junction, every head green)."""
+    from drive_il.maps import load_town
+    from drive_il.maps.signals import signal_layout
+    from drive_il.types import TrafficLight, TrafficLightState
+
+    town = load_town("grid")
+    layout = signal_layout(town)
+    h = layout.heads[0]
+    (x0, y0), (x1, y1) = h.stop_line
+    mx, my = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    c, s = math.cos(h.yaw), math.sin(h.yaw)
+    t = Traffic(town.map, TrafficConfig(vehicles=1), dt=DT, rng=np.random.default_rng(0))
+    t.spawn(1, [SimpleNamespace(x=mx - back * c, y=my - back * s, yaw=h.yaw)])
+    npc = t.vehicles[0]
+    t._extend(npc, npc.s + back + 85.0)  # fix its path through the junction
+    green = tuple(TrafficLight(light_id=g.light_id, x=g.x, y=g.y, yaw=g.yaw, state=TrafficLightState.GREEN,
+                               stop_line=g.stop_line, lanes=g.lanes) for g in layout.heads)
+    return t, npc, green
+
+
+def test_npc_does_not_enter_a_junction_whose_exit_is_jammed():
+    """With traffic lights (green here), an NPC whose leader stands just past the
+    junction's exit waits before the junction instead of inside it ("do not block the
+    box"), and goes once the exit clears."""
+    t, npc, green = _npc_before_a_signalised_entry(35.0)
+    j = next(k for k in range(len(npc.ps)) if npc.pj[k] != -1)
+    k = next(k for k in range(j, len(npc.ps)) if npc.pj[k] == -1)
+    entry, exit_s = npc.ps[j - 1], npc.ps[k]
+    # a stopped car with its rear 1 m past the exit, on the NPC's path
+    at = exit_s + 1.0 + 2.25
+    i = max(q for q in range(len(npc.ps)) if npc.ps[q] <= at)
+    blocker = t.add_static(npc.px[i], npc.py[i], npc.pyaw[i])
+    for _ in range(int(20 / DT)):
+        t.step(parked_ego(), lights=green)
+    assert npc.speed < 0.05
+    assert npc.s + 0.5 * npc.length <= entry + 0.3  # front before the junction, not in it
+    t.vehicles = [v for v in t.vehicles if v.actor_id != blocker]
+    for _ in range(int(10 / DT)):
+        t.step(parked_ego(), lights=green)
+    assert npc.s > exit_s  # through once the exit cleared
+
+
+def test_junction_claims_at_a_signalised_entry():
+    """At an entry controlled by a light, vehicles of one lane join a claim whatever
+    their exits (the queue goes through on its green as a platoon), and a claimant of
+    another approach standing in the junction holds no one up; a moving one does, and
+    without lights only the same movement joins."""
+    t, npc, green = _npc_before_a_signalised_entry(8.0)
+    t.step(parked_ego(), lights=green)  # maps lanes to lights, NPCs by id
+    j = next(k for k in range(npc.i + 1, len(npc.ps)) if npc.pj[k] != -1)
+    jid, lane_in = npc.pj[j], npc.plane[j - 1]
+    assert lane_in in t._lane_light
+    other = t.add_static(1e5, 1e5, 0.0)
+    claimant = next(v for v in t.vehicles if v.actor_id == other)
+    t._npc_of[other] = claimant
+
+    def may_enter(movement, speed):
+        npc.claim = []
+        claimant.speed = speed
+        t._claims = {jid: {other: movement}}
+        return t._junction_gap(npc) == math.inf
+
+    assert may_enter((lane_in, (999, -1)), speed=5.0)          # same lane in, another exit
+    assert not may_enter(((999, 1), (999, -1)), speed=5.0)     # another approach, moving
+    assert may_enter(((999, 1), (999, -1)), speed=0.0)         # another approach, stuck
+    t._lane_light = {}                                         # no lights: same movement only
+    assert not may_enter((lane_in, (999, -1)), speed=5.0)

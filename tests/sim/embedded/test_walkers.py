@@ -178,6 +178,38 @@ def test_walker_holds_at_a_car_body_on_its_crossing_then_turns_back(grid):
     assert math.hypot(last[0] - c.a[0], last[1] - c.a[1]) < 1.5
 
 
+def test_walker_held_again_on_its_way_back_turns_once_more_and_crosses(grid):
+    """Turned back by one car, then held by another that moved up behind it (between it
+    and the kerb it came from): after TURN_BACK s it turns once more and finishes the
+    crossing at the far kerb, so a car waiting beside it is never deadlocked with it."""
+    w, c, (mx, my), (nx, ny) = _crossing_case(grid)
+    far = Car()
+    for _ in range(W.GAP_CHECK_STEPS + 1):
+        w.step(far, ())
+    ux, uy = (c.b[0] - c.a[0]) / c.length, (c.b[1] - c.a[1]) / c.length
+    car = Car(x=mx + 0.5 * ux, y=my + 0.5 * uy, yaw=math.atan2(ny, nx), speed=0.0)
+    for _ in range(int(10.0 / 0.05)):
+        w.step(car, ())
+        if w.returning[0]:
+            break
+    assert w.returning[0] and w.mode[0] == 2
+    # the first car leaves; a second one stands across the way back, its side 0.2 m
+    # beyond the walker's clearance
+    d = W.WALKER_RADIUS + W.BODY_CLEARANCE + 0.5 * 1.9 + 0.2
+    back = Car(x=float(w.x[0]) - d * ux, y=float(w.y[0]) - d * uy, yaw=math.atan2(ny, nx), speed=0.0)
+    turned_again = False
+    last = (float(w.x[0]), float(w.y[0]))
+    for _ in range(int(30.0 / 0.05)):
+        w.step(back, ())
+        turned_again = turned_again or not bool(w.returning[0])
+        if w.mode[0] == 0:
+            break
+        last = (float(w.x[0]), float(w.y[0]))
+    assert turned_again and w.mode[0] == 0
+    assert math.hypot(last[0] - c.b[0], last[1] - c.b[1]) < 1.5  # crossed after all
+    assert math.hypot(last[0] - c.a[0], last[1] - c.a[1]) > 3.0
+
+
 def test_vehicle_moving_away_or_far_does_not_block(grid):
     w, _c, (mx, my), (nx, ny) = _crossing_case(grid)
     away = Car(x=mx + 10.0 * nx, y=my + 10.0 * ny, yaw=math.atan2(ny, nx), speed=10.0)
