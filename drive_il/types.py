@@ -33,6 +33,7 @@ __all__ = [
     "Event",
     "TrafficLightState",
     "TrafficLight",
+    "CARLA_YELLOW_TIME",
     "WalkerState",
     "Observation",
     "WorldState",
@@ -165,6 +166,10 @@ class TrafficLightState(enum.IntEnum):
     UNKNOWN = 4
 
 
+#: CARLA's default yellow time of a traffic light [s] (``carla.TrafficLight.get_yellow_time``).
+CARLA_YELLOW_TIME = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class TrafficLight:
     """One traffic-light head and the stop line it controls (as a CARLA
@@ -200,7 +205,7 @@ class TrafficLight:
     lanes: tuple[tuple[int, int], ...] = ()
     elapsed: float = 0.0
     height: float = 3.0
-    yellow_time: float = 3.0
+    yellow_time: float = CARLA_YELLOW_TIME
 
 
 @dataclass(frozen=True, slots=True)

@@ -455,7 +455,7 @@ def lead_vehicle(tracker: RouteTracker, actors: Sequence[ActorState], *, ego_x: 
         if box is None:  # bounding box of the path ahead, widened by the corridor
             # (+3 m: a long car's half length, whose centre may lie outside the corridor with
             # a corner in it)
-            bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 3.0, rng if open_end else 0.0)
+            bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 3.0, rng)
             box = True
         ex_ = a.x + vx * horizon
         ey_ = a.y + vy * horizon
@@ -542,7 +542,7 @@ def walker_obstacle(tracker: RouteTracker, walkers: Sequence[WalkerState], *, eg
     ce, se = math.cos(ego_yaw), math.sin(ego_yaw)
     horizon = kmax * _PRED_STEP
     best: Lead | None = None
-    bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 1.0, rng if open_end else 0.0)
+    bx0, by0, bx1, by1 = tracker.path_box(lo, hi, margin + 1.0, rng)
     for w in walkers:
         x, y = w.x, w.y
         d = w.speed * horizon

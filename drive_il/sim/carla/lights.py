@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...types import TrafficLight, TrafficLightState
+from ...types import CARLA_YELLOW_TIME, TrafficLight, TrafficLightState
 from .convert import one_line
 
 __all__ = ["LIGHT_FILTER", "ServerLights", "stop_line_across"]
@@ -127,7 +127,7 @@ class ServerLights:
             yaw = math.radians(float(wps[0].transform.rotation.yaw))  # the controlled traffic's
             junction = _junction_of(wps[0])
         yaw = (yaw + math.pi) % (2.0 * math.pi) - math.pi
-        yellow = 3.0
+        yellow = CARLA_YELLOW_TIME
         try:
             yellow = float(a.get_yellow_time())
         except (RuntimeError, AttributeError) as e:

@@ -187,6 +187,24 @@ class NPCVehicle:
         return st
 
 
+def _claim_reach(npc: NPCVehicle) -> float:
+    """Arc length [m] up to which an NPC claims (and checks) the junction ahead: its
+    braking distance at IDM's comfortable deceleration + 8 m past its position."""
+    v = npc.speed
+    return npc.s + v * v / (2.0 * IDM_DECELERATION) + 8.0
+
+
+def _junction_end(pj: list[int], j: int) -> int:
+    """Index of the first path point after the junction that point ``j`` lies in
+    (``len(pj)`` when the path ends inside it)."""
+    jid = pj[j]
+    k = j
+    n = len(pj)
+    while k < n and pj[k] == jid:
+        k += 1
+    return k
+
+
 def _lerp_angle(a: float, b: float, t: float) -> float:
     d = (b - a + math.pi) % _TWO_PI - math.pi
     return a + d * t
@@ -218,7 +236,6 @@ class Traffic:
         self._claims: dict[int, dict[int, tuple]] = {}
         # (road, lane) of a controlled incoming lane -> index of its light in ``lights``
         self._lane_light: dict[tuple[int, int], int] = {}
-        self._npc_of: dict[int, NPCVehicle] = {}  # (with lights) the NPCs by id, this step
         self._n_lights = -1
         self._tick = 0  # steps taken (hybrid mode's schedule)
 
@@ -502,7 +519,7 @@ class Traffic:
         # with lights, candidates out to BOX_LOOK: the box check looks past a junction's exit
         cands = self._candidates(movers, [max(lk, BOX_LOOK) for lk in looks] if lights else looks,
                                  others) if movers else []
-        npc_of = self._npc_of = {n.actor_id: n for n in self.vehicles} if lights else {}
+        npc_of = {n.actor_id: n for n in self.vehicles} if lights else {}
         for npc, look, cand in zip(movers, looks, cands):
             v = npc.speed
             gap, v_lead, lid, kmax = self._leader(npc, cand, ego_o, look)
@@ -524,7 +541,7 @@ class Traffic:
                 if bgap < math.inf:  # the exit is jammed: wait at the entry behind it
                     gap, v_lead, lid = bgap, 0.0, bl
                 else:
-                    jgap = self._junction_gap(npc)
+                    jgap = self._junction_gap(npc, npc_of)
                     if jgap < gap:
                         gap, v_lead, lid = jgap, 0.0, JUNCTION_LEADER
             leaders[npc.actor_id] = lid
@@ -608,8 +625,7 @@ class Traffic:
         s = npc.s
         ps, pj = npc.ps, npc.pj
         n = len(ps)
-        v = npc.speed
-        reach = s + v * v / (2.0 * IDM_DECELERATION) + 8.0
+        reach = _claim_reach(npc)
         j = npc.i + 1
         while j < n and ps[j] <= reach:
             if pj[j] != -1 and pj[j - 1] == -1:
@@ -620,11 +636,8 @@ class Traffic:
         entry_gap = ps[j - 1] - s - 0.5 * npc.length
         if entry_gap < 0.0:
             return None  # entering already
-        jid = pj[j]
-        k = j
-        while k < n and pj[k] == jid:
-            k += 1
-        return entry_gap, ps[j - 1], ps[k] if k < n else ps[-1], jid
+        k = _junction_end(pj, j)
+        return entry_gap, ps[j - 1], ps[k] if k < n else ps[-1], pj[j]
 
     def _box_gap(self, npc: NPCVehicle, box: tuple[float, float, float, int], gap: float) -> float:
         """Distance [m] from the NPC's front to the entry of the junction ``box``
@@ -656,9 +669,10 @@ class Traffic:
                     del self._claims[jid]
             npc.claim = [(h, e) for h, e in npc.claim if h != jid]
 
-    def _junction_gap(self, npc: NPCVehicle) -> float:
+    def _junction_gap(self, npc: NPCVehicle, npc_of: dict[int, NPCVehicle]) -> float:
         """Distance [m] to the stop line of the next junction when the NPC may not
-        enter it yet (inf when it may).
+        enter it yet (inf when it may); ``npc_of``: the NPCs by id (with lights: whether
+        a claimant stands still).
 
         First come, first served: an NPC claims a junction when it comes within its
         braking distance + 8 m of it; others may claim it too only for the same
@@ -674,8 +688,7 @@ class Traffic:
         claims = self._claims
         ps, pj = npc.ps, npc.pj
         n = len(ps)
-        v = npc.speed
-        reach = s + v * v / (2.0 * IDM_DECELERATION) + 8.0
+        reach = _claim_reach(npc)
         held_ids = [jid for jid, _ in npc.claim]
         j = npc.i + 1
         while j < n and ps[j] <= reach:
@@ -685,9 +698,7 @@ class Traffic:
             j += 1
         else:
             return math.inf
-        k = j
-        while k < n and pj[k] == jid:
-            k += 1
+        k = _junction_end(pj, j)
         exit_s = ps[k] if k < n else ps[-1]
         movement = (npc.plane[j - 1], npc.plane[k] if k < n else None)
         held = claims.get(jid)
@@ -698,7 +709,6 @@ class Traffic:
             # claimant of another approach standing in the junction (stuck behind a
             # jammed exit) holds no one up: the green waits for it only as a leader on
             # its path
-            npc_of = self._npc_of
             same = all(m[0] == movement[0] or (o := npc_of.get(a)) is None or o.speed < STUCK_CLAIM_SPEED
                        for a, m in held.items()) if held else True
         else:

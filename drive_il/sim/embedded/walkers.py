@@ -137,6 +137,13 @@ _CONE_BASE = 4.0
 _END_MARGIN = 3.0    # no mid-block crossing this close to an edge's ends [m]
 
 
+def _road_span(c: Crossing) -> tuple[float, float]:
+    """(start, end) [m] along crossing ``c`` (from ``c.a``) of its part on the road,
+    between the kerbs."""
+    r0 = min(float(c.curb_a), float(c.length))
+    return r0, max(float(c.length) - float(c.curb_b), r0)
+
+
 class _Obstacle:
     """A walker (or a point of its crossing) as a stopped obstacle for the NPCs."""
 
@@ -355,8 +362,7 @@ class Walkers:
         self.cax[i], self.cay[i] = c.a
         self.cux[i], self.cuy[i] = (c.b[0] - c.a[0]) / L, (c.b[1] - c.a[1]) / L
         self.clen[i] = c.length
-        self.cr0[i] = min(c.curb_a, c.length)
-        self.cr1[i] = max(c.length - c.curb_b, self.cr0[i])
+        self.cr0[i], self.cr1[i] = _road_span(c)
 
     def _walk_from(self, i: int, node: int, came: int, *, corner_only: bool = False) -> None:
         """Put walker i on an edge leaving ``node`` (not ``came`` unless it is the only
@@ -453,8 +459,7 @@ class Walkers:
         direction)."""
         c = self.crossing[i]
         L = float(c.length)
-        r0 = min(float(c.curb_a), L)
-        r1 = max(L - float(c.curb_b), r0)
+        r0, r1 = _road_span(c)
         cs = float(self.cs[i])
         self.cax[i] += self.cux[i] * cs
         self.cay[i] += self.cuy[i] * cs

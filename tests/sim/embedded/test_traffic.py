@@ -279,26 +279,34 @@ def test_npcs_never_cross_a_red_stop_line_and_go_on_green():
     assert not any(v.ignore_npcs for v in t.vehicles)
 
 
-def test_npc_waits_at_the_stop_line_of_a_red_light_then_goes():
+def _grid_head():
+    """The grid town's first signal head: (town, head, stop-line midpoint (x, y),
+    (cos, sin) of the controlled direction, lights(state) -> every head in that state)."""
     from drive_il.maps import load_town
     from drive_il.maps.signals import signal_layout
-    from drive_il.sim.embedded.traffic import LIGHT_LEADER, STOP_LINE_MARGIN
-    from drive_il.types import TrafficLight, TrafficLightState
+    from drive_il.types import TrafficLight
 
     town = load_town("grid")
     layout = signal_layout(town)
     h = layout.heads[0]
     (x0, y0), (x1, y1) = h.stop_line
-    mx, my = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    c, s = math.cos(h.yaw), math.sin(h.yaw)
-    spawn = SimpleNamespace(x=mx - 35.0 * c, y=my - 35.0 * s, yaw=h.yaw)
-    t = Traffic(town.map, TrafficConfig(vehicles=1), dt=DT, rng=np.random.default_rng(0))
-    assert t.spawn(1, [spawn]) == 1
-    npc = t.vehicles[0]
 
     def lights(state):
         return tuple(TrafficLight(light_id=g.light_id, x=g.x, y=g.y, yaw=g.yaw, state=state,
                                   stop_line=g.stop_line, lanes=g.lanes) for g in layout.heads)
+
+    return town, h, (0.5 * (x0 + x1), 0.5 * (y0 + y1)), (math.cos(h.yaw), math.sin(h.yaw)), lights
+
+
+def test_npc_waits_at_the_stop_line_of_a_red_light_then_goes():
+    from drive_il.sim.embedded.traffic import LIGHT_LEADER, STOP_LINE_MARGIN
+    from drive_il.types import TrafficLightState
+
+    town, h, (mx, my), (c, s), lights = _grid_head()
+    spawn = SimpleNamespace(x=mx - 35.0 * c, y=my - 35.0 * s, yaw=h.yaw)
+    t = Traffic(town.map, TrafficConfig(vehicles=1), dt=DT, rng=np.random.default_rng(0))
+    assert t.spawn(1, [spawn]) == 1
+    npc = t.vehicles[0]
 
     red = lights(TrafficLightState.RED)
     for _ in range(int(20 / DT)):
@@ -316,21 +324,10 @@ def test_npc_waits_at_the_stop_line_of_a_red_light_then_goes():
 
 
 def test_yellow_stops_only_an_npc_that_can_stop_comfortably():
-    from drive_il.maps import load_town
-    from drive_il.maps.signals import signal_layout
     from drive_il.sim.embedded.traffic import IDM_DECELERATION
-    from drive_il.types import TrafficLight, TrafficLightState
+    from drive_il.types import TrafficLightState
 
-    town = load_town("grid")
-    layout = signal_layout(town)
-    h = layout.heads[0]
-    (x0, y0), (x1, y1) = h.stop_line
-    mx, my = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    c, s = math.cos(h.yaw), math.sin(h.yaw)
-
-    def lights(state):
-        return tuple(TrafficLight(light_id=g.light_id, x=g.x, y=g.y, yaw=g.yaw, state=state,
-                                  stop_line=g.stop_line, lanes=g.lanes) for g in layout.heads)
+    town, h, (mx, my), (c, s), lights = _grid_head()
 
     out = {}
     for dist in (6.0, 40.0):  # front this far from the line at 7 m/s when it turns yellow
@@ -394,23 +391,14 @@ def test_npc_sees_the_ego_body_across_its_lane_not_only_its_centre(circuit):
 def _npc_before_a_signalised_entry(back: float):
     """(traffic, its one NPC ``back`` m before the grid's first stop line with its path
     fixed through the junction, every head green)."""
-    from drive_il.maps import load_town
-    from drive_il.maps.signals import signal_layout
-    from drive_il.types import TrafficLight, TrafficLightState
+    from drive_il.types import TrafficLightState
 
-    town = load_town("grid")
-    layout = signal_layout(town)
-    h = layout.heads[0]
-    (x0, y0), (x1, y1) = h.stop_line
-    mx, my = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    c, s = math.cos(h.yaw), math.sin(h.yaw)
+    town, h, (mx, my), (c, s), lights = _grid_head()
     t = Traffic(town.map, TrafficConfig(vehicles=1), dt=DT, rng=np.random.default_rng(0))
     t.spawn(1, [SimpleNamespace(x=mx - back * c, y=my - back * s, yaw=h.yaw)])
     npc = t.vehicles[0]
     t._extend(npc, npc.s + back + 85.0)  # fix its path through the junction
-    green = tuple(TrafficLight(light_id=g.light_id, x=g.x, y=g.y, yaw=g.yaw, state=TrafficLightState.GREEN,
-                               stop_line=g.stop_line, lanes=g.lanes) for g in layout.heads)
-    return t, npc, green
+    return t, npc, lights(TrafficLightState.GREEN)
 
 
 def test_npc_does_not_enter_a_junction_whose_exit_is_jammed():
@@ -441,19 +429,19 @@ def test_junction_claims_at_a_signalised_entry():
     another approach standing in the junction holds no one up; a moving one does, and
     without lights only the same movement joins."""
     t, npc, green = _npc_before_a_signalised_entry(8.0)
-    t.step(parked_ego(), lights=green)  # maps lanes to lights, NPCs by id
+    t.step(parked_ego(), lights=green)  # maps lanes to lights
     j = next(k for k in range(npc.i + 1, len(npc.ps)) if npc.pj[k] != -1)
     jid, lane_in = npc.pj[j], npc.plane[j - 1]
     assert lane_in in t._lane_light
     other = t.add_static(1e5, 1e5, 0.0)
     claimant = next(v for v in t.vehicles if v.actor_id == other)
-    t._npc_of[other] = claimant
+    npc_of = {v.actor_id: v for v in t.vehicles}
 
     def may_enter(movement, speed):
         npc.claim = []
         claimant.speed = speed
         t._claims = {jid: {other: movement}}
-        return t._junction_gap(npc) == math.inf
+        return t._junction_gap(npc, npc_of) == math.inf
 
     assert may_enter((lane_in, (999, -1)), speed=5.0)          # same lane in, another exit
     assert not may_enter(((999, 1), (999, -1)), speed=5.0)     # another approach, moving
