@@ -468,12 +468,15 @@ class Traffic:
         d2 = dx * dx + dy * dy
         ok = (d2 <= (r * r)[:, None]) & (dx * np.cos(myaw)[:, None] + dy * np.sin(myaw)[:, None] >= -3.0)
         ok &= d2 > 1e-12  # itself
-        dist = np.sqrt(d2)
+        ks, js = np.nonzero(ok)  # row-major: grouped by mover
+        dists = np.sqrt(d2[ks, js]).tolist()
+        bounds = np.searchsorted(ks, np.arange(m + 1)).tolist()
+        js_l = js.tolist()
         out: list[list[tuple[Any, float]]] = []
         for k in range(m):
-            idx = np.flatnonzero(ok[k]).tolist()
-            row = dist[k]
-            out.append([(others[j], float(row[j])) for j in idx if others[j] is not movers[k]])
+            me = movers[k]
+            out.append([(o, d) for o, d in zip((others[j] for j in js_l[bounds[k]:bounds[k + 1]]),
+                                               dists[bounds[k]:bounds[k + 1]]) if o is not me])
         return out
 
     def step(self, ego: Any, lights: Sequence[Any] = (), walkers: Sequence[Any] = ()) -> None:
@@ -516,11 +519,13 @@ class Traffic:
             if npc.ps[-1] - npc.s < look + 10.0:
                 self._extend(npc, npc.s + look + 30.0)
             looks.append(look)
-        # with lights, candidates out to BOX_LOOK: the box check looks past a junction's exit
-        cands = self._candidates(movers, [max(lk, BOX_LOOK) for lk in looks] if lights else looks,
+        # with lights, an NPC about to enter a junction looks out to BOX_LOOK for a jammed exit
+        boxes = [self._box_ahead(npc) for npc in movers] if lights else [None] * len(movers)
+        cands = self._candidates(movers, [lk if b is None or lk >= BOX_LOOK else BOX_LOOK
+                                          for lk, b in zip(looks, boxes)],
                                  others) if movers else []
         npc_of = {n.actor_id: n for n in self.vehicles} if lights else {}
-        for npc, look, cand in zip(movers, looks, cands):
+        for npc, look, cand, box in zip(movers, looks, cands, boxes):
             v = npc.speed
             gap, v_lead, lid, kmax = self._leader(npc, cand, ego_o, look)
             lgap = self._light_gap(npc, lights, look) if lights else math.inf
@@ -529,7 +534,6 @@ class Traffic:
                 if lgap < gap:
                     gap, v_lead, lid = lgap, 0.0, LIGHT_LEADER
             else:
-                box = self._box_ahead(npc) if lights else None
                 bgap = math.inf
                 if box is not None:  # about to enter a junction: is its exit jammed?
                     bg, bv, bl = gap, v_lead, lid
