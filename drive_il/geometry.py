@@ -20,6 +20,7 @@ __all__ = [
     "RouteProjection",
     "project_onto_polyline",
     "polyline_curvature",
+    "box_clearance",
 ]
 
 TWO_PI = 2.0 * math.pi
@@ -41,6 +42,28 @@ def to_world(fwd: float, right: float, ox: float, oy: float, oyaw: float) -> tup
     """Local (forward, right) [m] in the frame (ox, oy, oyaw) to world (x, y)."""
     c, s = math.cos(oyaw), math.sin(oyaw)
     return (ox + fwd * c - right * s, oy + fwd * s + right * c)
+
+
+def box_clearance(px, py, cx, cy, yaw, half_length, half_width):
+    """Distance [m] of points from the outline of oriented rectangles (a vehicle's
+    bounding box seen from above), negative inside: the Euclidean distance to the
+    nearest corner or side outside, minus the depth inside.
+
+    Args:
+        px, py: the points [m], world frame.
+        cx, cy, yaw: the rectangles' centres [m] and headings [rad].
+        half_length, half_width: half extents along and across the heading [m].
+        All arrays (or floats) broadcasting with each other.
+
+    Returns:
+        ndarray of the broadcast shape [m].
+    """
+    dx, dy = np.subtract(px, cx), np.subtract(py, cy)
+    c, s = np.cos(yaw), np.sin(yaw)
+    lon = np.abs(dx * c + dy * s) - half_length
+    lat = np.abs(dy * c - dx * s) - half_width
+    return np.where((lon > 0) & (lat > 0), np.hypot(np.maximum(lon, 0), np.maximum(lat, 0)),
+                    np.maximum(lon, lat))
 
 
 @dataclass(frozen=True, slots=True)

@@ -364,6 +364,7 @@ _EARLY, _LATE = 1.0, 2.0  # conflict window around the ego's arrival time [s]
 #: Acceleration [m/s^2] of the ego's second arrival-time estimate: starting off (from a
 #: stop in a junction, a walker gone) it gets there sooner than at its current speed.
 _LAUNCH_ACCEL = 2.0
+_LINE_SNAP = 15.0     # a stop line farther than this from its junction entry is not trusted [m]
 
 
 def _launch_time(d: float, v: float) -> float:
@@ -372,7 +373,6 @@ def _launch_time(d: float, v: float) -> float:
     if d <= 0.0:
         return 0.0
     return (math.sqrt(v * v + 2.0 * _LAUNCH_ACCEL * d) - v) / _LAUNCH_ACCEL
-_LINE_SNAP = 15.0     # a stop line farther than this from its junction entry is not trusted [m]
 
 
 def _route_frame(S: list[float], X: list[float], Y: list[float], YAW: list[float], s_guess: float,

@@ -59,11 +59,12 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any, Sequence
 
 import numpy as np
 
+from ...geometry import box_clearance
 from ...scenario import TrafficConfig
 from ...types import ActorState
 
@@ -420,21 +421,18 @@ class Traffic:
         the box outline); the gap runs from the NPC's front to that point. Path points
         are :data:`PATH_SPACING` apart, so the gap errs short by up to that much.
         """
-        px, py, ps, pyaw = npc.px, npc.py, npc.ps, npc.pyaw
-        c, sn = math.cos(ego.yaw), math.sin(ego.yaw)
-        hl, hw = 0.5 * ego.length, 0.5 * ego.width
-        reach = 0.5 * npc.width + EGO_MARGIN
+        ps = npc.ps
         s0 = npc.s
-        for j in range(j_lo, j_end):
-            if ps[j] <= s0:
-                continue
-            dx, dy = px[j] - ego.x, py[j] - ego.y
-            lon = abs(dx * c + dy * sn) - hl
-            lat = abs(dy * c - dx * sn) - hw
-            if lon < reach and lat < reach and (lon <= 0.0 or lat <= 0.0 or lon * lon + lat * lat < reach * reach):
-                dyaw = ego.yaw - pyaw[j]
-                return ps[j] - s0 - 0.5 * npc.length, ego.speed * math.cos(dyaw)
-        return None
+        j0 = bisect_right(ps, s0, j_lo, j_end)  # the first path point ahead of the NPC
+        if j0 >= j_end:
+            return None
+        d = box_clearance(npc.px[j0:j_end], npc.py[j0:j_end], ego.x, ego.y, ego.yaw,
+                          0.5 * ego.length, 0.5 * ego.width)
+        hit = np.flatnonzero(d < 0.5 * npc.width + EGO_MARGIN)
+        if len(hit) == 0:
+            return None
+        j = j0 + int(hit[0])
+        return ps[j] - s0 - 0.5 * npc.length, ego.speed * math.cos(ego.yaw - npc.pyaw[j])
 
     @staticmethod
     def _candidates(movers: list[NPCVehicle], looks: list[float],

@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from ...geometry import box_clearance
 from ...maps.sidewalks import (
     CORNER,
     SIDEWALK,
@@ -429,15 +430,8 @@ class Walkers:
         if len(rows) == 0:
             self.held[idx] = 0.0
             return
-        c, sn = np.cos(V[cols, 2]), np.sin(V[cols, 2])
-
-        def clearance(px, py):  # distance from the box outline (negative inside) [m]
-            dx, dy = px[rows] - V[cols, 0], py[rows] - V[cols, 1]
-            lon, lat = np.abs(dx * c + dy * sn) - V[cols, 3], np.abs(dy * c - dx * sn) - V[cols, 4]
-            return np.where((lon > 0) & (lat > 0), np.hypot(np.maximum(lon, 0), np.maximum(lat, 0)),
-                            np.maximum(lon, lat))
-
-        d0, d1 = clearance(x0, y0), clearance(x1, y1)
+        boxes = (V[cols, 0], V[cols, 1], V[cols, 2], V[cols, 3], V[cols, 4])
+        d0, d1 = box_clearance(x0[rows], y0[rows], *boxes), box_clearance(x1[rows], y1[rows], *boxes)
         bad = (d1 < WALKER_RADIUS + BODY_CLEARANCE) & (d1 < d0)
         blocked = np.zeros(len(idx), bool)
         blocked[rows[bad]] = True
