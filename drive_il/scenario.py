@@ -48,6 +48,7 @@ from .pipeline import PipelineConfig
 
 __all__ = [
     "WEATHER_PRESETS",
+    "TOWN_DRAWS",
     "CameraConfig",
     "VehicleConfig",
     "TrafficConfig",
@@ -363,6 +364,9 @@ def towns_label(town: str, towns: Sequence[str] = ()) -> str:
     return ", ".join(towns) if towns else town
 
 
+#: How an episode picks its entry of ``Scenario.towns`` (see ``Scenario.town_draw``).
+TOWN_DRAWS: tuple[str, ...] = ("uniform", "cycle")
+
 #: A town entry of ``towns``: a name, or a procedural seed or seed range.
 _TOWN_SPEC = re.compile(r"procedural:(\d+)(?:-(\d+))?")
 
@@ -408,6 +412,11 @@ class Scenario:
             (:func:`drive_il.rollout.towns.episode_scenario`: an entry uniformly, then a
             town of a range uniformly), e.g. ``["Town01", "procedural:0-499"]``; an entry
             is a town name or a range ``procedural:A-B`` (A <= B). Empty = ``town``.
+        town_draw: how an episode picks its entry of ``towns``: "uniform" (each entry
+            with probability 1/len(towns), drawn from the episode seed) or "cycle" (the
+            entry ``seed mod len(towns)``: consecutive episode seeds take the entries in
+            turn, so every DAgger round of n episodes holds each entry n/len(towns)
+            times, up to one); a range's town is drawn from the seed either way.
         weather: a preset of :data:`WEATHER_PRESETS`.
         dt: fixed simulation step [s] (CARLA: never above 0.1 s).
         episode_seconds: episode time limit [s] (the episode also ends when the route
@@ -438,6 +447,7 @@ class Scenario:
     name: str = "default"
     town: str = "circuit"
     towns: tuple[str, ...] = ()
+    town_draw: str = field(default="uniform", metadata={"choices": TOWN_DRAWS})
     weather: str = field(default="ClearNoon", metadata={"choices": WEATHER_PRESETS})
     dt: float = field(default=0.05, metadata=R(0.001, 0.1))
     episode_seconds: float = field(default=60.0, metadata=R(0.1, 36_000.0))

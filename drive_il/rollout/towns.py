@@ -2,8 +2,11 @@
 
 Each episode draws its town from its own seed, so an episode is the same whichever
 worker drives it and whatever ran before: first an entry of ``scenario.towns``
-uniformly (``"Town01"`` and ``"procedural:0-499"`` are drawn equally often), then, for a
-range, one of its towns uniformly. The episode then runs on ``scenario.replace(town=...,
+(``town_draw = "uniform"``: uniformly, so ``"Town01"`` and ``"procedural:0-499"`` are
+drawn equally often on average; ``"cycle"``: the entry ``seed mod len(towns)``, so
+consecutive seeds take the entries in turn and a round of 6 episodes holds exactly 3 of
+each), then, for a range, one of its towns uniformly (the same rng either way: an
+episode whose entry is the same under both draws drives the same town). The episode then runs on ``scenario.replace(town=...,
 towns=())``; its file records the drawn town (``EpisodeMeta.town``) and the scenario as
 written (``scenario_json``, towns list included).
 """
@@ -39,7 +42,10 @@ def episode_scenario(scenario: Scenario, seed: int) -> Scenario:
         return scenario
     from ..maps import expand_towns
     rng = np.random.default_rng([int(seed), TOWN_STREAM])
-    entry = scenario.towns[int(rng.integers(len(scenario.towns)))]
+    k = int(rng.integers(len(scenario.towns)))
+    if scenario.town_draw == "cycle":
+        k = int(seed) % len(scenario.towns)
+    entry = scenario.towns[k]
     names = expand_towns(entry)
     town = names[int(rng.integers(len(names)))] if len(names) > 1 else names[0]
     return scenario.replace(town=town, towns=())

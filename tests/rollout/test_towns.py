@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from drive_il.data.storage import EpisodeReader, list_episodes
-from drive_il.errors import FieldError
+from drive_il.errors import ConfigError, FieldError
 from drive_il.expert.expert import Expert
 from drive_il.rollout import CollectSpec, Drivers, RolloutSpec, collect
 from drive_il.rollout.towns import episode_scenario, scenario_towns
@@ -88,3 +88,33 @@ def test_an_unknown_town_in_a_list_stops_collect_before_any_episode(tmp_path):
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and "unknown town 'NoSuchTown'" in err, err
     assert not (tmp_path / "d").exists() or list_episodes(tmp_path / "d") == []
+
+
+def test_cycle_draw_takes_the_entries_in_turn():
+    uniform = _sc(towns=("circuit", "grid", "procedural:0-9"))
+    cycle = uniform.replace(town_draw="cycle")
+    entries = [episode_scenario(cycle, s).town for s in range(100, 106)]
+    # seed mod 3: 100 -> grid (1), 101 -> the range (2), 102 -> circuit (0), ...
+    assert entries[0] == "grid" and entries[2] == "circuit" and entries[3] == "grid" and entries[5] == "circuit"
+    assert entries[1].startswith("procedural:") and entries[4].startswith("procedural:")
+    # a round of 6 consecutive seeds holds each entry twice, whatever the first seed
+    for first in (0, 7, 100_000, 2_000_013):
+        got = [episode_scenario(cycle, s).town for s in range(first, first + 6)]
+        assert got.count("circuit") == got.count("grid") == 2
+    # the range's town comes from the same rng as under the uniform draw
+    for s in range(60):
+        u, c = episode_scenario(uniform, s).town, episode_scenario(cycle, s).town
+        if u.startswith("procedural:") and c.startswith("procedural:"):
+            assert u == c
+    # the uniform draw does not hold the entries in turn (seeds 0-5 of this list)
+    assert [episode_scenario(uniform, s).town for s in range(100, 106)] != entries
+
+
+def test_town_draw_is_checked_and_read_from_toml(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('name = "x"\ntowns = ["circuit", "grid"]\ntown_draw = "cycle"\n')
+    assert load_scenario(p).town_draw == "cycle"
+    p.write_text('name = "x"\ntowns = ["circuit", "grid"]\ntown_draw = "turns"\n')
+    with pytest.raises(ConfigError, match=r"s\.toml: field 'town_draw'") as e:
+        load_scenario(p)
+    assert "\n" not in str(e.value) and "cycle" in str(e.value)
