@@ -20,7 +20,7 @@ from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFF
                       scan_dir, step_fields_of_version, write_manifest)
 
 __all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
-           "format_info", "format_repair", "steering_histogram"]
+           "format_info", "format_repair", "steering_histogram", "command_table", "town_family"]
 
 
 @dataclass
@@ -41,6 +41,11 @@ class DataInfo:
         noisy_episodes, noisy_steps, intervention_steps: counts.
         speed_label_steps: steps with a finite speed label (``target_speed``).
         steer: every expert steering label (for the histogram).
+        commands: (town family, route command name) -> expert steering labels of the
+            steps under that command; the family is the town name, or "procedural" for
+            every ``procedural:<seed>`` town (:func:`town_family`). A command-branched
+            policy trains each branch on one command's labels from every town, so this
+            shows which towns a branch learns its turns from.
         partial: partial files; damaged: (file, reason).
     """
 
@@ -62,6 +67,7 @@ class DataInfo:
     intervention_steps: int = 0
     speed_label_steps: int = 0
     steer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    commands: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     partial: list[Path] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)
 
@@ -76,6 +82,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
     ds = [Path(d) for d in dirs]
     info = DataInfo(dirs=ds)
     steers: list[np.ndarray] = []
+    by_command: dict[tuple[str, str], list[np.ndarray]] = {}
     for d in ds:
         rep = scan_dir(d)
         info.partial.extend(rep.partial)
@@ -85,6 +92,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
                 with EpisodeReader(p) as r:
                     m = r.meta
                     expert = r.steps["expert"]
+                    command = r.steps["command"]
                     noise = r.steps["noise"]
                     inter = r.steps["intervention"]
                     n_speed = int(np.count_nonzero(np.isfinite(r.steps["target_speed"])))
@@ -123,12 +131,49 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             info.intervention_steps += int(np.count_nonzero(inter))
             info.speed_label_steps += n_speed
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
+            fam = town_family(m.town)
+            for code in np.unique(command):
+                key = (fam, _command_name(int(code)))
+                by_command.setdefault(key, []).append(steers[-1][command == code])
     if info.episodes == 0:
         where = ", ".join(str(d) for d in ds)
         extra = f", {len(info.damaged)} damaged" if info.damaged else ""
         raise DataError(f"no finished episodes in {where} ({len(info.partial)} partial{extra})")
     info.steer = np.concatenate(steers) if steers else np.zeros(0, np.float32)
+    info.commands = {k: np.concatenate(v) for k, v in sorted(by_command.items())}
     return info
+
+
+def town_family(town: str) -> str:
+    """"procedural" for a ``procedural:<seed>`` town, else the town's name ("?" if none)."""
+    return "procedural" if str(town).startswith("procedural:") else (town or "?")
+
+
+def _command_name(code: int) -> str:
+    from ..types import RoadOption
+    try:
+        return RoadOption(code).name
+    except ValueError:
+        return str(code)
+
+
+def command_table(commands: dict[tuple[str, str], np.ndarray]) -> list[str]:
+    """Lines of the per-command steering table: for each route command and town family,
+    steps, mean steer and the median and 90th percentile of |steer| (steer in [-1, 1],
+    +1 = right)."""
+    if not commands:
+        return []
+    lines = [f"{'command':<18} {'towns':<14} {'steps':>7} {'mean':>7} {'|s| p50':>8} {'|s| p90':>8}"]
+    order = {name: i for i, name in enumerate(("LEFT", "RIGHT", "STRAIGHT", "LANEFOLLOW"))}
+    for (fam, cmd) in sorted(commands, key=lambda k: (order.get(k[1], 9), k[1], k[0])):
+        v = np.asarray(commands[(fam, cmd)], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            continue
+        a = np.abs(v)
+        lines.append(f"{cmd:<18} {fam:<14} {len(v):>7d} {v.mean():>+7.3f} {np.median(a):>8.3f} "
+                     f"{np.percentile(a, 90):>8.3f}")
+    return lines
 
 
 def steering_histogram(steer: np.ndarray, *, bins: int = 10, width: int = 40) -> list[str]:
@@ -146,6 +191,17 @@ def steering_histogram(steer: np.ndarray, *, bins: int = 10, width: int = 40) ->
     return lines
 
 
+def _town_rows(towns: dict[str, list]) -> list[tuple[str, list]]:
+    """``DataInfo.towns`` for printing: named towns, then the procedural towns summed in
+    one row ("procedural (N towns)"), which would otherwise be hundreds of entries."""
+    rows = [(k or "?", v) for k, v in sorted(towns.items()) if town_family(k) != "procedural"]
+    proc = [v for k, v in towns.items() if town_family(k) == "procedural"]
+    if proc:
+        rows.append((f"procedural ({len(proc)} towns)",
+                     [sum(v[0] for v in proc), sum(v[1] for v in proc), sum(v[2] for v in proc)]))
+    return rows
+
+
 def format_info(info: DataInfo) -> list[str]:
     """The lines ``drive-il data info`` prints."""
     cams = ", ".join(f"{c} {'/'.join(sorted(s))}" for c, s in info.cameras.items())
@@ -155,8 +211,8 @@ def format_info(info: DataInfo) -> list[str]:
         "camera rig:",
         *(f"  {c:<8} {' | '.join(sorted(v))}" for c, v in info.rigs.items()),
         f"driven: {info.hours:.3f} h   {info.km:.2f} km",
-        "per town:    " + "; ".join(f"{k or '?'}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
-                                     for k, v in sorted(info.towns.items())),
+        "per town:    " + "; ".join(f"{k}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
+                                     for k, v in _town_rows(info.towns)),
         "per weather: " + "; ".join(f"{k or '?'}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
                                      for k, v in sorted(info.weathers.items())),
         "drivers:     " + ", ".join(f"{k or '?'} {v}" for k, v in sorted(info.drivers.items())),
@@ -181,6 +237,9 @@ def format_info(info: DataInfo) -> list[str]:
                f"({100.0 * info.speed_label_steps / max(info.steps, 1):.1f}%; a speed head trains on these)")
     out.append("expert steering histogram (steer, +1 = right):")
     out.extend("  " + line for line in steering_histogram(info.steer))
+    if info.commands:
+        out.append("expert steering per route command and town (what each command branch learns from):")
+        out.extend("  " + line for line in command_table(info.commands))
     out.append(f"partial files: {len(info.partial)}" + (
         " (" + ", ".join(p.name for p in info.partial) + ")" if info.partial else ""))
     out.append(f"damaged files: {len(info.damaged)}")
