@@ -165,7 +165,7 @@ def command_table(commands: dict[tuple[str, str], np.ndarray]) -> list[str]:
         return []
     lines = [f"{'command':<18} {'towns':<14} {'steps':>7} {'mean':>7} {'|s| p50':>8} {'|s| p90':>8}"]
     order = {name: i for i, name in enumerate(("LEFT", "RIGHT", "STRAIGHT", "LANEFOLLOW"))}
-    for (fam, cmd) in sorted(commands, key=lambda k: (order.get(k[1], 9), k[1], k[0])):
+    for fam, cmd in sorted(commands, key=lambda k: (order.get(k[1], 9), k[1], k[0])):
         v = np.asarray(commands[(fam, cmd)], dtype=np.float64)
         v = v[np.isfinite(v)]
         if not len(v):
