@@ -280,3 +280,14 @@ def test_native_presets_serialise_and_build_as_before():
         OutputConfig(kind="path", path_distances=(2.0, 1.0))
     with pytest.raises(Exception, match="kind"):
         model_preset_from_dict({"architecture": "dave2", "output": {"kind": "waypoints"}})
+
+
+def test_wide_path_preset_is_the_path_preset_on_the_wide_camera():
+    wide, path, wide_1r = (load_model_preset(n) for n in ("dave2_path_wide", "dave2_path", "dave2_command_wide"))
+    assert wide.output.is_path and wide.output == path.output
+    # the crop of dave2_command_wide (22 sky rows of the 88x200 camera), the rest dave2_path
+    assert wide.preprocessing == wide_1r.preprocessing
+    assert wide.replace(name=path.name, source=path.source, preprocessing=path.preprocessing) == path
+    m = build_policy(wide)
+    x = torch.zeros(2, *wide.preprocessing.shape)
+    assert m(x, command=torch.tensor([int(RoadOption.LEFT), int(RoadOption.RIGHT)])).shape == (2, len(path.output.path_distances), 2)

@@ -176,3 +176,10 @@ def test_a_human_driver_cannot_go_to_a_worker():
         DriverRecipe.of(Drivers(expert=Expert.for_scenario(sc), human=object()))
     job = EpisodeJob(index=0, scenario=sc, seed=1, episode=0, spec=RolloutSpec())
     assert "episode 0 (seed 1" in job.describe()
+    # a scenario with a towns list names the episode's drawn town, not the unused ``town``
+    from drive_il.rollout.towns import episode_scenario
+    multi = sc.replace(towns=("circuit", "grid"), town_draw="cycle")
+    for seed in (4, 5):
+        job = EpisodeJob(index=0, scenario=multi, seed=seed, episode=0, spec=RolloutSpec())
+        assert f"(seed {seed}, {episode_scenario(multi, seed).town}, " in job.describe()
+    assert "grid" in EpisodeJob(index=0, scenario=multi, seed=5, episode=0, spec=RolloutSpec()).describe()

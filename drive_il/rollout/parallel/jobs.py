@@ -191,8 +191,10 @@ class EpisodeJob:
     observers: tuple[Any, ...] = ()
 
     def describe(self) -> str:
+        from ..towns import episode_scenario
         where = f" into {self.record_dir}" if self.record_dir else ""
-        return f"episode {self.episode} (seed {self.seed}, {self.scenario.town}, {self.scenario.weather}){where}"
+        town = episode_scenario(self.scenario, self.seed).town   # the drawn town of a towns list
+        return f"episode {self.episode} (seed {self.seed}, {town}, {self.scenario.weather}){where}"
 
 
 @dataclass
