@@ -409,8 +409,8 @@ class Scenario:
             town name resolved in the maps directory (e.g. "Town01"); see
             :func:`drive_il.maps.load_town`.
         towns: several training towns: each episode draws one from its seed
-            (:func:`drive_il.rollout.towns.episode_scenario`: an entry uniformly, then a
-            town of a range uniformly), e.g. ``["Town01", "procedural:0-499"]``; an entry
+            (:func:`drive_il.rollout.towns.episode_scenario`: an entry as ``town_draw``
+            says, then a town of a range uniformly), e.g. ``["Town01", "procedural:0-499"]``; an entry
             is a town name or a range ``procedural:A-B`` (A <= B). Empty = ``town``.
         town_draw: how an episode picks its entry of ``towns``: "uniform" (each entry
             with probability 1/len(towns), drawn from the episode seed) or "cycle" (the

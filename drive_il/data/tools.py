@@ -145,8 +145,10 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
 
 
 def town_family(town: str) -> str:
-    """"procedural" for a ``procedural:<seed>`` town, else the town's name ("?" if none)."""
-    return "procedural" if str(town).startswith("procedural:") else (town or "?")
+    """"procedural" for a ``procedural:<seed>`` town
+    (:func:`drive_il.maps.procedural.is_procedural`), else the town's name ("?" if none)."""
+    from ..maps.procedural import is_procedural
+    return "procedural" if is_procedural(town) else (town or "?")
 
 
 def _command_name(code: int) -> str:

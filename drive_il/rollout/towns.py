@@ -6,8 +6,8 @@ worker drives it and whatever ran before: first an entry of ``scenario.towns``
 drawn equally often on average; ``"cycle"``: the entry ``seed mod len(towns)``, so
 consecutive seeds take the entries in turn and a round of 6 episodes holds exactly 3 of
 each), then, for a range, one of its towns uniformly (the same rng either way: an
-episode whose entry is the same under both draws drives the same town). The episode then runs on ``scenario.replace(town=...,
-towns=())``; its file records the drawn town (``EpisodeMeta.town``) and the scenario as
+episode whose entry is the same under both draws drives the same town). The episode
+then runs on ``scenario.replace(town=..., towns=())``; its file records the drawn town (``EpisodeMeta.town``) and the scenario as
 written (``scenario_json``, towns list included).
 """
 
@@ -42,7 +42,7 @@ def episode_scenario(scenario: Scenario, seed: int) -> Scenario:
         return scenario
     from ..maps import expand_towns
     rng = np.random.default_rng([int(seed), TOWN_STREAM])
-    k = int(rng.integers(len(scenario.towns)))
+    k = int(rng.integers(len(scenario.towns)))  # drawn under "cycle" too: the range's draw stays
     if scenario.town_draw == "cycle":
         k = int(seed) % len(scenario.towns)
     entry = scenario.towns[k]
