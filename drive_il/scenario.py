@@ -418,6 +418,12 @@ class Scenario:
             turn, so every DAgger round of n episodes holds each entry n/len(towns)
             times, up to one); a range's town is drawn from the seed either way.
         weather: a preset of :data:`WEATHER_PRESETS`.
+        weathers: several training weathers (presets): each episode draws one uniformly
+            from its seed (:func:`drive_il.rollout.towns.episode_scenario`, a stream of its
+            own, so the town draw is the same with or without it), e.g. NoCrash's four
+            training weathers (Codevilla et al., ICCV 2019: ClearNoon, WetNoon,
+            HardRainNoon, ClearSunset). Empty = ``weather``. The test variant
+            (:meth:`test_scenario`) drives its own weathers.
         dt: fixed simulation step [s] (CARLA: never above 0.1 s).
         episode_seconds: episode time limit [s] (the episode also ends when the route
             is completed).
@@ -449,6 +455,7 @@ class Scenario:
     towns: tuple[str, ...] = ()
     town_draw: str = field(default="uniform", metadata={"choices": TOWN_DRAWS})
     weather: str = field(default="ClearNoon", metadata={"choices": WEATHER_PRESETS})
+    weathers: tuple[str, ...] = ()
     dt: float = field(default=0.05, metadata=R(0.001, 0.1))
     episode_seconds: float = field(default=60.0, metadata=R(0.1, 36_000.0))
     seed: int = field(default=0, metadata=R(0, 2**31 - 1))
@@ -481,6 +488,14 @@ class Scenario:
         check_town_specs("Scenario", "towns", self.towns)
         if self.towns and self.routes:
             raise FieldError("Scenario", "towns", "explicit routes belong to one town: give routes or towns, not both")
+        seen = set()
+        for w in self.weathers:
+            if w not in WEATHER_PRESETS:
+                raise FieldError("Scenario", "weathers",
+                                 f"unknown weather preset {w!r} (known: {', '.join(WEATHER_PRESETS)})")
+            if w in seen:
+                raise FieldError("Scenario", "weathers", f"{w!r} is listed twice")
+            seen.add(w)
         for w in (*self.test.weathers, *self.test.unseen_weathers):
             if w not in WEATHER_PRESETS:
                 raise FieldError("Scenario", "test.weathers",
@@ -505,7 +520,8 @@ class Scenario:
 
         Args:
             weather: override the weather (default: first of ``test.weathers`` or the
-                scenario's own).
+                scenario's own ``weather``; a training ``weathers`` list is cleared, so
+                every test episode drives that one weather).
         """
         t = self.test
         w = weather or (t.weathers[0] if t.weathers else self.weather)
@@ -520,6 +536,7 @@ class Scenario:
             route_length=t.route_length or self.route_length,
             seed=t.seed,
             weather=w,
+            weathers=(),
             traffic=traffic,
         )
 

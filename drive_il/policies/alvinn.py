@@ -198,7 +198,8 @@ class Alvinn(SpeedHeadMixin, nn.Module):
         # [output] speed = true: one more unit on the hidden layer (with a 4-unit encoding
         # of the measured speed), drive_il.policies.speed
         self.speed_head = (SpeedHead(config.hidden_units, 1, activation=nn.Sigmoid, hidden=(), speed_features=4,
-                                     scale=self.output_config.speed_scale)
+                                     scale=self.output_config.speed_scale,
+                                     measured_input=self.output_config.speed_measured_input)
                            if self.output_config.speed else None)
 
 

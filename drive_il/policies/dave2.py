@@ -160,7 +160,7 @@ def _speed_head(output: OutputConfig, n_features: int, n_branches: int, activati
     if not output.speed:
         return None
     return SpeedHead(n_features, n_branches, activation=lambda: _act(activation), dropout=dropout,
-                     scale=output.speed_scale)
+                     scale=output.speed_scale, measured_input=output.speed_measured_input)
 
 
 def _flat_size(trunk: nn.Module, input_shape: tuple[int, int, int]) -> int:

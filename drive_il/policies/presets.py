@@ -54,7 +54,12 @@ class OutputConfig:
     (NaN labels are masked out) to the lateral loss
     (:class:`drive_il.training.losses.SpeedLoss`). The learner then tracks the predicted
     speed with the expert's longitudinal controller
-    (:class:`drive_il.policies.driver.PolicyDriver`).
+    (:class:`drive_il.policies.driver.PolicyDriver`). With ``speed_measured_input =
+    false`` the speed head sees the image features alone: CILRS names the "inertia
+    problem" of the measured-speed input (a car standing still has mostly stood still in
+    the expert's data, so a network that reads its own speed learns "stopped -> stay
+    stopped" and never starts again; Codevilla et al., ICCV 2019, Sec. 5); without it the
+    target speed can only come from what the camera shows (a light, a car ahead, a walker).
 
     Attributes:
         kind: ``"native"`` or ``"path"``.
@@ -65,6 +70,8 @@ class OutputConfig:
             points [m].
         smooth_l1_beta: the smooth-L1 transition [m].
         speed: add the speed head (target speed [m/s], measured speed as input).
+        speed_measured_input: the speed head takes the measured speed as an input (CILRS);
+            false: image features only (no inertia from the car's own speed).
         speed_loss_weight: weight w of the speed head's L1 loss [per m/s] (0.1: an error
             of 1 m/s weighs as a 0.1 m path error; the lateral losses are of order 0.05-0.5).
         speed_scale: the speed unit predicts ``v / speed_scale``; also the
@@ -77,6 +84,7 @@ class OutputConfig:
     loss: str = field(default="l1", metadata={"choices": ("l1", "smooth_l1")})
     smooth_l1_beta: float = field(default=0.5, metadata={"range": (1e-4, 10.0)})
     speed: bool = False
+    speed_measured_input: bool = True
     speed_loss_weight: float = field(default=0.1, metadata={"range": (0.0, 100.0)})
     speed_scale: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
 

@@ -11,6 +11,10 @@ branch. Ours predicts the expert's **target speed** (the episode files' ``target
 label, 0 where the expert stops for a red light or a pedestrian) rather than CILRS's
 regulariser, the measured speed; the learner then tracks it with the expert's
 longitudinal controller (:class:`~drive_il.policies.driver.PolicyDriver`).
+``[output] speed_measured_input = false`` drops the measured-speed input
+(``measured_input=False``): the head then predicts from the image features alone, which
+avoids CILRS's "inertia problem" (a car that stands reads "I stand" and stays standing;
+Codevilla et al., ICCV 2019, Sec. 5).
 
 Each branch is DAVE-2's fully connected stack (100/50/10) and one unit that predicts
 ``v / speed_scale`` (``hidden=()``: the unit alone, as ALVINN's output units sit on its
@@ -44,6 +48,8 @@ class SpeedHead(nn.Module):
         speed_features: width of the measured-speed encoding (one FC layer + activation).
         scale: ``speed_scale`` [m/s]: the input is ``v / scale``, the unit predicts
             ``v_target / scale``.
+        measured_input: take the measured speed as an input (CILRS); False: the image
+            features alone (``speed`` is then ignored).
 
     Forward:
         features (B, F), speed (B,) measured [m/s] (None = 0), branch (B,) long branch
@@ -52,21 +58,26 @@ class SpeedHead(nn.Module):
 
     def __init__(self, n_features: int, n_branches: int = 1, *, activation: Callable[[], nn.Module] = nn.ReLU,
                  hidden: Sequence[int] = (100, 50, 10), dropout: float = 0.0, speed_features: int = 32,
-                 scale: float = 10.0) -> None:
+                 scale: float = 10.0, measured_input: bool = True) -> None:
         super().__init__()
         if n_branches < 1:
             raise ValueError(f"n_branches must be >= 1, got {n_branches}")
         self.scale = float(scale)
-        self.speed_in = nn.Sequential(nn.Linear(1, speed_features), activation())
-        self.branches = nn.ModuleList(_mlp(n_features + speed_features, hidden, activation, dropout)
-                                      for _ in range(n_branches))
+        self.measured_input = bool(measured_input)
+        self.speed_in = (nn.Sequential(nn.Linear(1, speed_features), activation()) if self.measured_input
+                         else None)
+        n_in = n_features + (speed_features if self.measured_input else 0)
+        self.branches = nn.ModuleList(_mlp(n_in, hidden, activation, dropout) for _ in range(n_branches))
 
     def forward(self, features: torch.Tensor, speed: torch.Tensor | None = None,
                 branch: torch.Tensor | None = None) -> torch.Tensor:
         b = features.shape[0]
-        sp = (torch.zeros(b, 1, device=features.device) if speed is None
-              else speed.reshape(b, 1).to(device=features.device, dtype=torch.float32))
-        h = torch.cat([features, self.speed_in(sp / self.scale).to(features.dtype)], dim=1)   # (B, F + S)
+        if self.speed_in is None:
+            h = features                                                                      # (B, F)
+        else:
+            sp = (torch.zeros(b, 1, device=features.device) if speed is None
+                  else speed.reshape(b, 1).to(device=features.device, dtype=torch.float32))
+            h = torch.cat([features, self.speed_in(sp / self.scale).to(features.dtype)], dim=1)   # (B, F + S)
         if len(self.branches) == 1:
             return self.branches[0](h).reshape(b) * self.scale                                 # (B,) [m/s]
         outs = torch.cat([br(h) for br in self.branches], dim=1)                              # (B, n_branches)
@@ -89,7 +100,8 @@ def _mlp(n_in: int, hidden: Sequence[int], activation: Callable[[], nn.Module], 
 class SpeedHeadMixin:
     """``has_speed_head`` / ``uses_speed`` of a policy module with an optional
     ``speed_head`` (None without one): the measured speed is an input whenever a speed
-    head runs (CILRS), or when ``speed_input`` feeds it to the steering heads too."""
+    head with ``measured_input`` runs (CILRS), or when ``speed_input`` feeds it to the
+    steering heads too."""
 
     speed_head: "SpeedHead | None"
 
@@ -104,4 +116,4 @@ class SpeedHeadMixin:
 
     @property
     def uses_speed(self) -> bool:
-        return self._speed_input() or self.speed_head is not None
+        return self._speed_input() or (self.speed_head is not None and self.speed_head.measured_input)

@@ -47,9 +47,9 @@ ARBITRATION_STREAM = 7919
 
 def episode_info(sim: Simulator, scenario: Scenario, seed: int, *, episode: int, route: Route | None,
                  driver: str, dagger_round: int | None = None, beta: float | None = None,
-                 noise: dict | None = None, town: str | None = None) -> EpisodeInfo:
-    """The EpisodeInfo (episode metadata) for an episode that is starting (``town``: the
-    town drawn for it when the scenario names several)."""
+                 noise: dict | None = None, town: str | None = None, weather: str | None = None) -> EpisodeInfo:
+    """The EpisodeInfo (episode metadata) for an episode that is starting (``town``,
+    ``weather``: those drawn for it when the scenario names several)."""
     from ..config import to_dict
     return EpisodeInfo(
         scenario=scenario.name,
@@ -58,7 +58,7 @@ def episode_info(sim: Simulator, scenario: Scenario, seed: int, *, episode: int,
         town=town or scenario.town,
         seed=int(seed),
         episode=int(episode),
-        weather=scenario.weather,
+        weather=weather or scenario.weather,
         backend=sim.backend,
         dt=scenario.dt,
         cameras=tuple(to_dict(c) for c in scenario.cameras),
@@ -115,7 +115,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
                       noise=spec.noise, rng=rng)
     limit = int(spec.max_steps if spec.max_steps is not None else scenario.max_steps)
 
-    drive = episode_scenario(scenario, seed)   # the town of this episode (scenario.towns)
+    drive = episode_scenario(scenario, seed)   # the town and weather of this episode (towns, weathers)
     step = sim.reset(drive, seed, route=route, start=start)
     route = step.world_state.route
     if route is None:
@@ -124,7 +124,8 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
     if spec.gated_labels_only:
         noise_desc = {**noise_desc, "gated_labels_only": True}
     info = episode_info(sim, scenario, seed, episode=episode, route=route, driver=spec.driver,
-                        dagger_round=spec.dagger_round, beta=spec.beta, noise=noise_desc, town=drive.town)
+                        dagger_round=spec.dagger_round, beta=spec.beta, noise=noise_desc, town=drive.town,
+                        weather=drive.weather)
     for o in observers:
         o.on_episode_start(info, step)
 

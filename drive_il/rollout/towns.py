@@ -1,4 +1,5 @@
-"""Which town an episode drives in, for a scenario that names several (``towns``).
+"""Which town (and weather) an episode drives in, for a scenario that names several
+(``towns``, ``weathers``).
 
 Each episode draws its town from its own seed, so an episode is the same whichever
 worker drives it and whatever ran before: first an entry of ``scenario.towns``
@@ -9,6 +10,11 @@ each), then, for a range, one of its towns uniformly (the same rng either way: a
 episode whose entry is the same under both draws drives the same town). The episode
 then runs on ``scenario.replace(town=..., towns=())``; its file records the drawn town (``EpisodeMeta.town``) and the scenario as
 written (``scenario_json``, towns list included).
+
+A ``weathers`` list is drawn the same way, uniformly, from a stream of its own
+(``default_rng([seed, WEATHER_STREAM])``): the town draw does not change when a list of
+weathers is added, and town and weather are drawn independently (a cycle over both would
+tie each weather to one town). The episode's weather is recorded in ``EpisodeMeta.weather``.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import numpy as np
 
 from ..scenario import Scenario
 
-__all__ = ["TOWN_STREAM", "episode_scenario", "scenario_towns"]
+__all__ = ["TOWN_STREAM", "WEATHER_STREAM", "episode_scenario", "scenario_towns"]
 
 #: Second entry of the town draw's seed: ``default_rng([seed, TOWN_STREAM])``.
 TOWN_STREAM = 4241
+#: Second entry of the weather draw's seed: ``default_rng([seed, WEATHER_STREAM])``.
+WEATHER_STREAM = 4242
 
 
 def scenario_towns(scenario: Scenario) -> list[str]:
@@ -36,8 +44,12 @@ def scenario_towns(scenario: Scenario) -> list[str]:
 
 
 def episode_scenario(scenario: Scenario, seed: int) -> Scenario:
-    """The single-town scenario of the episode with ``seed`` (``scenario`` itself when
-    it names one town)."""
+    """The single-town, single-weather scenario of the episode with ``seed``
+    (``scenario`` itself when it names one town and one weather)."""
+    if scenario.weathers:
+        rng = np.random.default_rng([int(seed), WEATHER_STREAM])
+        weather = scenario.weathers[int(rng.integers(len(scenario.weathers)))]
+        scenario = scenario.replace(weather=weather, weathers=())
     if not scenario.towns:
         return scenario
     from ..maps import expand_towns

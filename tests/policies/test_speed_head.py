@@ -81,7 +81,7 @@ def test_shipped_speed_presets_and_unchanged_old_ones():
         old = load_model_preset(name)
         assert not old.output.speed
         out = old.to_dict().get("output", {})
-        assert not {"speed", "speed_loss_weight", "speed_scale"} & set(out)   # serialised as before
+        assert not {"speed", "speed_measured_input", "speed_loss_weight", "speed_scale"} & set(out)   # as before
     assert p.to_dict()["output"]["speed"] is True
     with pytest.raises(ConfigError, match="output.speed_loss_weight"):
         model_preset_from_dict({"architecture": "dave2", "output": {"speed": True, "speed_loss_weight": -1.0}})
@@ -176,3 +176,34 @@ def test_without_a_speed_head_the_driver_cruises_as_before(tmp_path):
     g.act(_step(3.0))
     assert g.last_target_speed < 6.0 and g.target_speed == 6.0
     assert OutputConfig().speed is False
+
+
+@pytest.mark.parametrize("name", ["dave2_path", "alvinn"])
+def test_speed_head_without_the_measured_speed(name):
+    """speed_measured_input = false: the head reads the image alone (no CILRS inertia)."""
+    m = build_policy(_with_speed(load_model_preset(name), speed_measured_input=False))
+    assert m.has_speed_head and not m.uses_speed and m.speed_head.speed_in is None
+    assert not any(k.startswith("speed_head.speed_in") for k in m.state_dict())
+    x = torch.rand(3, *load_model_preset(name).preprocessing.shape) * 255
+    cmd = torch.tensor([4, 1, 2])
+    _, v0 = m(x, cmd, torch.zeros(3), with_speed=True)
+    _, v1 = m(x, cmd, torch.full((3,), 8.0), with_speed=True)
+    _, v2 = m(x, cmd, None, with_speed=True)
+    assert torch.equal(v0, v1) and torch.equal(v0, v2)
+    _, v3 = m(torch.rand(3, *load_model_preset(name).preprocessing.shape) * 255, cmd, None, with_speed=True)
+    assert not torch.allclose(v0, v3)                     # it does read the image
+
+
+def test_shipped_urban_path_preset_reads_no_speed(tmp_path):
+    p = load_model_preset("dave2_path_wide_speed")
+    wide = load_model_preset("dave2_path_wide")
+    assert p.output.speed and not p.output.speed_measured_input and p.output.is_path
+    assert p.preprocessing.crop_top == 0.0                # the lights stand in the sky rows
+    # apart from the speed keys and the kept sky, it is dave2_path_wide
+    assert p.replace(name=wide.name, source=wide.source, output=wide.output,
+                     preprocessing=wide.preprocessing) == wide
+    assert dataclasses.replace(p.preprocessing, crop_top=wide.preprocessing.crop_top) == wide.preprocessing
+    m = build_policy(p)
+    ck = save_checkpoint(tmp_path / "u" / "best", m, p, vehicle=VehicleParams(2.9, math.radians(35)), cameras=RIG)
+    m2, info = load_checkpoint(ck)
+    assert not info.preset.output.speed_measured_input and m2.speed_head.speed_in is None

@@ -118,3 +118,41 @@ def test_town_draw_is_checked_and_read_from_toml(tmp_path):
     with pytest.raises(ConfigError, match=r"s\.toml: field 'town_draw'") as e:
         load_scenario(p)
     assert "\n" not in str(e.value) and "cycle" in str(e.value)
+
+
+def test_training_weathers_are_drawn_per_episode_and_recorded(tmp_path):
+    from drive_il.sim import make_simulator
+    nocrash_train = ("ClearNoon", "WetNoon", "HardRainNoon", "ClearSunset")
+    sc = _sc(towns=("circuit", "grid"), weathers=nocrash_train)
+    drawn = [episode_scenario(sc, s) for s in range(40)]
+    assert {d.weather for d in drawn} == set(nocrash_train)
+    assert all(d.weathers == () and d.towns == () for d in drawn)
+    assert [d.weather for d in drawn] == [episode_scenario(sc, s).weather for s in range(40)]
+    # the town draw is the same with or without a weathers list (streams of their own)
+    assert [d.town for d in drawn] == [episode_scenario(sc.replace(weathers=()), s).town for s in range(40)]
+    # weathers alone (one town)
+    one = _sc(weathers=("WetNoon", "ClearSunset"))
+    assert {episode_scenario(one, s).weather for s in range(20)} == {"WetNoon", "ClearSunset"}
+    assert episode_scenario(one, 0).town == "circuit"
+    # the test variant drives its own weather, never the training list
+    assert sc.test_scenario().weathers == () and sc.test_scenario("WetSunset").weather == "WetSunset"
+    # recorded: each episode file names its drawn weather
+    collect(make_simulator(), sc, tmp_path, CollectSpec(episodes=3, first_seed=0), Drivers(expert=Expert.for_scenario(sc)),
+            progress=False)
+    got = []
+    for p in list_episodes(tmp_path):
+        with EpisodeReader(p) as r:
+            got.append(r.meta.weather)
+    assert got == [episode_scenario(sc, s).weather for s in range(3)]
+
+
+def test_bad_weathers_lists_are_one_line(tmp_path):
+    for weathers, want in ((("Sunny",), "unknown weather preset 'Sunny'"), (("WetNoon", "WetNoon"), "listed twice")):
+        with pytest.raises(FieldError, match=want) as e:
+            _sc(weathers=weathers)
+        assert "\n" not in str(e.value)
+    p = tmp_path / "s.toml"
+    p.write_text('name = "x"\nweathers = ["ClearNoon", "Foggy"]\n')
+    with pytest.raises(ConfigError, match=r"s\.toml: .*weathers.*Foggy") as e:
+        load_scenario(p)
+    assert "\n" not in str(e.value)

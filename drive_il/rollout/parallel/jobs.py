@@ -193,8 +193,8 @@ class EpisodeJob:
     def describe(self) -> str:
         from ..towns import episode_scenario
         where = f" into {self.record_dir}" if self.record_dir else ""
-        town = episode_scenario(self.scenario, self.seed).town   # the drawn town of a towns list
-        return f"episode {self.episode} (seed {self.seed}, {town}, {self.scenario.weather}){where}"
+        drawn = episode_scenario(self.scenario, self.seed)   # the drawn town and weather of the lists
+        return f"episode {self.episode} (seed {self.seed}, {drawn.town}, {drawn.weather}){where}"
 
 
 @dataclass
