@@ -20,7 +20,10 @@ from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFF
                       scan_dir, step_fields_of_version, write_manifest)
 
 __all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
-           "format_info", "format_repair", "steering_histogram", "command_table", "town_family"]
+           "format_info", "format_repair", "steering_histogram", "command_table", "town_family", "STAND_SPEED"]
+
+#: Below this speed [m/s] a car stands (the learner's ``PolicyDriver.stop_speed``).
+STAND_SPEED = 0.3
 
 
 @dataclass
@@ -40,6 +43,12 @@ class DataInfo:
         dagger_rounds: round (None outside DAgger) -> (episodes, betas seen).
         noisy_episodes, noisy_steps, intervention_steps: counts.
         speed_label_steps: steps with a finite speed label (``target_speed``).
+        standing_steps: labelled steps where the car stands and the expert keeps it there
+            (label and measured speed < :data:`STAND_SPEED`).
+        starting_steps: labelled steps where the expert starts off (label > 2 m/s, the
+            car below 0.5 m/s): the few frames that teach a speed head which reads the
+            measured speed to leave a stop (CILRS's inertia problem, Codevilla et al.,
+            ICCV 2019).
         steer: every expert steering label (for the histogram).
         commands: (town family, route command name) -> expert steering labels of the
             steps under that command; the family is the town name, or "procedural" for
@@ -66,6 +75,8 @@ class DataInfo:
     noisy_steps: int = 0
     intervention_steps: int = 0
     speed_label_steps: int = 0
+    standing_steps: int = 0
+    starting_steps: int = 0
     steer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     commands: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     partial: list[Path] = field(default_factory=list)
@@ -95,7 +106,8 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
                     command = r.steps["command"]
                     noise = r.steps["noise"]
                     inter = r.steps["intervention"]
-                    n_speed = int(np.count_nonzero(np.isfinite(r.steps["target_speed"])))
+                    target, speed = r.steps["target_speed"], r.steps["speed"]
+                    n_speed = int(np.count_nonzero(np.isfinite(target)))
                     shapes = {c: r.frames(c).shape[1:3] for c in r.cameras}
             except DataError as e:
                 info.damaged.append((p, str(e)))
@@ -130,6 +142,9 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             info.noisy_episodes += int(n_noisy > 0)
             info.intervention_steps += int(np.count_nonzero(inter))
             info.speed_label_steps += n_speed
+            with np.errstate(invalid="ignore"):   # NaN labels (schema 1, or none) compare False
+                info.standing_steps += int(np.count_nonzero((target < STAND_SPEED) & (speed < STAND_SPEED)))
+                info.starting_steps += int(np.count_nonzero((target > 2.0) & (speed < 0.5)))
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
             fam = town_family(m.town)
             for code in np.unique(command):
@@ -237,6 +252,11 @@ def format_info(info: DataInfo) -> list[str]:
                f"({share:.1f}%)   interventions: {info.intervention_steps} steps")
     out.append(f"speed labels (target_speed): {info.speed_label_steps} steps "
                f"({100.0 * info.speed_label_steps / max(info.steps, 1):.1f}%; a speed head trains on these)")
+    if info.speed_label_steps:
+        n = info.speed_label_steps
+        out.append(f"  standing (label and speed < {STAND_SPEED:g} m/s): {info.standing_steps} "
+                   f"({100.0 * info.standing_steps / n:.1f}%)   starting off (label > 2 m/s below 0.5 m/s): "
+                   f"{info.starting_steps} ({100.0 * info.starting_steps / n:.1f}%)")
     out.append("expert steering histogram (steer, +1 = right):")
     out.extend("  " + line for line in steering_histogram(info.steer))
     if info.commands:

@@ -48,3 +48,20 @@ def test_steering_per_command_and_town_family(tmp_path):
 def test_town_family():
     assert town_family("procedural:17") == "procedural"
     assert town_family("Town02") == "Town02" and town_family("") == "?"
+
+
+def test_standing_and_starting_off_steps(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    write_synthetic_episodes(tmp_path, 2, steps=60, height=16, width=24, seed=0, town="Town01")
+    first = list_episodes(tmp_path)[0]
+    with h5py.File(first, "r+") as f:               # the first episode stands still throughout
+        f["steps/speed"][...] = 0.0
+    with EpisodeReader(first) as r:
+        target = np.asarray(r.steps["target_speed"])
+    assert (target == 0.0).sum() == 10 and (target > 2.0).sum() == 50   # synthetic: a stop in steps 50-59
+    info = data_info([tmp_path])
+    # standing: label and speed below 0.3 m/s (the first episode's 10 stop steps; the second
+    # one moves at its label's speed); starting off: label > 2 m/s while below 0.5 m/s
+    assert info.speed_label_steps == 120 and info.standing_steps == 10 and info.starting_steps == 50
+    line = next(line for line in format_info(info) if line.startswith("  standing"))
+    assert "10 (8.3%)" in line and "50 (41.7%)" in line
