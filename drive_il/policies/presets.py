@@ -173,6 +173,15 @@ class TrainConfig:
             each branch head of a command-conditioned model sees as many samples, and
             junction turns are no longer a few per cent of the batches. Combines with
             ``balance_steering`` (the weights multiply).
+        balance_standing: draw training samples so that, among the frames where the car
+            stands (measured speed < :data:`~drive_il.training.trainer.STANDING_SPEED`),
+            those whose speed label says go (>= :data:`~drive_il.training.trainer.GO_SPEED`:
+            the expert starts off) carry the same total weight as those that say stop
+            (or creep): a speed head learns to start at a green light from the few frames
+            where the expert did (0.7 % of our NoCrash training frames, against 28 %
+            standing for a light, a walker or a queue; the data side of CILRS's inertia
+            problem, Codevilla et al., ICCV 2019). Moving frames keep weight 1; combines
+            with the other balances (the weights multiply).
         val_fraction: share of *episodes* held out for validation.
         seed: default seed (``--seed`` overrides).
         num_workers: DataLoader workers (0 = in the training process; on 2 cores the
@@ -191,6 +200,7 @@ class TrainConfig:
     balance_steering: bool = False
     balance_power: float = field(default=1.0, metadata={"range": (0.0, 4.0)})
     balance_commands: bool = False
+    balance_standing: bool = False
     val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     num_workers: int = field(default=0, metadata={"range": (0, 64)})

@@ -199,9 +199,11 @@ def test_shipped_urban_path_preset_reads_no_speed(tmp_path):
     wide = load_model_preset("dave2_path_wide")
     assert p.output.speed and not p.output.speed_measured_input and p.output.is_path
     assert p.preprocessing.crop_top == 0.0                # the lights stand in the sky rows
-    # apart from the speed keys and the kept sky, it is dave2_path_wide
+    # apart from the speed keys, the kept sky and the standing balance, it is dave2_path_wide
+    assert p.training.balance_standing and not wide.training.balance_standing
     assert p.replace(name=wide.name, source=wide.source, output=wide.output,
-                     preprocessing=wide.preprocessing) == wide
+                     preprocessing=wide.preprocessing, training=wide.training) == wide
+    assert dataclasses.replace(p.training, balance_standing=False) == wide.training
     assert dataclasses.replace(p.preprocessing, crop_top=wide.preprocessing.crop_top) == wide.preprocessing
     m = build_policy(p)
     ck = save_checkpoint(tmp_path / "u" / "best", m, p, vehicle=VehicleParams(2.9, math.radians(35)), cameras=RIG)

@@ -160,6 +160,31 @@ def test_command_and_softened_steering_weights():
     assert command_balance_weights([{"command": 4}]) is None
 
 
+def test_standing_balance_weights():
+    from types import SimpleNamespace
+
+    from drive_il.training.trainer import sampling_weights, standing_balance_weights
+
+    # 10 moving frames, 8 standing with a stop label (one NaN), 2 standing that start off
+    speed = np.array([5.0] * 10 + [0.0] * 8 + [0.1, 0.4])
+    target = np.array([5.0] * 10 + [0.0] * 6 + [0.45, np.nan] + [4.0, 2.0])
+    samples = SimpleNamespace(labels={"speed": speed, "target_speed": target})
+    w = standing_balance_weights(samples)
+    assert np.isclose(w.mean(), 1.0)
+    moving, stop, go = w[:10], w[10:18], w[18:]
+    assert np.allclose(moving, moving[0]) and np.allclose(stop, stop[0]) and np.allclose(go, go[0])
+    # the two standing classes share the standing frames' weight equally; moving frames keep 1
+    assert np.isclose(stop.sum(), go.sum()) and np.isclose(stop.sum() + go.sum(), 10 * moving[0])
+    assert np.isclose(go[0] / moving[0], 2.5) and np.isclose(stop[0] / moving[0], 0.625)
+    # a class absent: no change; no speed labels: None
+    assert np.allclose(standing_balance_weights(SimpleNamespace(labels={"speed": speed[:18],
+                                                                        "target_speed": target[:18]})), 1.0)
+    assert standing_balance_weights(SimpleNamespace(labels={"speed": speed})) is None
+    on = sampling_weights(samples, SimpleNamespace(balance_standing=True))
+    assert np.allclose(on, w)
+    assert sampling_weights(samples, SimpleNamespace(balance_standing=False)) is None
+
+
 def test_command_balanced_training_runs(data, tmp_path):
     res = train_policy(data_dirs=[data], model_config=_tiny("dave2_command", balance_commands=True,
                                                             balance_steering=True, balance_power=0.5),
