@@ -240,9 +240,10 @@ def _sync_tm_run(server, tm_port, ticks: int, vehicles: int, guard: float) -> di
         out, err = proc.communicate(timeout=guard)  # the hang guard
     except subprocess.TimeoutExpired:
         proc.kill()  # by its pid
-        out, err = proc.communicate(10)
+        out, err = proc.communicate(timeout=10)
         last = [ln for ln in out.splitlines() if ln.startswith("TICK")][-1:]
-        pytest.fail(f"world.tick() froze with a Traffic Manager in synchronous mode (last: {last})")
+        pytest.fail(f"{ticks} synchronous ticks with a Traffic Manager did not finish in {guard:g} s "
+                    f"(a freeze, or a machine too loaded for ~{ticks / guard:.0f} ticks/s; last: {last})")
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     assert proc.returncode == 0 and lines, f"rc {proc.returncode}\n{out[-2000:]}\n{err[-3000:]}"
     res = json.loads(lines[-1])
