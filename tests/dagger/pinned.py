@@ -163,8 +163,9 @@ def assert_pinned(got, want, path: str = "", rel: float = DATA_REL) -> None:
         for i, (g, w) in enumerate(zip(got, want)):
             assert_pinned(g, w, f"{path}[{i}]", rel)
     elif isinstance(want, float) or isinstance(got, float):
-        assert got is not None and want is not None and math.isclose(got, want, rel_tol=rel, abs_tol=1e-9) \
-            or (got != got and want != want), f"{path}: {got!r} != {want!r}"
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (got, want))
+        assert numbers and (math.isnan(got) and math.isnan(want)
+                            or math.isclose(got, want, rel_tol=rel, abs_tol=1e-9)), f"{path}: {got!r} != {want!r}"
     else:
         assert got == want, f"{path}: {got!r} != {want!r}"
 
