@@ -455,7 +455,7 @@ class Scenario:
     towns: tuple[str, ...] = ()
     town_draw: str = field(default="uniform", metadata={"choices": TOWN_DRAWS})
     weather: str = field(default="ClearNoon", metadata={"choices": WEATHER_PRESETS})
-    weathers: tuple[str, ...] = ()
+    weathers: tuple[str, ...] = field(default=(), metadata={"choices": WEATHER_PRESETS})
     dt: float = field(default=0.05, metadata=R(0.001, 0.1))
     episode_seconds: float = field(default=60.0, metadata=R(0.1, 36_000.0))
     seed: int = field(default=0, metadata=R(0, 2**31 - 1))
@@ -488,14 +488,9 @@ class Scenario:
         check_town_specs("Scenario", "towns", self.towns)
         if self.towns and self.routes:
             raise FieldError("Scenario", "towns", "explicit routes belong to one town: give routes or towns, not both")
-        seen = set()
-        for w in self.weathers:
-            if w not in WEATHER_PRESETS:
-                raise FieldError("Scenario", "weathers",
-                                 f"unknown weather preset {w!r} (known: {', '.join(WEATHER_PRESETS)})")
-            if w in seen:
+        for i, w in enumerate(self.weathers):   # each one a preset: validate_fields (choices)
+            if w in self.weathers[:i]:
                 raise FieldError("Scenario", "weathers", f"{w!r} is listed twice")
-            seen.add(w)
         for w in (*self.test.weathers, *self.test.unseen_weathers):
             if w not in WEATHER_PRESETS:
                 raise FieldError("Scenario", "test.weathers",

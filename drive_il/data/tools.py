@@ -20,10 +20,27 @@ from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFF
                       scan_dir, step_fields_of_version, write_manifest)
 
 __all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
-           "format_info", "format_repair", "steering_histogram", "command_table", "town_family", "STAND_SPEED"]
+           "format_info", "format_repair", "steering_histogram", "command_table", "town_family", "STAND_SPEED",
+           "STANDING_SPEED", "GO_SPEED", "starting_off"]
 
 #: Below this speed [m/s] a car stands (the learner's ``PolicyDriver.stop_speed``).
 STAND_SPEED = 0.3
+#: Start-off steps (:func:`starting_off`): the car is below this measured speed [m/s] ...
+STANDING_SPEED = 0.5
+#: ... and the expert's speed label is at or above this [m/s].
+GO_SPEED = 2.0
+
+
+def starting_off(speed: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Where the expert starts off: the car stands (measured ``speed`` (N,) [m/s] below
+    :data:`STANDING_SPEED`) and its ``target_speed`` label (N,) [m/s] says go (>=
+    :data:`GO_SPEED`); a NaN label is no start. Returns a (N,) bool mask. These are the
+    few frames that teach a speed head to leave a stop (the data side of CILRS's inertia
+    problem, Codevilla et al., ICCV 2019): ``drive-il data info`` counts them and
+    ``[training] balance_standing`` weighs them up."""
+    speed, target = np.asarray(speed, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (speed < STANDING_SPEED) & (target >= GO_SPEED)
 
 
 @dataclass
@@ -45,10 +62,7 @@ class DataInfo:
         speed_label_steps: steps with a finite speed label (``target_speed``).
         standing_steps: labelled steps where the car stands and the expert keeps it there
             (label and measured speed < :data:`STAND_SPEED`).
-        starting_steps: labelled steps where the expert starts off (label > 2 m/s, the
-            car below 0.5 m/s): the few frames that teach a speed head which reads the
-            measured speed to leave a stop (CILRS's inertia problem, Codevilla et al.,
-            ICCV 2019).
+        starting_steps: labelled steps where the expert starts off (:func:`starting_off`).
         steer: every expert steering label (for the histogram).
         commands: (town family, route command name) -> expert steering labels of the
             steps under that command; the family is the town name, or "procedural" for
@@ -144,7 +158,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             info.speed_label_steps += n_speed
             with np.errstate(invalid="ignore"):   # NaN labels (schema 1, or none) compare False
                 info.standing_steps += int(np.count_nonzero((target < STAND_SPEED) & (speed < STAND_SPEED)))
-                info.starting_steps += int(np.count_nonzero((target > 2.0) & (speed < 0.5)))
+            info.starting_steps += int(np.count_nonzero(starting_off(speed, target)))
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
             fam = town_family(m.town)
             for code in np.unique(command):
@@ -255,7 +269,8 @@ def format_info(info: DataInfo) -> list[str]:
     if info.speed_label_steps:
         n = info.speed_label_steps
         out.append(f"  standing (label and speed < {STAND_SPEED:g} m/s): {info.standing_steps} "
-                   f"({100.0 * info.standing_steps / n:.1f}%)   starting off (label > 2 m/s below 0.5 m/s): "
+                   f"({100.0 * info.standing_steps / n:.1f}%)   starting off (label >= {GO_SPEED:g} m/s "
+                   f"below {STANDING_SPEED:g} m/s): "
                    f"{info.starting_steps} ({100.0 * info.starting_steps / n:.1f}%)")
     out.append("expert steering histogram (steer, +1 = right):")
     out.extend("  " + line for line in steering_histogram(info.steer))

@@ -174,8 +174,8 @@ class TrainConfig:
             junction turns are no longer a few per cent of the batches. Combines with
             ``balance_steering`` (the weights multiply).
         balance_standing: draw training samples so that, among the frames where the car
-            stands (measured speed < :data:`~drive_il.training.trainer.STANDING_SPEED`),
-            those whose speed label says go (>= :data:`~drive_il.training.trainer.GO_SPEED`:
+            stands (measured speed < :data:`~drive_il.data.tools.STANDING_SPEED`),
+            those whose speed label says go (>= :data:`~drive_il.data.tools.GO_SPEED`:
             the expert starts off) carry the same total weight as those that say stop
             (or creep): a speed head learns to start at a green light from the few frames
             where the expert did (0.7 % of our NoCrash training frames, against 28 %

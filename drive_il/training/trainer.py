@@ -298,12 +298,6 @@ def epoch_batches(dataset: BCDataset, training: Any, *, seed: int, epoch: int) -
     return [b["index"].tolist() for b in train_loader(_IndexView(dataset), tc, seed=seed, epoch=epoch)]
 
 
-#: ``balance_standing``: below this measured speed [m/s] the car stands.
-STANDING_SPEED = 0.5
-#: ``balance_standing``: a speed label at or above this [m/s] on a standing car says go.
-GO_SPEED = 2.0
-
-
 def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.ndarray | None:
     """Per-sample draw weights (mean 1) of ``training.balance_steering`` (with
     ``balance_power``), ``training.balance_commands`` and ``training.balance_standing``,
@@ -311,13 +305,8 @@ def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.
     w = None
     if getattr(training, "balance_steering", False):
         w = steering_balance_weights(samples, power=getattr(training, "balance_power", 1.0))
-    if getattr(training, "balance_commands", False):
-        c = command_balance_weights(samples)
-        if c is not None:
-            w = c if w is None else w * c
-            w = w * (len(w) / w.sum())
-    if getattr(training, "balance_standing", False):
-        c = standing_balance_weights(samples)
+    for key, weights in (("balance_commands", command_balance_weights), ("balance_standing", standing_balance_weights)):
+        c = weights(samples) if getattr(training, key, False) else None
         if c is not None:
             w = c if w is None else w * c
             w = w * (len(w) / w.sum())
@@ -326,16 +315,17 @@ def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.
 
 def standing_balance_weights(samples: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
     """Per-sample weights of ``balance_standing``: 1 for a moving car; for a standing
-    one (measured ``speed`` < :data:`STANDING_SPEED`) the frames whose ``target_speed``
-    label is >= :data:`GO_SPEED` (go) and the others (stop, creep; NaN labels count as
-    stop) share the standing frames' count equally. A class that is absent leaves the
-    other at weight 1. None without label arrays (or without speed labels)."""
+    one (measured ``speed`` < :data:`~drive_il.data.tools.STANDING_SPEED`) the frames
+    where the expert starts off (:func:`~drive_il.data.tools.starting_off`: label >=
+    ``GO_SPEED``) and the others (stop, creep; NaN labels count as stop) share the
+    standing frames' count equally. A class that is absent leaves the other at weight 1.
+    None without label arrays (or without speed labels)."""
+    from ..data.tools import STANDING_SPEED, starting_off
     speed, target = _label_array(samples, "speed"), _label_array(samples, "target_speed")
     if speed is None or target is None or len(speed) == 0:
         return None
     standing = np.asarray(speed, dtype=np.float64) < STANDING_SPEED
-    with np.errstate(invalid="ignore"):
-        go = standing & (np.asarray(target, dtype=np.float64) >= GO_SPEED)
+    go = starting_off(speed, target)
     stop = standing & ~go
     w = np.ones(len(speed), dtype=np.float64)
     n_go, n_stop = int(go.sum()), int(stop.sum())

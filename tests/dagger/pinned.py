@@ -123,7 +123,6 @@ PINNED_EXACT_FIELDS = ("frame", "command", "intervention", "noise", "driver", "c
                        "lane_invasion")
 PINNED_FLOAT_FIELDS = ("sim_time", "speed", "pose", "executed", "expert", "learner", "lateral_deviation",
                        "heading_error", "route_progress")
-PINNED_STEP_FIELDS = PINNED_EXACT_FIELDS + PINNED_FLOAT_FIELDS
 
 
 def _episode_digest(path: Path) -> dict:

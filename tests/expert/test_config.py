@@ -11,7 +11,7 @@ from drive_il.expert import ExpertConfig, load_expert_config
 from drive_il.expert.config import EXPERTS_DIR
 
 
-@pytest.mark.parametrize("name", ["default", "cautious"])
+@pytest.mark.parametrize("name", ["default", "cautious", "urban"])
 def test_shipped_presets_load(name):
     cfg = load_expert_config(name)
     assert isinstance(cfg, ExpertConfig)
@@ -28,6 +28,12 @@ def test_cautious_is_slower_and_keeps_larger_gaps():
     assert c.target_speed < d.target_speed
     assert c.lateral_accel_limit < d.lateral_accel_limit
     assert c.stop_gap > d.stop_gap and c.time_gap > d.time_gap
+
+
+def test_urban_is_the_default_expert_stopping_farther_before_the_line():
+    d, u = load_expert_config("default"), load_expert_config("urban")
+    assert u.stop_line_margin == 4.0 and d.stop_line_margin == 1.5
+    assert dataclasses.replace(u, name="default", stop_line_margin=d.stop_line_margin) == d
 
 
 def test_default_when_none_and_path(tmp_path):

@@ -147,7 +147,8 @@ def test_training_weathers_are_drawn_per_episode_and_recorded(tmp_path):
 
 
 def test_bad_weathers_lists_are_one_line(tmp_path):
-    for weathers, want in ((("Sunny",), "unknown weather preset 'Sunny'"), (("WetNoon", "WetNoon"), "listed twice")):
+    for weathers, want in ((("Sunny",), r"field 'weathers': expected one of \[.*'ClearNoon'.*\], got 'Sunny'"),
+                           (("WetNoon", "WetNoon"), "field 'weathers': 'WetNoon' is listed twice")):
         with pytest.raises(FieldError, match=want) as e:
             _sc(weathers=weathers)
         assert "\n" not in str(e.value)
