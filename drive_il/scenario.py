@@ -195,6 +195,13 @@ class TrafficConfig:
             from the ego move every 4th step (CARLA Traffic Manager's hybrid physics mode,
             ``set_hybrid_physics_radius``, default 50 m there): dense traffic costs a
             fraction of the time, and nothing changes near the ego.
+        densities: several NoCrash conditions for training: each episode draws one
+            uniformly from its seed (:func:`drive_il.rollout.towns.episode_scenario`, a
+            stream of its own) and drives it as its ``density``; its file records the
+            drawn one (``EpisodeMeta.density``). CARLA100, NoCrash's training set
+            (Codevilla et al., ICCV 2019, Sec. 6), varies the vehicles and pedestrians
+            per episode the same way. Empty = ``density`` for every episode; the test
+            variant (:meth:`Scenario.test_scenario`) and NoCrash's cells clear it.
     """
 
     density: str = field(default="custom", metadata=one_of("custom", "empty", "regular", "dense",
@@ -210,9 +217,14 @@ class TrafficConfig:
     time_headway: float = field(default=1.2, metadata=R(0.1, 5.0))
     min_spawn_distance: float = field(default=12.0, metadata=R(5.0, 200.0))
     hybrid_radius: float = field(default=0.0, metadata=R(0.0, 10_000.0))
+    densities: tuple[str, ...] = field(default=(), metadata=one_of("empty", "regular", "dense",
+                                                                   doc="NoCrash conditions drawn per episode"))
 
     def __post_init__(self) -> None:
-        validate_fields(self)
+        validate_fields(self)   # each entry of densities a NoCrash condition (choices)
+        for i, d in enumerate(self.densities):
+            if d in self.densities[:i]:
+                raise FieldError("TrafficConfig", "densities", f"{d!r} is listed twice")
 
 
 @dataclass(frozen=True)
@@ -516,12 +528,14 @@ class Scenario:
         Args:
             weather: override the weather (default: first of ``test.weathers`` or the
                 scenario's own ``weather``; a training ``weathers`` list is cleared, so
-                every test episode drives that one weather).
+                every test episode drives that one weather; so is ``traffic.densities``:
+                the test drives ``traffic.density``).
         """
         t = self.test
         w = weather or (t.weathers[0] if t.weathers else self.weather)
-        traffic = self.traffic if t.traffic_vehicles is None else dataclasses.replace(
-            self.traffic, vehicles=t.traffic_vehicles)
+        traffic = dataclasses.replace(self.traffic, densities=()) if self.traffic.densities else self.traffic
+        if t.traffic_vehicles is not None:
+            traffic = dataclasses.replace(traffic, vehicles=t.traffic_vehicles)
         return dataclasses.replace(
             self,
             name=f"{self.name}-test",

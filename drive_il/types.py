@@ -700,6 +700,8 @@ class EpisodeInfo:
         dagger_round: DAgger round (None outside DAgger).
         beta: DAgger beta (None outside DAgger).
         noise: noise-injection settings as a plain dict ({} when off).
+        density: the traffic condition driven (``TrafficConfig.density``: "custom",
+            "empty", "regular" or "dense"; the drawn one of ``densities``).
     """
 
     scenario: str
@@ -719,6 +721,7 @@ class EpisodeInfo:
     noise: dict = field(default_factory=dict)
     scenario_source: str = ""
     scenario_dict: dict = field(default_factory=dict)
+    density: str = "custom"
 
 
 @dataclass(frozen=True, slots=True)

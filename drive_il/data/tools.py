@@ -55,7 +55,8 @@ class DataInfo:
         hours: driven time [h]; km: driven distance [km].
         cameras: camera name -> image sizes seen ("HxW").
         rigs: camera name -> mount poses and fields of view seen.
-        towns, weathers: name -> (episodes, hours, km).
+        towns, weathers, densities: name -> (episodes, hours, km) (densities: the
+            traffic condition, "" for files that do not record it).
         drivers, terminations: name -> episodes.
         dagger_rounds: round (None outside DAgger) -> (episodes, betas seen).
         noisy_episodes, noisy_steps, intervention_steps: counts.
@@ -82,6 +83,7 @@ class DataInfo:
     rigs: dict[str, set] = field(default_factory=dict)
     towns: dict[str, list] = field(default_factory=dict)
     weathers: dict[str, list] = field(default_factory=dict)
+    densities: dict[str, list] = field(default_factory=dict)
     drivers: Counter = field(default_factory=Counter)
     terminations: Counter = field(default_factory=Counter)
     dagger_rounds: dict = field(default_factory=dict)
@@ -140,7 +142,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
                     f"x={float(e.get('x', 0)):+.2f} y={float(e.get('y', 0)):+.2f} z={float(e.get('z', 0)):.2f} m, "
                     f"yaw={float(e.get('yaw_deg', 0)):+.1f} pitch={float(e.get('pitch_deg', 0)):+.1f} "
                     f"fov={float(e.get('fov_deg', 0)):.0f} deg")
-            for table, key in ((info.towns, m.town), (info.weathers, m.weather)):
+            for table, key in ((info.towns, m.town), (info.weathers, m.weather), (info.densities, m.density)):
                 row = table.setdefault(key, [0, 0.0, 0.0])
                 row[0] += 1
                 row[1] += h
@@ -246,6 +248,8 @@ def format_info(info: DataInfo) -> list[str]:
                                      for k, v in _town_rows(info.towns)),
         "per weather: " + "; ".join(f"{k or '?'}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
                                      for k, v in sorted(info.weathers.items())),
+        "per traffic: " + "; ".join(f"{k or '?'}: {v[0]} ep, {v[1]:.3f} h, {v[2]:.2f} km"
+                                     for k, v in sorted(info.densities.items())),
         "drivers:     " + ", ".join(f"{k or '?'} {v}" for k, v in sorted(info.drivers.items())),
         "terminations: " + ", ".join(f"{k or '?'} {v}" for k, v in sorted(info.terminations.items())),
     ]

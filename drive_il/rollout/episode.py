@@ -47,9 +47,10 @@ ARBITRATION_STREAM = 7919
 
 def episode_info(sim: Simulator, scenario: Scenario, seed: int, *, episode: int, route: Route | None,
                  driver: str, dagger_round: int | None = None, beta: float | None = None,
-                 noise: dict | None = None, town: str | None = None, weather: str | None = None) -> EpisodeInfo:
+                 noise: dict | None = None, town: str | None = None, weather: str | None = None,
+                 density: str | None = None) -> EpisodeInfo:
     """The EpisodeInfo (episode metadata) for an episode that is starting (``town``,
-    ``weather``: those drawn for it when the scenario names several)."""
+    ``weather``, ``density``: those drawn for it when the scenario names several)."""
     from ..config import to_dict
     return EpisodeInfo(
         scenario=scenario.name,
@@ -69,6 +70,7 @@ def episode_info(sim: Simulator, scenario: Scenario, seed: int, *, episode: int,
         dagger_round=dagger_round,
         beta=beta,
         noise=dict(noise or {}),
+        density=density or scenario.traffic.density,
     )
 
 
@@ -115,7 +117,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
                       noise=spec.noise, rng=rng)
     limit = int(spec.max_steps if spec.max_steps is not None else scenario.max_steps)
 
-    drive = episode_scenario(scenario, seed)   # the town and weather of this episode (towns, weathers)
+    drive = episode_scenario(scenario, seed)   # the town, weather, density of this episode (the lists)
     step = sim.reset(drive, seed, route=route, start=start)
     route = step.world_state.route
     if route is None:
@@ -125,7 +127,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
         noise_desc = {**noise_desc, "gated_labels_only": True}
     info = episode_info(sim, scenario, seed, episode=episode, route=route, driver=spec.driver,
                         dagger_round=spec.dagger_round, beta=spec.beta, noise=noise_desc, town=drive.town,
-                        weather=drive.weather)
+                        weather=drive.weather, density=drive.traffic.density)
     for o in observers:
         o.on_episode_start(info, step)
 

@@ -1,5 +1,5 @@
-"""Which town (and weather) an episode drives in, for a scenario that names several
-(``towns``, ``weathers``).
+"""Which town (and weather, and traffic density) an episode drives in, for a scenario
+that names several (``towns``, ``weathers``, ``[traffic] densities``).
 
 Each episode draws its town from its own seed, so an episode is the same whichever
 worker drives it and whatever ran before: first an entry of ``scenario.towns``
@@ -15,20 +15,27 @@ A ``weathers`` list is drawn the same way, uniformly, from a stream of its own
 (``default_rng([seed, WEATHER_STREAM])``): the town draw does not change when a list of
 weathers is added, and town and weather are drawn independently (a cycle over both would
 tie each weather to one town). The episode's weather is recorded in ``EpisodeMeta.weather``.
+A ``[traffic] densities`` list likewise (``default_rng([seed, DENSITY_STREAM])``): the
+drawn NoCrash condition becomes the episode's ``traffic.density`` and is recorded in
+``EpisodeMeta.density``.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 from ..scenario import Scenario
 
-__all__ = ["TOWN_STREAM", "WEATHER_STREAM", "episode_scenario", "scenario_towns"]
+__all__ = ["DENSITY_STREAM", "TOWN_STREAM", "WEATHER_STREAM", "episode_scenario", "scenario_towns"]
 
 #: Second entry of the town draw's seed: ``default_rng([seed, TOWN_STREAM])``.
 TOWN_STREAM = 4241
 #: Second entry of the weather draw's seed: ``default_rng([seed, WEATHER_STREAM])``.
 WEATHER_STREAM = 4242
+#: Second entry of the traffic density draw's seed: ``default_rng([seed, DENSITY_STREAM])``.
+DENSITY_STREAM = 4243
 
 
 def scenario_towns(scenario: Scenario) -> list[str]:
@@ -44,8 +51,13 @@ def scenario_towns(scenario: Scenario) -> list[str]:
 
 
 def episode_scenario(scenario: Scenario, seed: int) -> Scenario:
-    """The single-town, single-weather scenario of the episode with ``seed``
-    (``scenario`` itself when it names one town and one weather)."""
+    """The single-town, single-weather, single-density scenario of the episode with
+    ``seed`` (``scenario`` itself when it names one town, one weather and no densities)."""
+    if scenario.traffic.densities:
+        ds = scenario.traffic.densities
+        rng = np.random.default_rng([int(seed), DENSITY_STREAM])
+        d = ds[int(rng.integers(len(ds)))]
+        scenario = scenario.replace(traffic=dataclasses.replace(scenario.traffic, density=d, densities=()))
     if scenario.weathers:
         rng = np.random.default_rng([int(seed), WEATHER_STREAM])
         weather = scenario.weathers[int(rng.integers(len(scenario.weathers)))]

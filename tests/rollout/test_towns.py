@@ -157,3 +157,59 @@ def test_bad_weathers_lists_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"s\.toml: .*weathers.*Foggy") as e:
         load_scenario(p)
     assert "\n" not in str(e.value)
+
+
+def test_training_densities_are_drawn_per_episode_and_recorded(tmp_path):
+    import dataclasses
+
+    from drive_il.sim import make_simulator
+    sc = _sc(towns=("circuit", "grid"), weathers=("ClearNoon", "WetNoon"))
+    mixed = sc.replace(traffic=dataclasses.replace(sc.traffic, densities=("empty", "regular", "dense")))
+    drawn = [episode_scenario(mixed, s) for s in range(40)]
+    assert {d.traffic.density for d in drawn} == {"empty", "regular", "dense"}
+    assert all(d.traffic.densities == () for d in drawn)
+    assert [d.traffic.density for d in drawn] == [episode_scenario(mixed, s).traffic.density for s in range(40)]
+    # town and weather draws are unchanged by a densities list (streams of their own)
+    assert [(d.town, d.weather) for d in drawn] == [(e.town, e.weather) for e in
+                                                    (episode_scenario(sc, s) for s in range(40))]
+    # without a list every episode drives ``density``
+    assert {episode_scenario(sc, s).traffic.density for s in range(5)} == {sc.traffic.density}
+    # the test variant drives ``density``, never the training list
+    t = mixed.test_scenario()
+    assert t.traffic.densities == () and t.traffic.density == sc.traffic.density
+    # recorded: each episode file (and its manifest line) names its drawn condition
+    collect(make_simulator(), mixed, tmp_path, CollectSpec(episodes=3, first_seed=0),
+            Drivers(expert=Expert.for_scenario(mixed)), progress=False)
+    got = []
+    for p in list_episodes(tmp_path):
+        with EpisodeReader(p) as r:
+            got.append(r.meta.density)
+    want = [episode_scenario(mixed, s).traffic.density for s in range(3)]
+    assert got == want
+    import json
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert [x["density"] for x in sorted(lines, key=lambda x: x["episode"])] == want
+    from collections import Counter
+
+    from drive_il.data.tools import data_info, format_info
+    info = data_info([tmp_path])
+    assert {k: v[0] for k, v in info.densities.items()} == dict(Counter(want))
+    line = next(x for x in format_info(info) if x.startswith("per traffic:"))
+    assert all(f"{d}: {n} ep" in line for d, n in Counter(want).items())
+
+
+def test_bad_densities_lists_are_one_line(tmp_path):
+    import dataclasses
+    sc = _sc()
+    for densities, want in ((("busy",), r"field 'densities': expected one of \['empty', 'regular', 'dense'\], got 'busy'"),
+                            (("dense", "dense"), "field 'densities': 'dense' is listed twice")):
+        with pytest.raises(FieldError, match=want) as e:
+            dataclasses.replace(sc.traffic, densities=densities)
+        assert "\n" not in str(e.value)
+    p = tmp_path / "s.toml"
+    p.write_text('name = "x"\n[traffic]\ndensities = ["regular", "rush"]\n')
+    with pytest.raises(ConfigError, match=r"s\.toml: .*densities.*rush") as e:
+        load_scenario(p)
+    assert "\n" not in str(e.value)
+    p.write_text('name = "x"\n[traffic]\ndensities = ["regular", "dense"]\n')
+    assert load_scenario(p).traffic.densities == ("regular", "dense")

@@ -15,6 +15,8 @@ A demonstration directory (one per collection run or DAgger round) looks like::
                                      created (ISO 8601 UTC), drive_il_version,
                                      scenario, scenario_source, scenario_json,
                                      town, seed, episode, weather, backend, dt [s],
+                                     density (traffic condition; absent in older
+                                       files),
                                      cameras_json (rig: name, width, height, fov_deg,
                                        x, y, z [m], pitch_deg, yaw_deg per camera),
                                      vehicle_json (wheelbase [m], max_steer_deg, ...),

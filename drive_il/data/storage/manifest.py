@@ -96,6 +96,7 @@ def manifest_entry(reader: Any) -> dict[str, Any]:
         "scenario": m.scenario,
         "town": m.town,
         "weather": m.weather,
+        "density": m.density,
         "driver": m.driver,
         "dagger_round": m.dagger_round,
         "termination": m.termination,

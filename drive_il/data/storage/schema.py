@@ -156,6 +156,8 @@ class EpisodeMeta:
         scenario: scenario name; scenario_source: its file; scenario_dict: the full
             scenario as plain values.
         town, seed, episode, weather, backend: where and how it was driven.
+        density: the traffic condition ("custom", "empty", "regular", "dense"; ""
+            in files written before it was recorded).
         dt: fixed step [s].
         cameras: the camera rig, one dict per camera (name, width, height, fov_deg,
             x, y, z [m], pitch_deg, yaw_deg), as given by the rollout, completed with
@@ -198,6 +200,7 @@ class EpisodeMeta:
     scenario_source: str = ""
     scenario_dict: dict = field(default_factory=dict)
     drive_il_version: str = ""
+    density: str = ""
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -246,6 +249,7 @@ def _info_attrs(info: Any) -> dict[str, Any]:
         "seed": int(getattr(info, "seed", 0)),
         "episode": int(getattr(info, "episode", 0)),
         "weather": _s(getattr(info, "weather", "")),
+        "density": _s(getattr(info, "density", "")),
         "backend": _s(getattr(info, "backend", "")),
         "dt": float(getattr(info, "dt", 0.05)),
         "vehicle_json": _dumps(getattr(info, "vehicle", {}) or {}),
@@ -295,6 +299,7 @@ def _meta_from_attrs(path: Path, a: Mapping[str, Any]) -> EpisodeMeta:
         seed=int(a.get("seed", 0)),
         episode=int(a.get("episode", 0)),
         weather=_attr_str(a.get("weather", "")),
+        density=_attr_str(a.get("density", "")),
         backend=_attr_str(a.get("backend", "")),
         dt=float(a.get("dt", 0.05)),
         cameras=tuple(js("cameras_json", [])),

@@ -209,6 +209,7 @@ class EpisodeWriter(PartialEpisodeFile):
             "scenario": _attr_str(f.attrs["scenario"]),
             "town": _attr_str(f.attrs["town"]),
             "weather": _attr_str(f.attrs["weather"]),
+            "density": _attr_str(f.attrs.get("density", "")),
             "driver": _attr_str(f.attrs["driver"]),
             "dagger_round": None if int(f.attrs["dagger_round"]) < 0 else int(f.attrs["dagger_round"]),
             "termination": str(termination),

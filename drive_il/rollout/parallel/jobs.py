@@ -193,8 +193,9 @@ class EpisodeJob:
     def describe(self) -> str:
         from ..towns import episode_scenario
         where = f" into {self.record_dir}" if self.record_dir else ""
-        drawn = episode_scenario(self.scenario, self.seed)   # the drawn town and weather of the lists
-        return f"episode {self.episode} (seed {self.seed}, {drawn.town}, {drawn.weather}){where}"
+        drawn = episode_scenario(self.scenario, self.seed)   # the drawn town, weather, density of the lists
+        density = f", {drawn.traffic.density} traffic" if self.scenario.traffic.densities else ""
+        return f"episode {self.episode} (seed {self.seed}, {drawn.town}, {drawn.weather}{density}){where}"
 
 
 @dataclass
