@@ -146,17 +146,26 @@ def test_training_weathers_are_drawn_per_episode_and_recorded(tmp_path):
     assert got == [episode_scenario(sc, s).weather for s in range(3)]
 
 
-def test_bad_weathers_lists_are_one_line(tmp_path):
-    for weathers, want in ((("Sunny",), r"field 'weathers': expected one of \[.*'ClearNoon'.*\], got 'Sunny'"),
-                           (("WetNoon", "WetNoon"), "field 'weathers': 'WetNoon' is listed twice")):
+def _one_line_errors(tmp_path, build, cases, toml, toml_match):
+    """Each (value, message) of ``cases`` raises a one-line FieldError from ``build``;
+    the scenario TOML ``toml`` a one-line ConfigError naming the file."""
+    for value, want in cases:
         with pytest.raises(FieldError, match=want) as e:
-            _sc(weathers=weathers)
+            build(value)
         assert "\n" not in str(e.value)
     p = tmp_path / "s.toml"
-    p.write_text('name = "x"\nweathers = ["ClearNoon", "Foggy"]\n')
-    with pytest.raises(ConfigError, match=r"s\.toml: .*weathers.*Foggy") as e:
+    p.write_text(toml)
+    with pytest.raises(ConfigError, match=toml_match) as e:
         load_scenario(p)
     assert "\n" not in str(e.value)
+    return p
+
+
+def test_bad_weathers_lists_are_one_line(tmp_path):
+    _one_line_errors(tmp_path, lambda w: _sc(weathers=w),
+                     ((("Sunny",), r"field 'weathers': expected one of \[.*'ClearNoon'.*\], got 'Sunny'"),
+                      (("WetNoon", "WetNoon"), "field 'weathers': 'WetNoon' is listed twice")),
+                     'name = "x"\nweathers = ["ClearNoon", "Foggy"]\n', r"s\.toml: .*weathers.*Foggy")
 
 
 def test_training_densities_are_drawn_per_episode_and_recorded(tmp_path):
@@ -200,16 +209,11 @@ def test_training_densities_are_drawn_per_episode_and_recorded(tmp_path):
 
 def test_bad_densities_lists_are_one_line(tmp_path):
     import dataclasses
-    sc = _sc()
-    for densities, want in ((("busy",), r"field 'densities': expected one of \['empty', 'regular', 'dense'\], got 'busy'"),
-                            (("dense", "dense"), "field 'densities': 'dense' is listed twice")):
-        with pytest.raises(FieldError, match=want) as e:
-            dataclasses.replace(sc.traffic, densities=densities)
-        assert "\n" not in str(e.value)
-    p = tmp_path / "s.toml"
-    p.write_text('name = "x"\n[traffic]\ndensities = ["regular", "rush"]\n')
-    with pytest.raises(ConfigError, match=r"s\.toml: .*densities.*rush") as e:
-        load_scenario(p)
-    assert "\n" not in str(e.value)
+    traffic = _sc().traffic
+    p = _one_line_errors(
+        tmp_path, lambda d: dataclasses.replace(traffic, densities=d),
+        ((("busy",), r"field 'densities': expected one of \['empty', 'regular', 'dense'\], got 'busy'"),
+         (("dense", "dense"), "field 'densities': 'dense' is listed twice")),
+        'name = "x"\n[traffic]\ndensities = ["regular", "rush"]\n', r"s\.toml: .*densities.*rush")
     p.write_text('name = "x"\n[traffic]\ndensities = ["regular", "dense"]\n')
     assert load_scenario(p).traffic.densities == ("regular", "dense")
