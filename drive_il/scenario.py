@@ -222,9 +222,7 @@ class TrafficConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self)   # each entry of densities a NoCrash condition (choices)
-        for i, d in enumerate(self.densities):
-            if d in self.densities[:i]:
-                raise FieldError("TrafficConfig", "densities", f"{d!r} is listed twice")
+        check_unique("TrafficConfig", "densities", self.densities)
 
 
 @dataclass(frozen=True)
@@ -383,6 +381,16 @@ TOWN_DRAWS: tuple[str, ...] = ("uniform", "cycle")
 _TOWN_SPEC = re.compile(r"procedural:(\d+)(?:-(\d+))?")
 
 
+def check_unique(cls: str, name: str, values: tuple) -> None:
+    """Raise ``FieldError`` (one line, ``"<cls>: field '<name>': 'x' is listed twice"``)
+    for the first entry of ``values`` that repeats an earlier one."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise FieldError(cls, name, f"{v!r} is listed twice")
+        seen.add(v)
+
+
 def check_town_specs(cls: str, name: str, specs: tuple[str, ...]) -> None:
     """Check the syntax of a towns list (names exist or not: checked when loaded).
 
@@ -390,7 +398,6 @@ def check_town_specs(cls: str, name: str, specs: tuple[str, ...]) -> None:
         FieldError: an empty entry, ``procedural:`` without a seed or with a bad or empty
             range (``procedural:abc``, ``procedural:5-2``), or a duplicate entry (one line).
     """
-    seen = set()
     for spec in specs:
         if not isinstance(spec, str) or not spec.strip():
             raise FieldError(cls, name, f"expected town names, got {spec!r}")
@@ -401,9 +408,7 @@ def check_town_specs(cls: str, name: str, specs: tuple[str, ...]) -> None:
                                             "(non-negative integers)")
             if m.group(2) is not None and int(m.group(2)) < int(m.group(1)):
                 raise FieldError(cls, name, f"{spec!r}: an empty range (FIRST must be <= LAST)")
-        if spec in seen:
-            raise FieldError(cls, name, f"{spec!r} is listed twice")
-        seen.add(spec)
+    check_unique(cls, name, specs)
 
 
 NAME_MAX = 64
@@ -500,9 +505,7 @@ class Scenario:
         check_town_specs("Scenario", "towns", self.towns)
         if self.towns and self.routes:
             raise FieldError("Scenario", "towns", "explicit routes belong to one town: give routes or towns, not both")
-        for i, w in enumerate(self.weathers):   # each one a preset: validate_fields (choices)
-            if w in self.weathers[:i]:
-                raise FieldError("Scenario", "weathers", f"{w!r} is listed twice")
+        check_unique("Scenario", "weathers", self.weathers)   # each one a preset: validate_fields (choices)
         for w in (*self.test.weathers, *self.test.unseen_weathers):
             if w not in WEATHER_PRESETS:
                 raise FieldError("Scenario", "test.weathers",

@@ -50,18 +50,20 @@ def scenario_towns(scenario: Scenario) -> list[str]:
     return out
 
 
+def _draw(options: tuple[str, ...], seed: int, stream: int) -> str:
+    """One of ``options``, uniformly, from ``default_rng([seed, stream])``."""
+    rng = np.random.default_rng([int(seed), stream])
+    return options[int(rng.integers(len(options)))]
+
+
 def episode_scenario(scenario: Scenario, seed: int) -> Scenario:
     """The single-town, single-weather, single-density scenario of the episode with
     ``seed`` (``scenario`` itself when it names one town, one weather and no densities)."""
     if scenario.traffic.densities:
-        ds = scenario.traffic.densities
-        rng = np.random.default_rng([int(seed), DENSITY_STREAM])
-        d = ds[int(rng.integers(len(ds)))]
+        d = _draw(scenario.traffic.densities, seed, DENSITY_STREAM)
         scenario = scenario.replace(traffic=dataclasses.replace(scenario.traffic, density=d, densities=()))
     if scenario.weathers:
-        rng = np.random.default_rng([int(seed), WEATHER_STREAM])
-        weather = scenario.weathers[int(rng.integers(len(scenario.weathers)))]
-        scenario = scenario.replace(weather=weather, weathers=())
+        scenario = scenario.replace(weather=_draw(scenario.weathers, seed, WEATHER_STREAM), weathers=())
     if not scenario.towns:
         return scenario
     from ..maps import expand_towns
