@@ -51,6 +51,8 @@ _LINES = {
 
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
+#: Rows of the texture's per-pixel arithmetic at a time (its float planes stay in cache).
+_TEXTURE_BLOCK = 16
 
 
 def _to_px(pts: np.ndarray, x0: float, y0: float, res: float) -> np.ndarray:
@@ -368,13 +370,18 @@ def _texture(img: np.ndarray, cls: np.ndarray, res: float, seed: int, *, colours
             M = np.array([[k, 0, 2.0], [0, k, 2.0 + r0 * k]], dtype=np.float64)
             fields.append(cv2.warpAffine(g, M, (W, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                          borderMode=cv2.BORDER_REFLECT))
-        planes = list(cv2.split(np.ascontiguousarray(img[r0:r1])))
-        for ch in range(3):
-            d = cv2.multiply(fields[0], cv2.LUT(c, ta[ch]))
-            d = cv2.add(d, cv2.multiply(fields[1], cv2.LUT(c, tb[ch])))
-            d = cv2.add(d, grain)
-            planes[ch] = cv2.add(planes[ch], d, dtype=cv2.CV_8U)
-        img[r0:r1] = cv2.merge(planes)
+        # the per-pixel arithmetic in blocks of rows that stay in the CPU cache (the
+        # noise and the fields are drawn per strip as before: the same pixels)
+        for b0 in range(0, n, _TEXTURE_BLOCK):
+            b1 = min(n, b0 + _TEXTURE_BLOCK)
+            cb, f0, f1, gb = c[b0:b1], fields[0][b0:b1], fields[1][b0:b1], grain[b0:b1]
+            planes = list(cv2.split(img[r0 + b0:r0 + b1]))
+            for ch in range(3):
+                d = cv2.multiply(f0, cv2.LUT(cb, ta[ch]))
+                d = cv2.add(d, cv2.multiply(f1, cv2.LUT(cb, tb[ch])))
+                d = cv2.add(d, gb)
+                planes[ch] = cv2.add(planes[ch], d, dtype=cv2.CV_8U)
+            img[r0 + b0:r0 + b1] = cv2.merge(planes)
 
 
 _ROAD_LUT = np.zeros(256, np.uint8)
