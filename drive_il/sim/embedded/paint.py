@@ -165,7 +165,7 @@ def _resample(xy: np.ndarray, nrm: np.ndarray, s: np.ndarray, s_new: np.ndarray)
 
 
 def _paint_strip(img: np.ndarray, pts: np.ndarray, half: float, colour, *, cap_start: bool,
-                 cap_end: bool, wear: _Wear | None = None) -> None:
+                 cap_end: bool, wear: _Wear | None = None, windowed: bool = True) -> None:
     """Paint a strip of half width ``half`` [px] along the polyline ``pts`` (N, 2) [px]
     with exact-width anti-aliasing.
 
@@ -176,6 +176,10 @@ def _paint_strip(img: np.ndarray, pts: np.ndarray, half: float, colour, *, cap_s
     double painting at joints); interior joints are extended to close curves.
     ``cv2.fillConvexPoly`` is not used for paint: its inclusive rasterisation plus the
     LINE_AA fringe widens a strip by about 1.4 px.
+
+    ``windowed`` (default): each segment's coverage is evaluated on the pixels it can
+    reach only; False evaluates it on the whole strip's box (the same pixels, slower: the
+    tests' reference).
     """
     H, W = img.shape[:2]
     ext = half + 1.5
@@ -202,14 +206,17 @@ def _paint_strip(img: np.ndarray, pts: np.ndarray, half: float, colour, *, cap_s
         if L < 1e-6:
             continue
         ux, uy = dx / L, dy / L
-        mx = along * abs(ux) + across * abs(uy) + 1.0
-        my = along * abs(uy) + across * abs(ux) + 1.0
-        j0 = max(math.floor(min(ax, bx) - mx) - c0, 0)
-        j1 = min(math.ceil(max(ax, bx) + mx) - c0 + 1, c1 - c0 + 1)
-        i0 = max(math.floor(min(ay, by) - my) - r0, 0)
-        i1 = min(math.ceil(max(ay, by) + my) - r0 + 1, r1 - r0 + 1)
-        if j1 <= j0 or i1 <= i0:
-            continue
+        if windowed:
+            mx = along * abs(ux) + across * abs(uy) + 1.0
+            my = along * abs(uy) + across * abs(ux) + 1.0
+            j0 = max(math.floor(min(ax, bx) - mx) - c0, 0)
+            j1 = min(math.ceil(max(ax, bx) + mx) - c0 + 1, c1 - c0 + 1)
+            i0 = max(math.floor(min(ay, by) - my) - r0, 0)
+            i1 = min(math.ceil(max(ay, by) + my) - r0 + 1, r1 - r0 + 1)
+            if j1 <= j0 or i1 <= i0:
+                continue
+        else:
+            j0, j1, i0, i1 = 0, c1 - c0 + 1, 0, r1 - r0 + 1
         px = cc[:, j0:j1] - ax
         py = rr[i0:i1] - ay
         t = px * ux + py * uy

@@ -158,50 +158,13 @@ def test_choose_resolution_budget():
     assert 0.05 < r <= 0.15
 
 
-def _strip_reference(img, pts, half, colour, cap_start, cap_end):
-    """The strip's coverage evaluated on every pixel of its bounding box (the definition
-    in ``paint._paint_strip``'s docstring, without its per-segment windows)."""
-    import math
-    H, W = img.shape[:2]
-    ext = half + 1.5
-    lo = np.floor(pts.min(axis=0) - ext).astype(int)
-    hi = np.ceil(pts.max(axis=0) + ext).astype(int)
-    c0, r0 = max(lo[0], 0), max(lo[1], 0)
-    c1, r1 = min(hi[0], W - 1), min(hi[1], H - 1)
-    if c1 < c0 or r1 < r0:
-        return img.copy()  # off the image
-    cc = np.arange(c0, c1 + 1, dtype=np.float32)[None, :]
-    rr = np.arange(r0, r1 + 1, dtype=np.float32)[:, None]
-    alpha = np.zeros((r1 - r0 + 1, c1 - c0 + 1), np.float32)
-    n = len(pts)
-    for i in range(n - 1):
-        ax, ay = pts[i]
-        dx, dy = pts[i + 1, 0] - ax, pts[i + 1, 1] - ay
-        L = math.hypot(dx, dy)
-        if L < 1e-6:
-            continue
-        ux, uy = dx / L, dy / L
-        px, py = cc - ax, rr - ay
-        t = px * ux + py * uy
-        d = np.abs(py * ux - px * uy)
-        cov = np.clip(half + 0.5 - d, 0.0, 1.0)
-        t_lo = 0.0 if (i == 0 and cap_start) else -ext
-        t_hi = L if (i == n - 2 and cap_end) else L + ext
-        cov *= np.clip(np.minimum(t - t_lo, t_hi - t) + 0.5, 0.0, 1.0)
-        np.maximum(alpha, cov, out=alpha)
-    out = img.copy()
-    patch = out[r0:r1 + 1, c0:c1 + 1, :3].astype(np.float32)
-    patch += (np.asarray(colour, np.float32)[None, None, :] - patch) * alpha[..., None]
-    out[r0:r1 + 1, c0:c1 + 1, :3] = np.rint(patch).astype(np.uint8)
-    return out
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_paint_strip_matches_its_definition(seed):
-    """Each segment is evaluated on its own window only (speed): the pixels must equal the
-    coverage evaluated over the whole strip's box, bit for bit, for random polylines at
-    every angle (diagonals: the window must reach beyond the end points' box), wide and
-    sub-pixel strips, capped and open ends, and strips cut by the image border."""
+    """Each segment is evaluated on its own window only (speed): the pixels must equal
+    those of the coverage evaluated over the whole strip's box (``windowed=False``), bit
+    for bit, for random polylines at every angle (diagonals: the window must reach beyond
+    the end points' box), wide and sub-pixel strips, capped and open ends, and strips cut
+    by the image border."""
     from drive_il.sim.embedded.paint import _paint_strip
     rng = np.random.default_rng(seed)
     img = rng.integers(0, 256, (160, 200, 4), dtype=np.uint8)
@@ -214,6 +177,7 @@ def test_paint_strip_matches_its_definition(seed):
         half = float(rng.choice([0.5, 1.2, 3.7, 8.0]))
         caps = (bool(rng.integers(2)), bool(rng.integers(2)))
         colour = tuple(float(v) for v in rng.uniform(0.0, 255.0, 3))
-        ref = _strip_reference(img, pts, half, colour, *caps)
+        ref = img.copy()
+        _paint_strip(ref, pts, half, colour, cap_start=caps[0], cap_end=caps[1], windowed=False)
         _paint_strip(img, pts, half, colour, cap_start=caps[0], cap_end=caps[1])
         np.testing.assert_array_equal(img, ref)
