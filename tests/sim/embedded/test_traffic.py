@@ -176,8 +176,11 @@ def test_vectorised_broad_phase_matches_the_plain_loop(grid, grid_spawns, monkey
             t.step(parked_ego())
         return t.actor_states()
 
+    monkeypatch.setattr(traffic_mod, "_VECTORISE_ABOVE", 10**9)
+    monkeypatch.setattr(traffic_mod, "_VECTORISE_PAIRS", 10**9)
     plain = run()
     monkeypatch.setattr(traffic_mod, "_VECTORISE_ABOVE", 0)
+    monkeypatch.setattr(traffic_mod, "_VECTORISE_PAIRS", 0)
     assert run() == plain
 
 
