@@ -26,7 +26,9 @@ def register(sub) -> None:
                                    "x weathers; success rate, collisions by kind, red lights, driving score).")
     p.add_argument("scenario_pos", nargs="?", default=None, metavar="SCENARIO",
                    help="scenario TOML file or name in scenarios/ (same as --scenario)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="run or checkpoint directory (the learner)")
+    p.add_argument("--checkpoint", type=Path, action="append", default=None,
+                   help="run or checkpoint directory (the learner); repeat it to evaluate an ensemble (the mean "
+                        "output of the checkpoints: e.g. the same preset trained with several seeds)")
     p.add_argument("--expert", action="store_true",
                    help="--protocol nocrash: evaluate the scenario's expert instead of a checkpoint")
     add_scenario_arg(p, positional=False)
@@ -111,6 +113,23 @@ def _subset(flag: str, value: str, known: tuple[str, ...]) -> tuple[str, ...]:
     return got
 
 
+def _run_dir(args: argparse.Namespace) -> Path:
+    """The run directory of the (first) ``--checkpoint``: where the reports go by default."""
+    ck = args.checkpoint[0]
+    return ck if ck.is_dir() else ck.parent
+
+
+def _policy_name(args: argparse.Namespace) -> str:
+    """The checkpoint, or an ensemble's checkpoints joined by "+", as the report names it."""
+    return "+".join(str(c) for c in args.checkpoint)
+
+
+def _ensemble_suffix(args: argparse.Namespace) -> str:
+    """``-ensemble<N>`` in the default report name of an ensemble of N checkpoints."""
+    n = len(args.checkpoint)
+    return f"-ensemble{n}" if n > 1 else ""
+
+
 def run_nocrash_command(args: argparse.Namespace) -> int:
     """``--protocol nocrash``: drive the NoCrash grid, print the table, write the JSON."""
     from ..errors import ConfigError
@@ -143,7 +162,7 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
             sim = None
         rep = run_nocrash(sim, test, learner=learner, expert=expert, driver="expert" if args.expert else "learner",
                           routes=args.routes, densities=densities, weather_sets=sets, pool=pool,
-                          policy="expert" if args.expert else str(args.checkpoint), progress=True)
+                          policy="expert" if args.expert else _policy_name(args), progress=True)
     finally:
         if sim is not None:
             sim.close()
@@ -152,8 +171,8 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
     if args.expert:
         run_dir = Path("runs") / base.name / "expert"
     else:
-        run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
-    out = args.out or run_dir / "eval" / f"nocrash-{test.name}.json"
+        run_dir = _run_dir(args)
+    out = args.out or run_dir / "eval" / f"nocrash-{test.name}{_ensemble_suffix(args)}.json"
     write_json(out, rep.to_dict())
     print(f"wrote {out} (drive-il report {run_dir} shows the table)")
     return 0
@@ -194,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
             sim.close()
             sim = None
         rep = evaluate(sim, scenario, learner=learner, expert=expert, seeds=args.seeds, episodes=args.episodes,
-                       interventions=InterventionConfig(threshold=args.intervention_threshold), checkpoint=str(args.checkpoint),
+                       interventions=InterventionConfig(threshold=args.intervention_threshold), checkpoint=_policy_name(args),
                        progress=True, pool=pool)
     finally:
         if sim is not None:
@@ -204,10 +223,13 @@ def run(args: argparse.Namespace) -> int:
     if args.trace:
         from ..evaluation.trace import format_trace
         print(format_trace(list(rep.interventions)))
-    run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
-    out = args.out or run_dir / "eval" / f"{scenario.name}-{town_stem(scenario.town)}-{scenario.weather}.json"
+    run_dir = _run_dir(args)
+    out = args.out or run_dir / "eval" / (f"{scenario.name}-{town_stem(scenario.town)}-{scenario.weather}"
+                                          f"{_ensemble_suffix(args)}.json")
     write_json(out, rep.to_dict())
     print(f"wrote {out}")
+    if len(args.checkpoint) > 1 and args.logdir is None:
+        return 0  # an ensemble's scalars go to TensorBoard only with --logdir (no run of its own)
     try:
         from torch.utils.tensorboard import SummaryWriter
         with SummaryWriter(str(args.logdir or run_dir / "tb")) as w:

@@ -75,17 +75,19 @@ def test_collect_is_the_same_for_1_2_and_3_workers(tmp_path):
     assert any(r.info.noise.get("active") for r in runs[1].results)  # the noise coin was drawn per episode
 
 
-def _untrained_checkpoint(tmp_path, sc):
+def _untrained_checkpoint(tmp_path, sc, *, seed=0, run="run", preset="dave2"):
+    """An untrained checkpoint of ``preset`` (weights drawn with ``seed``) for the
+    scenario's first camera, in ``tmp_path/run/best``."""
     import torch
 
     from drive_il.policies.checkpoint import VehicleParams, save_checkpoint
     from drive_il.policies.registry import build_policy, load_model_preset
-    preset = load_model_preset("dave2")
-    torch.manual_seed(0)
+    preset = load_model_preset(preset)
+    torch.manual_seed(seed)
     cam = sc.cameras[0]
     rig = [{k: getattr(cam, k) for k in ("name", "width", "height", "fov_deg", "x", "y", "z", "pitch_deg",
                                          "yaw_deg")}]
-    return save_checkpoint(tmp_path / "run" / "best", build_policy(preset), preset,
+    return save_checkpoint(tmp_path / run / "best", build_policy(preset), preset,
                            vehicle=VehicleParams(sc.vehicle.wheelbase, math.radians(sc.vehicle.max_steer_deg)),
                            cameras=rig)
 
