@@ -82,8 +82,8 @@ def _run(args: argparse.Namespace, names: list[str], pinned: str) -> int:
     from ..sim.embedded.world import EmbeddedSimulator
     from .sim import _follower
 
-    print(f"town bench: {len(names)} town{'' if len(names) == 1 else 's'}, first reset with cold caches, baseline {args.steps} steps "
-          f"with one 66x200 camera, {pinned}")
+    print(f"town bench: {len(names)} town{'' if len(names) == 1 else 's'}, first reset with cold caches, "
+          f"baseline {args.steps} steps with one 66x200 camera, {pinned}")
     rows = []
     sim = EmbeddedSimulator(maps_dir=args.maps_dir, render=True)
     try:
@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace, names: list[str], pinned: str) -> int:
             sc = Scenario(name="bench-town", town=name, weather="ClearNoon", seed=0, route_length=250.0,
                           target_speed=6.0, cameras=(CameraConfig(name="center", width=200, height=66),))
             t = _clock()
-            step = sim.reset(sc, 0)
+            sim.reset(sc, 0)
             first = t()
             t = _clock()
             step = sim.reset(sc, 0)

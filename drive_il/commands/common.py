@@ -97,25 +97,21 @@ def checked_sim(args: argparse.Namespace, scenario):
 
 
 def learner_from_args(args: argparse.Namespace, scenario):
-    """The learner of ``--checkpoint`` on ``--device`` (a
-    :class:`~drive_il.policies.driver.PolicyDriver`); several checkpoints (a list, from a
-    repeated ``--checkpoint``) drive as one :class:`~drive_il.policies.ensemble.EnsembleDriver`
-    (the mean of their outputs).
+    """The learner of ``--checkpoint`` (a list: the flag is repeatable) on ``--device``:
+    one checkpoint as a :class:`~drive_il.policies.driver.PolicyDriver`, several as one
+    :class:`~drive_il.policies.ensemble.EnsembleDriver` (the mean of their outputs).
 
     Raises:
         CheckpointError: an unreadable checkpoint, members that cannot form an ensemble,
             or a rig the scenario does not have.
     """
-    from ..policies.driver import PolicyDriver
     device = resolve_device_arg(args)
     kw = {} if device == "cpu" else {"device": device}
-    ck = args.checkpoint
-    if isinstance(ck, (list, tuple)):
-        if len(ck) > 1:
-            from ..policies.ensemble import EnsembleDriver
-            return EnsembleDriver.from_checkpoints(ck, scenario=scenario, **kw)
-        ck = ck[0]
-    return PolicyDriver.from_checkpoint(ck, scenario=scenario, **kw)
+    if len(args.checkpoint) > 1:
+        from ..policies.ensemble import EnsembleDriver
+        return EnsembleDriver.from_checkpoints(args.checkpoint, scenario=scenario, **kw)
+    from ..policies.driver import PolicyDriver
+    return PolicyDriver.from_checkpoint(args.checkpoint[0], scenario=scenario, **kw)
 
 
 def add_device_args(p: argparse.ArgumentParser, *, amp: bool = False) -> None:

@@ -53,7 +53,7 @@ def register(sub) -> None:
                    help="print one line per intervention: where, cause, command, speed, learner vs expert steer")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<town>-<weather>.json; "
                                                           "nocrash: RUN/eval/nocrash-<scenario>-test.json)")
-    p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb)")
+    p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb; an ensemble of checkpoints logs only with --logdir)")
     add_sim_args(p)
     add_parallel_args(p)
     add_device_args(p)

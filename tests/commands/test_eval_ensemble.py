@@ -33,7 +33,7 @@ def setup(tmp_path):
     return p, a, b
 
 
-def _steers(report):
+def _figures(report):
     return [(e["disagreement_mean"], e["lateral_deviation_mean"]) for e in report["episodes"]]
 
 
@@ -52,8 +52,8 @@ def test_two_checkpoints_evaluate_as_one_ensemble(setup, tmp_path):
     assert reports["ens"]["checkpoint"] == f"{a}+{b}"
     assert reports["a"]["checkpoint"] == str(a)
     # the ensemble drives differently from its first member, the same with 1 and 2 workers
-    assert _steers(reports["ens"]) != _steers(reports["a"])
-    assert _steers(reports["ens"]) == _steers(reports["ens2"])
+    assert _figures(reports["ens"]) != _figures(reports["a"])
+    assert _figures(reports["ens"]) == _figures(reports["ens2"])
     assert not (b / "eval").exists()  # reports go to the first member's directory
 
 
