@@ -365,6 +365,9 @@ class Observation:
         command: the navigation command in force at the ego's position.
         frame: simulation frame number.
         sim_time: [s].
+        target_point: the route's next sparse plan point, (forward, right) [m] in the
+            ego frame (CARLA leaderboard's sparse global plan, TransFuser's target
+            point; :class:`drive_il.routing.target.SparseRoute`); None without a route.
     """
 
     frames: Mapping[str, np.ndarray]
@@ -372,6 +375,7 @@ class Observation:
     command: RoadOption = RoadOption.LANEFOLLOW
     frame: int = 0
     sim_time: float = 0.0
+    target_point: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,13 +198,14 @@ def run(args: argparse.Namespace) -> int:
         policy = build_policy(preset).eval().to(device)
         x = batch["image"][:1].float()
         cmd, speed = batch["command"][:1], batch["speed"][:1]
+        extra = {"target_point": batch["target_point"][:1]} if "target_point" in batch else {}
         times = []
         with torch.no_grad():
             for _ in range(20):
-                policy(x, cmd, speed)
+                policy(x, cmd, speed, **extra)
             for _ in range(args.latency_calls):
                 t = time.perf_counter()
-                out = policy(x, cmd, speed)
+                out = policy(x, cmd, speed, **extra)
                 if cuda is not None:
                     out.cpu()                                                # the result back on the host
                 times.append(time.perf_counter() - t)
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                               vehicle=VehicleParams(src.vehicle.wheelbase, src.vehicle.max_steer_angle))
         driver = PolicyDriver((policy, info), vehicle=info.vehicle, target_speed=8.0, device=device)
         frame = src.train[0]["image"]
-        obs = Observation(frames={preset.preprocessing.camera: frame}, speed=8.0)
+        obs = Observation(frames={preset.preprocessing.camera: frame}, speed=8.0, target_point=(20.0, 0.0))
         for _ in range(20):
             driver.predict_steer(obs)
         times = []

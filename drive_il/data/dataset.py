@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..routing.target import SparseRoute
 from .storage import RIG_KEYS, EpisodeMeta, EpisodeReader, RigChecker, list_episodes
 
 try:  # torch is a dependency, but keep the module importable for data tools without it
@@ -253,6 +254,11 @@ class EpisodeDataset(_TorchDataset):
     * ``wheelbase`` [m], ``max_steer_angle`` [rad] of the episode's vehicle;
     * with ``path_distances``: ``path`` (K, 2) float32, the route ahead in the ego
       frame at those arc lengths (:func:`route_path_labels`);
+    * with ``target_points``: ``target_point`` (2,) float32, the route's target point
+      (forward, right) [m] in the ego frame (an input, not a label: the next point of the
+      route's sparse plan, :class:`drive_il.routing.target.SparseRoute`, from the
+      file's ``/route``, ``pose`` and ``route_progress``; what the worlds put in
+      :class:`~drive_il.types.Observation` ``target_point``);
     * with ``speed_labels``: ``target_speed`` float32 [m/s], the expert's target speed
       at the step (the label of a speed head; every camera of the step carries the same
       one), NaN where the file has none (schema version 1): the loss masks those out.
@@ -276,6 +282,7 @@ class EpisodeDataset(_TorchDataset):
         max_open_files: HDF5 handles kept open per worker.
         path_distances: arc lengths d_k [m] of path labels (None: no ``path`` key).
         speed_labels: add ``target_speed`` to every sample.
+        target_points: add ``target_point`` to every sample.
 
     Attributes:
         episode_paths: the episode files, index = ``sample["episode"]``.
@@ -300,7 +307,7 @@ class EpisodeDataset(_TorchDataset):
                  select: Callable[[Mapping[str, np.ndarray], EpisodeMeta], np.ndarray] | None = None,
                  interventions_only: bool = False, exclude_noise: bool = False,
                  max_open_files: int = 128, path_distances: Sequence[float] | None = None,
-                 speed_labels: bool = False) -> None:
+                 speed_labels: bool = False, target_points: bool = False) -> None:
         if episodes is not None:
             paths = [Path(p) for p in episodes]
             if not paths:
@@ -323,6 +330,7 @@ class EpisodeDataset(_TorchDataset):
         self.path_distances: tuple[float, ...] | None = (tuple(float(d) for d in path_distances)
                                                          if path_distances is not None else None)
         paths_k: list[np.ndarray] = []
+        targets: list[np.ndarray] | None = [] if target_points else None
         cams: tuple[str, ...] | None = tuple(cameras) if cameras is not None else None
         if cams is not None and not cams:
             raise DataError("no cameras selected")
@@ -359,6 +367,8 @@ class EpisodeDataset(_TorchDataset):
                 _check_finite(p, expert, cols["speed"][-1], m)
                 if self.path_distances is not None:
                     paths_k.append(self._path_labels(p, r, steps, m))
+                if targets is not None:
+                    targets.append(self._target_points(p, r, steps, m))
                 masks.append(m)
                 self.metas.append(meta)
         cams = rigs.cameras
@@ -373,6 +383,8 @@ class EpisodeDataset(_TorchDataset):
         self._steps = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
         self._path = (np.concatenate(paths_k) if paths_k else np.zeros((0, 0, 2), np.float32)) \
             if self.path_distances is not None else None
+        self._target = ((np.concatenate(targets) if targets else np.zeros((0, 2), np.float32))
+                        if targets is not None else None)
         self._wheelbase = np.array([m.wheelbase for m in self.metas], dtype=np.float32)
         self._max_steer = np.array([m.max_steer_angle for m in self.metas], dtype=np.float32)
         # index (episode, t, camera), ordered by episode, step, camera
@@ -432,6 +444,8 @@ class EpisodeDataset(_TorchDataset):
         }
         if self._path is not None:
             sample["path"] = self._path[g]
+        if self._target is not None:
+            sample["target_point"] = self._target[g]
         if self.speed_labels:
             sample["target_speed"] = s["target_speed"][g]
         if self.transform is not None:
@@ -461,6 +475,21 @@ class EpisodeDataset(_TorchDataset):
             raise DataError(f"{p}: step {t}: non-finite path label (pose or route progress); "
                             "a path head cannot be trained on it")
         return lab.astype(np.float32)
+
+    @staticmethod
+    def _target_points(p: Path, reader: Any, steps: Mapping[str, np.ndarray], used: np.ndarray) -> np.ndarray:
+        """(T, 2) float32 target points of one episode file (:class:`SparseRoute`)."""
+        route = reader.route
+        if not route or "xy" not in route or "s" not in route or "commands" not in route or len(route["s"]) < 2:
+            raise DataError(f"{p}: the file has no route; a target point is the route's next plan point "
+                            "(record with a route, or train a model without target_point_input)")
+        plan = SparseRoute(route["xy"], route["s"], route["commands"])
+        tp = plan.target_points(np.asarray(steps["pose"]), np.asarray(steps["route_progress"]))
+        bad = used & ~np.isfinite(tp).all(axis=1)
+        if bad.any():
+            t = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{p}: step {t}: non-finite target point (pose or route progress)")
+        return tp.astype(np.float32)
 
     # ------------------------------------------------------------------ reading
     def _read(self, e: int, c: int, t: int) -> np.ndarray:

@@ -97,6 +97,12 @@ class Dave2BranchedConfig:
         speed_input: feed the measured speed [m/s] (divided by ``speed_norm``) to the heads.
         speed_features: width of the speed FC layer.
         speed_norm: speed normalisation [m/s].
+        target_point_input: feed the route's target point (forward, right) [m] in the
+            ego frame (divided by ``target_point_norm``; CARLA leaderboard's sparse plan,
+            TransFuser's target point, :mod:`drive_il.routing.target`) through an FC layer
+            to the heads (and the speed head), beside the image features.
+        target_point_features: width of that FC layer.
+        target_point_norm: target point normalisation [m].
     """
 
     activation: str = field(default="relu", metadata={"choices": ("relu", "elu")})
@@ -106,6 +112,9 @@ class Dave2BranchedConfig:
     speed_input: bool = False
     speed_features: int = field(default=32, metadata={"range": (1, 1024)})
     speed_norm: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
+    target_point_input: bool = False
+    target_point_features: int = field(default=32, metadata={"range": (1, 1024)})
+    target_point_norm: float = field(default=25.0, metadata={"range": (0.1, 1000.0)})
 
 
     def __post_init__(self) -> None:
@@ -253,7 +262,8 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
 
     Forward:
         image (B, C, H, W) float in [0, 255], command (B,) int RoadOption values
-        (None = LANEFOLLOW), speed (B,) [m/s] (used only with ``speed_input``)
+        (None = LANEFOLLOW), speed (B,) [m/s] (used only with ``speed_input``),
+        ``target_point`` (B, 2) [m] (required with ``target_point_input``, else unused)
         -> (B, 1) inverse turning radius [1/m] of the head of each sample's command
         (path head: (B, K, 2) points [m] of that head); ``with_speed=True`` -> (that,
         (B,) target speed [m/s] of the speed branch of the command, or None without a
@@ -265,6 +275,11 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
 
     def _speed_input(self) -> bool:
         return bool(self.config.speed_input)
+
+    @property
+    def uses_target_point(self) -> bool:
+        """The network reads the route's target point (``target_point_input``)."""
+        return bool(self.config.target_point_input)
 
     def __init__(self, config: Dave2BranchedConfig, input_shape: tuple[int, int, int] = (3, 66, 200), *,
                  output: OutputConfig | None = None) -> None:
@@ -282,6 +297,11 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             n_feat += config.speed_features
         else:
             self.speed_fc = None
+        if config.target_point_input:
+            self.target_fc = nn.Sequential(nn.Linear(2, config.target_point_features), _act(config.activation))
+            n_feat += config.target_point_features
+        else:
+            self.target_fc = None
         cmds = head_commands(config.lane_change_heads)
         self.heads = nn.ModuleList(_head(n_feat, config.activation, config.dropout, n_out) for _ in cmds)
         # RoadOption value (VOID=-1 .. 6) + 1 -> head index; anything else -> LANEFOLLOW (0).
@@ -302,12 +322,19 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         return self._head_of[c]
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False):
+                speed: torch.Tensor | None = None, *, with_speed: bool = False,
+                target_point: torch.Tensor | None = None):
         b = image.shape[0]
         features = self.trunk(self.normalize(image))                      # (B, 1152)
         if self.speed_fc is not None:
             sp = torch.zeros(b, 1, device=image.device) if speed is None else speed.reshape(b, 1).float()
             features = torch.cat([features, self.speed_fc(sp / self.config.speed_norm)], dim=1)
+        if self.target_fc is not None:
+            if target_point is None:
+                raise ValueError("this model reads the route's target point (target_point_input = true); "
+                                 "none was given")
+            tp = target_point.reshape(b, 2).float() * (1.0 / self.config.target_point_norm)
+            features = torch.cat([features, self.target_fc(tp)], dim=1)
         if self.path_decoder is not None:
             outs = torch.stack([h(features) for h in self.heads], dim=1)  # (B, n_heads, n_out)
             sel = outs[torch.arange(b, device=outs.device), self.head_index(command, b)]   # (B, n_out)

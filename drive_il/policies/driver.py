@@ -1,7 +1,8 @@
 """The learner as a :class:`~drive_il.driver.Driver`: a trained policy drives.
 
 ``PolicyDriver`` reads **only** ``step.observation`` (the frame of the camera it was
-trained on, the speed and the navigation command), never the privileged world state:
+trained on, the speed, the navigation command and, for a model with
+``target_point_input``, the route's target point), never the privileged world state:
 
 * **lateral**: the policy's prediction, preprocessed exactly as in training (the
   checkpoint's :class:`~drive_il.policies.preprocessing.PreprocessConfig`), batch 1,
@@ -224,10 +225,18 @@ class PolicyDriver:
         p = self.policy
         command = torch.tensor([int(observation.command)], dtype=torch.long) if p.uses_command else None
         speed = torch.tensor([float(observation.speed)], dtype=torch.float32) if p.uses_speed else None
+        extra: dict[str, Any] = {}
+        if getattr(p, "uses_target_point", False):
+            tp = observation.target_point
+            if tp is None:
+                raise CheckpointError(f"{self.info.path}: the model reads the route's target point "
+                                      "(target_point_input); the observation has none (no route)")
+            extra["target_point"] = torch.tensor([[float(tp[0]), float(tp[1])]], dtype=torch.float32)
         if is_cuda(self.device):
             x = x.to(self.device, non_blocking=True)
             command = command.to(self.device) if command is not None else None
             speed = speed.to(self.device) if speed is not None else None
+            extra = {k: v.to(self.device) for k, v in extra.items()}
             threads = 1                                                   # the CPU threads do not matter
         else:
             threads = torch.get_num_threads()
@@ -236,12 +245,12 @@ class PolicyDriver:
         try:
             with torch.no_grad():
                 if self.has_speed_head:
-                    out, v = p(x, command, speed, with_speed=True)
+                    out, v = p(x, command, speed, with_speed=True, **extra)
                     v = float(v.float().reshape(-1)[0])                       # target speed [m/s]
                     self.predicted_speed = v if math.isfinite(v) else 0.0
                     out = out.float().cpu()
                 else:
-                    out = p(x, command, speed).float().cpu()                  # (1, 1), (1, K) or (1, K, 2)
+                    out = p(x, command, speed, **extra).float().cpu()                  # (1, 1), (1, K) or (1, K, 2)
                 if p.output_kind == "path":
                     pts = out.reshape(-1, 2).numpy().astype(np.float64)      # (K, 2) ego frame [m]
                     self.last_path = pts

@@ -42,7 +42,8 @@ __all__ = ["EnsembleDriver", "EnsembleModule"]
 class EnsembleModule(nn.Module):
     """The mean of several policies' outputs (same architecture and input).
 
-    Forward: image (B, C, H, W), command (B,) or None, speed (B,) or None -> the
+    Forward: image (B, C, H, W), command (B,) or None, speed (B,) or None,
+    ``target_point`` (B, 2) [m] or None (given to the members that read it) -> the
     members' mean output ((B, 1) 1/r or (B, K) unit activations); ``with_speed=True``
     -> (that, the members' mean target speed (B,) [m/s], or None unless every member
     has a speed head).
@@ -60,15 +61,22 @@ class EnsembleModule(nn.Module):
         self.uses_command = any(bool(m.uses_command) for m in members)
         self.uses_speed = any(bool(m.uses_speed) for m in members)
         self.has_speed_head = all(bool(getattr(m, "has_speed_head", False)) for m in members)
+        self.uses_target_point = any(bool(getattr(m, "uses_target_point", False)) for m in members)
+
+    def _call(self, m: nn.Module, image: torch.Tensor, command: torch.Tensor | None, speed: torch.Tensor | None,
+              target_point: torch.Tensor | None, with_speed: bool):
+        extra = {"target_point": target_point} if getattr(m, "uses_target_point", False) else {}
+        if with_speed:
+            extra["with_speed"] = True
+        return m(image, command if m.uses_command else None, speed if m.uses_speed else None, **extra)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False):
+                speed: torch.Tensor | None = None, *, with_speed: bool = False,
+                target_point: torch.Tensor | None = None):
         if not with_speed:
-            outs = [m(image, command if m.uses_command else None, speed if m.uses_speed else None)
-                    for m in self.members]
+            outs = [self._call(m, image, command, speed, target_point, False) for m in self.members]
             return torch.stack([o.float() for o in outs]).mean(dim=0)
-        pairs = [m(image, command if m.uses_command else None, speed if m.uses_speed else None, with_speed=True)
-                 for m in self.members]
+        pairs = [self._call(m, image, command, speed, target_point, True) for m in self.members]
         lateral = torch.stack([o.float() for o, _ in pairs]).mean(dim=0)
         if not self.has_speed_head:
             return lateral, None

@@ -294,15 +294,17 @@ class SampleTransform:
     Input sample keys (``drive_il.data.dataset.EpisodeDataset``): ``image`` (H, W, 3)
     uint8, ``camera``, ``camera_y`` [m], ``camera_yaw`` [rad], ``steer``, ``speed``
     [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad]; optionally ``path``
-    (K, 2) [m], the path labels of a path head; optionally ``target_speed`` [m/s], a
-    speed head's label.
+    (K, 2) [m], the path labels of a path head; optionally ``target_point`` (2,) [m], the
+    route's target point (an input); optionally ``target_speed`` [m/s], a speed head's
+    label.
 
     Output: ``image`` (C, h, w) uint8, ``steer`` float32 (corrected label),
     ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
     (uncorrected), ``speed`` float32, ``command`` int64, ``max_steer_angle`` float32,
     ``wheelbase`` float32; with an input ``path``, ``path`` (K, 2) float32 seen from the
     (virtual) camera's car (:func:`transform_path`, the same (y, psi) as the steering
-    correction); with an input ``target_speed``, ``target_speed`` float32 [m/s]
+    correction); with an input ``target_point``, ``target_point`` (2,) float32 moved the
+    same way; with an input ``target_speed``, ``target_speed`` float32 [m/s]
     unchanged (side cameras and shifted views keep the step's speed label).
 
     With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
@@ -389,6 +391,9 @@ class SampleTransform:
         }
         if "path" in sample:
             out["path"] = np.ascontiguousarray(transform_path(sample["path"], y, psi), dtype=np.float32)
+        if "target_point" in sample:   # an input in the ego frame: seen from the virtual camera's car too
+            out["target_point"] = np.ascontiguousarray(transform_path(sample["target_point"], y, psi),
+                                                       dtype=np.float32)
         if "target_speed" in sample:   # a speed head's label: the same for every view of the step
             out["target_speed"] = np.float32(sample["target_speed"])
         if defer:

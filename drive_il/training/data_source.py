@@ -11,7 +11,8 @@ training loop (:mod:`drive_il.training.trainer`):
   training time steps (a seeded draw; every used camera of a kept step stays);
 * a preset with a path head (``[output] kind = "path"``) gets the path labels of its
   ``path_distances`` in every sample (``EpisodeDataset(path_distances=...)``, from the
-  episodes' routes).
+  episodes' routes); a model with ``target_point_input`` gets ``target_point`` the same way
+  (``EpisodeDataset(target_points=True)``).
 """
 
 from __future__ import annotations
@@ -130,10 +131,11 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
     out = getattr(preset, "output", None)
     path_d = tuple(out.path_distances) if out is not None and out.is_path else None
     speed = bool(getattr(out, "speed", False))
+    target = bool(getattr(preset.model, "target_point_input", False))
     train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select, path_distances=path_d,
-                           speed_labels=speed)
+                           speed_labels=speed, target_points=target)
     val = EpisodeDataset(episodes=val_paths, cameras=(cam,), select=select,
-                         path_distances=path_d, speed_labels=speed) if val_paths else None
+                         path_distances=path_d, speed_labels=speed, target_points=target) if val_paths else None
     if speed and len(train) and not np.isfinite(train.labels["target_speed"]).any():
         raise DataError(f"no speed labels (target_speed) in {', '.join(str(d) for d in dirs)}: a speed head "
                         "needs episodes recorded with schema version 2 or later (collect them again)")

@@ -427,9 +427,18 @@ def _forward_loss(model, policy, optimizer, loss_fn, batch: Mapping[str, Any], *
     with autocast_context(device, amp):
         x = batch["image"].float()                               # (B, C, h, w) in [0, 255]
         # (B, 1) 1/r or (B, K) units; with a speed head (SpeedLoss) also the (B,) target speed
-        output = model(x, batch["command"], batch["speed"], **getattr(loss_fn, "forward_kwargs", {}))
+        output = model(x, batch["command"], batch["speed"], **_forward_kwargs(loss_fn, batch))
         lo = loss_fn(policy, output, batch)
     return batch, lo
+
+
+def _forward_kwargs(loss_fn, batch: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword inputs of the model's forward: the loss's (``with_speed``) and, when the
+    batch carries one (a model with ``target_point_input``), ``target_point`` (B, 2) [m]."""
+    kw = dict(getattr(loss_fn, "forward_kwargs", {}))
+    if "target_point" in batch:
+        kw["target_point"] = batch["target_point"]
+    return kw
 
 
 def _backward_step(policy, optimizer, loss, grad_clip: float) -> None:
@@ -487,7 +496,7 @@ def _evaluate(policy, loss_fn, loader, *, device: Any = None,
             batch = to_device(cpu_batch, device)
             with autocast_context(device, amp):
                 out = policy(batch["image"].float(), batch["command"], batch["speed"],
-                             **getattr(loss_fn, "forward_kwargs", {}))
+                             **_forward_kwargs(loss_fn, batch))
                 lo = loss_fn(policy, out, batch)
             b = int(batch["image"].shape[0])
             for k, v in lo.metrics.items():

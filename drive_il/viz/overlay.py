@@ -339,7 +339,8 @@ class Overlay:
             expert_path=record.expert_path, trail_xy=trail, trail_deviation=h.recent("lateral_deviation", n_trail),
             threshold=self.threshold, markers=h.markers, actors=ws.actors, scale=self.scale,
             title=f"bird's-eye  {ws.town}" if ws.town else "bird's-eye",
-            lights=lights, walkers=getattr(ws, "walkers", ()))
+            lights=lights, walkers=getattr(ws, "walkers", ()),
+            target_point=record.step.observation.target_point)
 
         # strip chart
         panels.draw_strip_chart(

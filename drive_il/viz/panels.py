@@ -280,7 +280,8 @@ def draw_birdseye(surface: pygame.Surface, rect: pygame.Rect, *, ego: VehicleSta
                   trail_deviation: np.ndarray | None = None, threshold: float = 1.0,
                   markers: Iterable[Marker] = (), actors: Sequence[ActorState] = (),
                   scale: float = 6.0, title: str = "bird's-eye",
-                  lights: Sequence[TrafficLight] = (), walkers: Sequence[WalkerState] = ()) -> None:
+                  lights: Sequence[TrafficLight] = (), walkers: Sequence[WalkerState] = (),
+                  target_point: tuple[float, float] | None = None) -> None:
     """Heading-up bird's-eye view of the lane around the ego.
 
     Args:
@@ -300,6 +301,10 @@ def draw_birdseye(surface: pygame.Surface, rect: pygame.Rect, *, ego: VehicleSta
             pole.
         walkers: pedestrians, dots of their footprint radius (at least 4 px) in their
             clothes' colour, outlined.
+        target_point: the route's target point a learner reads (the observation's
+            ``target_point``, (forward, right) [m] in the ego frame,
+            :mod:`drive_il.routing.target`): a ring in the route's colour, with a thin
+            line from the ego; None: not drawn.
     """
     surface.fill(theme.grass, rect)
     clip = surface.get_clip()
@@ -357,6 +362,14 @@ def draw_birdseye(surface: pygame.Surface, rect: pygame.Rect, *, ego: VehicleSta
             for run in np.split(near, breaks):
                 if len(run) >= 2:
                     pygame.draw.lines(surface, theme.route, False, tp(xy[run]).tolist(), 2)
+
+    # the target point (a learner's input), ego frame -> panel
+    if target_point is not None:
+        f, r = float(target_point[0]), float(target_point[1])
+        p = (int(round(cx + r * scale)), int(round(cy - f * scale)))
+        pygame.draw.line(surface, theme.route, (cx, cy), p, 1)
+        pygame.draw.circle(surface, theme.fg, p, 7, 3)
+        pygame.draw.circle(surface, theme.route, p, 6, 2)
 
     # the expert's intended path
     if expert_path is not None and len(expert_path) >= 2:

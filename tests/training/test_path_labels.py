@@ -140,17 +140,22 @@ def test_sample_transform_moves_the_path_with_the_camera_and_the_viewpoint_shift
 
 # ---------------------------------------------------------------- labels: from the episode files
 
+def recorded_state(ds: EpisodeDataset, smp: dict) -> tuple[dict, np.ndarray, float]:
+    """(the file's route arrays, the pose (x, y, z, yaw), the route progress [m]) of a
+    sample's step, read back from its episode file."""
+    with EpisodeReader(ds.episode_paths[int(smp["episode"])]) as rd:
+        route, steps = rd.route, rd.steps
+        t = int(smp["frame"])
+        return route, np.asarray(steps["pose"])[t], float(np.asarray(steps["route_progress"])[t])
+
+
 def test_dataset_path_labels_come_from_the_route(data, tmp_path):
     ds = EpisodeDataset(data, cameras=("center", "left"), path_distances=(2.0, 5.0))
     plain = EpisodeDataset(data, cameras=("center", "left"))
     assert "path" not in plain[0] and set(plain[0]) | {"path"} == set(ds[0])
     for i in (0, 7, 20, len(ds) - 1):
         smp = ds[i]
-        with EpisodeReader(ds.episode_paths[int(smp["episode"])]) as rd:
-            route, steps = rd.route, rd.steps
-            t = int(smp["frame"])
-            pose = np.asarray(steps["pose"])[t]
-            s_ego = float(np.asarray(steps["route_progress"])[t])
+        route, pose, s_ego = recorded_state(ds, smp)
         # synthetic route: y = 0 along +x; by hand in the pose's frame
         assert np.allclose(route["xy"][:, 1], 0.0)
         c, sn = math.cos(pose[3]), math.sin(pose[3])

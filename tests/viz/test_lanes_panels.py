@@ -63,6 +63,26 @@ def test_world_to_panel_heading_up():
     assert p[2] == pytest.approx([100.0, 200.0])
 
 
+def test_birdseye_draws_the_target_point_where_the_ego_frame_puts_it():
+    surf = pygame.Surface((200, 200))
+    theme = panels.Theme()
+    rect = pygame.Rect(0, 0, 200, 200)
+    ego = VehicleState(x=50.0, y=-20.0, yaw=1.0)
+    cx, cy = rect.centerx, rect.y + int(rect.height * 0.62)         # the ego's pixel in the panel
+    panels.draw_birdseye(surf, rect, ego=ego, theme=theme, scale=4.0)
+    before = pygame.surfarray.array3d(surf).copy()
+    panels.draw_birdseye(surf, rect, ego=ego, theme=theme, scale=4.0, target_point=(10.0, 5.0))
+    after = pygame.surfarray.array3d(surf)                           # (x, y, 3)
+    changed = np.argwhere((after != before).any(axis=2))
+    assert len(changed)
+    # the ring is centred 10 m up and 5 m right of the ego (4 px/m): (cx + 20, cy - 40)
+    ring = changed[np.hypot(changed[:, 0] - (cx + 20), changed[:, 1] - (cy - 40)) <= 7.5]
+    colours = {tuple(after[x, y]) for x, y in ring}
+    assert len(ring) > 30 and tuple(theme.route) in colours and tuple(theme.fg) in colours
+    # a ring, not a disc: inside it, off the line from the ego, nothing is drawn
+    assert (after[cx + 22, cy - 39] == before[cx + 22, cy - 39]).all()
+
+
 def test_drift_colours():
     assert panels.deviation_colour(0.0)[1] > 200 and panels.deviation_colour(0.0)[0] < 100   # green
     assert panels.deviation_colour(1.0)[0] == 255 and panels.deviation_colour(1.0)[1] < 60   # red

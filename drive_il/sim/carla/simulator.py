@@ -30,6 +30,7 @@ from ...errors import (
 )
 from ...geometry import project_onto_polyline
 from ...maps.towns import TownMap
+from ...routing.target import SparseRoute
 from ...scenario import Scenario
 from ...types import (
     Control,
@@ -144,6 +145,7 @@ class CarlaSimulator:
         self._frame = 0
         self._dt = 0.05
         self._hint: int | None = None
+        self._sparse_route: SparseRoute | None = None
         self._off_road = False
         self._episode_ok = False
         self._closed = False
@@ -284,6 +286,7 @@ class CarlaSimulator:
         route, start = self._plan(scenario, seed, route, start)
         self._scenario, self._route = scenario, route
         self._hint = None
+        self._sparse_route = SparseRoute.of_route(route) if route is not None else None
 
         pose = actors.start_pose(carla, conn.map, route, start)
         ego = actors.spawn_ego(carla, world, scenario, pose)
@@ -438,6 +441,7 @@ class CarlaSimulator:
 
     def _observation(self, frames: dict[str, np.ndarray], ws: WorldState) -> Observation:
         cmd = RoadOption.LANEFOLLOW
+        target = None
         r = self._route
         if r is not None:
             pr = project_onto_polyline(r.xy, r.s, ws.ego.x, ws.ego.y, hint=self._hint)
@@ -445,8 +449,10 @@ class CarlaSimulator:
             if i + 1 < len(r.s) and r.s[i + 1] - pr.s < pr.s - r.s[i]:
                 i += 1  # the nearer waypoint's command, as the embedded world
             cmd = RoadOption(int(r.commands[i]))
+            if self._sparse_route is not None:
+                target = self._sparse_route.target_point(ws.ego.x, ws.ego.y, ws.ego.yaw, pr.s)
         return Observation(frames=frames, speed=ws.ego.speed, command=cmd,
-                           frame=ws.frame, sim_time=ws.sim_time)
+                           frame=ws.frame, sim_time=ws.sim_time, target_point=target)
 
     def _is_off_road(self, ego: VehicleState) -> bool:
         """Off-road has no CARLA sensor: no driving lane under the reference point."""

@@ -68,6 +68,7 @@ from ...types import (ActorState, Control, Event, Observation, RoadOption, Route
                       VehicleState, WorldState)
 from ..base import StartPose
 from ...routing.episode import EpisodeSetup, plan_episode
+from ...routing.target import SparseRoute
 from .dynamics import BicycleModel
 from .events import EventDetector
 from .lights import LightController
@@ -142,6 +143,8 @@ class EmbeddedSimulator:
         self._route_i = 0
         self._route_search_frame = 0
         self._route_lists: tuple[list, list, list] = ([], [], [])
+        self._route_s: list[float] = []
+        self._sparse_route: SparseRoute | None = None
         self._actors: tuple[ActorState, ...] = ()
         self._appearance: Any = None
         self.lights: LightController | None = None
@@ -357,6 +360,8 @@ class EmbeddedSimulator:
         r = self._route
         self._route_lists = (r.xy[:, 0].tolist(), r.xy[:, 1].tolist(),
                              [_COMMANDS[int(c)] for c in r.commands])
+        self._route_s = r.s.tolist()
+        self._sparse_route = SparseRoute.of_route(r)
         self._route_i = 0
         self._route_search_frame = 0
 
@@ -435,8 +440,9 @@ class EmbeddedSimulator:
         return {name: cam.render(ego, actors, frame=frame, seed=seed, lights=lights, walkers=walkers)
                 for name, cam in self._cameras}
 
-    def _command(self, x: float, y: float) -> RoadOption:
-        """Route command at the ego's projected route position.
+    def _command(self, x: float, y: float) -> tuple[RoadOption, float]:
+        """Route command at the ego's projected route position, and that position's
+        arc length [m] (the projection onto the tracked segment, clamped to it).
 
         The projection is tracked: from the previous segment the index walks forward or
         backward (O(1) per step on plain floats); farther than 20 m from the route (a
@@ -471,7 +477,11 @@ class EmbeddedSimulator:
             da = (x - ax) ** 2 + (y - ay) ** 2
             db = (x - bx) ** 2 + (y - by) ** 2
         self._route_i = i
-        return cmds[i + 1] if db < da else cmds[i]
+        rs = self._route_s
+        seg = rs[i + 1] - rs[i]
+        u = ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / (seg * seg) if seg > 1e-6 else 0.0
+        s_ego = rs[i] + seg * min(1.0, max(0.0, u))
+        return (cmds[i + 1] if db < da else cmds[i]), s_ego
 
     def _make_step(self, events: tuple[Event, ...], render: bool | None = None) -> Step:
         ego = self.ego.state()
@@ -480,8 +490,9 @@ class EmbeddedSimulator:
         sc = self._scenario
         do_render = self.render if render is None else render
         frames: Mapping[str, np.ndarray] = self._render(ego) if do_render else {}
-        obs = Observation(frames=frames, speed=ego.speed, command=self._command(ego.x, ego.y),
-                          frame=frame, sim_time=t)
+        command, s_ego = self._command(ego.x, ego.y)
+        obs = Observation(frames=frames, speed=ego.speed, command=command, frame=frame, sim_time=t,
+                          target_point=self._sparse_route.target_point(ego.x, ego.y, ego.yaw, s_ego))
         ws = WorldState(ego=ego, actors=self._actors, route=self._route, frame=frame,
                         sim_time=t, dt=self.dt, town=self._town.name, weather=sc.weather,
                         traffic_lights=self._light_states, walkers=self._walker_states)

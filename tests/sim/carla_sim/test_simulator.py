@@ -279,8 +279,12 @@ def test_given_route_and_its_command_at_the_ego(server, sim):
     route = Route(waypoints=wps)
     step = sim.reset(scenario(), seed=0, route=route)
     assert sim.route is route and step.observation.command is RoadOption.LANEFOLLOW
+    # the target point: the plan's points are x = 10, 30 (the command's start) and 60;
+    # from x = 10 the first beyond 7.5 m is x = 30, 20 m straight ahead
+    assert step.observation.target_point == pytest.approx((20.0, 0.0), abs=1e-6)
     step = sim.reset(scenario(), seed=0, route=route, start=StartPose(x=29.8, y=1.75, yaw=0.0))
     assert step.observation.command is RoadOption.LEFT  # the nearer waypoint (x = 30)
+    assert step.observation.target_point == pytest.approx((30.2, 0.0), abs=1e-6)   # on to x = 60
 
 
 def test_speed_sign_and_yaw_rate(server, sim):
