@@ -366,7 +366,7 @@ def draw_birdseye(surface: pygame.Surface, rect: pygame.Rect, *, ego: VehicleSta
     # the target point (a learner's input), ego frame -> panel
     if target_point is not None:
         f, r = float(target_point[0]), float(target_point[1])
-        p = (int(round(cx + r * scale)), int(round(cy - f * scale)))
+        p = (round(cx + r * scale), round(cy - f * scale))
         pygame.draw.line(surface, theme.route, (cx, cy), p, 1)
         pygame.draw.circle(surface, theme.fg, p, 7, 3)
         pygame.draw.circle(surface, theme.route, p, 6, 2)

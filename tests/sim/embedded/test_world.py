@@ -183,7 +183,8 @@ def test_render_off_gives_no_frames():
 
 
 def test_command_on_grid_turns(sim):
-    """Walking the route, the observation's command is the route's command there."""
+    """Walking the route, the observation's command is the route's command there, and the
+    tracked projection's arc length (the target point's) is the waypoint's."""
     st = sim.reset(scenario(town="grid", route_length=400.0), seed=7)
     route = st.world_state.route
     seen = []
@@ -191,7 +192,8 @@ def test_command_on_grid_turns(sim):
         w = route.waypoints[k]
         st = sim.teleport(w.x, w.y, w.yaw) if k == 0 else sim.step(Control())  # keep frame
         sim.ego.set_pose(w.x, w.y, w.yaw)
-        cmd = sim._command(w.x, w.y)
+        cmd, s_ego = sim._command(w.x, w.y)
+        assert s_ego == pytest.approx(route.s[k], abs=1e-6)   # the projection's arc length
         assert cmd == w.command or cmd == route.waypoints[min(k + 1, len(route) - 1)].command
         seen.append(cmd)
     assert {RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT} & set(seen)
