@@ -2,14 +2,14 @@
 
 The CARLA leaderboard (1.0) hands an agent its route not densely but as a **sparse global
 plan**: the dense route (1 m apart) downsampled to the points where the road option
-changes (junction entries and exits, lane changes) and, between them, at most about
-50 m apart (``downsample_route`` in the leaderboard's ``route_manipulation.py``).
-TransFuser (Chitta et al., PAMI 2022) and the camera agents after it feed the network the
-**target point**: the next point of that plan at least 7.5 m ahead (its ``RoutePlanner``
-``min_distance``), in the ego frame. A discrete command says *that* a turn comes; the
-target point at a junction's exit also says *where* the turn goes. "Hidden Biases of
-End-to-End Driving Models" (Jaeger et al., ICCV 2023) attribute much of TransFuser's
-steering to it.
+changes (junction entries and exits, lane changes) and, between them, at most a sample
+factor in metres apart (``downsample_route`` in the leaderboard's
+``route_manipulation.py``; 50 m here). TransFuser (Chitta et al., PAMI 2022) and the
+camera agents after it feed the network the **target point**: the next point of that plan
+at least 7.5 m ahead (its ``RoutePlanner`` ``min_distance``), in the ego frame. A discrete
+command says *that* a turn comes; the target point at a junction's exit also says *where*
+the turn goes. "Hidden Biases of End-to-End Driving Models" (Jaeger et al., ICCV 2023)
+discuss the target point as a source of shortcut learning in TransFuser.
 
 Here (:class:`SparseRoute`):
 
@@ -40,8 +40,8 @@ import numpy as np
 __all__ = ["SPARSE_SPACING", "TARGET_MIN_DISTANCE", "SparseRoute", "sparse_route_indices"]
 
 SPARSE_SPACING = 50.0
-"""Largest arc length [m] between two points of the sparse plan (CARLA leaderboard 1.0's
-``downsample_route`` sample factor on its 1 m route)."""
+"""Largest arc length [m] between two points of the sparse plan (the role of CARLA
+leaderboard's ``downsample_route`` sample factor on its 1 m route; our choice)."""
 
 TARGET_MIN_DISTANCE = 7.5
 """A plan point closer than this along the route [m] is passed (TransFuser's route planner
