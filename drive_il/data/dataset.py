@@ -225,6 +225,23 @@ def route_path_labels(route_xy: np.ndarray, route_s: np.ndarray, route_yaw: np.n
     return np.stack([dx * c + dy * sn, -dx * sn + dy * c], axis=-1)
 
 
+def _file_route(p: Path, reader: Any, keys: Sequence[str], why: str) -> dict[str, np.ndarray]:
+    """The episode file's ``/route`` arrays; DataError (one line: the file, "the file has
+    no route", ``why``) when it lacks one of ``keys`` or has fewer than 2 points."""
+    route = reader.route
+    if not route or any(k not in route for k in keys) or len(route["s"]) < 2:
+        raise DataError(f"{p}: the file has no route; {why}")
+    return route
+
+
+def _check_used_steps(p: Path, ok: np.ndarray, used: np.ndarray, what: str) -> None:
+    """DataError (one line: the file, the first used step where ``ok`` (T,) is False,
+    ``what``) if a selected step fails."""
+    bad = used & ~ok
+    if bad.any():
+        raise DataError(f"{p}: step {int(np.flatnonzero(bad)[0])}: {what}")
+
+
 def _check_finite(path: Path, expert: np.ndarray, speed: np.ndarray, used: np.ndarray) -> None:
     """Raise a one-line DataError at the first used step whose expert label (steer,
     throttle, brake) or speed is NaN or infinite: one such label turns every weight
@@ -458,9 +475,7 @@ class EpisodeDataset(_TorchDataset):
 
     def _path_labels(self, p: Path, reader: Any, steps: Mapping[str, np.ndarray], used: np.ndarray) -> np.ndarray:
         """(T, K, 2) float32 path labels of one episode file (:func:`route_path_labels`)."""
-        route = reader.route
-        if not route or "xy" not in route or "s" not in route or len(route["s"]) < 2:
-            raise DataError(f"{p}: the file has no route; a path head's labels are the route ahead "
+        route = _file_route(p, reader, ("xy", "s"), "a path head's labels are the route ahead "
                             "(record with a route, or train a 1/r model)")
         yaw = route.get("yaw")
         if yaw is None:
@@ -469,26 +484,18 @@ class EpisodeDataset(_TorchDataset):
             yaw = np.concatenate([yaw, yaw[-1:]])
         lab = route_path_labels(route["xy"], route["s"], yaw, np.asarray(steps["pose"]),
                                 np.asarray(steps["route_progress"]), self.path_distances or ())
-        bad = used & ~np.isfinite(lab).all(axis=(1, 2))
-        if bad.any():
-            t = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{p}: step {t}: non-finite path label (pose or route progress); "
-                            "a path head cannot be trained on it")
+        _check_used_steps(p, np.isfinite(lab).all(axis=(1, 2)), used,
+                          "non-finite path label (pose or route progress); a path head cannot be trained on it")
         return lab.astype(np.float32)
 
     @staticmethod
     def _target_points(p: Path, reader: Any, steps: Mapping[str, np.ndarray], used: np.ndarray) -> np.ndarray:
         """(T, 2) float32 target points of one episode file (:class:`SparseRoute`)."""
-        route = reader.route
-        if not route or "xy" not in route or "s" not in route or "commands" not in route or len(route["s"]) < 2:
-            raise DataError(f"{p}: the file has no route; a target point is the route's next plan point "
+        route = _file_route(p, reader, ("xy", "s", "commands"), "a target point is the route's next plan point "
                             "(record with a route, or train a model without target_point_input)")
         plan = SparseRoute(route["xy"], route["s"], route["commands"])
         tp = plan.target_points(np.asarray(steps["pose"]), np.asarray(steps["route_progress"]))
-        bad = used & ~np.isfinite(tp).all(axis=1)
-        if bad.any():
-            t = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{p}: step {t}: non-finite target point (pose or route progress)")
+        _check_used_steps(p, np.isfinite(tp).all(axis=1), used, "non-finite target point (pose or route progress)")
         return tp.astype(np.float32)
 
     # ------------------------------------------------------------------ reading

@@ -31,11 +31,12 @@ Both worlds and the data set call this one implementation (pure Python floats an
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..geometry import to_local
 
 __all__ = ["SPARSE_SPACING", "TARGET_MIN_DISTANCE", "SparseRoute", "sparse_route_indices"]
 
@@ -125,12 +126,10 @@ class SparseRoute:
         """The target point of the car at ``(x, y)`` [m] with heading ``yaw`` [rad], whose
         projection onto the route lies at arc length ``s_ego`` [m]: the first plan point
         more than ``min_distance`` beyond ``s_ego`` (the last one if none), as
-        ``(forward, right)`` [m] in the car's frame (CARLA axes; the same rotation as
-        :func:`drive_il.data.dataset.route_path_labels`)."""
+        ``(forward, right)`` [m] in the car's frame (CARLA axes,
+        :func:`drive_il.geometry.to_local`)."""
         k = min(bisect_right(self._s, s_ego + self.min_distance), len(self._s) - 1)
-        dx, dy = self._x[k] - x, self._y[k] - y
-        c, sn = math.cos(yaw), math.sin(yaw)
-        return (dx * c + dy * sn, -dx * sn + dy * c)
+        return to_local(self._x[k], self._y[k], x, y, yaw)
 
     def target_points(self, pose: np.ndarray, s_ego: np.ndarray) -> np.ndarray:
         """:meth:`target_point` of every row of ``pose`` (T, >=2: x, y [m] and, in the

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from drive_il.geometry import to_world
 from drive_il.routing.target import (
     SPARSE_SPACING,
     TARGET_MIN_DISTANCE,
@@ -103,13 +104,8 @@ def test_embedded_world_observation_carries_the_routes_target_point():
         tp = step.observation.target_point
         assert tp is not None
         assert np.allclose(tp, plan.target_point(ego.x, ego.y, ego.yaw, pr.s), atol=1e-6)
-        seen.add(tuple(np.round(tp_world(ego, tp), 3)))
+        seen.add(tuple(np.round(to_world(*tp, ego.x, ego.y, ego.yaw), 3)))
         step = sim.step(expert.act(step))
     # the target moved along the plan's points (world frame), not a fixed one
     assert len({p for p in seen if min(np.hypot(*(plan.points - p).T)) < 1e-3}) >= 3
 
-
-def tp_world(ego, tp):
-    """The target point back in the world frame."""
-    c, s = math.cos(ego.yaw), math.sin(ego.yaw)
-    return (ego.x + tp[0] * c - tp[1] * s, ego.y + tp[0] * s + tp[1] * c)
