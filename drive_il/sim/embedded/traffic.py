@@ -18,9 +18,10 @@ Phys. Rev. E 62, 2000):
 
 with the desired speed v0 (``TrafficConfig.target_speed``, spread per vehicle), the
 standstill gap s0 (``min_gap``), the time headway T (``time_headway``), the maximum
-acceleration :data:`IDM_ACCELERATION` and comfortable deceleration
-:data:`IDM_DECELERATION`. v0 is further capped in curves to keep the lateral
-acceleration below :data:`LATERAL_ACCELERATION`. The leader is the nearest vehicle ahead
+acceleration a (``acceleration``) and comfortable deceleration b
+(:data:`IDM_DECELERATION`). v0 is further capped in curves to keep the lateral
+acceleration below ``lateral_acceleration`` (the defaults are calibrated to queue
+discharge at green lights: :class:`~drive_il.scenario.TrafficConfig`). The leader is the nearest vehicle ahead
 on the NPC's own path (within :data:`PATH_TOLERANCE` of it): other NPCs going the same
 way or crossing it (not oncoming ones), static vehicles, and the ego in any heading, so
 NPCs do not rear-end or run into the ego; the gap is bumper to bumper. The leaders are
@@ -68,23 +69,17 @@ from ...geometry import box_clearance
 from ...scenario import TrafficConfig
 from ...types import ActorState
 
-__all__ = ["NPCVehicle", "Traffic", "PATH_SPACING", "IDM_ACCELERATION", "IDM_DECELERATION",
-           "LATERAL_ACCELERATION", "MAX_BLOCKED_S", "PATH_TOLERANCE", "JUNCTION_LEADER",
-           "LIGHT_LEADER", "STOP_LINE_MARGIN", "NPC_COLORS"]
+__all__ = ["NPCVehicle", "Traffic", "PATH_SPACING", "IDM_DECELERATION", "MAX_BLOCKED_S", "PATH_TOLERANCE",
+           "JUNCTION_LEADER", "LIGHT_LEADER", "STOP_LINE_MARGIN", "NPC_COLORS"]
 
 log = logging.getLogger(__name__)
 
 #: Lane-centre path resolution [m].
 PATH_SPACING = 2.0
-#: IDM maximum acceleration a_max [m/s^2] (Treiber et al. 2000 use 0.73-1.0 for cars;
-#: a little more for urban driving).
-IDM_ACCELERATION = 1.5
 #: IDM comfortable deceleration b [m/s^2] (Treiber et al. 2000: 1.67).
 IDM_DECELERATION = 2.0
 #: Hardest braking of an NPC [m/s^2].
 MAX_BRAKING = 8.0
-#: Lateral acceleration limit that caps speed in curves [m/s^2].
-LATERAL_ACCELERATION = 2.5
 #: After this long blocked by another NPC [s], NPC leaders are ignored.
 MAX_BLOCKED_S = 15.0
 #: A vehicle whose centre is within this distance of a path point [m] is on the path.
@@ -235,7 +230,9 @@ class Traffic:
         self._next_id = 1
         self._loc = carla.Location
         self._driving = carla.LaneType.Driving
-        self._sqrt_ab = math.sqrt(IDM_ACCELERATION * IDM_DECELERATION)
+        self._a_max = float(config.acceleration)
+        self._a_lat = float(config.lateral_acceleration)
+        self._sqrt_ab = math.sqrt(self._a_max * IDM_DECELERATION)
         # junction id -> {npc id: movement ((road, lane) in, (road, lane) out)}
         self._claims: dict[int, dict[int, tuple]] = {}
         # (road, lane) of a controlled incoming lane -> index of its light in ``lights``
@@ -506,6 +503,7 @@ class Traffic:
             others.extend(walkers)
         cfg = self.config
         s0_gap, T = cfg.min_gap, cfg.time_headway
+        a_max, a_lat = self._a_max, self._a_lat
         plans: list[tuple[NPCVehicle, float, float, float]] = []  # (npc, new speed, v0, its dt)
         leaders: dict[int, int] = {}
         self._tick += 1
@@ -554,7 +552,7 @@ class Traffic:
             # IDM
             v0 = npc.desired_speed
             if kmax > 1e-6:
-                vc = math.sqrt(LATERAL_ACCELERATION / kmax)
+                vc = math.sqrt(a_lat / kmax)
                 if vc < v0:
                     v0 = vc
             free = 1.0 - (v / v0) ** 4 if v0 > 0.1 else -1.0
@@ -563,9 +561,9 @@ class Traffic:
                 s_star = s0_gap + v * T + v * (v - v_lead) / (2.0 * self._sqrt_ab)
                 if s_star < s0_gap:
                     s_star = s0_gap
-                a = IDM_ACCELERATION * (free - (s_star / g) ** 2)
+                a = a_max * (free - (s_star / g) ** 2)
             else:
-                a = IDM_ACCELERATION * free
+                a = a_max * free
             if a < -MAX_BRAKING:
                 a = -MAX_BRAKING
             dti = dt * (tick - npc.last_tick)
@@ -578,7 +576,7 @@ class Traffic:
             lid = leaders.get(npc.actor_id, -1)
             if lid > 0 and leaders.get(lid) == npc.actor_id and npc.actor_id < lid:
                 v = npc.speed
-                a = IDM_ACCELERATION * (1.0 - (v / v0) ** 4) if v0 > 0.1 else 0.0
+                a = a_max * (1.0 - (v / v0) ** 4) if v0 > 0.1 else 0.0
                 v1 = max(0.0, v + a * dt)
             # blocked bookkeeping
             lead = by_id.get(lid)

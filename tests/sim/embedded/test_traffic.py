@@ -451,3 +451,48 @@ def test_junction_claims_at_a_signalised_entry():
     assert may_enter(((999, 1), (999, -1)), speed=0.0)         # another approach, stuck
     t._lane_light = {}                                         # no lights: same movement only
     assert not may_enter((lane_in, (999, -1)), speed=5.0)
+
+
+def _discharge(**cfg):
+    """A queue of 7 NPCs settled at a red light on the grid, then green: the times [s] at
+    which their fronts cross the stop line."""
+    from drive_il.types import TrafficLightState
+
+    town, h, (mx, my), (c, s), lights = _grid_head()
+    spawns = [SimpleNamespace(x=mx - d * c, y=my - d * s, yaw=h.yaw) for d in (4.0, 11.0, 18.0, 25.0, 32.0, 39.0, 46.0)]
+    t = Traffic(town.map, TrafficConfig(vehicles=7, min_spawn_distance=5.0, **cfg), dt=DT,
+                rng=np.random.default_rng(1))
+    assert t.spawn(7, spawns) == 7
+    red, green = lights(TrafficLightState.RED), lights(TrafficLightState.GREEN)
+    for _ in range(int(20 / DT)):
+        t.step(parked_ego(), lights=red)
+
+    def to_line(v):
+        fx, fy = _front(v)
+        return (mx - fx) * c + (my - fy) * s
+
+    assert max(v.speed for v in t.vehicles) < 0.05
+    prev = {v.actor_id: to_line(v) for v in t.vehicles}
+    times = []
+    for k in range(int(15 / DT)):
+        t.step(parked_ego(), lights=green)
+        for v in t.vehicles:
+            d = to_line(v)
+            if prev[v.actor_id] > 0.0 >= d:
+                times.append((k + 1) * DT)
+            prev[v.actor_id] = d
+    return times
+
+
+def test_a_queue_leaves_a_green_light_near_saturation_flow():
+    # the Highway Capacity Manual's base saturation headway is 1.9 s per through lane
+    # (turns slower); the defaults (TrafficConfig: T 1.0 s, s0 2 m, a 2.5 m/s^2) give
+    # ~2.4 s from the third car on, and 5 of a 7-car queue go through in a green + yellow
+    # (13 s). The IDM numbers of before (2.5 m, 1.2 s, 1.5 m/s^2) gave ~2.9 s and 4 cars,
+    # and on Town02's three-way junctions (green 10 s of 45 s) queues outgrew the greens.
+    times = _discharge()
+    headways = np.diff(times)[1:]
+    assert 1.6 <= float(np.mean(headways)) <= 2.6
+    assert sum(t <= 13.0 for t in times) >= 5
+    old = _discharge(min_gap=2.5, time_headway=1.2, acceleration=1.5, lateral_acceleration=2.5)
+    assert sum(t <= 13.0 for t in old) <= 4 and float(np.mean(np.diff(old)[1:])) > 2.7
