@@ -149,7 +149,7 @@ class NPCVehicle:
     __slots__ = ("actor_id", "x", "y", "yaw", "speed", "length", "width", "height", "color",
                  "desired_speed", "static", "px", "py", "pyaw", "ps", "pk", "pj", "plane", "i", "s", "tail",
                  "dead_end", "blocked", "leader", "ignore_npcs", "claim", "cached", "queued",
-                 "stop_for", "last_tick")
+                 "stop_for", "last_tick", "runs")
 
     def __init__(self, *, actor_id: int, x: float, y: float, yaw: float, length: float,
                  width: float, height: float, color: tuple[int, int, int],
@@ -168,6 +168,9 @@ class NPCVehicle:
         self.pk: list[float] = []  # |curvature| [1/m] of the segment ending at each point
         self.pj: list[int] = []  # junction id of each point (-1 outside junctions)
         self.plane: list[tuple[int, int]] = []  # (road_id, lane_id) of each point
+        # indices j >= 1 where a junction run starts (pj[j] != -1, pj[j] != pj[j - 1]),
+        # in increasing order: the junction scans ahead visit these, not every point
+        self.runs: list[int] = []
         self.i = 0
         self.s = 0.0
         self.tail: Any = None
@@ -337,6 +340,7 @@ class Traffic:
         npc.pyaw, npc.ps, npc.pk = [t.rotation.yaw * _DEG], [0.0], [0.0]
         npc.pj = [wp.junction_id if wp.is_junction else -1]
         npc.plane = [(wp.road_id, wp.lane_id)]
+        npc.runs = []
         npc.i, npc.s, npc.tail = 0, 0.0, wp
         npc.x, npc.y, npc.yaw = npc.px[0], npc.py[0], npc.pyaw[0]
         npc.cached = None
@@ -362,7 +366,10 @@ class Traffic:
             npc.px.append(x)
             npc.py.append(y)
             npc.pyaw.append(yaw)
-            npc.pj.append(wp.junction_id if wp.is_junction else -1)
+            jid = wp.junction_id if wp.is_junction else -1
+            if jid != -1 and jid != npc.pj[-1]:
+                npc.runs.append(len(ps))
+            npc.pj.append(jid)
             npc.plane.append((wp.road_id, wp.lane_id))
             ps.append(ps[-1] + d)
             npc.tail = wp
@@ -662,11 +669,15 @@ class Traffic:
         ps, pj = npc.ps, npc.pj
         n = len(ps)
         reach = _claim_reach(npc)
-        j = npc.i + 1
-        while j < n and ps[j] <= reach:
-            if pj[j] != -1 and pj[j - 1] == -1:
+        # the first entry (a run start after a point outside junctions) from i + 1 on
+        # with ps <= reach: a scan of the points would stop at the same one
+        runs = npc.runs
+        for k in range(bisect_left(runs, npc.i + 1), len(runs)):
+            j = runs[k]
+            if ps[j] > reach:
+                return None
+            if pj[j - 1] == -1:
                 break
-            j += 1
         else:
             return None
         entry_gap = ps[j - 1] - s - 0.5 * npc.length
@@ -726,14 +737,24 @@ class Traffic:
         n = len(ps)
         reach = _claim_reach(npc)
         held_ids = [jid for jid, _ in npc.claim]
+        # the first junction point from i + 1 on with ps <= reach that is not in a held
+        # junction: point i + 1 itself, or the start of a junction run (the points of a
+        # run share their junction id), as a scan of the points finds it
         j = npc.i + 1
-        while j < n and ps[j] <= reach:
-            jid = pj[j]
-            if jid != -1 and jid not in held_ids:
-                break
-            j += 1
-        else:
+        if j >= n or ps[j] > reach:
             return math.inf
+        jid = pj[j]
+        if jid == -1 or jid in held_ids:
+            runs = npc.runs
+            for k in range(bisect_right(runs, j), len(runs)):
+                j = runs[k]
+                if ps[j] > reach:
+                    return math.inf
+                jid = pj[j]
+                if jid not in held_ids:
+                    break
+            else:
+                return math.inf
         k = _junction_end(pj, j)
         exit_s = ps[k] if k < n else ps[-1]
         movement = (npc.plane[j - 1], npc.plane[k] if k < n else None)
@@ -786,14 +807,18 @@ class Traffic:
         s = npc.s
         n = len(ps)
         lane_light = self._lane_light
-        j = npc.i + 1
         end = s + look
-        while j < n and ps[j] <= end:
-            if pj[j] != -1 and pj[j - 1] == -1:
+        # the first entry from i + 1 on with ps <= end whose incoming lane has a light
+        # (junction entries are run starts: see NPCVehicle.runs)
+        runs = npc.runs
+        for q in range(bisect_left(runs, npc.i + 1), len(runs)):
+            j = runs[q]
+            if ps[j] > end:
+                return math.inf
+            if pj[j - 1] == -1:
                 k = lane_light.get(plane[j - 1])
                 if k is not None:
                     break
-            j += 1
         else:
             return math.inf
         lt = lights[k]
@@ -851,6 +876,7 @@ class Traffic:
         if i > 64:
             del npc.px[:i], npc.py[:i], npc.pyaw[:i], npc.ps[:i], npc.pk[:i]
             del npc.pj[:i], npc.plane[:i]
+            npc.runs = [j - i for j in npc.runs if j - i >= 1]
             i = 0
         npc.i = i
         if npc.x != x0 or npc.y != y0 or npc.yaw != yaw0 or v1 != v0:
