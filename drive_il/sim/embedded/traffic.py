@@ -410,9 +410,10 @@ class Traffic:
         half = 0.5 * npc.length
         tol2 = PATH_TOLERANCE * PATH_TOLERANCE
         j_lo = i0 - 1
+        ignore_npcs = npc.ignore_npcs
         for o, dist in cands:
             is_ego = o is ego
-            if not is_ego and not o.static and npc.ignore_npcs:
+            if ignore_npcs and not is_ego and not o.static:
                 continue
             if is_ego:
                 # the ego's body, not only its centre: the first path point within the
@@ -427,16 +428,16 @@ class Traffic:
             lo = bisect_left(ps, s0 + dist - PATH_TOLERANCE - PATH_SPACING, j_lo, j_end) - 1
             if lo < j_lo:
                 lo = j_lo
-            hi_s = s0 + 1.5 * dist + 4.0
+            # window end: the first point with ps > s0 + 1.5 dist + 4 (or j_end)
+            hi = bisect_right(ps, s0 + 1.5 * dist + 4.0, lo, j_end) if lo < j_end else lo
             jb, db = -1, tol2
             ox, oy = o.x, o.y
-            j = lo
-            while j < j_end and ps[j] <= hi_s:
-                ex, ey = px[j] - ox, py[j] - oy
+            for j in range(lo, hi):
+                ex = px[j] - ox
+                ey = py[j] - oy
                 d = ex * ex + ey * ey
                 if d < db:
                     db, jb = d, j
-                j += 1
             if jb < 0:
                 continue
             dyaw = (o.yaw - pyaw[jb] + math.pi) % _TWO_PI - math.pi

@@ -188,6 +188,9 @@ class Walkers:
             np.zeros(0)
         self._edge_off = off
         self._key = np.repeat(off, net.edge_count) + net.arclen if net.num_edges else np.zeros(0)
+        # the key with +inf appended: key_x[k] <= q < key_x[k + 1] tells whether k is
+        # still the search result for q (see _positions)
+        self._key_x = np.append(self._key, np.inf)
         P = net.points
         d = np.diff(P, axis=0, append=P[-1:]) if len(P) else np.zeros((0, 2))
         n = np.hypot(d[:, 0], d[:, 1])
@@ -205,6 +208,7 @@ class Walkers:
     # ------------------------------------------------------------------ state arrays
     def _alloc(self, n: int) -> None:
         self.mode = np.zeros(n, np.int8)
+        self._k = np.zeros(n, np.int64)       # per walker: its key index of the last step
         self.edge = np.zeros(n, np.int64)
         self.elen = np.zeros(n)              # per walker: its edge's length [m],
         self.eoff = np.zeros(n)              # key offset, first and last segment
@@ -579,7 +583,16 @@ class Walkers:
         # (np.clip as the two ufuncs it is made of: min(max(a, lo), hi), without the
         # wrapper's cost)
         s = np.minimum(np.maximum(self.s, 0.0), self.elen)
-        k = np.searchsorted(self._key, self.eoff + s, side="right") - 1
+        # k = searchsorted(key, q, "right") - 1, the last key <= q: a walker moves a few
+        # cm a step, so last step's k mostly still satisfies key[k] <= q < key[k + 1]
+        # (which makes it that same result); the binary search runs for the others only
+        q = self.eoff + s
+        kr = self._k
+        key_x = self._key_x
+        stale = np.flatnonzero((key_x[kr] > q) | (key_x[kr + 1] <= q))
+        if len(stale):
+            kr[stale] = np.searchsorted(self._key, q[stale], side="right") - 1
+        k = kr.copy()
         np.minimum(np.maximum(k, self.estart, out=k), self.elast, out=k)
         ds = s - net.arclen[k]
         ux, uy = self._ux[k], self._uy[k]
@@ -635,17 +648,20 @@ class Walkers:
         if n == 0:
             return ()
         if near is None or not math.isfinite(radius):
-            idx = range(n)
+            idx = slice(None)
+            ids = range(n)
         else:
             idx = np.flatnonzero((self.x - near[0]) ** 2 + (self.y - near[1]) ** 2
-                                 <= radius * radius).tolist()
-        x, y, yaw = self.x.tolist(), self.y.tolist(), self.yaw.tolist()
-        sp = np.where(self.mode == _WAIT, 0.0, self.speed).tolist()
-        road = self.on_road.tolist()
+                                 <= radius * radius)
+            ids = idx.tolist()
+        # (the selected walkers' values only, as plain floats)
+        x, y, yaw = self.x[idx].tolist(), self.y[idx].tolist(), self.yaw[idx].tolist()
+        sp = np.where(self.mode[idx] == _WAIT, 0.0, self.speed[idx]).tolist()
+        road = self.on_road[idx].tolist()
         cols = self.colors
         base = WALKER_ID_BASE
-        return tuple([_walker_state(base + i, x[i], y[i], yaw[i], sp[i], road[i], cols[i])
-                      for i in idx])
+        return tuple([_walker_state(base + i, xi, yi, yawi, spi, ri, cols[i])
+                      for i, xi, yi, yawi, spi, ri in zip(ids, x, y, yaw, sp, road)])
 
 
 # A frozen dataclass's __init__ runs object.__setattr__ once per field (~1.5 us for
