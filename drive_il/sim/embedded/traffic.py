@@ -806,7 +806,6 @@ class Traffic:
         """
         ps, pj, plane = npc.ps, npc.pj, npc.plane
         s = npc.s
-        n = len(ps)
         lane_light = self._lane_light
         end = s + look
         # the first entry from i + 1 on with ps <= end whose incoming lane has a light
