@@ -850,13 +850,17 @@ class Traffic:
         (its cached ActorState is dropped only when its pose or speed changed: a
         standing NPC keeps the same object)."""
         x0, y0, yaw0, v0 = npc.x, npc.y, npc.yaw, npc.speed
-        npc.speed = v1
-        s = npc.s + ds
         ps = npc.ps
-        if s > ps[-1]:
-            s = ps[-1]
         i = npc.i
         n = len(ps)
+        if ds == 0.0 and v1 == v0 and not (i + 1 < n - 1 and ps[i + 1] <= npc.s):
+            # standing still on the same segment: the pose below would be computed from
+            # the same s, segment and points again (the same floats); nothing to do
+            return
+        npc.speed = v1
+        s = npc.s + ds
+        if s > ps[-1]:
+            s = ps[-1]
         while i + 1 < n - 1 and ps[i + 1] <= s:
             i += 1
         npc.s = s
@@ -884,7 +888,7 @@ class Traffic:
 
     def actor_states(self) -> tuple[ActorState, ...]:
         """The NPCs as :class:`ActorState` values (privileged world state)."""
-        return tuple([v.actor_state() for v in self.vehicles])
+        return tuple([v.cached or v.actor_state() for v in self.vehicles])
 
 
 class _EgoView:
