@@ -149,7 +149,7 @@ class NPCVehicle:
     __slots__ = ("actor_id", "x", "y", "yaw", "speed", "length", "width", "height", "color",
                  "desired_speed", "static", "px", "py", "pyaw", "ps", "pk", "pj", "plane", "i", "s", "tail",
                  "dead_end", "blocked", "leader", "ignore_npcs", "claim", "cached", "queued",
-                 "stop_for", "last_tick", "runs")
+                 "stop_for", "last_tick", "runs", "posed")
 
     def __init__(self, *, actor_id: int, x: float, y: float, yaw: float, length: float,
                  width: float, height: float, color: tuple[int, int, int],
@@ -171,6 +171,7 @@ class NPCVehicle:
         # indices j >= 1 where a junction run starts (pj[j] != -1, pj[j] != pj[j - 1]),
         # in increasing order: the junction scans ahead visit these, not every point
         self.runs: list[int] = []
+        self.posed = False  # x, y, yaw were computed by Traffic._move from (i, s)
         self.i = 0
         self.s = 0.0
         self.tail: Any = None
@@ -341,6 +342,7 @@ class Traffic:
         npc.pj = [wp.junction_id if wp.is_junction else -1]
         npc.plane = [(wp.road_id, wp.lane_id)]
         npc.runs = []
+        npc.posed = False
         npc.i, npc.s, npc.tail = 0, 0.0, wp
         npc.x, npc.y, npc.yaw = npc.px[0], npc.py[0], npc.pyaw[0]
         npc.cached = None
@@ -846,18 +848,20 @@ class Traffic:
         return gap if gap > 0.0 else 0.0
 
     def _move(self, npc: NPCVehicle, ds: float, v1: float) -> None:
-        """Advance the NPC by ``ds`` [m] along its path and set its speed ``v1`` [m/s]
-        (its cached ActorState is dropped only when its pose or speed changed: a
-        standing NPC keeps the same object)."""
-        x0, y0, yaw0, v0 = npc.x, npc.y, npc.yaw, npc.speed
+        """Advance the NPC by ``ds`` [m] along its path and set its speed ``v1`` [m/s].
+
+        An NPC that stands still (``ds`` 0, same speed) on the same segment, its pose
+        computed here before, would get the same pose from the same s, segment and
+        points again (the same floats): it is left as it is, and keeps its cached
+        ActorState (the same object)."""
         ps = npc.ps
         i = npc.i
         n = len(ps)
-        if ds == 0.0 and v1 == v0 and not (i + 1 < n - 1 and ps[i + 1] <= npc.s):
-            # standing still on the same segment: the pose below would be computed from
-            # the same s, segment and points again (the same floats); nothing to do
+        if npc.posed and ds == 0.0 and v1 == npc.speed and not (i + 1 < n - 1 and ps[i + 1] <= npc.s):
             return
         npc.speed = v1
+        npc.cached = None
+        npc.posed = True
         s = npc.s + ds
         if s > ps[-1]:
             s = ps[-1]
@@ -883,8 +887,6 @@ class Traffic:
             npc.runs = [j - i for j in npc.runs if j - i >= 1]
             i = 0
         npc.i = i
-        if npc.x != x0 or npc.y != y0 or npc.yaw != yaw0 or v1 != v0:
-            npc.cached = None
 
     def actor_states(self) -> tuple[ActorState, ...]:
         """The NPCs as :class:`ActorState` values (privileged world state)."""
