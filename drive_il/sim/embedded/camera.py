@@ -501,11 +501,35 @@ class Camera(DepthLabelRendering):
         f = self._f
         fill = self._fill
         aa = cv2.LINE_AA
+        hk = look.haze_k
+        als = [1.0 - math.exp(-hk * d) for d, _ in todo]
+        sh = 0.5 * (1.0 + amb)
+        # the small (far) ones are drawn as three silhouettes (shadow, body, cabin): their
+        # colours for all of them in one pass, the arithmetic of grade() below element
+        # by element (the same floats, then the same clamp and truncation)
+        small = [not behind[i] and f * a.height < _SIMPLE_PX * todo[i][0] for i, a in enumerate(acts)]
+        sil: dict[int, list] = {}
+        if any(small):
+            ids = [i for i in range(len(acts)) if small[i]]
+            base = np.array([(_SHADOW, acts[i].color, _GLASS) for i in ids], np.float64)
+            al_s = np.array([als[i] for i in ids])[:, None, None]
+            v = (base * np.array([1.0, sh, sh])[None, :, None] * np.asarray(gain) + np.asarray(bias)) \
+                * (1.0 - al_s) + np.asarray(haze) * al_s
+            cols = np.minimum(np.maximum(v, 0.0), 255.0).astype(np.int64).tolist()
+            sil = dict(zip(ids, cols))
         for i, a in enumerate(acts):
             dist = todo[i][0]
             if before is not None:
                 before(dist)  # what lies farther (roadside objects) first
-            al = 1.0 - math.exp(-look.haze_k * dist)
+            pts = pts_all[i]
+            if small[i]:
+                # small (far): shadow, body and cabin silhouettes
+                shadow, body, glass = sil[i]
+                cv2.fillConvexPoly(out, pts[:4], tuple(shadow), aa, SHIFT)
+                cv2.fillConvexPoly(out, cv2.convexHull(pts[4:12]), tuple(body), aa, SHIFT)
+                cv2.fillConvexPoly(out, cv2.convexHull(pts[12:20]), tuple(glass), aa, SHIFT)
+                continue
+            al = als[i]
             k1 = 1.0 - al
             c, s = trig[i]
 
@@ -514,15 +538,7 @@ class Camera(DepthLabelRendering):
                         int(min(max((rgb[1] * shade * gain[1] + bias[1]) * k1 + haze[1] * al, 0.0), 255.0)),
                         int(min(max((rgb[2] * shade * gain[2] + bias[2]) * k1 + haze[2] * al, 0.0), 255.0)))
 
-            pts = pts_all[i]
             clip = behind[i]
-            if not clip and f * a.height < _SIMPLE_PX * dist:
-                # small (far): shadow, body and cabin silhouettes
-                sh = 0.5 * (1.0 + amb)
-                cv2.fillConvexPoly(out, pts[:4], grade(_SHADOW, 1.0), aa, SHIFT)
-                cv2.fillConvexPoly(out, cv2.convexHull(pts[4:12]), grade(a.color, sh), aa, SHIFT)
-                cv2.fillConvexPoly(out, cv2.convexHull(pts[12:20]), grade(_GLASS, sh), aa, SHIFT)
-                continue
             cam = None
             if clip:
                 # camera coordinates for near-plane clipping: undo the projection

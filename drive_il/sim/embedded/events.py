@@ -121,6 +121,11 @@ class CollisionDetector:
         r0 = self.radius
         for a in actors:
             dx, dy = a.x - x, a.y - y
+            # cheap first: |dx| or |dy| beyond r0 + (length + width) / 2 (>= the
+            # bounding radii's sum below) puts the circles apart as surely
+            far = r0 + 0.5 * (a.length + a.width) + 1e-6
+            if dx >= far or dx <= -far or dy >= far or dy <= -far:
+                continue
             rr = r0 + 0.5 * math.hypot(a.length, a.width)
             if dx * dx + dy * dy >= rr * rr:
                 continue  # broad phase: bounding circles apart

@@ -58,6 +58,7 @@ traffic, bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from bisect import bisect_left, bisect_right
@@ -143,7 +144,7 @@ class NPCVehicle:
     __slots__ = ("actor_id", "x", "y", "yaw", "speed", "length", "width", "height", "color",
                  "desired_speed", "static", "px", "py", "pyaw", "ps", "pk", "pj", "plane", "i", "s", "tail",
                  "dead_end", "blocked", "leader", "ignore_npcs", "claim", "cached", "queued",
-                 "stop_for", "last_tick")
+                 "stop_for", "last_tick", "runs", "posed")
 
     def __init__(self, *, actor_id: int, x: float, y: float, yaw: float, length: float,
                  width: float, height: float, color: tuple[int, int, int],
@@ -162,6 +163,10 @@ class NPCVehicle:
         self.pk: list[float] = []  # |curvature| [1/m] of the segment ending at each point
         self.pj: list[int] = []  # junction id of each point (-1 outside junctions)
         self.plane: list[tuple[int, int]] = []  # (road_id, lane_id) of each point
+        # indices j >= 1 where a junction run starts (pj[j] != -1, pj[j] != pj[j - 1]),
+        # in increasing order: the junction scans ahead visit these, not every point
+        self.runs: list[int] = []
+        self.posed = False  # x, y, yaw were computed by Traffic._move from (i, s)
         self.i = 0
         self.s = 0.0
         self.tail: Any = None
@@ -177,13 +182,41 @@ class NPCVehicle:
 
     def actor_state(self) -> ActorState:
         """The vehicle as a frozen :class:`ActorState` (cached until it moves again)."""
-        if self.cached is not None:
-            return self.cached
-        st = ActorState(actor_id=self.actor_id, x=self.x, y=self.y, yaw=self.yaw,
-                        speed=self.speed, length=self.length, width=self.width,
-                        height=self.height, color=self.color)
-        self.cached = st
+        st = self.cached
+        if st is None:
+            st = self.cached = _actor_state(self.actor_id, self.x, self.y, self.yaw, self.speed,
+                                            self.length, self.width, self.height, self.color)
         return st
+
+
+# A frozen dataclass's __init__ runs object.__setattr__ once per field (~1.5 us for
+# ActorState's ten); every moving NPC needs a new one each step, so its slots are filled
+# through their member descriptors instead (the same object: equal, hashing and printing
+# alike, in less than half the time). Every field is set (z: its default).
+_NEW = object.__new__
+(_SET_ID, _SET_X, _SET_Y, _SET_YAW, _SET_SPEED, _SET_Z, _SET_LENGTH, _SET_WIDTH, _SET_HEIGHT,
+ _SET_COLOR) = (getattr(ActorState, f).__set__ for f in (
+    "actor_id", "x", "y", "yaw", "speed", "z", "length", "width", "height", "color"))
+assert tuple(f.name for f in dataclasses.fields(ActorState)) == (
+    "actor_id", "x", "y", "yaw", "speed", "z", "length", "width", "height", "color")
+_Z0 = next(f.default for f in dataclasses.fields(ActorState) if f.name == "z")
+
+
+def _actor_state(actor_id: int, x: float, y: float, yaw: float, speed: float, length: float,
+                 width: float, height: float, color: tuple[int, int, int]) -> ActorState:
+    """``ActorState(actor_id=..., ..., color=...)`` (z at its default), built slot by slot."""
+    st = _NEW(ActorState)
+    _SET_ID(st, actor_id)
+    _SET_X(st, x)
+    _SET_Y(st, y)
+    _SET_YAW(st, yaw)
+    _SET_SPEED(st, speed)
+    _SET_Z(st, _Z0)
+    _SET_LENGTH(st, length)
+    _SET_WIDTH(st, width)
+    _SET_HEIGHT(st, height)
+    _SET_COLOR(st, color)
+    return st
 
 
 def _claim_reach(npc: NPCVehicle) -> float:
@@ -305,6 +338,8 @@ class Traffic:
         npc.pyaw, npc.ps, npc.pk = [t.rotation.yaw * _DEG], [0.0], [0.0]
         npc.pj = [wp.junction_id if wp.is_junction else -1]
         npc.plane = [(wp.road_id, wp.lane_id)]
+        npc.runs = []
+        npc.posed = False
         npc.i, npc.s, npc.tail = 0, 0.0, wp
         npc.x, npc.y, npc.yaw = npc.px[0], npc.py[0], npc.pyaw[0]
         npc.cached = None
@@ -330,7 +365,10 @@ class Traffic:
             npc.px.append(x)
             npc.py.append(y)
             npc.pyaw.append(yaw)
-            npc.pj.append(wp.junction_id if wp.is_junction else -1)
+            jid = wp.junction_id if wp.is_junction else -1
+            if jid != -1 and jid != npc.pj[-1]:
+                npc.runs.append(len(ps))
+            npc.pj.append(jid)
             npc.plane.append((wp.road_id, wp.lane_id))
             ps.append(ps[-1] + d)
             npc.tail = wp
@@ -350,15 +388,17 @@ class Traffic:
         s0 = npc.s
         i0 = npc.i + 1
         n = len(ps)
-        j_end = i0
+        # j_end: the first point from i0 with ps[j] - s0 > lookahead (a binary search
+        # on ps <= s0 + lookahead, then the exact test of the linear scan this replaces
+        # at the boundary: both are monotone in ps, they differ only by a rounding)
+        j_end = bisect_right(ps, s0 + lookahead, i0)
+        while j_end > i0 and not ps[j_end - 1] - s0 <= lookahead:
+            j_end -= 1
         while j_end < n and ps[j_end] - s0 <= lookahead:
             j_end += 1
         # curvature ahead within the braking horizon
         kmax = 0.0
-        horizon = s0 + 5.0 + 2.0 * npc.speed
-        jh = i0
-        while jh < j_end and ps[jh] <= horizon:
-            jh += 1
+        jh = bisect_right(ps, s0 + 5.0 + 2.0 * npc.speed, i0, j_end)
         if jh > i0:
             kmax = max(npc.pk[i0:jh])
         best_gap, best_v, best_id = math.inf, 0.0, -1
@@ -369,9 +409,10 @@ class Traffic:
         half = 0.5 * npc.length
         tol2 = PATH_TOLERANCE * PATH_TOLERANCE
         j_lo = i0 - 1
+        ignore_npcs = npc.ignore_npcs
         for o, dist in cands:
             is_ego = o is ego
-            if not is_ego and not o.static and npc.ignore_npcs:
+            if ignore_npcs and not is_ego and not o.static:
                 continue
             if is_ego:
                 # the ego's body, not only its centre: the first path point within the
@@ -386,16 +427,16 @@ class Traffic:
             lo = bisect_left(ps, s0 + dist - PATH_TOLERANCE - PATH_SPACING, j_lo, j_end) - 1
             if lo < j_lo:
                 lo = j_lo
-            hi_s = s0 + 1.5 * dist + 4.0
+            # window end: the first point with ps > s0 + 1.5 dist + 4 (or j_end)
+            hi = bisect_right(ps, s0 + 1.5 * dist + 4.0, lo, j_end) if lo < j_end else lo
             jb, db = -1, tol2
             ox, oy = o.x, o.y
-            j = lo
-            while j < j_end and ps[j] <= hi_s:
-                ex, ey = px[j] - ox, py[j] - oy
+            for j in range(lo, hi):
+                ex = px[j] - ox
+                ey = py[j] - oy
                 d = ex * ex + ey * ey
                 if d < db:
                     db, jb = d, j
-                j += 1
             if jb < 0:
                 continue
             dyaw = (o.yaw - pyaw[jb] + math.pi) % _TWO_PI - math.pi
@@ -454,27 +495,27 @@ class Traffic:
                         row.append((o, math.sqrt(d2)))
                 out.append(row)
             return out
-        ox = np.fromiter((o.x for o in others), float, len(others))
-        oy = np.fromiter((o.y for o in others), float, len(others))
+        # the distance test on all pairs, then the "not behind" test and the square
+        # roots on the few pairs within range only (the same float operations, pair by
+        # pair, as one pass over all pairs: the same pairs and distances)
+        ox = np.array([o.x for o in others])
+        oy = np.array([o.y for o in others])
         m = len(movers)
-        mx = np.fromiter((v.x for v in movers), float, m)
-        my = np.fromiter((v.y for v in movers), float, m)
-        myaw = np.fromiter((v.yaw for v in movers), float, m)
+        mx = np.array([v.x for v in movers])
+        my = np.array([v.y for v in movers])
+        myaw = np.array([v.yaw for v in movers])
         r = np.asarray(looks) + 5.0
         dx = ox[None, :] - mx[:, None]
         dy = oy[None, :] - my[:, None]
         d2 = dx * dx + dy * dy
-        ok = (d2 <= (r * r)[:, None]) & (dx * np.cos(myaw)[:, None] + dy * np.sin(myaw)[:, None] >= -3.0)
-        ok &= d2 > 1e-12  # itself
-        ks, js = np.nonzero(ok)  # row-major: grouped by mover
-        dists = np.sqrt(d2[ks, js]).tolist()
-        bounds = np.searchsorted(ks, np.arange(m + 1)).tolist()
-        js_l = js.tolist()
-        out: list[list[tuple[Any, float]]] = []
-        for k in range(m):
-            me = movers[k]
-            out.append([(o, d) for o, d in zip((others[j] for j in js_l[bounds[k]:bounds[k + 1]]),
-                                               dists[bounds[k]:bounds[k + 1]]) if o is not me])
+        ks, js = np.nonzero(d2 <= (r * r)[:, None])  # row-major: grouped by mover
+        pd2 = d2[ks, js]
+        ok = (dx[ks, js] * np.cos(myaw)[ks] + dy[ks, js] * np.sin(myaw)[ks] >= -3.0) & (pd2 > 1e-12)
+        out: list[list[tuple[Any, float]]] = [[] for _ in range(m)]
+        for k, j, d in zip(ks[ok].tolist(), js[ok].tolist(), np.sqrt(pd2[ok]).tolist()):
+            o = others[j]
+            if o is not movers[k]:  # (itself: excluded by d2 > 0 already)
+                out[k].append((o, d))
         return out
 
     def step(self, ego: Any, lights: Sequence[Any] = (), walkers: Sequence[Any] = ()) -> None:
@@ -629,11 +670,15 @@ class Traffic:
         ps, pj = npc.ps, npc.pj
         n = len(ps)
         reach = _claim_reach(npc)
-        j = npc.i + 1
-        while j < n and ps[j] <= reach:
-            if pj[j] != -1 and pj[j - 1] == -1:
+        # the first entry (a run start after a point outside junctions) from i + 1 on
+        # with ps <= reach: a scan of the points would stop at the same one
+        runs = npc.runs
+        for k in range(bisect_left(runs, npc.i + 1), len(runs)):
+            j = runs[k]
+            if ps[j] > reach:
+                return None
+            if pj[j - 1] == -1:
                 break
-            j += 1
         else:
             return None
         entry_gap = ps[j - 1] - s - 0.5 * npc.length
@@ -693,14 +738,24 @@ class Traffic:
         n = len(ps)
         reach = _claim_reach(npc)
         held_ids = [jid for jid, _ in npc.claim]
+        # the first junction point from i + 1 on with ps <= reach that is not in a held
+        # junction: point i + 1 itself, or the start of a junction run (the points of a
+        # run share their junction id), as a scan of the points finds it
         j = npc.i + 1
-        while j < n and ps[j] <= reach:
-            jid = pj[j]
-            if jid != -1 and jid not in held_ids:
-                break
-            j += 1
-        else:
+        if j >= n or ps[j] > reach:
             return math.inf
+        jid = pj[j]
+        if jid == -1 or jid in held_ids:
+            runs = npc.runs
+            for k in range(bisect_right(runs, j), len(runs)):
+                j = runs[k]
+                if ps[j] > reach:
+                    return math.inf
+                jid = pj[j]
+                if jid not in held_ids:
+                    break
+            else:
+                return math.inf
         k = _junction_end(pj, j)
         exit_s = ps[k] if k < n else ps[-1]
         movement = (npc.plane[j - 1], npc.plane[k] if k < n else None)
@@ -751,16 +806,19 @@ class Traffic:
         """
         ps, pj, plane = npc.ps, npc.pj, npc.plane
         s = npc.s
-        n = len(ps)
         lane_light = self._lane_light
-        j = npc.i + 1
         end = s + look
-        while j < n and ps[j] <= end:
-            if pj[j] != -1 and pj[j - 1] == -1:
+        # the first entry from i + 1 on with ps <= end whose incoming lane has a light
+        # (junction entries are run starts: see NPCVehicle.runs)
+        runs = npc.runs
+        for q in range(bisect_left(runs, npc.i + 1), len(runs)):
+            j = runs[q]
+            if ps[j] > end:
+                return math.inf
+            if pj[j - 1] == -1:
                 k = lane_light.get(plane[j - 1])
                 if k is not None:
                     break
-            j += 1
         else:
             return math.inf
         lt = lights[k]
@@ -788,14 +846,23 @@ class Traffic:
         return gap if gap > 0.0 else 0.0
 
     def _move(self, npc: NPCVehicle, ds: float, v1: float) -> None:
-        npc.speed = v1
-        npc.cached = None
-        s = npc.s + ds
+        """Advance the NPC by ``ds`` [m] along its path and set its speed ``v1`` [m/s].
+
+        An NPC that stands still (``ds`` 0, same speed) on the same segment, its pose
+        computed here before, would get the same pose from the same s, segment and
+        points again (the same floats): it is left as it is, and keeps its cached
+        ActorState (the same object)."""
         ps = npc.ps
-        if s > ps[-1]:
-            s = ps[-1]
         i = npc.i
         n = len(ps)
+        if npc.posed and ds == 0.0 and v1 == npc.speed and not (i + 1 < n - 1 and ps[i + 1] <= npc.s):
+            return
+        npc.speed = v1
+        npc.cached = None
+        npc.posed = True
+        s = npc.s + ds
+        if s > ps[-1]:
+            s = ps[-1]
         while i + 1 < n - 1 and ps[i + 1] <= s:
             i += 1
         npc.s = s
@@ -815,12 +882,13 @@ class Traffic:
         if i > 64:
             del npc.px[:i], npc.py[:i], npc.pyaw[:i], npc.ps[:i], npc.pk[:i]
             del npc.pj[:i], npc.plane[:i]
+            npc.runs = [j - i for j in npc.runs if j - i >= 1]
             i = 0
         npc.i = i
 
     def actor_states(self) -> tuple[ActorState, ...]:
         """The NPCs as :class:`ActorState` values (privileged world state)."""
-        return tuple(v.actor_state() for v in self.vehicles)
+        return tuple([v.cached or v.actor_state() for v in self.vehicles])
 
 
 class _EgoView:

@@ -56,6 +56,7 @@ Determinism: every draw comes from the given ``numpy.random.Generator`` (the wor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -187,6 +188,9 @@ class Walkers:
             np.zeros(0)
         self._edge_off = off
         self._key = np.repeat(off, net.edge_count) + net.arclen if net.num_edges else np.zeros(0)
+        # the key with +inf appended: key_x[k] <= q < key_x[k + 1] tells whether k is
+        # still the search result for q (see _positions)
+        self._key_x = np.append(self._key, np.inf)
         P = net.points
         d = np.diff(P, axis=0, append=P[-1:]) if len(P) else np.zeros((0, 2))
         n = np.hypot(d[:, 0], d[:, 1])
@@ -204,6 +208,7 @@ class Walkers:
     # ------------------------------------------------------------------ state arrays
     def _alloc(self, n: int) -> None:
         self.mode = np.zeros(n, np.int8)
+        self._k = np.zeros(n, np.int64)       # per walker: its key index of the last step
         self.edge = np.zeros(n, np.int64)
         self.elen = np.zeros(n)              # per walker: its edge's length [m],
         self.eoff = np.zeros(n)              # key offset, first and last segment
@@ -419,27 +424,31 @@ class Walkers:
         closer than they are, hold (``adv`` set to 0); one held :data:`TURN_BACK` s turns
         back to the kerb it came from."""
         vs = [ego, *vehicles]
-        V = np.array([(v.x, v.y, v.yaw, 0.5 * v.length, 0.5 * v.width) for v in vs], dtype=np.float64)
+        # positions first (the near test); the rest of a vehicle's box only for the
+        # few (walker, vehicle) pairs that are near
+        vx = np.array([v.x for v in vs], dtype=np.float64)
+        vy = np.array([v.y for v in vs], dtype=np.float64)
         off = self.offset[idx]
         ux, uy = self.cux[idx], self.cuy[idx]
         x0 = self.cax[idx] + ux * self.cs[idx] - uy * off
         y0 = self.cay[idx] + uy * self.cs[idx] + ux * off
         x1, y1 = x0 + ux * adv[idx], y0 + uy * adv[idx]
-        near = ((V[None, :, 0] - x0[:, None]) ** 2 + (V[None, :, 1] - y0[:, None]) ** 2) < 64.0
+        near = ((vx[None, :] - x0[:, None]) ** 2 + (vy[None, :] - y0[:, None]) ** 2) < 64.0
         rows, cols = np.nonzero(near)
         if len(rows) == 0:
             self.held[idx] = 0.0
             return
-        boxes = (V[cols, 0], V[cols, 1], V[cols, 2], V[cols, 3], V[cols, 4])
+        sub = [vs[c] for c in cols.tolist()]
+        boxes = (vx[cols], vy[cols], np.array([v.yaw for v in sub], dtype=np.float64),
+                 np.array([0.5 * v.length for v in sub], dtype=np.float64),
+                 np.array([0.5 * v.width for v in sub], dtype=np.float64))
         d0, d1 = box_clearance(x0[rows], y0[rows], *boxes), box_clearance(x1[rows], y1[rows], *boxes)
         bad = (d1 < WALKER_RADIUS + BODY_CLEARANCE) & (d1 < d0)
         blocked = np.zeros(len(idx), bool)
         blocked[rows[bad]] = True
+        self.held[idx[~blocked]] = 0.0
         dt = self.dt
-        for k, i in enumerate(idx.tolist()):
-            if not blocked[k]:
-                self.held[i] = 0.0
-                continue
+        for i in idx[blocked].tolist():
             adv[i] = 0.0
             self.held[i] += dt
             if self.held[i] >= TURN_BACK:
@@ -571,9 +580,20 @@ class Walkers:
         if n == 0:
             return
         net = self.net
-        s = np.clip(self.s, 0.0, self.elen)
-        k = np.searchsorted(self._key, self.eoff + s, side="right") - 1
-        np.clip(k, self.estart, self.elast, out=k)
+        # (np.clip as the two ufuncs it is made of: min(max(a, lo), hi), without the
+        # wrapper's cost)
+        s = np.minimum(np.maximum(self.s, 0.0), self.elen)
+        # k = searchsorted(key, q, "right") - 1, the last key <= q: a walker moves a few
+        # cm a step, so last step's k mostly still satisfies key[k] <= q < key[k + 1]
+        # (which makes it that same result); the binary search runs for the others only
+        q = self.eoff + s
+        kr = self._k
+        key_x = self._key_x
+        stale = np.flatnonzero((key_x[kr] > q) | (key_x[kr + 1] <= q))
+        if len(stale):
+            kr[stale] = np.searchsorted(self._key, q[stale], side="right") - 1
+        k = kr.copy()
+        np.minimum(np.maximum(k, self.estart, out=k), self.elast, out=k)
         ds = s - net.arclen[k]
         ux, uy = self._ux[k], self._uy[k]
         x = self._px[k] + ux * ds
@@ -602,19 +622,21 @@ class Walkers:
         static``)."""
         out: list[_Obstacle] = []
         idx = np.flatnonzero(self.mode == _CROSS) if self.count else ()
-        for i in idx:
-            cs, r1 = float(self.cs[i]), float(self.cr1[i])
+        if not len(idx):
+            return out
+        # the crossing walkers' values as plain floats (the same float64 arithmetic as
+        # on numpy scalars, without their cost)
+        cols = [a[idx].tolist() for a in (self.cs, self.cr0, self.cr1, self.yaw, self.x, self.y,
+                                          self.cax, self.cay, self.cux, self.cuy)]
+        for i, cs, r0, r1, yaw, x, y, cax, cay, cux, cuy in zip(idx.tolist(), *cols):
             if cs > r1:
                 continue
-            wid = WALKER_ID_BASE + int(i)
-            yaw = float(self.yaw[i])
+            wid = WALKER_ID_BASE + i
             end = min(r1, cs + YIELD_AHEAD)
-            t = max(cs, float(self.cr0[i]) - 1.0)
-            ox, oy = float(self.x[i] - self.cax[i] - self.cux[i] * cs), \
-                float(self.y[i] - self.cay[i] - self.cuy[i] * cs)
+            t = max(cs, r0 - 1.0)
+            ox, oy = x - cax - cux * cs, y - cay - cuy * cs
             while t <= end + 1e-9:
-                out.append(_Obstacle(wid, float(self.cax[i] + self.cux[i] * t) + ox,
-                                     float(self.cay[i] + self.cuy[i] * t) + oy, yaw))
+                out.append(_Obstacle(wid, cax + cux * t + ox, cay + cuy * t + oy, yaw))
                 t += YIELD_SPACING
         return out
 
@@ -626,17 +648,49 @@ class Walkers:
         if n == 0:
             return ()
         if near is None or not math.isfinite(radius):
-            idx = range(n)
+            idx = slice(None)
+            ids = range(n)
         else:
             idx = np.flatnonzero((self.x - near[0]) ** 2 + (self.y - near[1]) ** 2
-                                 <= radius * radius).tolist()
-        x, y, yaw = self.x.tolist(), self.y.tolist(), self.yaw.tolist()
-        sp = np.where(self.mode == _WAIT, 0.0, self.speed).tolist()
-        road = self.on_road.tolist()
+                                 <= radius * radius)
+            ids = idx.tolist()
+        # (the selected walkers' values only, as plain floats)
+        x, y, yaw = self.x[idx].tolist(), self.y[idx].tolist(), self.yaw[idx].tolist()
+        sp = np.where(self.mode[idx] == _WAIT, 0.0, self.speed[idx]).tolist()
+        road = self.on_road[idx].tolist()
         cols = self.colors
         base = WALKER_ID_BASE
-        return tuple(WalkerState(base + i, x[i], y[i], yaw[i], sp[i], 0.0, WALKER_RADIUS,
-                                 1.75, road[i], cols[i]) for i in idx)
+        return tuple([_walker_state(base + i, xi, yi, yawi, spi, ri, cols[i])
+                      for i, xi, yi, yawi, spi, ri in zip(ids, x, y, yaw, sp, road)])
+
+
+# A frozen dataclass's __init__ runs object.__setattr__ once per field (~1.5 us for
+# WalkerState's ten); the walkers near the ego are new ones every step, so their slots
+# are filled through their member descriptors instead (the same object: equal, hashing
+# and printing alike, in less than half the time).
+_NEW = object.__new__
+_WALKER_FIELDS = ("actor_id", "x", "y", "yaw", "speed", "z", "radius", "height", "on_road", "color")
+assert tuple(f.name for f in dataclasses.fields(WalkerState)) == _WALKER_FIELDS
+(_SET_ID, _SET_X, _SET_Y, _SET_YAW, _SET_SPEED, _SET_Z, _SET_RADIUS, _SET_HEIGHT, _SET_ROAD,
+ _SET_COLOR) = (getattr(WalkerState, f).__set__ for f in _WALKER_FIELDS)
+
+
+def _walker_state(actor_id: int, x: float, y: float, yaw: float, speed: float, on_road: bool,
+                  color: tuple[int, int, int]) -> WalkerState:
+    """``WalkerState(actor_id, x, y, yaw, speed, 0.0, WALKER_RADIUS, 1.75, on_road,
+    color)``, built slot by slot."""
+    st = _NEW(WalkerState)
+    _SET_ID(st, actor_id)
+    _SET_X(st, x)
+    _SET_Y(st, y)
+    _SET_YAW(st, yaw)
+    _SET_SPEED(st, speed)
+    _SET_Z(st, 0.0)
+    _SET_RADIUS(st, WALKER_RADIUS)
+    _SET_HEIGHT(st, 1.75)
+    _SET_ROAD(st, on_road)
+    _SET_COLOR(st, color)
+    return st
 
 
 class WalkerCollisionDetector:
