@@ -202,6 +202,9 @@ class TrafficConfig:
             car through and 2.65-2.7 s turning, 3.9-4.1 cars per green + yellow from a
             queue of 4 or more (the older 2.5 m, 1.2 s, 1.5 m/s^2 and 2.5 m/s^2:
             3.15 / 3.3 s, 3.0 cars). The README's "Urban driving" has the figures.
+            These four drive the embedded world's NPCs; on a CARLA server the Traffic
+            Manager drives its own model, and only ``min_gap`` is passed on
+            (``set_global_distance_to_leading_vehicle``).
         min_spawn_distance: NPCs spawn at least this far from the ego and each other [m].
         hybrid_radius: [m] 0 = every NPC moves every step; > 0 = NPCs farther than this
             from the ego move every 4th step (CARLA Traffic Manager's hybrid physics mode,
