@@ -37,6 +37,12 @@ pitch_deg = -8.0
 [traffic]
 vehicles = 4
 target_speed = 5.0
+# the IDM numbers the figures were pinned with (the defaults have since been calibrated
+# to queue discharge at lights; see TrafficConfig)
+min_gap = 2.5
+time_headway = 1.2
+acceleration = 1.5
+lateral_acceleration = 2.5
 
 [noise]
 episode_share = 0.5
