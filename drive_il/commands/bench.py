@@ -7,7 +7,7 @@ import pkgutil
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks: sim, record, data, train, overlay, serve",
+    p = sub.add_parser("bench", help="benchmarks: sim, town, traffic, record, data, train, overlay, serve, scale",
                        description="Print measured figures and ratios to a baseline measured in the same run.")
     bsub = p.add_subparsers(dest="target", metavar="TARGET")
     from .. import benchmarks
