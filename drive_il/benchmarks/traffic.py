@@ -31,6 +31,8 @@ import statistics
 from collections import defaultdict
 from itertools import pairwise
 
+from ..geometry import wrap_angle
+
 NAME = "traffic"
 HELP = "queue discharge at green lights: cars per green, saturation headway vs the HCM's 1.9 s"
 
@@ -73,8 +75,7 @@ def _heading_change(npc) -> float:
     n = len(npc.pj)
     while j < n - 1 and npc.pj[j] != -1:
         j += 1
-    d = npc.pyaw[j] - npc.pyaw[max(i - 1, 0)]
-    return abs((d + math.pi) % (2.0 * math.pi) - math.pi)
+    return abs(wrap_angle(npc.pyaw[j] - npc.pyaw[max(i - 1, 0)]))
 
 
 def measure(sim, scenario, seed: int, seconds: float) -> list[tuple[int, float, list[tuple[float, bool]]]]:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...scenario import LightsConfig
-from ...types import TrafficLight, TrafficLightState
+from ...types import TrafficLight, TrafficLightState, slot_setters
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...maps.signals import SignalLayout
@@ -49,14 +49,12 @@ __all__ = ["LightController"]
 _RED, _YELLOW, _GREEN = TrafficLightState.RED, TrafficLightState.YELLOW, TrafficLightState.GREEN
 _EPS = 1e-9  # phase boundaries: a state starts at its boundary time exactly
 
-# Building a frozen dataclass runs object.__setattr__ once per field (~3 us for
-# TrafficLight's twelve); :meth:`LightController.states` builds one per head and step, so
-# it fills the slots through their member descriptors instead (the same object, equal and
-# hashing alike, in about half the time). Every field of TrafficLight is set: those the
-# layout does not give get the field's default.
+# :meth:`LightController.states` builds one TrafficLight per head and step: slot by slot
+# (drive_il.types.slot_setters). Every field is set: those the layout does not give get
+# the field's default.
 _NEW = object.__new__
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrafficLight))
-_SETTERS = {name: getattr(TrafficLight, name).__set__ for name in _FIELDS}
+_SETTERS = dict(zip(_FIELDS, slot_setters(TrafficLight, _FIELDS)))
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrafficLight)
              if f.default is not dataclasses.MISSING}
 

@@ -68,7 +68,7 @@ import numpy as np
 
 from ...geometry import box_clearance
 from ...scenario import TrafficConfig
-from ...types import ActorState
+from ...types import ActorState, slot_setters
 
 __all__ = ["NPCVehicle", "Traffic", "PATH_SPACING", "IDM_DECELERATION", "MAX_BLOCKED_S", "PATH_TOLERANCE",
            "JUNCTION_LEADER", "LIGHT_LEADER", "STOP_LINE_MARGIN", "NPC_COLORS"]
@@ -189,16 +189,12 @@ class NPCVehicle:
         return st
 
 
-# A frozen dataclass's __init__ runs object.__setattr__ once per field (~1.5 us for
-# ActorState's ten); every moving NPC needs a new one each step, so its slots are filled
-# through their member descriptors instead (the same object: equal, hashing and printing
-# alike, in less than half the time). Every field is set (z: its default).
+# every moving NPC needs a new ActorState each step: built slot by slot
+# (drive_il.types.slot_setters)
 _NEW = object.__new__
 (_SET_ID, _SET_X, _SET_Y, _SET_YAW, _SET_SPEED, _SET_Z, _SET_LENGTH, _SET_WIDTH, _SET_HEIGHT,
- _SET_COLOR) = (getattr(ActorState, f).__set__ for f in (
-    "actor_id", "x", "y", "yaw", "speed", "z", "length", "width", "height", "color"))
-assert tuple(f.name for f in dataclasses.fields(ActorState)) == (
-    "actor_id", "x", "y", "yaw", "speed", "z", "length", "width", "height", "color")
+ _SET_COLOR) = slot_setters(ActorState, ("actor_id", "x", "y", "yaw", "speed", "z", "length", "width",
+                                         "height", "color"))
 _Z0 = next(f.default for f in dataclasses.fields(ActorState) if f.name == "z")
 
 

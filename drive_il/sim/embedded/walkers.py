@@ -56,7 +56,6 @@ Determinism: every draw comes from the given ``numpy.random.Generator`` (the wor
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -72,7 +71,7 @@ from ...maps.sidewalks import (
     sidewalk_network,
 )
 from ...scenario import TrafficConfig
-from ...types import Event, EventKind, TrafficLightState, WalkerState
+from ...types import Event, EventKind, TrafficLightState, WalkerState, slot_setters
 
 __all__ = [
     "CLEARANCE",
@@ -664,15 +663,12 @@ class Walkers:
                       for i, xi, yi, yawi, spi, ri in zip(ids, x, y, yaw, sp, road)])
 
 
-# A frozen dataclass's __init__ runs object.__setattr__ once per field (~1.5 us for
-# WalkerState's ten); the walkers near the ego are new ones every step, so their slots
-# are filled through their member descriptors instead (the same object: equal, hashing
-# and printing alike, in less than half the time).
+# the walkers near the ego are new WalkerStates every step: built slot by slot
+# (drive_il.types.slot_setters)
 _NEW = object.__new__
-_WALKER_FIELDS = ("actor_id", "x", "y", "yaw", "speed", "z", "radius", "height", "on_road", "color")
-assert tuple(f.name for f in dataclasses.fields(WalkerState)) == _WALKER_FIELDS
 (_SET_ID, _SET_X, _SET_Y, _SET_YAW, _SET_SPEED, _SET_Z, _SET_RADIUS, _SET_HEIGHT, _SET_ROAD,
- _SET_COLOR) = (getattr(WalkerState, f).__set__ for f in _WALKER_FIELDS)
+ _SET_COLOR) = slot_setters(WalkerState, ("actor_id", "x", "y", "yaw", "speed", "z", "radius", "height",
+                                          "on_road", "color"))
 
 
 def _walker_state(actor_id: int, x: float, y: float, yaw: float, speed: float, on_road: bool,
