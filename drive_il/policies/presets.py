@@ -74,6 +74,16 @@ class OutputConfig:
             false: image features only (no inertia from the car's own speed).
         speed_loss_weight: weight w of the speed head's L1 loss [per m/s] (0.1: an error
             of 1 m/s weighs as a 0.1 m path error; the lateral losses are of order 0.05-0.5).
+        speed_loss: ``"l1"`` (the head predicts the median of the expert's target speed
+            given its inputs) or ``"quantile"``: the pinball loss of quantile regression
+            (Koenker & Bassett, Econometrica 1978) at ``speed_quantile`` tau, scaled by 2
+            so that tau = 0.5 is the L1 loss: ``2 max(tau u, (tau - 1) u)``, u = label -
+            prediction. The head then predicts the tau-quantile: where one frame is
+            followed by a stop in some episodes and by a start in others (a queue whose
+            head may or may not have moved, a car ahead that may or may not be slowing),
+            a tau below 0.5 predicts the slower one unless the faster one is likelier
+            than 1 - tau.
+        speed_quantile: tau of ``speed_loss = "quantile"``, in (0, 1).
         speed_scale: the speed unit predicts ``v / speed_scale``; also the
             normalisation of the measured-speed input [m/s].
     """
@@ -86,6 +96,8 @@ class OutputConfig:
     speed: bool = False
     speed_measured_input: bool = True
     speed_loss_weight: float = field(default=0.1, metadata={"range": (0.0, 100.0)})
+    speed_loss: str = field(default="l1", metadata={"choices": ("l1", "quantile")})
+    speed_quantile: float = field(default=0.5, metadata={"range": (0.01, 0.99)})
     speed_scale: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
 
     def __post_init__(self) -> None:

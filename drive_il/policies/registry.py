@@ -113,7 +113,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 #: The ``[output]`` keys of the speed head (drive_il.policies.speed).
-_SPEED_KEYS = ("speed", "speed_measured_input", "speed_loss_weight", "speed_scale")
+_SPEED_KEYS = ("speed", "speed_measured_input", "speed_loss_weight", "speed_loss", "speed_quantile", "speed_scale")
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,13 @@ between predicted and label points [m]), ``path_lateral_mae`` [m] and
   label ``target_speed`` is finite (NaN labels, e.g. from episode files of schema
   version 1, are masked out; a batch without any label adds 0). L1 as the lateral losses
   of LBC and TransFuser; CILRS (Codevilla et al. ICCV 2019) trains its speed branch with
-  L1 too. Metrics: the lateral loss's, plus ``speed_mae`` [m/s] (over the labelled
-  samples; 0 when none) and ``lateral_loss``; ``loss`` is the total.
+  L1 too. ``[output] speed_loss = "quantile"`` replaces the L1 with the pinball loss of
+  quantile regression at ``speed_quantile`` tau (Koenker & Bassett 1978), times 2 so that
+  tau = 0.5 is the L1: ``2 max(tau u, (tau - 1) u)``, u = label - prediction [m/s]; the
+  head then predicts the tau-quantile of the label given its inputs (tau < 0.5: the
+  slower of "stop" and "go" where one frame leads to either). Metrics: the lateral
+  loss's, plus ``speed_mae`` [m/s] (|prediction - label| whatever the loss, over the
+  labelled samples; 0 when none) and ``lateral_loss``; ``loss`` is the total.
 """
 
 
@@ -155,6 +160,7 @@ class SpeedLoss:
     Args:
         lateral: the loss object of the lateral output.
         weight: ``speed_loss_weight`` [per m/s].
+        quantile: tau of the pinball loss; 0.5 (default) is the L1 loss.
 
     Attributes:
         forward_kwargs: what the trainer passes to the model's forward
@@ -167,9 +173,12 @@ class SpeedLoss:
 
     forward_kwargs = {"with_speed": True}
 
-    def __init__(self, lateral, weight: float = 0.1) -> None:
+    def __init__(self, lateral, weight: float = 0.1, quantile: float = 0.5) -> None:
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
         self.lateral = lateral
         self.weight = float(weight)
+        self.quantile = float(quantile)
 
     def __call__(self, policy, output, batch: Mapping[str, torch.Tensor]) -> LossOutput:
         lateral, pred = output
@@ -180,9 +189,14 @@ class SpeedLoss:
         pred = pred.reshape(-1).float()                            # (B,) [m/s]
         valid = torch.isfinite(label)
         n = valid.sum()
-        err = (pred - torch.where(valid, label, torch.zeros_like(label))).abs() * valid
-        speed_l1 = err.sum() / n.clamp(min=1)
-        loss = lo.loss + self.weight * speed_l1
+        u = (torch.where(valid, label, torch.zeros_like(label)) - pred) * valid   # label - prediction
+        speed_l1 = u.abs().sum() / n.clamp(min=1)
+        if self.quantile == 0.5:
+            speed_loss = speed_l1
+        else:
+            tau = self.quantile
+            speed_loss = 2.0 * torch.maximum(tau * u, (tau - 1.0) * u).sum() / n.clamp(min=1)
+        loss = lo.loss + self.weight * speed_loss
         m = dict(lo.metrics)
         m["lateral_loss"] = m["loss"]
         m["speed_mae"] = float(speed_l1.detach())
@@ -204,5 +218,7 @@ def make_loss(policy, *, pursuit=None):
     else:
         raise ValueError(f"no loss for output kind {kind!r}")
     if getattr(policy, "has_speed_head", False):
-        return SpeedLoss(lateral, policy.output_config.speed_loss_weight)
+        out = policy.output_config
+        tau = out.speed_quantile if out.speed_loss == "quantile" else 0.5
+        return SpeedLoss(lateral, out.speed_loss_weight, tau)
     return lateral

@@ -81,10 +81,16 @@ def test_shipped_speed_presets_and_unchanged_old_ones():
         old = load_model_preset(name)
         assert not old.output.speed
         out = old.to_dict().get("output", {})
-        assert not {"speed", "speed_measured_input", "speed_loss_weight", "speed_scale"} & set(out)   # as before
+        assert not {"speed", "speed_measured_input", "speed_loss_weight", "speed_loss", "speed_quantile",
+                    "speed_scale"} & set(out)   # as before
     assert p.to_dict()["output"]["speed"] is True
     with pytest.raises(ConfigError, match="output.speed_loss_weight"):
         model_preset_from_dict({"architecture": "dave2", "output": {"speed": True, "speed_loss_weight": -1.0}})
+    with pytest.raises(ConfigError, match="output.speed_loss"):
+        model_preset_from_dict({"architecture": "dave2", "output": {"speed": True, "speed_loss": "l2"}})
+    with pytest.raises(ConfigError, match="output.speed_quantile"):
+        model_preset_from_dict({"architecture": "dave2", "output": {"speed": True, "speed_loss": "quantile",
+                                                                    "speed_quantile": 1.0}})
 
 
 def _speed_ckpt(tmp_path, name="dave2", *, speed_bias=0.8, head_bias=0.0, tag="a"):

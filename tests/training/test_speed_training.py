@@ -50,6 +50,43 @@ def test_speed_loss_masks_missing_labels():
         loss(m, (lateral, pred), batch)
 
 
+def _speed_loss(**kw):
+    base = load_model_preset("dave2")
+    torch.manual_seed(0)
+    m = build_policy(base.replace(output=dataclasses.replace(base.output, speed=True, speed_loss_weight=1.0, **kw)))
+    return m, make_loss(m)
+
+
+def test_quantile_speed_loss_predicts_the_quantile():
+    m, l1 = _speed_loss()
+    _, q = _speed_loss(speed_loss="quantile", speed_quantile=0.25)
+    _, q50 = _speed_loss(speed_loss="quantile", speed_quantile=0.5)
+    assert (l1.quantile, q.quantile, q50.quantile) == (0.5, 0.25, 0.5)
+    # one frame, two outcomes: 6 of 10 episodes go on at 3 m/s, 4 stop (0 m/s)
+    labels = torch.tensor([3.0] * 6 + [0.0] * 4 + [math.nan])
+    n = len(labels)
+    batch = {"curvature": torch.zeros(n), "steer": torch.zeros(n), "wheelbase": torch.full((n,), 2.9),
+             "max_steer_angle": torch.full((n,), math.radians(35)), "target_speed": labels}
+    lateral = torch.zeros(n, 1)
+
+    def speed_term(loss, v):
+        lo = loss(m, (lateral, torch.full((n,), float(v))), batch)
+        return lo.metrics["loss"] - lo.metrics["lateral_loss"], lo.metrics["speed_mae"]
+
+    grid = np.linspace(-1.0, 4.0, 501)
+    # tau = 0.5 is exactly the L1 loss; its minimiser is the median (go: 3 m/s)
+    for v in (-1.0, 0.0, 1.3, 3.0, 4.0):
+        assert speed_term(q50, v)[0] == pytest.approx(speed_term(l1, v)[0], rel=1e-6)
+    assert grid[np.argmin([speed_term(l1, v)[0] for v in grid])] == pytest.approx(3.0, abs=0.01)
+    # tau = 0.25: the lower quartile (stop), where "go" is likelier than "stop" but not 3 to 1
+    assert grid[np.argmin([speed_term(q, v)[0] for v in grid])] == pytest.approx(0.0, abs=0.01)
+    # the pinball values by hand, and the MAE metric unchanged by the loss
+    t, mae = speed_term(q, 1.0)   # u = +2 (x6): 2 * 0.25 * 2; u = -1 (x4): 2 * 0.75 * 1
+    assert t == pytest.approx((6 * 1.0 + 4 * 1.5) / 10) and mae == pytest.approx((6 * 2 + 4 * 1) / 10)
+    with pytest.raises(ValueError, match="quantile"):
+        SpeedLoss(l1.lateral, 0.1, 1.0)
+
+
 def _frames(rng, n, blob):
     """(n, 66, 200, 3) road-grey noise, with a red disc where ``blob``."""
     f = rng.integers(60, 140, size=(n, 66, 200, 3), dtype=np.uint8)
