@@ -83,7 +83,9 @@ class OutputConfig:
             head may or may not have moved, a car ahead that may or may not be slowing),
             a tau below 0.5 predicts the slower one unless the faster one is likelier
             than 1 - tau.
-        speed_quantile: tau of ``speed_loss = "quantile"``, in (0, 1).
+        speed_quantile: tau of ``speed_loss = "quantile"``, in (0, 1); with ``"l1"`` it
+            must stay 0.5 (the L1's tau), so that a tau set without the loss is an error,
+            not ignored.
         speed_scale: the speed unit predicts ``v / speed_scale``; also the
             normalisation of the measured-speed input [m/s].
     """
@@ -107,6 +109,10 @@ class OutputConfig:
             raise FieldError("OutputConfig", "path_distances", f"expected 1 to 64 distances, got {len(d)}")
         if any(b <= a for a, b in zip(d, d[1:])):
             raise FieldError("OutputConfig", "path_distances", f"expected increasing distances, got {list(d)}")
+        if self.speed_loss != "quantile" and self.speed_quantile != 0.5:
+            raise FieldError("OutputConfig", "speed_quantile",
+                             f"expected 0.5 with speed_loss = {self.speed_loss!r} (set speed_loss = \"quantile\" "
+                             f"to train another quantile), got {self.speed_quantile}")
         object.__setattr__(self, "path_distances", d)
 
     @property

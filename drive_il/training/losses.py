@@ -218,7 +218,6 @@ def make_loss(policy, *, pursuit=None):
     else:
         raise ValueError(f"no loss for output kind {kind!r}")
     if getattr(policy, "has_speed_head", False):
-        out = policy.output_config
-        tau = out.speed_quantile if out.speed_loss == "quantile" else 0.5
-        return SpeedLoss(lateral, out.speed_loss_weight, tau)
+        out = policy.output_config   # speed_quantile is 0.5 (the L1) unless speed_loss = "quantile"
+        return SpeedLoss(lateral, out.speed_loss_weight, out.speed_quantile)
     return lateral

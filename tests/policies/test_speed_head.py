@@ -91,6 +91,8 @@ def test_shipped_speed_presets_and_unchanged_old_ones():
     with pytest.raises(ConfigError, match="output.speed_quantile"):
         model_preset_from_dict({"architecture": "dave2", "output": {"speed": True, "speed_loss": "quantile",
                                                                     "speed_quantile": 1.0}})
+    with pytest.raises(ConfigError, match="output.speed_quantile.*expected 0.5 with speed_loss = 'l1'"):
+        model_preset_from_dict({"architecture": "dave2", "output": {"speed": True, "speed_quantile": 0.25}})
 
 
 def _speed_ckpt(tmp_path, name="dave2", *, speed_bias=0.8, head_bias=0.0, tag="a"):
