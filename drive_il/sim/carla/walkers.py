@@ -6,9 +6,9 @@
    ``world.get_random_location_from_navigation()`` (None where the town has no
    navigation mesh: fewer walkers, a warning);
 2. a random ``walker.pedestrian.*`` blueprint each (``is_invincible = "false"``),
-   spawned in one ``apply_batch_sync`` of ``SpawnActor`` commands;
-3. a ``controller.ai.walker`` attached to each walker (a second batch), one tick so
-   the controllers are in the snapshot;
+   spawned in one ``apply_batch_sync`` of ``SpawnActor`` commands, then one tick;
+3. a ``controller.ai.walker`` attached to each walker (a second batch), a tick, and
+   one more so the controllers are in the snapshot before they start;
 4. ``world.set_pedestrians_cross_factor(p)`` (the share of walkers allowed to cross
    roads), then per controller ``start()``, ``go_to_location(random nav location)``
    and ``set_max_speed(speed [m/s])``.
@@ -16,6 +16,17 @@
 At the end of an episode the controllers are stopped first, then controllers and
 walkers are destroyed in one ``apply_batch`` of ``DestroyActor``. Every random choice
 draws from the episode's ``numpy.random.Generator``.
+
+The batches are applied with ``do_tick=False`` and followed by ``world.tick()``,
+never ``apply_batch_sync(batch, True)`` as ``generate_traffic.py`` does: in the
+0.9.16 Python API, ``Client.apply_batch_sync`` keeps the GIL while its tick waits for
+the world snapshot (``ApplyBatchCommandsSync`` in ``PythonAPI/carla/source/libcarla/
+Client.cpp`` has no ``ReleaseGIL``, ``World.tick`` does). A sensor callback of the
+previous frame that arrives meanwhile (the ego's camera, ``listen``) then waits for
+the GIL on a streaming thread, the snapshot queued behind it never lands, and the
+tick times out (traced with gdb: main thread in ``SynchronizeFrame``, the camera
+callback in ``PyGILState_Ensure``; about 1 episode start in 50 on a loaded 2-core
+machine).
 """
 
 from __future__ import annotations
@@ -148,14 +159,17 @@ def spawn_walkers(carla: Any, client: Any, world: Any, n: int, *, rng: np.random
         batch.append(SpawnActor(bp, carla.Transform(loc, carla.Rotation())))
         speeds.append(float(np.clip(speed * rng.uniform(1.0 - SPEED_SPREAD, 1.0 + SPEED_SPREAD), 0.3, 3.0)))
     walkers, kept = [], []
-    for r, s in zip(client.apply_batch_sync(batch, True), speeds):
+    responses = client.apply_batch_sync(batch, False)
+    world.tick()  # not do_tick=True: see the module docstring (GIL)
+    for r, s in zip(responses, speeds):
         if r.error:
             log.info("walker spawn failed: %s", r.error)
         else:
             walkers.append(int(r.actor_id))
             kept.append(s)
     ctrl_bp = lib.find(WALKER_CONTROLLER)
-    results = client.apply_batch_sync([SpawnActor(ctrl_bp, carla.Transform(), w) for w in walkers], True)
+    results = client.apply_batch_sync([SpawnActor(ctrl_bp, carla.Transform(), w) for w in walkers], False)
+    world.tick()
     bad = []
     for w, s, r in zip(walkers, kept, results):
         if r.error:

@@ -548,6 +548,7 @@ class FakeServer:
         self.generated: list[str] = []
         self.get_map_calls = 0
         self.ticks = 0
+        self.gil_deadlocks = 0  # apply_batch_sync(..., True) while a sensor listened
         self.block_spawn = False
         # faults
         self.fail_next_tick: str | None = None
@@ -632,7 +633,22 @@ class FakeServer:
                 return srv.tms.setdefault(port, FakeTrafficManager(srv, port))
 
             def apply_batch_sync(self, cmds: list[Any], do_tick: bool = False) -> list[Response]:
-                return self._srv()._batch(cmds)
+                srv = self._srv()
+                if do_tick:
+                    # the 0.9.16 client keeps the GIL through this tick: a sensor callback
+                    # arriving meanwhile deadlocks it until the time-out (see
+                    # drive_il.sim.carla.walkers); the fake makes that certain
+                    listening = [a.id for a in srv.actors.values()
+                                 if isinstance(a, FakeSensor) and a.alive and a.is_listening]
+                    if listening:
+                        srv.gil_deadlocks += 1
+                        raise RuntimeError(f"time-out of {self._timeout * 1000:.0f}ms while waiting for the "
+                                           f"simulator (apply_batch_sync with do_tick while sensors "
+                                           f"{listening} listen)")
+                    out = srv._batch(cmds)
+                    srv._tick()
+                    return out
+                return srv._batch(cmds)
 
             def apply_batch(self, cmds: list[Any]) -> None:
                 self._srv()._batch(cmds)

@@ -153,6 +153,19 @@ def test_walkers_spawn_the_generate_traffic_way_move_and_are_destroyed(server):
     assert stopped == []
 
 
+def test_walker_batches_tick_with_the_gil_released(server):
+    """The walkers are spawned while the ego's camera listens: their batches must not
+    tick inside ``apply_batch_sync`` (the 0.9.16 client keeps the GIL there and a camera
+    callback deadlocks it; the fake raises), but through ``world.tick()``."""
+    sim = make(server)
+    ticks = server.ticks
+    sim.reset(scenario(traffic=TrafficConfig(walkers=3)), seed=4)
+    assert server.gil_deadlocks == 0
+    assert len(server.live("controller.ai.walker")) == 3 and all(c.started for c in server.live("controller.ai.walker"))
+    assert server.ticks > ticks
+    sim.close()
+
+
 def test_walkers_are_reproducible_from_the_seed(server):
     sc = scenario(traffic=TrafficConfig(walkers=4))
     pos = []
