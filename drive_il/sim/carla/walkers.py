@@ -23,10 +23,10 @@ never ``apply_batch_sync(batch, True)`` as ``generate_traffic.py`` does: in the
 the world snapshot (``ApplyBatchCommandsSync`` in ``PythonAPI/carla/source/libcarla/
 Client.cpp`` has no ``ReleaseGIL``, ``World.tick`` does). A sensor callback of the
 previous frame that arrives meanwhile (the ego's camera, ``listen``) then waits for
-the GIL on a streaming thread, the snapshot queued behind it never lands, and the
-tick times out (traced with gdb: main thread in ``SynchronizeFrame``, the camera
-callback in ``PyGILState_Ensure``; about 1 episode start in 50 on a loaded 2-core
-machine).
+the GIL on a streaming thread, the tick's snapshot is not taken in, and the tick
+times out (traced with gdb: the main thread spinning in ``SynchronizeFrame``, the
+camera callback in ``PyGILState_Ensure``, the server idle with the frame published;
+about 1 episode start in 50 on a loaded 2-core machine).
 """
 
 from __future__ import annotations
