@@ -15,6 +15,27 @@ HERE = Path(__file__).resolve().parent
 PLAIN_CLIENT = HERE / "plain_client.py"
 
 
+#: Lines of a served world's log shown under a failed test.
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the end of each ``drive-il serve`` log it used (the server
+    runs in a child process, its log would otherwise be lost with the temporary folder:
+    CI prints only pytest's report)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        log_file = getattr(value, "log_file", None) if isinstance(value, ServerProcess) else None
+        if log_file is not None and Path(log_file).is_file():
+            lines = Path(log_file).read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            rep.sections.append((f"drive-il serve log of fixture {name!r} (last {len(lines)} lines)",
+                                 "\n".join(lines)))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A ``drive-il serve`` process on the generated "circuit" town (module scope);
