@@ -200,6 +200,15 @@ class TrainConfig:
             standing for a light, a walker or a queue; the data side of CILRS's inertia
             problem, Codevilla et al., ICCV 2019). Moving frames keep weight 1; combines
             with the other balances (the weights multiply).
+        standing_go_share: with ``balance_standing``, the share of the standing frames'
+            total weight that the start-off frames carry (0.5: as much as stop and creep).
+            A quantile speed head (``[output] speed_loss = "quantile"`` at tau) learns the
+            tau-quantile of the labels of frames it cannot tell apart; with equal shares,
+            where the camera does not clearly separate start-off from stop, that quantile
+            is "stop" for tau < 0.5. ``1 - tau`` (0.75 for tau = 0.25) gives the stop
+            frames the weighted share tau: the head then sits at the same balance between
+            stop and go as an L1 head (tau = 0.5) on equal shares, for standing frames
+            only (README, "A conservative speed head"). In (0.05, 0.95).
         val_fraction: share of *episodes* held out for validation.
         seed: default seed (``--seed`` overrides).
         num_workers: DataLoader workers (0 = in the training process; on 2 cores the
@@ -219,6 +228,7 @@ class TrainConfig:
     balance_power: float = field(default=1.0, metadata={"range": (0.0, 4.0)})
     balance_commands: bool = False
     balance_standing: bool = False
+    standing_go_share: float = field(default=0.5, metadata={"range": (0.05, 0.95)})
     val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     num_workers: int = field(default=0, metadata={"range": (0, 64)})

@@ -305,7 +305,9 @@ def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.
     w = None
     if getattr(training, "balance_steering", False):
         w = steering_balance_weights(samples, power=getattr(training, "balance_power", 1.0))
-    for key, weights in (("balance_commands", command_balance_weights), ("balance_standing", standing_balance_weights)):
+    go_share = getattr(training, "standing_go_share", 0.5)
+    for key, weights in (("balance_commands", command_balance_weights),
+                         ("balance_standing", lambda x: standing_balance_weights(x, go_share=go_share))):
         c = weights(samples) if getattr(training, key, False) else None
         if c is not None:
             w = c if w is None else w * c
@@ -313,14 +315,21 @@ def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.
     return w
 
 
-def standing_balance_weights(samples: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: float = 0.5) -> np.ndarray | None:
     """Per-sample weights of ``balance_standing``: 1 for a moving car; for a standing
     one (measured ``speed`` < :data:`~drive_il.data.tools.STANDING_SPEED`) the frames
     where the expert starts off (:func:`~drive_il.data.tools.starting_off`: label >=
-    ``GO_SPEED``) and the others (stop, creep; NaN labels count as stop) share the
-    standing frames' count equally. A class that is absent leaves the other at weight 1.
-    None without label arrays (or without speed labels)."""
+    ``GO_SPEED``) get the share ``go_share`` of the standing frames' count, the others
+    (stop, creep; NaN labels count as stop) the rest (``go_share`` = 0.5: equal shares).
+    A class that is absent leaves the other at weight 1. Returns float64 weights of
+    shape (N,) with mean 1; None without label arrays (or without speed labels).
+
+    Raises:
+        ValueError: ``go_share`` outside (0, 1).
+    """
     from ..data.tools import STANDING_SPEED, starting_off
+    if not 0.0 < go_share < 1.0:
+        raise ValueError(f"standing_go_share: expected a share in (0, 1), got {go_share}")
     speed, target = _label_array(samples, "speed"), _label_array(samples, "target_speed")
     if speed is None or target is None or len(speed) == 0:
         return None
@@ -330,9 +339,9 @@ def standing_balance_weights(samples: Sequence[Mapping[str, Any]]) -> np.ndarray
     w = np.ones(len(speed), dtype=np.float64)
     n_go, n_stop = int(go.sum()), int(stop.sum())
     if n_go and n_stop:
-        half = 0.5 * (n_go + n_stop)
-        w[go] = half / n_go
-        w[stop] = half / n_stop
+        total = n_go + n_stop
+        w[go] = go_share * total / n_go
+        w[stop] = (1.0 - go_share) * total / n_stop
     return w * (len(w) / w.sum())
 
 

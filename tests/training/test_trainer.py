@@ -183,6 +183,38 @@ def test_standing_balance_weights():
     on = sampling_weights(samples, SimpleNamespace(balance_standing=True))
     assert np.allclose(on, w)
     assert sampling_weights(samples, SimpleNamespace(balance_standing=False)) is None
+    # standing_go_share: the start-off frames carry that share of the standing frames' weight
+    w3 = standing_balance_weights(samples, go_share=0.75)
+    moving, stop, go = w3[:10], w3[10:18], w3[18:]
+    assert np.isclose(w3.mean(), 1.0) and np.isclose(go.sum() / (go.sum() + stop.sum()), 0.75)
+    assert np.isclose(stop.sum() + go.sum(), 10 * moving[0])
+    assert np.isclose(go[0] / moving[0], 3.75) and np.isclose(stop[0] / moving[0], 0.3125)
+    assert np.allclose(sampling_weights(samples, SimpleNamespace(balance_standing=True, standing_go_share=0.75)), w3)
+    assert np.array_equal(standing_balance_weights(samples, go_share=0.5), w)
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(ValueError, match="standing_go_share"):
+            standing_balance_weights(samples, go_share=bad)
+
+
+def test_standing_go_share_in_a_preset_is_checked(tmp_path):
+    from pathlib import Path
+
+    from drive_il.errors import ConfigError
+    from drive_il.policies.registry import load_model_preset
+
+    shipped = load_model_preset("dave2_path_wide_speed")
+    assert shipped.training.standing_go_share == 0.5
+    base = Path(shipped.source).read_text()
+    assert "\nstanding_go_share = 0.5 " in base
+    good = tmp_path / "good.toml"
+    good.write_text(base.replace("\nstanding_go_share = 0.5 ", "\nstanding_go_share = 0.75 "))
+    assert load_model_preset(good).training.standing_go_share == 0.75
+    bad = tmp_path / "bad.toml"
+    bad.write_text(base.replace("\nstanding_go_share = 0.5 ", "\nstanding_go_share = 1.5 "))
+    with pytest.raises(ConfigError) as err:
+        load_model_preset(bad)
+    msg = str(err.value)
+    assert "\n" not in msg and "bad.toml" in msg and "standing_go_share" in msg, msg
 
 
 def test_command_balanced_training_runs(data, tmp_path):
