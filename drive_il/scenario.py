@@ -355,8 +355,12 @@ class NoiseConfig:
             (exponentially distributed gaps).
         correlation_time: gaussian: time constant of the AR(1) correlation [s]
             (0 = independent noise at every step).
-        throttle_magnitude: triangular: peak throttle offset added with the same
-            envelope (0 = steering only).
+        throttle_magnitude: triangular: peak offset of the longitudinal command
+            (throttle - brake) with the same envelope, its sign drawn per spike (0 =
+            steering only): a push releases the brake first, so a car the expert holds at
+            a stop creeps forward, and a negative offset brakes once the throttle is gone.
+            The labels stay the expert's (its target speed too): the longitudinal
+            counterpart of the steering spikes' recovery data.
     """
 
     episode_share: float = field(default=0.2, metadata=R(0.0, 1.0, "share of noisy episodes"))

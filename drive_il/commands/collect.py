@@ -27,6 +27,10 @@ def register(sub) -> None:
                    help="CIL triangular steering spikes or DART Gaussian noise")
     g.add_argument("--noise-magnitude", type=float, default=None, help="steer units")
     g.add_argument("--noise-duration", type=float, default=None, help="spike duration [s]")
+    g.add_argument("--noise-throttle", type=float, default=None,
+                   help="triangular: peak offset of the longitudinal command throttle - brake, sign drawn per "
+                        "spike [0, 1] (0 = steering only; the expert holds a stopped car with its max_brake, "
+                        "so a peak above it makes the car creep on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_sim_args(p)
     add_parallel_args(p)
@@ -40,7 +44,8 @@ def noise_from_args(args: argparse.Namespace, scenario):
     cfg = getattr(scenario, "noise", None) or NoiseConfig()
     over = {k: v for k, v in {
         "episode_share": args.noise_share, "kind": args.noise_kind,
-        "magnitude": args.noise_magnitude, "duration": args.noise_duration}.items() if v is not None}
+        "magnitude": args.noise_magnitude, "duration": args.noise_duration,
+        "throttle_magnitude": getattr(args, "noise_throttle", None)}.items() if v is not None}
     if over:
         from ..config import from_dict, to_dict
         cfg = from_dict(NoiseConfig, {**to_dict(cfg), **over}, source="command line (--noise-*)")

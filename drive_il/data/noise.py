@@ -142,7 +142,14 @@ class NoiseInjector:
         ds, dth = self.offset(sim_time)
         if ds == 0.0 and dth == 0.0:
             return control, False
-        executed = Control.clipped(control.steer + ds, control.throttle + dth, control.brake,
-                                   control.hand_brake, control.reverse)
-        noisy = executed.steer != control.steer or executed.throttle != control.throttle
+        throttle, brake = control.throttle, control.brake
+        if dth != 0.0:
+            # the throttle offset moves the signed longitudinal command throttle - brake: a
+            # push releases the brake first (a car held at a stop creeps forward), a negative
+            # offset brakes once the throttle is gone
+            a = control.throttle - control.brake + dth
+            throttle, brake = max(a, 0.0), max(-a, 0.0)
+        executed = Control.clipped(control.steer + ds, throttle, brake, control.hand_brake, control.reverse)
+        noisy = (executed.steer != control.steer or executed.throttle != control.throttle
+                 or executed.brake != control.brake)
         return (executed, True) if noisy else (control, False)

@@ -122,3 +122,22 @@ def test_cli_collect_disk_full_is_one_line_and_keeps_finished_episodes(tmp_path,
     assert sorted(p.name for p in out.glob("episode_*")) == ["episode_000000.h5"]
     assert [p.name for p in list_episodes(out)] == ["episode_000000.h5"]
     assert main(["data", "verify", str(out)]) == 0
+
+
+def test_collect_noise_throttle_flag(capsys):
+    import argparse
+
+    from drive_il.commands.collect import noise_from_args
+    from drive_il.scenario import Scenario
+
+    def args(**kw):
+        base = {"noise_share": None, "noise_kind": None, "noise_magnitude": None, "noise_duration": None,
+                "noise_throttle": None}
+        return argparse.Namespace(**{**base, **kw})
+
+    cfg = noise_from_args(args(noise_share=1.0, noise_magnitude=0.0, noise_throttle=1.0), Scenario())
+    assert (cfg.episode_share, cfg.magnitude, cfg.throttle_magnitude) == (1.0, 0.0, 1.0)
+    assert main(["collect", "--episodes", "1", "--out", "/nonexistent/never", "--noise-share", "1",
+                 "--noise-throttle", "1.5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "throttle_magnitude" in err[0] and "1.5" in err[0], err

@@ -156,6 +156,62 @@ def test_perturbation_is_clipped():
         assert -1.0 <= ex.steer <= 1.0
 
 
+class _Fixed(NoiseInjector):
+    """An injector whose offset is given (to check how perturb applies it)."""
+
+    def __init__(self, ds, dth):
+        super().__init__(NoiseConfig(episode_share=1.0), np.random.default_rng(0))
+        self._off = (ds, dth)
+
+    def offset(self, sim_time):
+        return self._off
+
+
+@pytest.mark.parametrize("label,dth,throttle,brake", [
+    (Control(brake=1.0), 0.5, 0.0, 0.5),            # a push first releases the brake that holds the car
+    (Control(brake=0.2), 0.5, 0.3, 0.0),            # ... then throttles: the car creeps on
+    (Control(throttle=0.3), -0.1, 0.2, 0.0),        # a negative offset lifts the throttle
+    (Control(throttle=0.1), -0.4, 0.0, 0.3),        # ... and brakes once it is gone
+    (Control(throttle=0.9), 0.5, 1.0, 0.0),         # clipped
+])
+def test_throttle_spikes_move_the_signed_longitudinal_command(label, dth, throttle, brake):
+    ex, noisy = _Fixed(0.0, dth).perturb(label, 0.0)
+    assert noisy and ex.steer == label.steer
+    assert ex.throttle == pytest.approx(throttle) and ex.brake == pytest.approx(brake)
+    assert _Fixed(0.0, 0.0).perturb(label, 0.0) == (label, False)
+
+
+def test_a_held_car_creeps_forward_under_throttle_spikes_with_clean_labels(tmp_path):
+    """Throttle-only spikes (steering magnitude 0) in a world whose expert holds the car
+    at rest with its max_brake (0.5): with a peak of 1.0 the executed command releases the
+    brake and throttles, and every recorded label still says stop (a peak of 0.5 would
+    only cancel the brake)."""
+    from drive_il.rollout import Drivers, RolloutSpec, run_episode
+
+    from ..rollout.line_world import SC, LineSim, Rec
+
+    class Holder:
+        name = "expert"
+        target_speed = 0.0
+
+        def reset(self, step):
+            pass
+
+        def act(self, step):
+            return Control(brake=0.5)          # the expert's max_brake holds it at rest
+
+    inj = NoiseInjector(NoiseConfig(episode_share=1.0, magnitude=0.0, throttle_magnitude=1.0, duration=1.0,
+                                    interval=1.0), np.random.default_rng(0))
+    inj.begin_episode()
+    obs = Rec()
+    run_episode(LineSim(), SC, 0, Drivers(expert=Holder()), RolloutSpec(driver="expert", max_steps=200, noise=inj),
+                observers=[obs])
+    assert all(r.expert == Control(brake=0.5) for r in obs.records)
+    pushed = [r for r in obs.records if r.noise]
+    assert pushed and all(r.executed.steer == 0.0 for r in pushed)
+    assert any(r.executed.throttle > 0.0 and r.executed.brake == 0.0 for r in pushed)
+
+
 def test_config_is_strict():
     assert from_dict(NoiseConfig, {"kind": "gaussian", "magnitude": 0.1}).kind == "gaussian"
     for bad, field in (({"kind": "uniform"}, "kind"), ({"episode_share": 1.5}, "episode_share"),
