@@ -146,6 +146,16 @@ class Infractions:
         """All collisions (vehicle + walker + layout)."""
         return self.vehicle + self.walker + self.layout
 
+    @property
+    def collision_kind(self) -> str | None:
+        """The kind that names these collisions: "walker" before "vehicle" before
+        "layout" (NoCrash's order when one step had several), None without a collision."""
+        if self.walker:
+            return "walker"
+        if self.vehicle:
+            return "vehicle"
+        return "layout" if self.layout else None
+
     def __add__(self, other: "Infractions") -> "Infractions":
         return Infractions(self.vehicle + other.vehicle, self.walker + other.walker, self.layout + other.layout,
                            self.red_light + other.red_light)

@@ -198,3 +198,11 @@ def test_trace_reads_red_light_and_walker_columns():
     tr = EpisodeTrace.from_columns({**cols, "red_light": red, "walker_collision": red}, dt=0.05, route_length=10.0)
     s = summarize(tr)
     assert s["red_lights"] == 1 and s["walker_collisions"] == 1
+
+
+def test_collision_kind_names_walker_before_vehicle_before_layout():
+    from drive_il.metrics import Infractions
+    assert Infractions().collision_kind is None and Infractions(red_light=3).collision_kind is None
+    assert Infractions(layout=1).collision_kind == "layout"
+    assert Infractions(vehicle=1, layout=1).collision_kind == "vehicle"
+    assert Infractions(vehicle=2, walker=1, layout=1).collision_kind == "walker"

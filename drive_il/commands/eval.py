@@ -50,7 +50,9 @@ def register(sub) -> None:
     p.add_argument("--intervention-threshold", "--threshold", dest="intervention_threshold", type=float, default=1.0,
                    help="intervention threshold |lateral deviation| [m] (default 1.0; --threshold is the old spelling)")
     p.add_argument("--trace", action="store_true",
-                   help="print one line per intervention: where, cause, command, speed, learner vs expert steer")
+                   help="print one line per intervention: where, cause, command, speed, learner vs expert steer "
+                        "(--protocol nocrash: one line per collision: where, what was hit and from where, "
+                        "learner vs expert steer and target speed)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default RUN/eval/<scenario>-<town>-<weather>.json; "
                                                           "nocrash: RUN/eval/nocrash-<scenario>-test.json)")
     p.add_argument("--logdir", type=Path, default=None, help="TensorBoard dir (default RUN/tb; an ensemble of checkpoints logs only with --logdir)")
@@ -168,6 +170,9 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
             sim.close()
         close_pool(pool)
     print(format_table(rep))
+    if args.trace:
+        from ..evaluation.trace import format_collisions
+        print(format_collisions(list(rep.collisions)))
     if args.expert:
         run_dir = Path("runs") / base.name / "expert"
     else:

@@ -17,11 +17,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..evaluation.nocrash import format_table
     from ..evaluation.report import nocrash_reports, write_report
+    from ..evaluation.trace import collision_counts
     if not args.run.is_dir():
         raise DataError(f"{args.run}: no such run directory")
     out = write_report(args.run)
     for rep in nocrash_reports(args.run):  # the NoCrash tables, as drive-il eval printed them
         print(format_table(rep))
+        for line in collision_counts(list(rep.collisions)):
+            print(f"collisions {line}")
     plots = out.parent / "plots"
     print(f"wrote {out}" + (f" (plots in {plots})" if plots.is_dir() else ""))
     return 0

@@ -83,7 +83,8 @@ class EvalReport:
             per-seed aggregates, for :data:`drive_il.metrics.METRIC_KEYS`.
         profiles: lateral deviation against route distance per episode.
         interventions: one row per intervention onset: where, why and how the learner
-            failed (:mod:`drive_il.evaluation.trace`).
+            failed (:mod:`drive_il.evaluation.trace`); with a spec without interventions
+            (the learner drives alone, NoCrash), one row per collision instead.
         per_town: the aggregate of each town's episodes, for a scenario that names
             several test towns (``towns``); empty for one town.
     """
@@ -164,7 +165,9 @@ def evaluate(sim, scenario: Scenario, *, learner, expert, seeds: int = 3, episod
             i = len(jobs)
             jobs.append(EpisodeJob(index=i, scenario=scenario, seed=scenario.seed + 1000 * k + j, episode=i,
                                    spec=spec, drivers=recipe,
-                                   observers=(DeviationProfile(), InterventionTrace(threshold=trace_threshold),
+                                   observers=(DeviationProfile(),
+                                              InterventionTrace(threshold=trace_threshold,
+                                                                collisions=spec.interventions is None),
                                               *(extra_observers() if extra_observers is not None else ()))))
     bar = None
     if progress:

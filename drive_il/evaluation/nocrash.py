@@ -111,12 +111,8 @@ def outcome(termination: str, infractions: Infractions) -> str:
     """
     if termination == "route_completed" and infractions.collisions == 0:
         return "success"
-    if infractions.walker:
-        return "walker"
-    if infractions.vehicle:
-        return "vehicle"
-    if infractions.layout:
-        return "layout"
+    if infractions.collision_kind is not None:
+        return infractions.collision_kind
     if termination == "off_route":
         return "off_route"
     return "timeout"
@@ -307,6 +303,11 @@ class NoCrashReport:
         episodes: one dict per episode: town, density, weather_set, weather, seed,
             termination, the ``nocrash`` dict of :class:`NoCrashObserver` and the rollout's
             summary metrics.
+        collisions: one dict per collision (vehicle, walker or layout; an episode ends at
+            its first): the row of :class:`~drive_il.evaluation.trace.InterventionTrace`
+            (where, what was hit and from where, the learner's steer and target speed
+            against the expert's over the 1.5 s before) with town, density, weather_set
+            and weather; ``drive-il eval --protocol nocrash --trace`` prints them.
     """
 
     scenario: str
@@ -318,6 +319,7 @@ class NoCrashReport:
     weather_sets: dict[str, tuple[str, ...]]
     conditions: tuple[dict, ...]
     episodes: tuple[dict, ...] = field(default=(), repr=False)
+    collisions: tuple[dict, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -338,7 +340,8 @@ class NoCrashReport:
                        route_length=float(d["route_length"]), seed=int(d["seed"]),
                        densities=tuple(d["densities"]),
                        weather_sets={k: tuple(v) for k, v in d["weather_sets"].items()},
-                       conditions=tuple(_nan(c) for c in d["conditions"]), episodes=tuple(d.get("episodes", ())))
+                       conditions=tuple(_nan(c) for c in d["conditions"]), episodes=tuple(d.get("episodes", ())),
+                       collisions=tuple(d.get("collisions", ())))
         except KeyError as e:
             raise ValueError(f"NoCrash report: missing key {e.args[0]!r}") from None
 
@@ -375,13 +378,14 @@ def run_nocrash(sim, test: Scenario, *, learner, expert, driver: str = "learner"
     grid = conditions(test, densities=densities, weather_sets=weather_sets)
     spec = nocrash_spec(driver, test)
     episodes: list[dict] = []
+    collisions: list[dict] = []
     for c in grid:
         rep = evaluate(sim, c.scenario, learner=learner if driver == "learner" else None, expert=expert, seeds=1,
                        episodes=routes, spec=spec, extra_observers=lambda: (NoCrashObserver(),), pool=pool,
                        progress=progress, checkpoint=policy)
-        for e in rep.episodes:
-            meta = {"town": c.town, "density": c.density, "weather_set": c.weather_set, "weather": c.weather}
-            episodes.append({**e, **meta, "drawn_town": e["town"]})
+        meta = {"town": c.town, "density": c.density, "weather_set": c.weather_set, "weather": c.weather}
+        episodes.extend({**e, **meta, "drawn_town": e["town"]} for e in rep.episodes)
+        collisions.extend({**meta, **row} for row in rep.interventions)
     cells: list[dict] = []
     for town in dict.fromkeys(c.town for c in grid):
         for d in densities:
@@ -392,7 +396,7 @@ def run_nocrash(sim, test: Scenario, *, learner, expert, driver: str = "learner"
     return NoCrashReport(scenario=test.name, policy=policy or driver, routes=int(routes),
                          route_length=float(test.route_length), seed=int(test.seed), densities=tuple(densities),
                          weather_sets={ws: WEATHER_SETS[ws] for ws in weather_sets}, conditions=tuple(cells),
-                         episodes=tuple(episodes))
+                         episodes=tuple(episodes), collisions=tuple(collisions))
 
 
 #: Table columns: (header, condition key, format).

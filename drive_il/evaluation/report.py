@@ -32,6 +32,7 @@ from ..metrics import upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
 from ..scenario import towns_label
 from .nocrash import NoCrashReport, markdown_table
+from .trace import collision_counts
 
 __all__ = ["write_report", "failure_curve", "pipeline_section", "nocrash_reports", "nocrash_section"]
 
@@ -145,6 +146,10 @@ def nocrash_section(run: str | Path) -> list[str]:
     lines: list[str] = []
     for rep in nocrash_reports(run):
         lines += markdown_table(rep)
+        counts = collision_counts(list(rep.collisions))
+        if counts:
+            lines += ["", f"Collisions ({len(rep.collisions)}; `drive-il eval --protocol nocrash --trace` lists "
+                      "them): " + "; ".join(counts), ""]
     return lines
 
 

@@ -21,8 +21,23 @@ DAVE-2 interventions, :class:`drive_il.rollout.arbitration.InterventionMonitor`)
   the learner turns), ``"late-turn"`` (the expert turns and the learner still goes
   straight), ``"wrong-way"`` (opposite signs) or ``"other"``.
 
-The rows go into the evaluation report (``EvalReport.interventions``, the JSON) and are
-printed by ``drive-il eval --trace``.
+With ``collisions=True`` (a protocol where the learner drives alone, such as NoCrash:
+:func:`drive_il.evaluation.nocrash.run_nocrash`) a row is also recorded at the first step
+of every collision, ``cause`` ``"vehicle"``, ``"walker"`` or ``"layout"`` (the NoCrash
+infraction kinds of :func:`drive_il.metrics.count_infractions`), with the same window.
+Every row whose step hit a vehicle or a walker also says what was hit: ``other`` (its
+centre in the ego frame before the contact, ``forward`` and ``right`` [m], its heading
+relative to the ego's ``rel_yaw_deg`` [deg] and its ``speed`` [m/s]) and ``geometry``
+(:func:`collision_geometry`): ``"rear-end"`` (it stands or drives ahead of us, heading our
+way), ``"head-on"`` (ahead, heading towards us), ``"crossing"`` (ahead, across our
+path), ``"side"``, ``"from-behind"`` (it hit us from behind); walkers ``"walker-ahead"``,
+``"walker-side"``, ``"walker-behind"``; ``"-"`` for other rows. Rows also carry the
+learner's and the expert's target speed [m/s] (means over the window; None without a
+speed head), which tells a collision at the learner's own speed from one the expert would
+have slowed for.
+
+The rows go into the evaluation report (``EvalReport.interventions``, the JSON;
+``NoCrashReport.collisions``) and are printed by ``drive-il eval --trace``.
 """
 
 from __future__ import annotations
@@ -33,9 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from ..types import StepRecord
+from ..geometry import to_local, wrap_angle
+from ..metrics import count_infractions
+from ..types import EventKind, StepRecord
 
-__all__ = ["InterventionTrace", "classify", "format_trace", "TRACE_COLUMNS"]
+__all__ = ["TRACE_COLUMNS", "InterventionTrace", "classify", "collision_counts", "collision_geometry",
+           "format_collisions", "format_trace"]
 
 #: Columns printed by :func:`format_trace` (keys of a trace row).
 TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed", "lateral_deviation", "heading_deg",
@@ -68,6 +86,66 @@ def classify(learner_steer: float, expert_steer: float, *, tolerance: float = 0.
     return "under-steer" if abs(learner_steer) < abs(expert_steer) else "over-steer"
 
 
+#: Bearing of the other actor's centre [deg] within which it counts as ahead (and beyond
+#: 180 minus it, behind); relative heading [deg] within which it drives our way (beyond
+#: 180 minus it, towards us).
+AHEAD_DEG = 45.0
+
+
+def collision_geometry(forward: float, right: float, rel_yaw_deg: float | None) -> str:
+    """Name the geometry of a contact from the other actor's centre in the ego frame.
+
+    Args:
+        forward, right: the other actor's centre relative to the ego's [m] (ego frame:
+            x forward, y right).
+        rel_yaw_deg: its heading minus the ego's [deg], wrapped or not; None for a walker.
+
+    Returns:
+        ``"rear-end"``, ``"head-on"``, ``"crossing"``, ``"side"``, ``"from-behind"``, or
+        for a walker ``"walker-ahead"``, ``"walker-side"``, ``"walker-behind"`` (module
+        docstring; bearings within :data:`AHEAD_DEG` of straight ahead count as ahead).
+    """
+    bearing = abs(math.degrees(math.atan2(right, forward)))
+    where = "ahead" if bearing <= AHEAD_DEG else ("behind" if bearing >= 180.0 - AHEAD_DEG else "side")
+    if rel_yaw_deg is None:
+        return f"walker-{where}"
+    if where == "behind":
+        return "from-behind"
+    if where == "side":
+        return "side"
+    d = abs((rel_yaw_deg + 180.0) % 360.0 - 180.0)
+    if d <= AHEAD_DEG:
+        return "rear-end"
+    return "head-on" if d >= 180.0 - AHEAD_DEG else "crossing"
+
+
+def _collision_cause(events) -> str | None:
+    """The NoCrash infraction kind of a step's events ("walker", "vehicle", "layout"),
+    or None: :func:`drive_il.metrics.count_infractions` pairs a walker contact reported
+    as both kinds, :attr:`~drive_il.metrics.Infractions.collision_kind` names it."""
+    return count_infractions((events,)).collision_kind
+
+
+def _other(record: StepRecord) -> dict[str, Any] | None:
+    """What the step's first walker contact, else its first vehicle contact, hit, in the
+    ego frame (module docstring); None: no such contact, or the actor is not in the world
+    state."""
+    ws = record.step.world_state
+    contacts = [(e, ws.walkers, True) for e in record.events if e.kind is EventKind.WALKER_COLLISION]
+    contacts += [(e, ws.actors, False) for e in record.events if e.kind is EventKind.COLLISION]
+    for e, pool, walker in contacts:
+        hit = next((a for a in pool if a.actor_id == e.other_actor), None)
+        if hit is None:
+            continue
+        ego = ws.ego
+        fwd, right = to_local(hit.x, hit.y, ego.x, ego.y, ego.yaw)
+        rel = None if walker else math.degrees(wrap_angle(hit.yaw - ego.yaw))
+        return {"actor": e.other_actor, "forward": round(fwd, 2), "right": round(right, 2),
+                "rel_yaw_deg": None if rel is None else round(rel, 1), "speed": round(float(hit.speed), 2),
+                "geometry": collision_geometry(fwd, right, rel)}
+    return None
+
+
 class InterventionTrace:
     """Observer recording one row per intervention onset (see module docstring).
 
@@ -75,17 +153,20 @@ class InterventionTrace:
         threshold: the intervention threshold of |lateral deviation| [m] (to tell a deviation onset from an
             event onset).
         window: seconds of history summarised before each onset (default 1.5 s).
+        collisions: also record a row at the first step of every collision (the learner
+            drives alone: no interventions; module docstring).
 
     Attributes:
         rows: the rows recorded so far (dicts with :data:`TRACE_COLUMNS` and
             ``seed``, ``commands``, ``learner_steers``, ``expert_steers``).
     """
 
-    def __init__(self, threshold: float = 1.0, window: float = 1.5) -> None:
+    def __init__(self, threshold: float = 1.0, window: float = 1.5, *, collisions: bool = False) -> None:
         if not threshold > 0 or not window > 0:
             raise ValueError(f"threshold and window must be > 0, got {threshold!r}, {window!r}")
         self.threshold = float(threshold)
         self.window = float(window)
+        self.collisions = bool(collisions)
         self.rows: list[dict[str, Any]] = []
         self._hist: deque[StepRecord] = deque()
         self._prev_inter = False
@@ -104,25 +185,33 @@ class InterventionTrace:
         prev = self._hist[-1] if self._hist else None
         if record.intervention and not self._prev_inter:
             self.rows.append(self._row(record, prev, list(self._hist)[-n:]))
+        elif self.collisions and not record.intervention and (cause := _collision_cause(record.events)):
+            self.rows.append(self._row(record, prev, list(self._hist)[-n:], cause=cause, contact=record))
         self._prev_inter = record.intervention
         self._hist.append(record)
         while len(self._hist) > n:
             self._hist.popleft()
 
     def on_episode_end(self, result) -> None:
-        return None
+        self._hist = deque()     # the frames of the window need not travel back from a worker
 
-    def _row(self, record: StepRecord, prev: StepRecord | None, window: list[StepRecord]) -> dict[str, Any]:
+    def _cause(self, record: StepRecord, prev: StepRecord | None) -> str:
+        """The cause of an intervention onset (module docstring)."""
         if getattr(record, "intervention_cause", ""):
-            cause = record.intervention_cause
-        elif abs(record.lateral_deviation) > self.threshold:
-            cause = "lateral_deviation"
-        elif prev is not None and prev.collision:
-            cause = "collision"
-        elif prev is not None and prev.off_road:
-            cause = "off_road"
-        else:
-            cause = "lateral_deviation"
+            return record.intervention_cause
+        if abs(record.lateral_deviation) > self.threshold:
+            return "lateral_deviation"
+        if prev is not None and prev.collision:
+            return "collision"
+        if prev is not None and prev.off_road:
+            return "off_road"
+        return "lateral_deviation"
+
+    def _row(self, record: StepRecord, prev: StepRecord | None, window: list[StepRecord], *,
+             cause: str = "", contact: StepRecord | None = None) -> dict[str, Any]:
+        if contact is None and prev is not None and prev.events:
+            contact = prev                     # a takeover follows the step of its event
+        cause = cause or self._cause(record, prev)
         hist = [r for r in window if r.learner is not None] or [record]
         ls = np.array([r.learner.steer if r.learner is not None else np.nan for r in hist], float)
         es = np.array([r.expert.steer for r in hist], float)
@@ -150,7 +239,25 @@ class InterventionTrace:
             "steer_diff": round(l_mean - e_mean, 3),
             "learner_steers": [round(float(v), 3) for v in ls[:: max(1, len(ls) // 6)]],
             "expert_steers": [round(float(v), 3) for v in es[:: max(1, len(es) // 6)]],
+            "learner_target_speed": _mean_speed([*window, record], "learner_target_speed"),
+            "expert_target_speed": _mean_speed([*window, record], "expert_target_speed"),
+            **_contact(contact),
         }
+
+
+def _mean_speed(records: list[StepRecord], key: str) -> float | None:
+    """The mean of the finite ``key`` values [m/s], None when there is none (JSON null; a
+    NaN would make equal rows compare unequal)."""
+    v = np.array([getattr(r, key, math.nan) for r in records], float)
+    v = v[np.isfinite(v)]
+    return round(float(v.mean()), 2) if len(v) else None
+
+
+def _contact(record: StepRecord | None) -> dict[str, Any]:
+    other = _other(record) if record is not None else None
+    if other is None:
+        return {"geometry": "-", "other": None}
+    return {"geometry": other.pop("geometry"), "other": other}
 
 
 def format_trace(rows: list[dict[str, Any]]) -> str:
@@ -166,12 +273,59 @@ def format_trace(rows: list[dict[str, Any]]) -> str:
                       "yes" if r["junction"] else "no", f"{r['speed']:.1f}", f"{r['lateral_deviation']:+.2f}",
                       f"{r['heading_deg']:+.1f}", f"{r['learner_steer']:+.2f}", f"{r['expert_steer']:+.2f}",
                       f"{r['steer_diff']:+.2f}"))
+    out = _aligned(head, lines)
+    out += _counts(rows, ("cause", "kind", "command"))
+    return "\n".join(out)
+
+
+def _aligned(head: tuple[str, ...], lines: list[tuple[str, ...]]) -> list[str]:
+    """The header and the lines as right-aligned columns, two spaces apart."""
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]
-    out = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    out += ["  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in lines]
-    for key in ("cause", "kind", "command"):
+    return ["  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in (head, *lines)]
+
+
+def _f(v: Any, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    text = fmt.format(v)
+    return fmt.format(0.0) if not text.strip("+-0.") else text     # no "-0"
+
+
+def format_collisions(rows: list[dict[str, Any]]) -> str:
+    """Collision rows (``collisions=True``; NoCrash adds ``town``, ``density`` and
+    ``weather``) as an aligned text table, one line per collision, followed by counts per
+    cause, geometry, kind and command; ``"no collisions"`` when empty."""
+    if not rows:
+        return "no collisions"
+    head = ("town", "traffic", "weather", "route", "s [m]", "cause", "geometry", "kind", "command", "junc",
+            "v [m/s]", "lat. dev. [m]", "other fwd/right [m]", "other yaw [deg]", "other v [m/s]",
+            "learner v* [m/s]", "expert v* [m/s]")
+    lines = []
+    for r in rows:
+        o = r.get("other") or {}
+        lines.append((str(r.get("town", "-")), str(r.get("density", "-")), str(r.get("weather", "-")),
+                      str(r.get("seed", "-")), f"{r['s']:.1f}", r["cause"], r.get("geometry", "-"), r["kind"],
+                      r["command"], "yes" if r["junction"] else "no", f"{r['speed']:.1f}",
+                      f"{r['lateral_deviation']:+.2f}",
+                      f"{o['forward']:+.1f}/{o['right']:+.1f}" if o else "-", _f(o.get("rel_yaw_deg"), "{:+.0f}"),
+                      _f(o.get("speed"), "{:.1f}"), _f(r.get("learner_target_speed"), "{:.1f}"),
+                      _f(r.get("expert_target_speed"), "{:.1f}")))
+    out = _aligned(head, lines)
+    out += collision_counts(rows)
+    return "\n".join(out)
+
+
+def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines ``by cause: ...``, ``by geometry: ...``, ``by kind: ...``, ``by command: ...``
+    of collision rows (most frequent first); [] when there are none."""
+    return _counts(rows, ("cause", "geometry", "kind", "command")) if rows else []
+
+
+def _counts(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:
+    out = []
+    for key in keys:
         counts: dict[str, int] = {}
         for r in rows:
-            counts[r[key]] = counts.get(r[key], 0) + 1
+            counts[r.get(key, "-")] = counts.get(r.get(key, "-"), 0) + 1
         out.append(f"by {key}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
-    return "\n".join(out)
+    return out

@@ -104,10 +104,21 @@ def test_learner_checkpoint_same_figures_for_1_and_2_workers(scenario, tmp_path,
         out = tmp_path / f"w{workers}.json"
         assert main(["eval", str(scenario), "--protocol", "nocrash", "--checkpoint", str(ckpt), "--routes", "1",
                      "--densities", "empty", "--weather-sets", "new", "--workers", str(workers),
-                     "--out", str(out)]) == 0
+                     "--out", str(out), "--trace"]) == 0
         data = json.loads(out.read_text())
         got[workers] = ([(e["seed"], e["weather"], e["termination"], e["nocrash"]) for e in data["episodes"]],
-                        data["conditions"])
+                        data["conditions"], data["collisions"])
+        text = capsys.readouterr().out
+        assert "NoCrash (" + str(ckpt) in text
+        # --trace: one line per collision (the untrained policy leaves the road) and the counts
+        failed = [e for e in data["episodes"] if not e["nocrash"]["success"]]
+        assert len(data["collisions"]) == len(failed)
+        assert ("by geometry: " in text) if failed else ("no collisions" in text)
     assert got[1] == got[2]
     assert len(got[1][0]) == 2 and got[1][0][0][3]["route_length"] > 0
-    assert "NoCrash (" + str(ckpt) in capsys.readouterr().out
+    # drive-il report prints the collisions' counts under the table
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    (tmp_path / "run" / "eval" / "nocrash-nc_tiny-test.json").write_text((tmp_path / "w1.json").read_text())
+    assert main(["report", str(tmp_path / "run")]) == 0
+    shown = capsys.readouterr().out
+    assert got[1][2] and "collisions by geometry: " in shown     # the untrained policy leaves the road

@@ -175,6 +175,50 @@ def test_small_embedded_run_drives_the_same_routes_in_every_condition():
     assert rep.policy == "expert" and rep.seed == 7
 
 
+class _Reckless:
+    """The expert's steer at full throttle: it never brakes (a learner that crashes)."""
+
+    name = "learner"
+
+    def __init__(self, scenario):
+        from drive_il.expert.expert import Expert
+        self.expert = Expert.for_scenario(scenario)
+
+    def reset(self, step):
+        self.expert.reset(step)
+
+    def act(self, step):
+        return Control(steer=self.expert.act(step).steer, throttle=1.0, brake=0.0)
+
+
+def test_collisions_of_a_learner_are_traced_per_condition(tmp_path):
+    from drive_il.evaluation.trace import format_collisions
+    from drive_il.expert.expert import Expert
+    from drive_il.sim import make_simulator
+    test = Scenario(name="nc", town="grid", route_length=150.0, test=SplitConfig(seed=7)).test_scenario()
+    sim = make_simulator("embedded")
+    try:
+        rep = run_nocrash(sim, test, learner=_Reckless(test), expert=Expert.for_scenario(test), routes=2,
+                          densities=("dense",), weather_sets=("new",))
+    finally:
+        sim.close()
+    failed = [e for e in rep.episodes if not e["nocrash"]["success"]]
+    assert failed and len(rep.collisions) == len(failed)          # one row per collision; an episode ends at it
+    for row, ep in zip(rep.collisions, failed):
+        assert (row["town"], row["density"], row["weather"], row["seed"]) == ("grid", "dense", ep["weather"],
+                                                                              ep["seed"])
+        assert row["cause"] == ep["nocrash"]["outcome"]
+        assert (row["other"] is None) == (row["cause"] == "layout")
+    hits = [r for r in rep.collisions if r["cause"] == "vehicle"]
+    assert hits and all(r["other"]["forward"] > 0 and r["geometry"] == "rear-end" for r in hits)
+    assert all(r["speed"] > 10.0 and r["expert_target_speed"] < r["speed"] for r in hits)
+    write_json(tmp_path / "eval" / "nocrash-nc-test.json", rep.to_dict())
+    back = nocrash_reports(tmp_path)[0]
+    assert [r["geometry"] for r in back.collisions] == [r["geometry"] for r in rep.collisions]
+    assert "rear-end" in format_collisions(list(back.collisions))
+    assert "Collisions (" in write_report(tmp_path).read_text()
+
+
 def _report():
     cond = {"town": "Town02", "density": "dense", "weather_set": "new", "weathers": list(NEW_WEATHERS),
             **condition_summary([_row("success", 100.0, 400.0, red=1, ds=70.0), _row("timeout", 50.0, 400.0, ds=50.0)])}

@@ -6,31 +6,36 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from drive_il.evaluation.trace import InterventionTrace, classify, format_trace
-from drive_il.types import (Control, Event, EventKind, Observation, RoadOption, Route, RouteWaypoint, Step,
-                            StepRecord, VehicleState, WorldState)
+from drive_il.evaluation.trace import (InterventionTrace, classify, collision_counts, collision_geometry,
+                                      format_collisions, format_trace)
+from drive_il.types import (ActorState, Control, Event, EventKind, Observation, RoadOption, Route, RouteWaypoint,
+                            Step, StepRecord, VehicleState, WalkerState, WorldState)
 
 ROUTE = Route(tuple(RouteWaypoint(x=float(i), y=0.0, yaw=0.0, is_junction=20 <= i < 30,
                                   command=RoadOption.LEFT if 20 <= i < 30 else RoadOption.LANEFOLLOW)
                     for i in range(60)), spacing=1.0)
 
 
-def _rec(i, *, lat=0.0, inter=False, ls=0.0, es=0.0, events=(), cmd=None, speed=5.0):
+def _rec(i, *, lat=0.0, inter=False, ls=0.0, es=0.0, events=(), cmd=None, speed=5.0, actors=(), walkers=(),
+         yaw=0.0, lv=math.nan, ev=math.nan):
     s = float(i) * 0.25
     c = cmd if cmd is not None else ROUTE.waypoints[int(s)].command
     step = Step(observation=Observation(frames={}, speed=speed, command=c),
-                world_state=WorldState(ego=VehicleState(x=s, y=lat, yaw=0.0), route=ROUTE, dt=0.05))
+                world_state=WorldState(ego=VehicleState(x=s, y=lat, yaw=yaw), actors=tuple(actors),
+                                       walkers=tuple(walkers), route=ROUTE, dt=0.05))
     return StepRecord(step=step, executed=Control(), expert=Control(steer=es), learner=Control(steer=ls),
                       driver="expert" if inter else "learner", intervention=inter, lateral_deviation=lat,
-                      heading_error=math.radians(-10.0) if inter else 0.0, route_progress=s, events=tuple(events))
+                      heading_error=math.radians(-10.0) if inter else 0.0, route_progress=s, events=tuple(events),
+                      learner_target_speed=lv, expert_target_speed=ev)
 
 
-def _run(records, threshold=1.0, episode=3):
-    tr = InterventionTrace(threshold=threshold, window=0.5)
+def _run(records, threshold=1.0, episode=3, collisions=False):
+    tr = InterventionTrace(threshold=threshold, window=0.5, collisions=collisions)
     tr.on_episode_start(SimpleNamespace(episode=episode, seed=77), None)
     for r in records:
         tr.on_step(r)
     tr.on_episode_end(None)
+    assert not tr._hist       # no frames travel back from a worker
     return tr.rows
 
 
@@ -94,3 +99,63 @@ def test_format_trace():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="must be > 0"):
         InterventionTrace(threshold=0.0)
+
+
+@pytest.mark.parametrize("fwd,right,yaw,geometry", [
+    (4.6, 0.0, 0.0, "rear-end"), (4.0, -1.1, -147.0, "head-on"), (4.0, 1.0, 213.0, "head-on"),
+    (3.0, 2.5, 90.0, "crossing"), (4.3, 2.2, 34.0, "rear-end"), (0.5, 2.0, 0.0, "side"),
+    (-4.5, 0.3, 0.0, "from-behind"), (2.0, 0.5, None, "walker-ahead"), (0.0, -1.5, None, "walker-side"),
+    (-2.0, 0.0, None, "walker-behind")])
+def test_collision_geometry(fwd, right, yaw, geometry):
+    assert collision_geometry(fwd, right, yaw) == geometry
+
+
+def test_collision_rows_say_what_was_hit_and_from_where():
+    # ego at (x, 0) heading +x (yaw 0); a car standing 4 m ahead and 1 m to the left of it, facing back at us
+    # (a car waiting at its stop line after a wide turn), then a walker on the right
+    car = ActorState(actor_id=7, x=24.0, y=-1.0, yaw=math.radians(-150.0), speed=0.0)
+    recs = [_rec(i, ls=0.3, es=0.6, lv=4.4, ev=3.4) for i in range(80)]
+    recs.append(_rec(80, ls=0.3, es=0.6, actors=(car,), lv=4.5, ev=3.5,
+                     events=(Event(EventKind.COLLISION, 80, 4.0, other_actor=7),
+                             Event(EventKind.LANE_INVASION, 80, 4.0))))
+    recs += [_rec(i) for i in range(81, 100)]
+    ped = WalkerState(actor_id=900, x=27.0, y=1.5, yaw=0.0, speed=1.2)
+    recs.append(_rec(100, actors=(car,), walkers=(ped,), events=(Event(EventKind.COLLISION, 100, 5.0, other_actor=900),
+                                                                  Event(EventKind.WALKER_COLLISION, 100, 5.0,
+                                                                        other_actor=900))))
+    recs.append(_rec(101, events=(Event(EventKind.OFF_ROAD, 101, 5.05),)))
+    recs.append(_rec(102, events=(Event(EventKind.RED_LIGHT, 102, 5.1, other_actor=3),)))
+    assert _run(recs) == []                      # no interventions, no collision rows by default
+    rows = _run(recs, collisions=True)
+    assert [r["cause"] for r in rows] == ["vehicle", "walker", "layout"]
+    car_row, ped_row, lay_row = rows
+    assert car_row["s"] == 20.0 and car_row["junction"] is True and car_row["command"] == "LEFT"
+    assert car_row["geometry"] == "head-on" and car_row["kind"] == "under-steer"
+    assert car_row["other"] == {"actor": 7, "forward": 4.0, "right": -1.0, "rel_yaw_deg": -150.0, "speed": 0.0}
+    # means over the 0.5 s window (10 steps) and the contact's step
+    assert car_row["learner_target_speed"] == pytest.approx(4.41) and car_row["expert_target_speed"] == 3.41
+    assert ped_row["geometry"] == "walker-ahead" and ped_row["other"]["actor"] == 900
+    assert ped_row["other"]["rel_yaw_deg"] is None and ped_row["other"]["speed"] == 1.2
+    assert ped_row["learner_target_speed"] is None           # no speed head in its window
+    assert lay_row["geometry"] == "-" and lay_row["other"] is None
+    # an actor the world state does not list: the row stays, without "other"
+    ghost = [_rec(0, events=(Event(EventKind.COLLISION, 0, 0.0, other_actor=55),))]
+    assert _run(ghost, collisions=True)[0]["other"] is None
+    text = format_collisions([{**r, "town": "Town02", "density": "dense", "weather": "WetSunset"} for r in rows])
+    lines = text.splitlines()
+    assert lines[0].split()[:4] == ["town", "traffic", "weather", "route"]
+    first = lines[1].split()
+    assert first[:3] == ["Town02", "dense", "WetSunset"] and "head-on" in first and "+4.0/-1.0" in first
+    assert first[-5:] == ["+4.0/-1.0", "-150", "0.0", "4.4", "3.4"]
+    assert lines[-4] == "by cause: vehicle 1, walker 1, layout 1"
+    assert lines[-3].startswith("by geometry: ") and "head-on 1" in lines[-3]
+    assert format_collisions([]) == "no collisions" and collision_counts([]) == []
+
+
+def test_an_intervention_after_a_collision_says_what_was_hit():
+    car = ActorState(actor_id=3, x=4.0, y=0.0, yaw=0.0, speed=2.0)
+    recs = [_rec(i) for i in range(10)]
+    recs.append(_rec(10, actors=(car,), events=(Event(EventKind.COLLISION, 10, 0.5, other_actor=3),)))
+    recs.append(_rec(11, lat=0.2, inter=True))
+    (row,) = _run(recs)                          # the takeover's row (the step after the contact's)
+    assert row["cause"] == "collision" and row["geometry"] == "rear-end" and row["other"]["actor"] == 3
