@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.tools import STAND_SPEED
 from ..geometry import to_local, wrap_angle
 from ..metrics import count_infractions
 from ..types import EventKind, StepRecord
@@ -317,8 +318,24 @@ def format_collisions(rows: list[dict[str, Any]]) -> str:
 
 def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
     """Lines ``by cause: ...``, ``by geometry: ...``, ``by kind: ...``, ``by command: ...``
-    of collision rows (most frequent first); [] when there are none."""
-    return _counts(rows, ("cause", "geometry", "kind", "command")) if rows else []
+    of collision rows (most frequent first); [] when there are none. The geometry line
+    also says how many rear-ends hit a vehicle that stood (its speed below
+    :data:`~drive_il.data.tools.STAND_SPEED`, 0.3 m/s): the learner creeping into a queue."""
+    if not rows:
+        return []
+    out = _counts(rows, ("cause", "geometry", "kind", "command"))
+    standing = sum(1 for r in rows if r.get("geometry") == "rear-end" and _other_speed(r) < STAND_SPEED)
+    if standing:
+        n = sum(1 for r in rows if r.get("geometry") == "rear-end")
+        out[1] = out[1].replace(f" rear-end {n}", f" rear-end {n} ({standing} into a standing vehicle, "
+                                f"< {STAND_SPEED:g} m/s)", 1)
+    return out
+
+
+def _other_speed(row: dict[str, Any]) -> float:
+    """The hit actor's speed [m/s] of a collision row (inf when unknown)."""
+    v = (row.get("other") or {}).get("speed")
+    return math.inf if v is None else float(v)
 
 
 def _counts(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:

@@ -149,6 +149,14 @@ def test_collision_rows_say_what_was_hit_and_from_where():
     assert first[-5:] == ["+4.0/-1.0", "-150", "0.0", "4.4", "3.4"]
     assert lines[-4] == "by cause: vehicle 1, walker 1, layout 1"
     assert lines[-3].startswith("by geometry: ") and "head-on 1" in lines[-3]
+    assert "standing" not in lines[-3]                  # the head-on car stands, but it is no rear-end
+    # rear-ends: into a standing vehicle (< 0.3 m/s), into a moving one, the hit actor unknown
+    rear = [{"cause": "vehicle", "geometry": "rear-end", "kind": "other", "command": "LANEFOLLOW",
+             "other": {"speed": v}} for v in (0.0, 0.29, 0.3, 4.0)]
+    rear.append({"cause": "vehicle", "geometry": "rear-end", "kind": "other", "command": "LANEFOLLOW", "other": None})
+    rear.append({"cause": "vehicle", "geometry": "head-on", "kind": "other", "command": "LANEFOLLOW",
+                 "other": {"speed": 0.0}})
+    assert collision_counts(rear)[1] == "by geometry: rear-end 5 (2 into a standing vehicle, < 0.3 m/s), head-on 1"
     assert format_collisions([]) == "no collisions" and collision_counts([]) == []
 
 
