@@ -323,13 +323,10 @@ def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
     :data:`~drive_il.data.tools.STAND_SPEED`, 0.3 m/s): the learner creeping into a queue."""
     if not rows:
         return []
-    out = _counts(rows, ("cause", "geometry", "kind", "command"))
     standing = sum(1 for r in rows if r.get("geometry") == "rear-end" and _other_speed(r) < STAND_SPEED)
-    if standing:
-        n = sum(1 for r in rows if r.get("geometry") == "rear-end")
-        out[1] = out[1].replace(f" rear-end {n}", f" rear-end {n} ({standing} into a standing vehicle, "
-                                f"< {STAND_SPEED:g} m/s)", 1)
-    return out
+    notes = {("geometry", "rear-end"): f"({standing} into a standing vehicle, < {STAND_SPEED:g} m/s)"} \
+        if standing else {}
+    return _counts(rows, ("cause", "geometry", "kind", "command"), notes)
 
 
 def _other_speed(row: dict[str, Any]) -> float:
@@ -338,11 +335,17 @@ def _other_speed(row: dict[str, Any]) -> float:
     return math.inf if v is None else float(v)
 
 
-def _counts(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:
+def _counts(rows: list[dict[str, Any]], keys: tuple[str, ...],
+            notes: dict[tuple[str, str], str] | None = None) -> list[str]:
+    """Lines ``by KEY: value count, ...`` per key (most frequent first); ``notes`` adds a
+    text after the count of a (key, value)."""
+    notes = notes or {}
     out = []
     for key in keys:
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.get(key, "-")] = counts.get(r.get(key, "-"), 0) + 1
-        out.append(f"by {key}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+        out.append(f"by {key}: " + ", ".join(
+            f"{k} {v}" + (f" {notes[key, k]}" if (key, k) in notes else "")
+            for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
     return out
