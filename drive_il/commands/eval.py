@@ -6,7 +6,12 @@ with DAVE-2 interventions; prints the metrics, writes a JSON report and TensorBo
 [--densities empty,regular,dense] [--weather-sets train,new] [--workers N]``: the NoCrash
 benchmark (:mod:`drive_il.evaluation.nocrash`) on the scenario's test town(s); prints the
 table and writes ``RUN/eval/nocrash-<scenario>.json`` (the expert:
-``runs/<scenario>/expert/eval/...``), which ``drive-il report RUN`` shows."""
+``runs/<scenario>/expert/eval/...``), which ``drive-il report RUN`` shows.
+
+``drive-il eval --protocol offline --checkpoint RUN --data DIR [DIR...] [--every N]``: no
+simulator; the checkpoint's predictions on recorded expert episodes against the expert's
+labels, per route command, with the turn-depth table and a speed head's standing and
+start-off errors (:mod:`drive_il.training.offline`); writes ``RUN/eval/offline-<DIR>.json``."""
 
 from __future__ import annotations
 
@@ -32,9 +37,16 @@ def register(sub) -> None:
     p.add_argument("--expert", action="store_true",
                    help="--protocol nocrash: evaluate the scenario's expert instead of a checkpoint")
     add_scenario_arg(p, positional=False)
-    p.add_argument("--protocol", default="interventions", metavar="interventions|nocrash",
-                   help="interventions (default: DAVE-2 takeovers, autonomy) or nocrash (the NoCrash benchmark: "
-                        "the policy drives alone, success = goal within the time limit without a collision)")
+    p.add_argument("--protocol", default="interventions", metavar="interventions|nocrash|offline",
+                   help="interventions (default: DAVE-2 takeovers, autonomy), nocrash (the NoCrash benchmark: "
+                        "the policy drives alone, success = goal within the time limit without a collision) or "
+                        "offline (no simulator: the checkpoint's predictions on the recorded episodes of --data "
+                        "against the expert's labels, per command)")
+    p.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="--protocol offline: episode directories (drive-il collect output), best ones the model "
+                        "was not trained on")
+    p.add_argument("--every", type=int, default=1,
+                   help="--protocol offline: use every N-th step of each episode (default 1: all)")
     p.add_argument("--routes", type=int, default=25,
                    help="--protocol nocrash: routes per town, traffic and weather (default 25, as NoCrash)")
     p.add_argument("--densities", default="empty,regular,dense",
@@ -91,7 +103,7 @@ def print_report(rep) -> None:
               f"route completion {t['route_completion']:.1f} %")
 
 
-PROTOCOLS = ("interventions", "nocrash")
+PROTOCOLS = ("interventions", "nocrash", "offline")
 
 
 def _scenario_arg(args: argparse.Namespace):
@@ -183,10 +195,34 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_offline_command(args: argparse.Namespace) -> int:
+    """``--protocol offline``: the checkpoint on recorded episodes; print the tables, write the JSON."""
+    from ..errors import ConfigError
+    from ..rollout import write_json
+    from ..training.offline import evaluate_offline, format_offline
+
+    if args.checkpoint is None or len(args.checkpoint) != 1 or args.expert:
+        raise ConfigError("--protocol offline: give exactly one --checkpoint RUN (no --expert: the labels are the expert's)")
+    if not args.data:
+        raise ConfigError("--protocol offline: give --data DIR [DIR ...] (recorded episodes, e.g. drive-il collect output)")
+    if args.every < 1:
+        raise ConfigError(f"--every: expected an integer >= 1, got {args.every}")
+    rep = evaluate_offline(args.checkpoint[0], args.data, every=args.every)
+    print(format_offline(rep))
+    out = args.out or _run_dir(args) / "eval" / f"offline-{town_stem(args.data[0].resolve().name)}.json"
+    write_json(out, rep.to_dict())
+    print(f"wrote {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     if args.protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got {args.protocol!r}")
+    if args.protocol == "offline":
+        return run_offline_command(args)
+    if args.data is not None:
+        raise ConfigError("--data: only with --protocol offline (the closed-loop protocols drive the scenario)")
     if args.protocol == "nocrash":
         return run_nocrash_command(args)
     if args.checkpoint is None:

@@ -44,7 +44,7 @@ def test_expert_one_route_on_the_whole_grid_then_report(scenario, tmp_path, caps
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--protocol", "bogus", "--expert"], "--protocol: expected one of interventions, nocrash, got 'bogus'"),
+    (["--protocol", "bogus", "--expert"], "--protocol: expected one of interventions, nocrash, offline, got 'bogus'"),
     (["--protocol", "nocrash", "--expert", "--densities", "empty,rush"],
      "--densities: expected a comma-separated subset of empty,regular,dense, got 'empty,rush'"),
     (["--protocol", "nocrash", "--expert", "--weather-sets", "night"], "--weather-sets: expected"),

@@ -1,0 +1,163 @@
+"""Offline evaluation (``drive_il.training.offline``, ``drive-il eval --protocol offline``):
+the turn-depth gain by hand, the report against the checkpoint run frame by frame, and
+bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from drive_il.cli import main
+from drive_il.data.recorder import EpisodeRecorder
+from drive_il.data.storage import EpisodeReader
+from drive_il.data.synthetic import synthetic_episode, synthetic_rig
+from drive_il.data.tools import STAND_SPEED
+from drive_il.errors import CheckpointError, DataError
+from drive_il.policies.checkpoint import load_checkpoint
+from drive_il.policies.preprocessing import preprocess
+from drive_il.policies.registry import load_model_preset
+from drive_il.training.offline import PATH_BINS, _depth_rows, evaluate_offline, format_offline
+from drive_il.training.trainer import train_policy
+
+
+def test_depth_rows_by_hand():
+    label = np.array([0.1, -0.2, 1.0, 2.0, -1.5, 3.0])
+    pred = np.array([0.5, 0.0, 0.5, 1.0, -0.75, 3.0])
+    rows = _depth_rows("RIGHT", label, pred, PATH_BINS)
+    assert [(r.lo, r.hi, r.frames) for r in rows] == [(0.0, 0.3, 2), (1.0, 2.0, 2), (2.0, math.inf, 2)]
+    small, turn, deep = rows
+    # gain = sum(p l) / sum(l^2): (0.05 + 0) / (0.01 + 0.04) = 1.0; half the label: 0.5
+    assert small.gain == pytest.approx(1.0) and small.pred_mean_abs == pytest.approx(0.25)
+    assert turn.gain == pytest.approx(0.5) and turn.label_mean_abs == pytest.approx(1.25)
+    assert turn.mae == pytest.approx((0.5 + 0.75) / 2)
+    assert deep.gain == pytest.approx((2.0 + 9.0) / (4.0 + 9.0)) and deep.mae == pytest.approx(0.5)
+
+
+def _episodes(d, n_eps=2, steps=24, rig=None):
+    """Synthetic episodes with speed labels: 0 m/s on every third step, else 6 m/s."""
+    rec = EpisodeRecorder(d)
+    for e in range(n_eps):
+        ep = synthetic_episode(episode=e, seed=e, steps=steps, rig=rig)
+        rec.on_episode_start(ep.info, ep.first)
+        for t, r in enumerate(ep.iter_records()):
+            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if t % 3 == 0 else 6.0))
+        rec.on_episode_end(ep.result())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("offline")
+    data = tmp / "data"
+    _episodes(data)
+    base = load_model_preset("dave2_command_speed")
+    preset = base.replace(
+        augmentation=dataclasses.replace(base.augmentation, side_cameras=False),
+        training=dataclasses.replace(base.training, batch_size=8, epochs=1, val_fraction=0.0, image_log_every=0,
+                                     threads=1, balance_standing=False))
+    res = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp / "run", seed=0, progress=False,
+                       device="cpu")
+    return tmp, data, res.last
+
+
+def test_report_matches_the_checkpoint_frame_by_frame(trained):
+    _, data, ck = trained
+    rep = evaluate_offline(ck, [data], every=2)
+    policy, info = load_checkpoint(ck)
+    steer_err, commands, v_pred, v_label = [], [], [], []
+    for p in sorted(data.glob("*.h5")):
+        with EpisodeReader(p) as r:
+            steps = r.steps
+            expert, speed, cmd, target = (np.asarray(steps[k]) for k in ("expert", "speed", "command", "target_speed"))
+            frames = np.stack([r.frame("center", t) for t in range(len(speed))])
+        for t in range(0, len(speed), 2):
+            x = torch.from_numpy(preprocess(frames[t], info.preprocessing))[None]
+            with torch.no_grad():
+                out, v = policy(x, torch.tensor([int(cmd[t])]), torch.tensor([float(speed[t])]), with_speed=True)
+            s = float(policy.output_to_steer(out.reshape(-1), wheelbase=torch.tensor([2.9]),
+                                             max_steer_angle=torch.tensor([math.radians(35.0)]))[0])
+            steer_err.append(abs(s - float(expert[t, 0])))
+            commands.append(int(cmd[t]))
+            v_pred.append(float(v.reshape(-1)[0]))
+            v_label.append(float(target[t]))
+    assert rep.frames == len(steer_err) == 24 and rep.every == 2 and rep.episodes == 2
+    rows = {r.command: r for r in rep.rows}
+    assert rows["all"].frames == rep.frames and sum(r.frames for c, r in rows.items() if c != "all") == rep.frames
+    assert rows["all"].steer_mae == pytest.approx(np.mean(steer_err), abs=1e-5)
+    vp, vl = np.array(v_pred), np.array(v_label)
+    assert rep.speed["speed_mae"] == pytest.approx(np.abs(vp - vl).mean(), abs=1e-5)
+    stand = vl < STAND_SPEED
+    assert rep.speed["standing_frames"] == int(stand.sum()) == 8
+    assert rep.speed["standing_moving_share"] == pytest.approx(float((vp[stand] >= STAND_SPEED).mean()))
+    # a 1/r head: the depth table bins |steer|, every command, and covers every frame
+    assert rep.output == "native" and sum(d.frames for d in rep.depth) == rep.frames
+    text = format_offline(rep)
+    assert "turn depth" in text and "standing (label < 0.3 m/s): 8 frames" in text
+    json.dumps(rep.to_dict())                                         # NaN-free JSON
+
+
+def test_cli_writes_the_json_and_rejects_bad_input(trained, capsys):
+    tmp, data, ck = trained
+    out = tmp / "offline.json"
+    assert main(["eval", "--protocol", "offline", "--checkpoint", str(ck), "--data", str(data), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["frames"] == 48 and got["rows"][-1]["command"] == "all"
+    assert "would creep" in capsys.readouterr().out
+    for argv, msg in ((["--data", str(tmp / "missing")], "data directory not found"),
+                      ([], "give --data"),
+                      (["--data", str(data), "--every", "0"], "--every: expected an integer >= 1")):
+        assert main(["eval", "--protocol", "offline", "--checkpoint", str(ck), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1
+    assert main(["eval", "--checkpoint", str(ck), "--data", str(data)]) == 2
+    assert "only with --protocol offline" in capsys.readouterr().err
+
+
+def test_data_of_another_camera_is_refused(trained, tmp_path):
+    _, _, ck = trained
+    other = tmp_path / "wide"
+    rig = [dict(synthetic_rig(1)[0], fov_deg=100.0)]
+    _episodes(other, n_eps=1, steps=8, rig=rig)
+    with pytest.raises(CheckpointError, match="fov_deg = 100"):
+        evaluate_offline(ck, [other])
+    with pytest.raises(DataError, match="no finished episodes"):
+        evaluate_offline(ck, [tmp_path])
+    with pytest.raises(ValueError, match="every"):
+        evaluate_offline(ck, [other], every=0)
+
+
+def test_a_path_head_reports_lateral_errors_and_turn_depth(tmp_path):
+    from drive_il.data.dataset import EpisodeDataset
+
+    data = tmp_path / "data"
+    _episodes(data, n_eps=2, steps=40)
+    base = load_model_preset("dave2_path")
+    preset = base.replace(
+        augmentation=dataclasses.replace(base.augmentation, side_cameras=False),
+        training=dataclasses.replace(base.training, batch_size=8, epochs=1, val_fraction=0.0, image_log_every=0,
+                                     threads=1))
+    res = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
+                       device="cpu")
+    rep = evaluate_offline(res.last, [data], reference_distance=4.6)
+    policy, info = load_checkpoint(res.last)
+    d = info.preset.output.path_distances
+    assert rep.output == "path" and rep.reference_distance == min(d, key=lambda x: abs(x - 4.6)) and not rep.speed
+    ds = EpisodeDataset(data, path_distances=d)
+    err, cmds = [], []
+    for i in range(len(ds)):
+        s = ds[i]
+        x = torch.from_numpy(preprocess(s["image"], info.preprocessing))[None]
+        with torch.no_grad():
+            out = policy(x, torch.tensor([int(s["command"])]), torch.tensor([float(s["speed"])]))
+        err.append(np.abs(out.reshape(-1, 2)[:, 1].numpy() - s["path"][:, 1]).mean())
+        cmds.append(int(s["command"]))
+    rows = {r.command: r for r in rep.rows}
+    assert rows["all"].frames == 80 and rows["all"].path_lateral_mae == pytest.approx(np.mean(err), abs=1e-5)
+    turns = sum(1 for c in cmds if c in (1, 2))
+    assert turns == 20                                               # the synthetic LEFT stretch
+    assert {x.command for x in rep.depth} <= {"LEFT", "RIGHT"} and sum(x.frames for x in rep.depth) == turns
+    assert "path lateral MAE [m]" in format_offline(rep)
