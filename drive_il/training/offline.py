@@ -93,7 +93,7 @@ class OfflineReport:
     frames: int
     camera: str
     every: int
-    output: str                              # "path", "curvature" or the head's kind
+    output: str                              # the head: "path", or "native" (1/r, ALVINN)
     reference_distance: float                # [m] (path heads; NaN otherwise)
     rows: list[CommandRow] = field(default_factory=list)
     depth: list[DepthRow] = field(default_factory=list)
