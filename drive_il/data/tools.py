@@ -20,7 +20,7 @@ from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFF
                       scan_dir, step_fields_of_version, write_manifest)
 
 __all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
-           "format_info", "format_repair", "steering_histogram", "command_table", "town_family", "STAND_SPEED",
+           "format_info", "format_repair", "steering_histogram", "command_table", "command_name", "town_family", "STAND_SPEED",
            "STANDING_SPEED", "GO_SPEED", "starting_off"]
 
 #: Below this speed [m/s] a car stands (the learner's ``PolicyDriver.stop_speed``).
@@ -164,7 +164,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
             fam = town_family(m.town)
             for code in np.unique(command):
-                key = (fam, _command_name(int(code)))
+                key = (fam, command_name(int(code)))
                 by_command.setdefault(key, []).append(steers[-1][command == code])
     if info.episodes == 0:
         where = ", ".join(str(d) for d in ds)
@@ -182,7 +182,9 @@ def town_family(town: str) -> str:
     return "procedural" if is_procedural(town) else (town or "?")
 
 
-def _command_name(code: int) -> str:
+def command_name(code: int) -> str:
+    """The RoadOption name of a route command code (e.g. 2 -> "RIGHT"); the code as text
+    when it is not a RoadOption value."""
     from ..types import RoadOption
     try:
         return RoadOption(code).name

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError
 from ..policies.checkpoint import VehicleParams
 
-__all__ = ["Subset", "TrainingData", "open_training_data"]
+__all__ = ["Subset", "TrainingData", "label_options", "open_training_data"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,16 @@ def _make_select(sample_filter: Callable[[Mapping[str, Any]], bool] | None):
     return select
 
 
+def label_options(preset: Any) -> dict[str, Any]:
+    """The :class:`~drive_il.data.dataset.EpisodeDataset` keywords a model preset needs:
+    ``path_distances`` (a path head's arc lengths [m], else None), ``speed_labels`` (a
+    speed head) and ``target_points`` (a model with ``target_point_input``)."""
+    out = getattr(preset, "output", None)
+    return {"path_distances": tuple(out.path_distances) if out is not None and out.is_path else None,
+            "speed_labels": bool(getattr(out, "speed", False)),
+            "target_points": bool(getattr(preset.model, "target_point_input", False))}
+
+
 def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: int = 0,
                        sample_filter: Callable[[Mapping[str, Any]], bool] | None = None,
                        max_frames: int | None = None) -> TrainingData:
@@ -128,14 +138,10 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
         if c not in probe.cameras:
             raise DataError(f"{paths[0]}: augmentation camera {c!r} not in the data (cameras: "
                             f"{', '.join(probe.cameras)})")
-    out = getattr(preset, "output", None)
-    path_d = tuple(out.path_distances) if out is not None and out.is_path else None
-    speed = bool(getattr(out, "speed", False))
-    target = bool(getattr(preset.model, "target_point_input", False))
-    train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select, path_distances=path_d,
-                           speed_labels=speed, target_points=target)
-    val = EpisodeDataset(episodes=val_paths, cameras=(cam,), select=select,
-                         path_distances=path_d, speed_labels=speed, target_points=target) if val_paths else None
+    labels = label_options(preset)
+    speed = labels["speed_labels"]
+    train = EpisodeDataset(episodes=train_paths, cameras=train_cams, select=select, **labels)
+    val = EpisodeDataset(episodes=val_paths, cameras=(cam,), select=select, **labels) if val_paths else None
     if speed and len(train) and not np.isfinite(train.labels["target_speed"]).any():
         raise DataError(f"no speed labels (target_speed) in {', '.join(str(d) for d in dirs)}: a speed head "
                         "needs episodes recorded with schema version 2 or later (collect them again)")

@@ -100,23 +100,8 @@ class OfflineReport:
     speed: dict[str, float] = field(default_factory=dict)   # empty without a speed head
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(v: Any) -> Any:
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [clean(x) for x in v]
-            return v
-        return clean(asdict(self))
-
-
-def _command_name(code: int) -> str:
-    from ..types import RoadOption
-    try:
-        return RoadOption(int(code)).name
-    except ValueError:
-        return str(int(code))
+        from ..rollout import jsonable
+        return jsonable(asdict(self))
 
 
 def _depth_rows(command: str, label: np.ndarray, pred: np.ndarray, edges: Sequence[float]) -> list[DepthRow]:
@@ -164,11 +149,12 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     from torch.utils.data import DataLoader
 
     from ..data.dataset import EpisodeDataset
-    from ..data.tools import STAND_SPEED, starting_off
+    from ..data.tools import STAND_SPEED, command_name, starting_off
     from ..policies.checkpoint import check_camera_rig, load_checkpoint
     from .augment import SampleTransform
+    from .data_source import label_options
     from .losses import make_loss
-    from .trainer import BCDataset, _collate, _forward_kwargs
+    from .trainer import BCDataset, _collate, predict_batches
 
     if int(every) < 1:
         raise ValueError(f"every: expected an integer >= 1, got {every!r}")
@@ -186,12 +172,11 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     preset = info.preset
     out_cfg = preset.output
     cam = preset.preprocessing.camera
-    path_d = tuple(out_cfg.path_distances) if out_cfg.is_path else None
-    speed_head = bool(getattr(out_cfg, "speed", False))
-    target = bool(getattr(preset.model, "target_point_input", False))
+    labels = label_options(preset)
+    path_d, speed_head = labels["path_distances"], labels["speed_labels"]
     n = int(every)
-    ds = EpisodeDataset(dirs, cameras=(cam,), path_distances=path_d, speed_labels=speed_head, target_points=target,
-                        select=None if n == 1 else (lambda steps, meta: np.arange(meta.steps) % n == 0))
+    ds = EpisodeDataset(dirs, cameras=(cam,), select=None if n == 1 else (lambda steps, meta: np.arange(meta.steps) % n == 0),
+                        **labels)
     if len(ds) == 0:
         raise DataError(f"no frames in {', '.join(str(d) for d in dirs)}")
     check_camera_rig(info, [dict(ds.rig[cam], name=cam)], source=f"data ({dirs[0]})")
@@ -206,23 +191,19 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        policy.eval()
-        with torch.no_grad():
-            for batch in loader:
-                out = policy(batch["image"].float(), batch["command"], batch["speed"], **_forward_kwargs(loss_fn, batch))
-                lo = loss_fn(policy, out, batch)
-                steer_p.append(lo.steer.float().numpy())
-                steer_l.append(batch["steer"].float().numpy())
-                steer_deg.append(lo.steer_error_deg.float().numpy())
-                cmds.append(batch["command"].numpy())
-                lateral = out[0] if speed_head else out
-                if path_d is not None:
-                    lat_p.append(lateral.float()[..., 1].numpy())
-                    lat_l.append(batch["path"].float()[..., 1].numpy())
-                if speed_head:
-                    v_p.append(out[1].float().reshape(-1).numpy())
-                    v_l.append(batch["target_speed"].float().numpy())
-                    v_m.append(batch["speed"].float().numpy())
+        for batch, out, lo in predict_batches(policy, loss_fn, loader):
+            steer_p.append(lo.steer.float().numpy())
+            steer_l.append(batch["steer"].float().numpy())
+            steer_deg.append(lo.steer_error_deg.float().numpy())
+            cmds.append(batch["command"].numpy())
+            lateral = out[0] if speed_head else out
+            if path_d is not None:
+                lat_p.append(lateral.float()[..., 1].numpy())
+                lat_l.append(batch["path"].float()[..., 1].numpy())
+            if speed_head:
+                v_p.append(out[1].float().reshape(-1).numpy())
+                v_l.append(batch["target_speed"].float().numpy())
+                v_m.append(batch["speed"].float().numpy())
     finally:
         if threads:
             torch.set_num_threads(old_threads)
@@ -230,7 +211,7 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     sp, sl, sd, cm = (np.concatenate(a) for a in (steer_p, steer_l, steer_deg, cmds))
     lp = np.concatenate(lat_p) if lat_p else None
     ll = np.concatenate(lat_l) if lat_l else None
-    names = np.array([_command_name(c) for c in cm])
+    names = np.array([command_name(int(c)) for c in cm])
     present = sorted(set(names.tolist()), key=lambda c: (_ORDER.index(c) if c in _ORDER else 99, c))
     k_ref = int(np.argmin([abs(d - reference_distance) for d in path_d])) if path_d else -1
     rep = OfflineReport(checkpoint=str(info.path), data=[str(d) for d in dirs], episodes=len(ds.episode_paths),

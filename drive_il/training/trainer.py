@@ -491,15 +491,15 @@ def _ddp_train_step(model, policy, optimizer, loss_fn, batch: Mapping[str, Any],
     return metrics
 
 
-def _evaluate(policy, loss_fn, loader, *, device: Any = None,
-              amp: bool = False) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
-    """Mean metrics over a loader; per-sample errors [deg], predictions and labels."""
+def predict_batches(policy, loss_fn, loader, *, device: Any = None, amp: bool = False):
+    """The policy (in eval mode, without gradients) on every batch of ``loader``: yields
+    ``(cpu_batch, output, loss_output)``, the collated batch as the loader gave it, the
+    model's output (with a speed head: ``(lateral, speed (B,) [m/s])``) and the
+    :class:`~drive_il.training.losses.LossOutput` of ``loss_fn``. Validation and offline
+    evaluation (:mod:`drive_il.training.offline`) both read the model through it."""
     import torch
 
     policy.eval()
-    sums: dict[str, float] = {}
-    n = 0
-    errs, preds, labels = [], [], []
     with torch.no_grad():
         for cpu_batch in loader:
             batch = to_device(cpu_batch, device)
@@ -507,13 +507,23 @@ def _evaluate(policy, loss_fn, loader, *, device: Any = None,
                 out = policy(batch["image"].float(), batch["command"], batch["speed"],
                              **_forward_kwargs(loss_fn, batch))
                 lo = loss_fn(policy, out, batch)
-            b = int(batch["image"].shape[0])
-            for k, v in lo.metrics.items():
-                sums[k] = sums.get(k, 0.0) + v * b
-            n += b
-            errs.append(lo.steer_error_deg.float().cpu().numpy())
-            preds.append(lo.steer.float().cpu().numpy())
-            labels.append(cpu_batch["steer"].numpy())
+            yield cpu_batch, out, lo
+
+
+def _evaluate(policy, loss_fn, loader, *, device: Any = None,
+              amp: bool = False) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
+    """Mean metrics over a loader; per-sample errors [deg], predictions and labels."""
+    sums: dict[str, float] = {}
+    n = 0
+    errs, preds, labels = [], [], []
+    for cpu_batch, _, lo in predict_batches(policy, loss_fn, loader, device=device, amp=amp):
+        b = int(cpu_batch["image"].shape[0])
+        for k, v in lo.metrics.items():
+            sums[k] = sums.get(k, 0.0) + v * b
+        n += b
+        errs.append(lo.steer_error_deg.float().cpu().numpy())
+        preds.append(lo.steer.float().cpu().numpy())
+        labels.append(cpu_batch["steer"].numpy())
     if n == 0:
         return {}, np.zeros(0), np.zeros(0), np.zeros(0)
     return ({k: v / n for k, v in sums.items()}, np.concatenate(errs), np.concatenate(preds),
