@@ -161,11 +161,15 @@ def _fmt(v: Any, nd: int = 2) -> str:
     return str(v)
 
 
-def write_report(run: str | Path) -> Path:
+def write_report(run: str | Path, sections: Sequence[str] = ()) -> Path:
     """Write ``RUN/report.md`` and ``RUN/plots/*.png``; returns the report path.
 
+    ``sections``: more Markdown lines for the end of the report (the ``report`` command
+    passes the offline evaluations', which this layer cannot read); a RUN with no DAgger
+    round but NoCrash reports or ``sections`` gets an evaluation-only report.
+
     Raises:
-        DataError: no finished round in RUN.
+        DataError: no finished round in RUN and nothing else to report.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -174,13 +178,14 @@ def write_report(run: str | Path) -> Path:
     run = Path(run)
     rounds = [_load(p) for p in sorted(run.glob("round_*/round.json"))]
     nocrash = nocrash_section(run)
-    if not rounds and nocrash:  # an evaluation-only directory (e.g. the expert's NoCrash run)
+    if not rounds and (nocrash or sections):  # an evaluation-only directory (e.g. the expert's NoCrash run)
         out = run / "report.md"
-        out.write_text("\n".join([f"# Evaluation report: {run}", *nocrash, ""]))
+        out.write_text("\n".join([f"# Evaluation report: {run}", *nocrash, *sections, ""]))
         return out
     if not rounds:
-        raise DataError(f"{run}: no finished DAgger round (round_*/round.json) and no NoCrash report "
-                        f"(eval/nocrash-*.json); run drive-il dagger or drive-il eval --protocol nocrash first")
+        raise DataError(f"{run}: no finished DAgger round (round_*/round.json), no NoCrash report "
+                        f"(eval/nocrash-*.json) and no offline report (eval/offline-*.json); run drive-il dagger "
+                        f"or drive-il eval first")
     cfg = _load(run / "dagger.json") if (run / "dagger.json").exists() else {}
     bc = _load(run / "bc_matched" / "bc.json") if (run / "bc_matched" / "bc.json").exists() else None
     weathers = list(rounds[-1]["eval"].keys())
@@ -304,6 +309,7 @@ def write_report(run: str | Path) -> Path:
         L += ["", verdict(ed, eb, weather=w0)]
     L += intervention_section(((ref_name, ref), (f"DAgger round {rounds[-1]['round']}", last_eval)), w0)
     L += nocrash
+    L += sections
     L += ["", "## Plots", "", "![metrics against expert labels](plots/rounds.png)", "",
           "![lateral deviation along a route](plots/lateral_deviation_along_route.png)", "",
           "![failure rate against route length](plots/failure_vs_length.png)", "",

@@ -45,7 +45,8 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["PATH_BINS", "REFERENCE_DISTANCE", "STEER_BINS", "OfflineReport", "evaluate_offline", "format_offline"]
+__all__ = ["PATH_BINS", "REFERENCE_DISTANCE", "STEER_BINS", "OfflineReport", "evaluate_offline", "format_offline",
+           "offline_reports"]
 
 REFERENCE_DISTANCE = 5.0
 """Default arc length [m] whose lateral offset sizes a path head's turn-depth bins (the
@@ -102,6 +103,26 @@ class OfflineReport:
     def to_dict(self) -> dict[str, Any]:
         from ..rollout import jsonable
         return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OfflineReport:
+        """The report back from :meth:`to_dict`'s JSON (``null`` -> NaN).
+
+        Raises:
+            KeyError, TypeError, ValueError: ``d`` is not an offline report's JSON.
+        """
+        def num(v: Any) -> float:
+            return math.nan if v is None else float(v)
+
+        rows = [CommandRow(str(r["command"]), int(r["frames"]), num(r["steer_mae"]), num(r["steer_error_deg"]),
+                           num(r.get("path_lateral_mae"))) for r in d["rows"]]
+        depth = [DepthRow(str(r["command"]), num(r["lo"]), num(r["hi"]) if r["hi"] is not None else math.inf,
+                          int(r["frames"]), num(r["label_mean_abs"]), num(r["pred_mean_abs"]), num(r["gain"]),
+                          num(r["mae"])) for r in d["depth"]]
+        speed = {str(k): (int(v) if k.endswith("frames") else num(v)) for k, v in (d.get("speed") or {}).items()}
+        return cls(str(d["checkpoint"]), [str(x) for x in d["data"]], int(d["episodes"]), int(d["frames"]),
+                   str(d["camera"]), int(d["every"]), str(d["output"]), num(d["reference_distance"]),
+                   rows, depth, speed)
 
 
 def _depth_rows(command: str, label: np.ndarray, pred: np.ndarray, edges: Sequence[float]) -> list[DepthRow]:
@@ -286,3 +307,21 @@ def format_offline(rep: OfflineReport) -> str:
         out.append(f"  start-off: {s['start_off_frames']} frames, predicted < {STAND_SPEED:g} m/s in "
                    f"{_num(100.0 * s['start_off_staying_share'], '{:.1f}')} % (would stay)")
     return "\n".join(out)
+
+
+def offline_reports(run: str | Path) -> list[tuple[Path, OfflineReport]]:
+    """The offline reports stored under RUN: every ``eval/offline-*.json`` in RUN or below
+    it (``drive-il eval --protocol offline`` writes beside the checkpoint's run), in path
+    order, with their paths.
+
+    Raises:
+        DataError: a file that is not valid JSON or not an offline report (one line naming it).
+    """
+    import json
+    out = []
+    for p in sorted(q for q in Path(run).rglob("offline-*.json") if q.parent.name == "eval"):
+        try:
+            out.append((p, OfflineReport.from_dict(json.loads(p.read_text()))))
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise DataError(f"{p}: not an offline report ({type(e).__name__}: {e})") from None
+    return out

@@ -21,7 +21,7 @@ from drive_il.errors import CheckpointError, DataError
 from drive_il.policies.checkpoint import load_checkpoint
 from drive_il.policies.preprocessing import preprocess
 from drive_il.policies.registry import load_model_preset
-from drive_il.training.offline import PATH_BINS, _depth_rows, evaluate_offline, format_offline
+from drive_il.training.offline import PATH_BINS, _depth_rows, evaluate_offline, format_offline, offline_reports
 from drive_il.training.trainer import train_policy
 
 
@@ -161,3 +161,28 @@ def test_a_path_head_reports_lateral_errors_and_turn_depth(tmp_path):
     assert turns == 20                                               # the synthetic LEFT stretch
     assert {x.command for x in rep.depth} <= {"LEFT", "RIGHT"} and sum(x.frames for x in rep.depth) == turns
     assert "path lateral MAE [m]" in format_offline(rep)
+
+
+def test_report_shows_the_stored_offline_evaluations(trained, capsys):
+    tmp, data, ck = trained
+    run = ck.parent
+    assert main(["eval", "--protocol", "offline", "--checkpoint", str(run), "--data", str(data)]) == 0
+    stored = sorted((run / "eval").glob("offline-*.json"))
+    assert len(stored) == 1
+    printed = capsys.readouterr().out
+    table = printed[:printed.index("\nwrote ")]                      # what eval printed
+    [(path, rep)] = offline_reports(tmp)                              # found below the directory given
+    assert path == stored[0] and rep.to_dict() == json.loads(path.read_text())   # the JSON round trip
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert table in out                                               # the same table as eval printed
+    md = (run / "report.md").read_text()
+    assert f"## Offline evaluation: `eval/{stored[0].name}`" in md and table in md
+    bad = run / "eval" / "offline-broken.json"
+    bad.write_text(json.dumps({"checkpoint": "x"}))
+    try:
+        assert main(["report", str(run)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "offline-broken.json: not an offline report" in err and len(err.splitlines()) == 1
+    finally:
+        bad.unlink()
