@@ -424,6 +424,39 @@ class Step:
     events: tuple[Event, ...] = ()
 
 
+#: What can lower the expert's target speed below the route's speed profile
+#: (:attr:`drive_il.expert.Expert.stop_reason`), in the order of their codes in episode
+#: files (``steps/stop_reason``): "" = nothing (cruise, curve, junction or route end
+#: speed), then a red light, a yellow light it can stop for, a walker, a vehicle ahead.
+STOP_REASONS: tuple[str, ...] = ("", "red_light", "yellow_light", "walker", "vehicle")
+#: ``stop_reason`` code of a step whose reason is unknown (no such attribute on the
+#: expert, or an episode file of schema version 1 or 2).
+STOP_REASON_UNKNOWN = 255
+
+
+def stop_reason_code(reason: str | None) -> int:
+    """The episode-file code of an expert's ``stop_reason`` (None: unknown).
+
+    Raises:
+        ValueError: a reason outside :data:`STOP_REASONS`.
+    """
+    if reason is None:
+        return STOP_REASON_UNKNOWN
+    try:
+        return STOP_REASONS.index(reason)
+    except ValueError:
+        raise ValueError(f"stop reason {reason!r}: expected one of {STOP_REASONS}") from None
+
+
+def stop_reason_name(code: int) -> str:
+    """The inverse of :func:`stop_reason_code`: "none" for "", "unknown" for
+    :data:`STOP_REASON_UNKNOWN` (and any code outside the table)."""
+    c = int(code)
+    if 0 <= c < len(STOP_REASONS):
+        return STOP_REASONS[c] or "none"
+    return "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     """Everything known about one control step, as the rollout loop hands it to the
@@ -461,6 +494,10 @@ class StepRecord:
             cause: "lateral_deviation", "collision", "off_road", "red_light",
             "imminent_collision"; :class:`drive_il.rollout.arbitration.InterventionConfig`),
             "" when no takeover does.
+        expert_stop_reason: what lowered the expert's target speed below the route's
+            speed profile at this state (:attr:`drive_il.expert.Expert.stop_reason`: one of
+            :data:`STOP_REASONS`, "" = nothing did), None when unknown (an expert without
+            the attribute).
     """
 
     step: Step
@@ -481,6 +518,7 @@ class StepRecord:
     expert_target_speed: float = math.nan
     learner_target_speed: float = math.nan
     intervention_cause: str = ""
+    expert_stop_reason: str | None = None
 
     def _happened(self, kind: EventKind) -> bool:
         return any(e.kind is kind for e in self.events)
@@ -533,7 +571,7 @@ class StepRecord:
             route_progress=self.route_progress,
             collision=col, off_road=off, lane_invasion=lane, in_junction=self.in_junction,
             target_speed=self.expert_target_speed, learner_target_speed=self.learner_target_speed,
-            red_light=red, walker_collision=walker,
+            red_light=red, walker_collision=walker, stop_reason=stop_reason_code(self.expert_stop_reason),
         )
 
 
@@ -572,6 +610,9 @@ class StepRow(NamedTuple):
             when none ran.
         red_light, walker_collision: the event was reported while executing the
             control (:attr:`EventKind.RED_LIGHT`, :attr:`EventKind.WALKER_COLLISION`).
+        stop_reason: why the expert's target speed is below the route's speed profile:
+            an index into :data:`STOP_REASONS`, :data:`STOP_REASON_UNKNOWN` when unknown
+            (and in episode files of schema versions 1 and 2).
     """
 
     frame: int
@@ -605,9 +646,10 @@ class StepRow(NamedTuple):
     learner_target_speed: float = math.nan
     red_light: bool = False
     walker_collision: bool = False
+    stop_reason: int = 255
 
 
-_INT_FIELDS = ("frame", "command")
+_INT_FIELDS = ("frame", "command", "stop_reason")
 _FLAG_FIELDS = ("intervention", "noise", "collision", "off_road", "lane_invasion", "in_junction", "red_light",
                 "walker_collision")
 
@@ -644,6 +686,7 @@ STEP_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
     "learner_target_speed": ("learner_target_speed",),
     "red_light": ("red_light",),
     "walker_collision": ("walker_collision",),
+    "stop_reason": ("stop_reason",),
 }
 
 
@@ -678,7 +721,7 @@ def columns_from_file_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.n
     return out
 
 
-__all__ += ["StepRecord", "StepRow", "STEP_ROW_DTYPES", "STEP_FILE_COLUMNS", "step_columns",
+__all__ += ["STOP_REASONS", "STOP_REASON_UNKNOWN", "stop_reason_code", "stop_reason_name", "StepRecord", "StepRow", "STEP_ROW_DTYPES", "STEP_FILE_COLUMNS", "step_columns",
             "file_arrays_from_columns", "columns_from_file_arrays"]
 
 

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..types import stop_reason_name
 from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFFIX, STEP_FIELDS, EpisodeMeta,
                       EpisodeReader, RigChecker, list_episodes, locked_directory, manifest_entry, read_manifest,
                       scan_dir, step_fields_of_version, write_manifest)
@@ -64,6 +65,9 @@ class DataInfo:
         standing_steps: labelled steps where the car stands and the expert keeps it there
             (label and measured speed < :data:`STAND_SPEED`).
         starting_steps: labelled steps where the expert starts off (:func:`starting_off`).
+        standing_reasons: the standing steps by the expert's stop reason (``steps/stop_reason``,
+            :func:`drive_il.types.stop_reason_name`: "red_light", "vehicle", ..., "unknown"
+            in files older than schema version 3).
         steer: every expert steering label (for the histogram).
         commands: (town family, route command name) -> expert steering labels of the
             steps under that command; the family is the town name, or "procedural" for
@@ -93,6 +97,7 @@ class DataInfo:
     speed_label_steps: int = 0
     standing_steps: int = 0
     starting_steps: int = 0
+    standing_reasons: Counter = field(default_factory=Counter)
     steer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     commands: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     partial: list[Path] = field(default_factory=list)
@@ -123,6 +128,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
                     noise = r.steps["noise"]
                     inter = r.steps["intervention"]
                     target, speed = r.steps["target_speed"], r.steps["speed"]
+                    reasons = r.steps["stop_reason"]
                     n_speed = int(np.count_nonzero(np.isfinite(target)))
                     shapes = {c: r.frames(c).shape[1:3] for c in r.cameras}
             except DataError as e:
@@ -159,7 +165,10 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             info.intervention_steps += int(np.count_nonzero(inter))
             info.speed_label_steps += n_speed
             with np.errstate(invalid="ignore"):   # NaN labels (schema 1, or none) compare False
-                info.standing_steps += int(np.count_nonzero((target < STAND_SPEED) & (speed < STAND_SPEED)))
+                standing = (target < STAND_SPEED) & (speed < STAND_SPEED)
+            info.standing_steps += int(np.count_nonzero(standing))
+            for code, n in zip(*np.unique(reasons[standing], return_counts=True)):
+                info.standing_reasons[stop_reason_name(int(code))] += int(n)
             info.starting_steps += int(np.count_nonzero(starting_off(speed, target)))
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
             fam = town_family(m.town)
@@ -278,6 +287,9 @@ def format_info(info: DataInfo) -> list[str]:
                    f"({100.0 * info.standing_steps / n:.1f}%)   starting off (label >= {GO_SPEED:g} m/s "
                    f"below {STANDING_SPEED:g} m/s): "
                    f"{info.starting_steps} ({100.0 * info.starting_steps / n:.1f}%)")
+        if info.standing_steps:
+            out.append("  standing steps by the expert's stop reason: " + ", ".join(
+                f"{k} {v} ({100.0 * v / info.standing_steps:.1f}%)" for k, v in info.standing_reasons.most_common()))
     out.append("expert steering histogram (steer, +1 = right):")
     out.extend("  " + line for line in steering_histogram(info.steer))
     if info.commands:

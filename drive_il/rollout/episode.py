@@ -163,6 +163,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
                 learner_target_speed=(float(learner.target_speed) if learner is not None
                                       and getattr(learner, "has_speed_head", False) else math.nan),
                 intervention_cause=d.cause,
+                expert_stop_reason=getattr(expert, "stop_reason", None),
             )
             for o in observers:
                 o.on_step(record)

@@ -23,7 +23,9 @@ reported, per route command:
   (label below :data:`~drive_il.data.tools.STAND_SPEED`, 0.3 m/s) where the prediction is
   at or above it (the learner would creep on where the expert stands) and the
   **start-off** frames (:func:`~drive_il.data.tools.starting_off`) where it is below it
-  (the learner would stay where the expert leaves).
+  (the learner would stay where the expert leaves); the standing frames are also split by
+  the expert's stop reason (``steps/stop_reason``: a red light, a vehicle, a walker;
+  episodes of schema version 3), which says what the learner fails to stop for.
 
 Offline errors are not driving: Codevilla et al., "On Offline Evaluation of Vision-based
 Driving Models" (ECCV 2018) show that offline prediction error and closed-loop driving
@@ -99,6 +101,9 @@ class OfflineReport:
     rows: list[CommandRow] = field(default_factory=list)
     depth: list[DepthRow] = field(default_factory=list)
     speed: dict[str, float] = field(default_factory=dict)   # empty without a speed head
+    # the standing frames by the expert's stop reason ("red_light", "vehicle", ...; "unknown"
+    # in episodes older than schema version 3): {"frames", "moving_share", "pred_mean" [m/s]}
+    standing_by_reason: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..rollout import jsonable
@@ -120,9 +125,11 @@ class OfflineReport:
                           int(r["frames"]), num(r["label_mean_abs"]), num(r["pred_mean_abs"]), num(r["gain"]),
                           num(r["mae"])) for r in d["depth"]]
         speed = {str(k): (int(v) if k.endswith("frames") else num(v)) for k, v in (d.get("speed") or {}).items()}
+        by_reason = {str(r): {str(k): (int(v) if k == "frames" else num(v)) for k, v in row.items()}
+                     for r, row in (d.get("standing_by_reason") or {}).items()}
         return cls(str(d["checkpoint"]), [str(x) for x in d["data"]], int(d["episodes"]), int(d["frames"]),
                    str(d["camera"]), int(d["every"]), str(d["output"]), num(d["reference_distance"]),
-                   rows, depth, speed)
+                   rows, depth, speed, by_reason)
 
 
 def _depth_rows(command: str, label: np.ndarray, pred: np.ndarray, edges: Sequence[float]) -> list[DepthRow]:
@@ -171,6 +178,7 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
 
     from ..data.dataset import EpisodeDataset
     from ..data.tools import STAND_SPEED, command_name, starting_off
+    from ..types import stop_reason_name
     from ..policies.checkpoint import check_camera_rig, load_checkpoint
     from .augment import SampleTransform
     from .data_source import label_options
@@ -258,6 +266,13 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
                             "a speed head; episodes recorded with schema version 2 or later carry them")
         stand = ok & (vl < STAND_SPEED)
         go = ok & starting_off(vm, vl)
+        reasons = np.array([stop_reason_name(int(c)) for c in ds.labels["stop_reason"]])
+        by_reason = {}
+        for r in sorted(set(reasons[stand].tolist()), key=lambda r: -int(np.count_nonzero(reasons[stand] == r))):
+            m = stand & (reasons == r)
+            by_reason[r] = {"frames": int(m.sum()), "moving_share": float((vp[m] >= STAND_SPEED).mean()),
+                            "pred_mean": float(vp[m].mean())}
+        rep.standing_by_reason = by_reason
         rep.speed = {
             "frames": int(ok.sum()),
             "speed_mae": float(np.abs(vp[ok] - vl[ok]).mean()),
@@ -304,6 +319,11 @@ def format_offline(rep: OfflineReport) -> str:
         out.append(f"  standing (label < {STAND_SPEED:g} m/s): {s['standing_frames']} frames, predicted >= "
                    f"{STAND_SPEED:g} m/s in {_num(100.0 * share, '{:.1f}')} % (would creep), mean prediction "
                    f"{_num(s['standing_pred_mean'], '{:.2f}')} m/s")
+        known = {r: row for r, row in rep.standing_by_reason.items() if r != "unknown"}
+        if known:
+            out.append("  standing, by the expert's stop reason: " + "; ".join(
+                f"{r} {row['frames']} frames, would creep {_num(100.0 * row['moving_share'], '{:.1f}')} %, "
+                f"mean {_num(row['pred_mean'], '{:.2f}')} m/s" for r, row in known.items()))
         out.append(f"  start-off: {s['start_off_frames']} frames, predicted < {STAND_SPEED:g} m/s in "
                    f"{_num(100.0 * s['start_off_staying_share'], '{:.1f}')} % (would stay)")
     return "\n".join(out)

@@ -1,5 +1,6 @@
 """Episode files of schema version 2: the speed label (``target_speed``), the learner's
-target speed, the red-light and walker-collision flags; version 1 files still read."""
+target speed, the red-light and walker-collision flags; version 3: the expert's stop
+reason; version 1 and 2 files still read."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from drive_il.data.storage import (SCHEMA_VERSION, STEP_FIELD_DEFAULTS, STEP_FIE
                                    step_fields_of_version)
 from drive_il.data.synthetic import synthetic_episode, write_synthetic_episodes
 from drive_il.data.tools import data_info, verify_dir
-from drive_il.types import (Event, EventKind, StepRecord, columns_from_file_arrays)
+from drive_il.types import (STOP_REASON_UNKNOWN, STOP_REASONS, Event, EventKind, StepRecord, columns_from_file_arrays,
+                            stop_reason_code, stop_reason_name)
 
 NEW_FIELDS = ("target_speed", "learner_target_speed", "red_light", "walker_collision")
 
@@ -37,7 +39,8 @@ def _record(d, *, steps=24, n_cameras=1, learner=False):
                         other_actor=3),)
         v = math.nan if t == 2 else 0.25 * t
         r = dataclasses.replace(r, events=ev, expert_target_speed=v,
-                                learner_target_speed=(1.5 * t if learner else math.nan))
+                                learner_target_speed=(1.5 * t if learner else math.nan),
+                                expert_stop_reason=(None if t == 3 else STOP_REASONS[t % len(STOP_REASONS)]))
         rec.on_step(r)
         want.append(r)
     path = rec.on_episode_end(ep.result())
@@ -47,7 +50,7 @@ def _record(d, *, steps=24, n_cameras=1, learner=False):
 def test_round_trip_of_the_new_fields(tmp_path):
     path, recs = _record(tmp_path / "d", learner=True)
     with EpisodeReader(path) as r:
-        assert r.meta.schema_version == SCHEMA_VERSION == 2
+        assert r.meta.schema_version == SCHEMA_VERSION == 3
         ts = r.steps["target_speed"]
         assert ts.dtype == np.float32 and ts.shape == (len(recs),)
         assert math.isnan(ts[2]) and ts[3] == pytest.approx(0.75) and ts[20] == pytest.approx(5.0)
@@ -55,6 +58,11 @@ def test_round_trip_of_the_new_fields(tmp_path):
         assert np.flatnonzero(r.steps["red_light"]).tolist() == [5]
         assert np.flatnonzero(r.steps["walker_collision"]).tolist() == [9]
         assert not r.steps["collision"].any()
+        codes = r.steps["stop_reason"]
+        assert codes.dtype == np.uint8
+        assert codes.tolist() == [STOP_REASON_UNKNOWN if t == 3 else t % len(STOP_REASONS) for t in range(len(recs))]
+        assert [stop_reason_name(c) for c in codes[:6]] == ["none", "red_light", "yellow_light", "unknown",
+                                                            "vehicle", "none"]
         cols = columns_from_file_arrays({k: np.asarray(r.steps[k]) for k in r.steps})
     rows = [rec.row() for rec in recs]
     assert rows[5].red_light and not rows[5].walker_collision and rows[9].walker_collision
@@ -69,12 +77,15 @@ def test_step_record_defaults_are_unknown():
     row = bare.row()
     assert math.isnan(row.target_speed) and math.isnan(row.learner_target_speed)
     assert row.red_light is False and row.walker_collision is False
+    assert row.stop_reason == STOP_REASON_UNKNOWN == stop_reason_code(None)
+    with pytest.raises(ValueError, match="stop reason 'parked'"):
+        dataclasses.replace(bare, expert_stop_reason="parked").row()
 
 
 def _downgrade_to_v1(path):
     """Rewrite a file as the version 1 writer left it: no new arrays, schema_version 1."""
     with h5py.File(path, "r+") as f:
-        for k in NEW_FIELDS:
+        for k in (*NEW_FIELDS, "stop_reason"):
             del f["steps"][k]
         f.attrs["schema_version"] = 1
 
@@ -92,6 +103,7 @@ def test_an_old_layout_file_reads_with_nan_and_false(tmp_path):
         assert r.steps["red_light"].dtype == bool and not r.steps["red_light"].any()
         assert not r.steps["walker_collision"].any()
         assert np.isnan(r.steps["learner_target_speed"]).all()
+        assert (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all()
         with pytest.raises(KeyError):
             r.steps["no_such_field"]
     # the data tools keep working on it
@@ -111,7 +123,21 @@ def test_verify_reports_a_missing_new_array_of_a_version_2_file(tmp_path):
     rep = verify_dir(d)
     assert not rep.ok and any("steps/target_speed missing" in s for s in rep.problems)
     assert step_fields_of_version(1) == tuple(k for k in STEP_FIELDS if k not in STEP_FIELD_DEFAULTS)
-    assert step_fields_of_version(2) == tuple(STEP_FIELDS)
+    assert step_fields_of_version(2) == tuple(k for k in STEP_FIELDS if k != "stop_reason")
+    assert step_fields_of_version(3) == tuple(STEP_FIELDS)
+
+
+def test_a_version_2_file_reads_its_stop_reason_as_unknown(tmp_path):
+    path, recs = _record(tmp_path / "d")
+    with h5py.File(path, "r+") as f:
+        del f["steps"]["stop_reason"]
+        f.attrs["schema_version"] = 2
+    with EpisodeReader(path) as r:
+        assert r.meta.schema_version == 2 and (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all()
+        assert r.steps["stop_reason"].shape == (len(recs),)
+    assert verify_dir(tmp_path / "d").ok
+    info = data_info([tmp_path / "d"])
+    assert set(info.standing_reasons) <= {"unknown"} and sum(info.standing_reasons.values()) == info.standing_steps
 
 
 def test_dataset_speed_label_per_frame_and_camera(tmp_path):

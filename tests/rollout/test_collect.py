@@ -153,3 +153,32 @@ def test_out_that_cannot_be_created_is_one_line(tmp_path):
             _collect(bad, 1)
         assert str(e.value) == (f"{bad}: cannot create the demonstration directory ({why}); expected a directory "
                                 "path that can be written")
+
+
+def test_the_expert_stop_reason_of_each_step_is_recorded(tmp_path):
+    """``steps/stop_reason``: the code of what the expert's ``stop_reason`` said when it
+    labelled the step (schema version 3); an expert without the attribute: unknown."""
+    from drive_il.types import STOP_REASON_UNKNOWN, STOP_REASONS, stop_reason_code
+
+    class Stopping(Centering):
+        """Names a reason that changes every step, as the planner expert's ``stop_reason``."""
+
+        def reset(self, step):
+            super().reset(step)
+            self.t = 0
+
+        def act(self, step):
+            self.stop_reason = STOP_REASONS[self.t % len(STOP_REASONS)]
+            self.target_speed = 0.0 if self.stop_reason else 5.0
+            self.t += 1
+            return super().act(step)
+
+    spec = CollectSpec(episodes=1, rollout=RolloutSpec(max_steps=12))
+    collect(LineSim(), SC, tmp_path / "a", spec, Drivers(expert=Stopping()), progress=False)
+    with EpisodeReader(list_episodes(tmp_path / "a")[0]) as r:
+        want = [stop_reason_code(STOP_REASONS[t % len(STOP_REASONS)]) for t in range(12)]
+        assert r.steps["stop_reason"].tolist() == want == [0, 1, 2, 3, 4] * 2 + [0, 1]
+        assert r.steps["target_speed"].tolist() == [5.0 if c == 0 else 0.0 for c in want]
+    collect(LineSim(), SC, tmp_path / "b", spec, Drivers(expert=Centering()), progress=False)
+    with EpisodeReader(list_episodes(tmp_path / "b")[0]) as r:
+        assert (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all()

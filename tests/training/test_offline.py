@@ -38,14 +38,22 @@ def test_depth_rows_by_hand():
     assert deep.gain == pytest.approx((2.0 + 9.0) / (4.0 + 9.0)) and deep.mae == pytest.approx(0.5)
 
 
+def _reason(t):
+    """The synthetic episodes' stop reason at step t: a red light or a vehicle where the
+    label is 0 m/s (every third step), else none."""
+    return ("red_light" if (t // 6) % 2 == 0 else "vehicle") if t % 3 == 0 else ""
+
+
 def _episodes(d, n_eps=2, steps=24, rig=None):
-    """Synthetic episodes with speed labels: 0 m/s on every third step, else 6 m/s."""
+    """Synthetic episodes with speed labels: 0 m/s on every third step (a red light or a
+    vehicle, :func:`_reason`), else 6 m/s."""
     rec = EpisodeRecorder(d)
     for e in range(n_eps):
         ep = synthetic_episode(episode=e, seed=e, steps=steps, rig=rig)
         rec.on_episode_start(ep.info, ep.first)
         for t, r in enumerate(ep.iter_records()):
-            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if t % 3 == 0 else 6.0))
+            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if t % 3 == 0 else 6.0,
+                                            expert_stop_reason=_reason(t)))
         rec.on_episode_end(ep.result())
 
 
@@ -68,7 +76,7 @@ def test_report_matches_the_checkpoint_frame_by_frame(trained):
     _, data, ck = trained
     rep = evaluate_offline(ck, [data], every=2)
     policy, info = load_checkpoint(ck)
-    steer_err, commands, v_pred, v_label = [], [], [], []
+    steer_err, commands, v_pred, v_label, reasons = [], [], [], [], []
     for p in sorted(data.glob("*.h5")):
         with EpisodeReader(p) as r:
             steps = r.steps
@@ -84,6 +92,7 @@ def test_report_matches_the_checkpoint_frame_by_frame(trained):
             commands.append(int(cmd[t]))
             v_pred.append(float(v.reshape(-1)[0]))
             v_label.append(float(target[t]))
+            reasons.append(_reason(t))
     assert rep.frames == len(steer_err) == 24 and rep.every == 2 and rep.episodes == 2
     rows = {r.command: r for r in rep.rows}
     assert rows["all"].frames == rep.frames and sum(r.frames for c, r in rows.items() if c != "all") == rep.frames
@@ -93,10 +102,19 @@ def test_report_matches_the_checkpoint_frame_by_frame(trained):
     stand = vl < STAND_SPEED
     assert rep.speed["standing_frames"] == int(stand.sum()) == 8
     assert rep.speed["standing_moving_share"] == pytest.approx(float((vp[stand] >= STAND_SPEED).mean()))
+    # the standing frames split by the expert's stop reason (steps/stop_reason)
+    rs = np.array(reasons)
+    assert set(rep.standing_by_reason) == {"red_light", "vehicle"}
+    for name, row in rep.standing_by_reason.items():
+        m = stand & (rs == name)
+        assert row["frames"] == int(m.sum()) == 4
+        assert row["moving_share"] == pytest.approx(float((vp[m] >= STAND_SPEED).mean()))
+        assert row["pred_mean"] == pytest.approx(float(vp[m].mean()), abs=1e-5)
     # a 1/r head: the depth table bins |steer|, every command, and covers every frame
     assert rep.output == "native" and sum(d.frames for d in rep.depth) == rep.frames
     text = format_offline(rep)
     assert "turn depth" in text and "standing (label < 0.3 m/s): 8 frames" in text
+    assert "by the expert's stop reason: red_light 4 frames" in text
     json.dumps(rep.to_dict())                                         # NaN-free JSON
 
 

@@ -10,7 +10,7 @@ A demonstration directory (one per collection run or DAgger round) looks like::
                                      left behind by a crash, reported by `data verify`)
 
     episode_NNNNNN.h5
-      /  attrs                       format = "drive_il.episode", schema_version = 2
+      /  attrs                       format = "drive_il.episode", schema_version = 3
                                      (version 1 files read too: see below),
                                      created (ISO 8601 UTC), drive_il_version,
                                      scenario, scenario_source, scenario_json,
@@ -53,6 +53,11 @@ A demonstration directory (one per collection run or DAgger round) looks like::
          learner_target_speed (T,) f32  a learner speed head's target [m/s], NaN = none
                                      (the last four: schema version 2; a version 1
                                      file reads them as NaN / False, STEP_FIELD_DEFAULTS)
+         stop_reason (T,) uint8      why the expert's target speed is below the route's
+                                     profile: index into drive_il.types.STOP_REASONS
+                                     (0 nothing, 1 red light, 2 yellow light, 3 walker,
+                                     4 vehicle; 255 unknown; schema version 3: older
+                                     files read it as 255)
       /route/xy (N, 2) float64, yaw (N,) float64 [rad], s (N,) float64 [m],
              commands (N,) int8      the episode's route (absent when none)
 

@@ -40,11 +40,11 @@ __all__ = [
 
 #: Version of the on-disk layout written by this code. Bump on any incompatible change.
 #: Version 2 added the per-step ``target_speed``, ``learner_target_speed``, ``red_light``
-#: and ``walker_collision`` arrays (:data:`STEP_FIELD_DEFAULTS`).
-SCHEMA_VERSION = 2
+#: and ``walker_collision`` arrays, version 3 ``stop_reason`` (:data:`STEP_FIELD_DEFAULTS`).
+SCHEMA_VERSION = 3
 #: Versions this code reads (version 1 files read with the arrays they lack filled in
 #: from :data:`STEP_FIELD_DEFAULTS`).
-SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3)
 #: ``format`` attribute of every episode file.
 FORMAT_NAME = "drive_il.episode"
 MANIFEST_NAME = "manifest.jsonl"
@@ -74,6 +74,9 @@ STEP_FIELDS: dict[str, tuple[str, tuple[int, ...], str]] = {
     "learner_target_speed": ("float32", (), "target speed of the learner's speed head [m/s], NaN = none"),
     "red_light": ("bool", (), "crossed the stop line of its lane while red"),
     "walker_collision": ("bool", (), "hit a pedestrian"),
+    "stop_reason": ("uint8", (), "why the expert's target speed is below the route's speed profile: index into "
+                    "drive_il.types.STOP_REASONS (0 nothing, 1 red light, 2 yellow light, 3 walker, 4 vehicle), "
+                    "255 = unknown"),
 }
 #: Event flags among STEP_FIELDS (EventKind values).
 EVENT_FIELDS: tuple[str, ...] = ("collision", "off_road", "lane_invasion", "red_light", "walker_collision")
@@ -84,6 +87,7 @@ STEP_FIELD_DEFAULTS: dict[str, tuple[int, Any]] = {
     "learner_target_speed": (2, float("nan")),
     "red_light": (2, False),
     "walker_collision": (2, False),
+    "stop_reason": (3, 255),
 }
 
 
