@@ -191,7 +191,9 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
         run_dir = _run_dir(args)
     out = args.out or run_dir / "eval" / f"nocrash-{test.name}{_ensemble_suffix(args)}.json"
     write_json(out, rep.to_dict())
-    print(f"wrote {out} (drive-il report {run_dir} shows the table)")
+    out = Path(out)
+    found = out.parent.name == "eval" and out.name.startswith("nocrash-")   # what drive-il report reads
+    print(f"wrote {out}" + (f" (drive-il report {out.parent.parent} shows the table)" if found else ""))
     return 0
 
 

@@ -30,6 +30,7 @@ def test_expert_one_route_on_the_whole_grid_then_report(scenario, tmp_path, caps
     assert main(["eval", str(scenario), "--protocol", "nocrash", "--expert", "--routes", "1", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "NoCrash (expert) on nc_tiny-test: 1 route(s)" in text
+    assert f"wrote {out} (drive-il report {out.parent.parent} shows the table)" in text
     lines = [line.split() for line in text.splitlines() if line.startswith("grid ")]
     assert [(r[1], r[2]) for r in lines] == [(d, w) for d in ("empty", "regular", "dense") for w in ("train", "new")]
     assert all(r[3] == "100.0" for r in lines)  # the expert reaches every goal of an empty grid town
@@ -110,6 +111,7 @@ def test_learner_checkpoint_same_figures_for_1_and_2_workers(scenario, tmp_path,
                         data["conditions"], data["collisions"])
         text = capsys.readouterr().out
         assert "NoCrash (" + str(ckpt) in text
+        assert f"wrote {out}\n" in text + "\n" and "shows the table" not in text   # report does not read w1.json
         # --trace: one line per collision (the untrained policy leaves the road) and the counts
         failed = [e for e in data["episodes"] if not e["nocrash"]["success"]]
         assert len(data["collisions"]) == len(failed)
