@@ -35,9 +35,14 @@ of the front bumper (within ``detection_range``):
   curve) as long as its emergency deceleration still stops it before the line;
 * GREEN, OFF, UNKNOWN: go. A light is behind the car once the leaderboard's red-light
   test point (0.8 half-lengths behind the centre) has passed its stop line; a car whose
-  front is over the line but whose test point is not (it crept over the line in a
-  queue) holds there when the light turns yellow or red and it can still stop
-  before that point crosses: crossing on red from there is an infraction too.
+  front is over the line but whose test point is not holds there when the light turns
+  red and it can still stop before that point crosses (crossing on red from there is an
+  infraction too), and at yellow when it crept over the line in a queue (below 0.5
+  m/s), when it had decided to stop for that yellow, or when the test point would not
+  clear the line before the red at the speed the traffic ahead allows. A car that went
+  on at the dilemma decision does not stop with its front over the line (it did before:
+  the straddling car's own light was then beside its camera through the red; README,
+  "Standing with the light out of view").
 
 The stop is a stopped obstacle at the stop point with the constant-deceleration
 braking curve ``v = sqrt(2 comfort_decel free)`` (the route-end stop's profile; no
@@ -263,7 +268,7 @@ class Expert:
                 if v_w < vt:
                     vt, reason, obstacle = v_w, "walker", walker
         if ws.traffic_lights:
-            stop = self._light_stop(ws.traffic_lights, s0 + 0.5 * self._length, v)
+            stop = self._light_stop(ws.traffic_lights, s0 + 0.5 * self._length, v, v_allowed=vt)
             if stop is not None:
                 free = stop.gap - cfg.stop_line_margin
                 b = cfg.comfort_decel
@@ -311,7 +316,8 @@ class Expert:
                 emergency = (v * v - lead.speed * lead.speed) / (2.0 * free) > 1.5 * b
         return v_lead, emergency
 
-    def _light_stop(self, lights: tuple[TrafficLight, ...], s_front: float, v: float) -> Lead | None:
+    def _light_stop(self, lights: tuple[TrafficLight, ...], s_front: float, v: float, *,
+                    v_allowed: float = math.inf) -> Lead | None:
         """The traffic light the car must stop for (see the module docstring), as a
         ``Lead`` (``gap`` front bumper to stop line [m], kind "red_light" or
         "yellow_light"), or None.
@@ -321,6 +327,8 @@ class Expert:
                 found once per route and set of lights).
             s_front: arc length of the front bumper on the route [m].
             v: speed [m/s] (>= 0).
+            v_allowed: the target speed the vehicles and walkers ahead leave [m/s]: a car
+                over the line at yellow clears it at no more than this.
         """
         sig = (len(lights), lights[0].light_id, lights[0].stop_line, lights[-1].light_id)
         if sig != self._light_sig:
@@ -347,11 +355,18 @@ class Expert:
                 if k < 0:
                     continue
             state = lights[k].state
-            if gap < 0.0:  # straddling the line (crept over it in a queue): hold if it turns
-                if state in (TrafficLightState.RED, TrafficLightState.YELLOW) and (
-                        v < 0.5 or v * v <= 2.0 * self.max_deceleration * (s_line - s_rear)):
-                    kind = "red_light" if state == TrafficLightState.RED else "yellow_light"
-                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind=kind)
+            if gap < 0.0:  # the front is over the line, the red-light test point is not
+                stoppable = v * v <= 2.0 * self.max_deceleration * (s_line - s_rear)
+                if state == TrafficLightState.RED and (v < 0.5 or stoppable):
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="red_light")
+                # yellow: hold where it crept over the line in a queue, or where it had
+                # decided to stop; a car that went on at the dilemma decision goes on unless
+                # the test point would not clear the line before the red at the speed the
+                # traffic ahead allows
+                if state == TrafficLightState.YELLOW and (v < 0.5 or (stoppable and (
+                        lid == self._committed or (s_line - s_rear) > min(v, v_allowed) * (
+                            lights[k].yellow_time - lights[k].elapsed)))):
+                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
                 continue
             if state == TrafficLightState.RED:
                 if v < 0.5 or v * v <= 2.0 * self.max_deceleration * gap:

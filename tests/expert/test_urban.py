@@ -6,6 +6,7 @@ straight road along +x into a junction (the project's kinematic bicycle,
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -322,3 +323,20 @@ def test_yellow_in_the_dilemma_zone_stops_when_the_rear_would_cross_on_red():
         assert ("yellow_light" in {r[3] for r in rows}) == stops
         if not stops:
             assert next(t for t, x in test_point if x >= LINE) < 3.0
+
+
+def test_a_car_that_went_on_at_yellow_does_not_stop_over_the_line():
+    """5 m/s, 5 m before the line when it turns yellow (3 s): a comfortable stop needs
+    3.6 m/s^2, and going on, the test point clears the line in about 1.8 s, so it goes
+    on. Once its front is over the line it could still stop before the test point
+    crosses (the rule for a car that crept over in a queue), but it keeps going and
+    clears the line on yellow; it stopped there, straddling the line, before."""
+    def lights(t):
+        if t < 3.0:
+            return (dataclasses.replace(light(YELLOW), elapsed=t, yellow_time=3.0),)
+        return (dataclasses.replace(light(RED), elapsed=t - 3.0),)
+    world = BicycleWorld(ROUTE, x=LINE - 5.0 - HALF, speed=5.0, lights=lights)
+    rows = drive(world, seconds=10.0)
+    assert not {r[3] for r in rows} & {"yellow_light", "red_light"}
+    test_point = [(r[0], r[5].ego.x - 0.4 * VEH.length) for r in rows]
+    assert next(t for t, x in test_point if x >= LINE) < 3.0 and rows[-1][1] > LINE + 20.0
