@@ -178,8 +178,8 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
 
     from ..data.dataset import EpisodeDataset
     from ..data.tools import STAND_SPEED, command_name, starting_off
-    from ..types import stop_reason_name
     from ..policies.checkpoint import check_camera_rig, load_checkpoint
+    from ..types import stop_reason_name
     from .augment import SampleTransform
     from .data_source import label_options
     from .losses import make_loss

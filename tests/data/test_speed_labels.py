@@ -13,12 +13,25 @@ import pytest
 
 from drive_il.data.dataset import EpisodeDataset
 from drive_il.data.recorder import EpisodeRecorder
-from drive_il.data.storage import (SCHEMA_VERSION, STEP_FIELD_DEFAULTS, STEP_FIELDS, EpisodeReader,
-                                   step_fields_of_version)
+from drive_il.data.storage import (
+    SCHEMA_VERSION,
+    STEP_FIELD_DEFAULTS,
+    STEP_FIELDS,
+    EpisodeReader,
+    step_fields_of_version,
+)
 from drive_il.data.synthetic import synthetic_episode, write_synthetic_episodes
 from drive_il.data.tools import data_info, verify_dir
-from drive_il.types import (STOP_REASON_UNKNOWN, STOP_REASONS, Event, EventKind, StepRecord, columns_from_file_arrays,
-                            stop_reason_code, stop_reason_name)
+from drive_il.types import (
+    STOP_REASON_UNKNOWN,
+    STOP_REASONS,
+    Event,
+    EventKind,
+    StepRecord,
+    columns_from_file_arrays,
+    stop_reason_code,
+    stop_reason_name,
+)
 
 NEW_FIELDS = ("target_speed", "learner_target_speed", "red_light", "walker_collision")
 
