@@ -327,8 +327,9 @@ class Expert:
                 found once per route and set of lights).
             s_front: arc length of the front bumper on the route [m].
             v: speed [m/s] (>= 0).
-            v_allowed: the target speed the vehicles and walkers ahead leave [m/s]: a car
-                over the line at yellow clears it at no more than this.
+            v_allowed: the target speed before the lights [m/s] (the route's speed profile
+                lowered for the vehicles and walkers ahead): a car over the line at yellow
+                clears it at no more than this.
         """
         sig = (len(lights), lights[0].light_id, lights[0].stop_line, lights[-1].light_id)
         if sig != self._light_sig:
