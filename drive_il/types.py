@@ -646,7 +646,7 @@ class StepRow(NamedTuple):
     learner_target_speed: float = math.nan
     red_light: bool = False
     walker_collision: bool = False
-    stop_reason: int = 255
+    stop_reason: int = STOP_REASON_UNKNOWN
 
 
 _INT_FIELDS = ("frame", "command", "stop_reason")

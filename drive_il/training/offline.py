@@ -266,13 +266,14 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
                             "a speed head; episodes recorded with schema version 2 or later carry them")
         stand = ok & (vl < STAND_SPEED)
         go = ok & starting_off(vm, vl)
-        reasons = np.array([stop_reason_name(int(c)) for c in ds.labels["stop_reason"]])
-        by_reason = {}
-        for r in sorted(set(reasons[stand].tolist()), key=lambda r: -int(np.count_nonzero(reasons[stand] == r))):
-            m = stand & (reasons == r)
-            by_reason[r] = {"frames": int(m.sum()), "moving_share": float((vp[m] >= STAND_SPEED).mean()),
-                            "pred_mean": float(vp[m].mean())}
-        rep.standing_by_reason = by_reason
+        codes = ds.labels["stop_reason"]
+        by_name: dict[str, list[int]] = {}   # the few codes present, by name (any unlisted code: "unknown")
+        for c in np.unique(codes[stand]):
+            by_name.setdefault(stop_reason_name(int(c)), []).append(int(c))
+        masks = [(name, stand & np.isin(codes, cs)) for name, cs in by_name.items()]
+        for name, m in sorted(masks, key=lambda nm: (-int(nm[1].sum()), nm[0])):   # most frames first
+            rep.standing_by_reason[name] = {"frames": int(m.sum()), "moving_share": float((vp[m] >= STAND_SPEED).mean()),
+                                            "pred_mean": float(vp[m].mean())}
         rep.speed = {
             "frames": int(ok.sum()),
             "speed_mae": float(np.abs(vp[ok] - vl[ok]).mean()),

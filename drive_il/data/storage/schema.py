@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ...errors import DataError
+from ...types import STOP_REASON_UNKNOWN
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -87,7 +88,7 @@ STEP_FIELD_DEFAULTS: dict[str, tuple[int, Any]] = {
     "learner_target_speed": (2, float("nan")),
     "red_light": (2, False),
     "walker_collision": (2, False),
-    "stop_reason": (3, 255),
+    "stop_reason": (3, STOP_REASON_UNKNOWN),
 }
 
 
