@@ -498,6 +498,10 @@ class StepRecord:
             speed profile at this state (:attr:`drive_il.expert.Expert.stop_reason`: one of
             :data:`STOP_REASONS`, "" = nothing did), None when unknown (an expert without
             the attribute).
+        expert_obstacle_gap, expert_obstacle_speed: what ``expert_stop_reason`` names
+            (:attr:`drive_il.expert.Expert.obstacle`): its gap from the front bumper
+            along the route [m] and its speed along the route [m/s]; +inf and NaN when
+            nothing lowers the target speed; NaN when unknown.
     """
 
     step: Step
@@ -519,6 +523,8 @@ class StepRecord:
     learner_target_speed: float = math.nan
     intervention_cause: str = ""
     expert_stop_reason: str | None = None
+    expert_obstacle_gap: float = math.nan
+    expert_obstacle_speed: float = math.nan
 
     def _happened(self, kind: EventKind) -> bool:
         return any(e.kind is kind for e in self.events)
@@ -572,6 +578,7 @@ class StepRecord:
             collision=col, off_road=off, lane_invasion=lane, in_junction=self.in_junction,
             target_speed=self.expert_target_speed, learner_target_speed=self.learner_target_speed,
             red_light=red, walker_collision=walker, stop_reason=stop_reason_code(self.expert_stop_reason),
+            obstacle_gap=self.expert_obstacle_gap, obstacle_speed=self.expert_obstacle_speed,
         )
 
 
@@ -613,6 +620,10 @@ class StepRow(NamedTuple):
         stop_reason: why the expert's target speed is below the route's speed profile:
             an index into :data:`STOP_REASONS`, :data:`STOP_REASON_UNKNOWN` when unknown
             (and in episode files of schema versions 1 and 2).
+        obstacle_gap, obstacle_speed: what ``stop_reason`` names: gap from the front
+            bumper along the route [m], speed along the route [m/s]; +inf and NaN when
+            nothing lowers the target speed; NaN when unknown (and in episode files of
+            schema versions 1 to 3).
     """
 
     frame: int
@@ -647,6 +658,8 @@ class StepRow(NamedTuple):
     red_light: bool = False
     walker_collision: bool = False
     stop_reason: int = STOP_REASON_UNKNOWN
+    obstacle_gap: float = math.nan
+    obstacle_speed: float = math.nan
 
 
 _INT_FIELDS = ("frame", "command", "stop_reason")
@@ -687,6 +700,7 @@ STEP_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
     "red_light": ("red_light",),
     "walker_collision": ("walker_collision",),
     "stop_reason": ("stop_reason",),
+    "obstacle": ("obstacle_gap", "obstacle_speed"),
 }
 
 

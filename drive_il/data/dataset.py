@@ -308,8 +308,8 @@ class EpisodeDataset(_TorchDataset):
         rig: camera name -> rig entry (name, width, height, fov_deg, x, y, z, ...).
         labels: per-sample arrays aligned with the index (steer, throttle, brake, speed,
             command, lateral_deviation, heading_error, intervention, noise,
-            target_speed, stop_reason, episode, frame, camera), for statistics and
-            weighting without reading images.
+            target_speed, stop_reason, obstacle_gap, episode, frame, camera), for
+            statistics and weighting without reading images.
 
     Raises:
         DataError: no finished episodes, mixed camera rigs (one line naming both files),
@@ -342,7 +342,7 @@ class EpisodeDataset(_TorchDataset):
         self.metas: list[EpisodeMeta] = []
         cols: dict[str, list[np.ndarray]] = {k: [] for k in (
             "steer", "throttle", "brake", "speed", "command", "lateral_deviation", "heading_error",
-            "intervention", "noise", "target_speed", "stop_reason")}
+            "intervention", "noise", "target_speed", "stop_reason", "obstacle_gap")}
         masks: list[np.ndarray] = []
         self.path_distances: tuple[float, ...] | None = (tuple(float(d) for d in path_distances)
                                                          if path_distances is not None else None)
@@ -372,6 +372,7 @@ class EpisodeDataset(_TorchDataset):
                 cols["noise"].append(np.asarray(steps["noise"], dtype=bool))
                 cols["target_speed"].append(np.asarray(steps["target_speed"], dtype=np.float32))
                 cols["stop_reason"].append(np.asarray(steps["stop_reason"], dtype=np.uint8))
+                cols["obstacle_gap"].append(np.asarray(steps["obstacle"][:, 0], dtype=np.float32))
                 m = np.ones(meta.steps, dtype=bool)
                 if interventions_only:
                     m &= cols["intervention"][-1]

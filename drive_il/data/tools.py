@@ -15,14 +15,14 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..types import stop_reason_name
+from ..types import STOP_REASON_UNKNOWN, stop_reason_name
 from .storage import (EPISODE_SUFFIX, MANIFEST_KEYS, MANIFEST_NAME, PARTIAL_SUFFIX, STEP_FIELDS, EpisodeMeta,
                       EpisodeReader, RigChecker, list_episodes, locked_directory, manifest_entry, read_manifest,
                       scan_dir, step_fields_of_version, write_manifest)
 
 __all__ = ["DataInfo", "VerifyReport", "RepairReport", "data_info", "verify_dir", "repair_dir", "rig_problem",
            "format_info", "format_repair", "steering_histogram", "command_table", "command_name", "town_family", "STAND_SPEED",
-           "STANDING_SPEED", "GO_SPEED", "starting_off"]
+           "STANDING_SPEED", "GO_SPEED", "starting_off", "standing_run_reasons"]
 
 #: Below this speed [m/s] a car stands (the learner's ``PolicyDriver.stop_speed``).
 STAND_SPEED = 0.3
@@ -42,6 +42,35 @@ def starting_off(speed: np.ndarray, target: np.ndarray) -> np.ndarray:
     speed, target = np.asarray(speed, dtype=np.float64), np.asarray(target, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         return (speed < STANDING_SPEED) & (target >= GO_SPEED)
+
+
+def standing_run_reasons(episode: np.ndarray, speed: np.ndarray, stop_reason: np.ndarray) -> np.ndarray:
+    """The stop reason of each frame's standing run: frames (N,) in episode and time
+    order (``episode`` ids, measured ``speed`` [m/s], the expert's ``stop_reason``
+    codes of :data:`~drive_il.types.STOP_REASONS`); a run is a stretch of consecutive
+    standing frames (speed < :data:`STANDING_SPEED`) of one
+    episode. A frame's code is the last named reason (not 0, not
+    :data:`~drive_il.types.STOP_REASON_UNKNOWN`) at or before it in its run, so the
+    start-off frame that ends a wait gets the wait's reason; 0 where none was named
+    yet, :data:`~drive_il.types.STOP_REASON_UNKNOWN` where the run has unknown codes
+    and no named one; 0 for moving frames. Returns (N,) int64."""
+    ep = np.asarray(episode)
+    code = np.asarray(stop_reason).astype(np.int64)
+    standing = np.asarray(speed, dtype=np.float64) < STANDING_SPEED
+    n = len(code)
+    idx = np.arange(n)
+    start = standing.copy()
+    start[1:] &= ~standing[:-1] | (ep[1:] != ep[:-1])
+    run_start = np.maximum.accumulate(np.where(start, idx, 0))
+    named = standing & (code != 0) & (code != STOP_REASON_UNKNOWN)
+    last = np.maximum.accumulate(np.where(named, idx, -1))
+    out = np.zeros(n, np.int64)
+    has = standing & (last >= run_start)
+    out[has] = code[last[has]]
+    unknown = standing & (code == STOP_REASON_UNKNOWN)
+    last_u = np.maximum.accumulate(np.where(unknown, idx, -1))
+    out[standing & ~has & (last_u >= run_start)] = STOP_REASON_UNKNOWN
+    return out
 
 
 @dataclass
@@ -68,6 +97,11 @@ class DataInfo:
         standing_reasons: the standing steps by the expert's stop reason (``steps/stop_reason``,
             :func:`drive_il.types.stop_reason_name`: "red_light", "vehicle", ..., "unknown"
             in files older than schema version 3).
+        starting_reasons: the start-off steps by the reason of the wait they end
+            (:func:`standing_run_reasons`; "none": a start from rest with no named
+            wait, e.g. the episode's first steps).
+        standing_gaps: the standing steps' gaps [m] from the front bumper to what the
+            expert stands for (``steps/obstacle``, schema 4), by stop reason.
         steer: every expert steering label (for the histogram).
         commands: (town family, route command name) -> expert steering labels of the
             steps under that command; the family is the town name, or "procedural" for
@@ -98,6 +132,8 @@ class DataInfo:
     standing_steps: int = 0
     starting_steps: int = 0
     standing_reasons: Counter = field(default_factory=Counter)
+    starting_reasons: Counter = field(default_factory=Counter)
+    standing_gaps: dict[str, list[np.ndarray]] = field(default_factory=dict)
     steer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     commands: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     partial: list[Path] = field(default_factory=list)
@@ -129,6 +165,7 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
                     inter = r.steps["intervention"]
                     target, speed = r.steps["target_speed"], r.steps["speed"]
                     reasons = r.steps["stop_reason"]
+                    gaps = np.asarray(r.steps["obstacle"][:, 0], dtype=np.float64)
                     n_speed = int(np.count_nonzero(np.isfinite(target)))
                     shapes = {c: r.frames(c).shape[1:3] for c in r.cameras}
             except DataError as e:
@@ -169,7 +206,16 @@ def data_info(dirs: Sequence[str | Path]) -> DataInfo:
             info.standing_steps += int(np.count_nonzero(standing))
             for code, n in zip(*np.unique(reasons[standing], return_counts=True)):
                 info.standing_reasons[stop_reason_name(int(code))] += int(n)
-            info.starting_steps += int(np.count_nonzero(starting_off(speed, target)))
+            known = standing & np.isfinite(gaps)
+            for code in np.unique(reasons[known]):
+                info.standing_gaps.setdefault(stop_reason_name(int(code)), []).append(
+                    gaps[known & (reasons == code)])
+            go = starting_off(speed, target)
+            info.starting_steps += int(np.count_nonzero(go))
+            if go.any():
+                run = standing_run_reasons(np.zeros(len(speed), np.int64), speed, reasons)
+                for code, n in zip(*np.unique(run[go], return_counts=True)):
+                    info.starting_reasons[stop_reason_name(int(code))] += int(n)
             steers.append(np.asarray(expert[:, 0], dtype=np.float32))
             fam = town_family(m.town)
             for code in np.unique(command):
@@ -290,6 +336,17 @@ def format_info(info: DataInfo) -> list[str]:
         if info.standing_steps:
             out.append("  standing steps by the expert's stop reason: " + ", ".join(
                 f"{k} {v} ({100.0 * v / info.standing_steps:.1f}%)" for k, v in info.standing_reasons.most_common()))
+        if info.standing_gaps:
+            parts = []
+            for k in sorted(info.standing_gaps):
+                g = np.concatenate(info.standing_gaps[k])
+                p10, p50, p90 = np.percentile(g, (10, 50, 90))
+                parts.append(f"{k} {p10:.1f} / {p50:.1f} / {p90:.1f}")
+            out.append("  standing: gap from the front bumper to what the expert stands for [m] (p10 / p50 / p90): "
+                       + ", ".join(parts))
+        if info.starting_steps:
+            out.append("  starting-off steps by the wait they end: " + ", ".join(
+                f"{k} {v} ({100.0 * v / info.starting_steps:.1f}%)" for k, v in info.starting_reasons.most_common()))
     out.append("expert steering histogram (steer, +1 = right):")
     out.extend("  " + line for line in steering_histogram(info.steer))
     if info.commands:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..config import validate_fields
 from ..errors import FieldError
+from ..types import STOP_REASONS
 
 __all__ = ["DEFAULT_PATH_DISTANCES", "AugmentConfig", "OutputConfig", "TrainConfig"]
 
@@ -209,6 +210,17 @@ class TrainConfig:
             frames the weighted share tau: the head then sits at the same balance between
             stop and go as an L1 head (tau = 0.5) on equal shares, for standing frames
             only (README, "A conservative speed head"). In (0.05, 0.95).
+        balance_standing_reasons: with ``balance_standing``, the expert's stop reasons
+            (names of :data:`~drive_il.types.STOP_REASONS`, "none" for a stop it did not
+            name, e.g. the episode's start) whose standing runs are balanced; the
+            standing frames of the other runs keep weight 1, as moving frames. Empty:
+            every run (as before stop reasons were recorded). A run's reason is the last
+            one the expert recorded in it, so the start-off frame that ends a wait at a
+            red light counts as red_light. Lights change colour, so the camera tells a
+            start-off frame from a stop frame there; behind a vehicle or a walker one
+            frame often cannot tell whether it has moved off, and weighing up those
+            start-off frames teaches a head to go behind standing cars (README, "Which
+            waits to balance"). Needs episodes with stop reasons (schema 3).
         val_fraction: share of *episodes* held out for validation.
         seed: default seed (``--seed`` overrides).
         num_workers: DataLoader workers (0 = in the training process; on 2 cores the
@@ -229,6 +241,7 @@ class TrainConfig:
     balance_commands: bool = False
     balance_standing: bool = False
     standing_go_share: float = field(default=0.5, metadata={"range": (0.05, 0.95)})
+    balance_standing_reasons: tuple[str, ...] = ()
     val_fraction: float = field(default=0.1, metadata={"range": (0.0, 0.9)})
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     num_workers: int = field(default=0, metadata={"range": (0, 64)})
@@ -238,3 +251,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        names = tuple(r or "none" for r in STOP_REASONS)
+        for r in self.balance_standing_reasons:
+            if r not in names:
+                raise FieldError("TrainConfig", "balance_standing_reasons",
+                                 f"unknown stop reason {r!r}: expected some of {list(names)}")

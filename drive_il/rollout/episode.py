@@ -164,6 +164,7 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
                                       and getattr(learner, "has_speed_head", False) else math.nan),
                 intervention_cause=d.cause,
                 expert_stop_reason=getattr(expert, "stop_reason", None),
+                **_obstacle_fields(expert),
             )
             for o in observers:
                 o.on_step(record)
@@ -192,3 +193,15 @@ def run_episode(sim: Simulator, scenario: Scenario, seed: int, drivers: Drivers,
     if path is not None:
         result = dataclasses.replace(result, path=path)
     return result
+
+
+def _obstacle_fields(expert: Any) -> dict[str, float]:
+    """The expert's :attr:`~drive_il.expert.Expert.obstacle` as the StepRecord fields
+    ``expert_obstacle_gap`` [m] and ``expert_obstacle_speed`` [m/s]: +inf and NaN when
+    it names none, NaN and NaN for an expert without the attribute (a human driver)."""
+    if not hasattr(expert, "obstacle"):
+        return {"expert_obstacle_gap": math.nan, "expert_obstacle_speed": math.nan}
+    ob = expert.obstacle
+    if ob is None:
+        return {"expert_obstacle_gap": math.inf, "expert_obstacle_speed": math.nan}
+    return {"expert_obstacle_gap": float(ob.gap), "expert_obstacle_speed": float(ob.speed)}

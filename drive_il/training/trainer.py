@@ -72,6 +72,7 @@ from ..policies.checkpoint import (
     save_optimizer,
 )
 from ..policies.registry import ModelPreset, build_policy, load_model_preset
+from ..types import STOP_REASON_UNKNOWN, STOP_REASONS
 from .augment import SampleTransform
 
 __all__ = ["BCDataset", "NonFiniteLossError", "TrainResult", "draw_steering", "epoch_batches", "fit", "to_device",
@@ -306,8 +307,10 @@ def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.
     if getattr(training, "balance_steering", False):
         w = steering_balance_weights(samples, power=getattr(training, "balance_power", 1.0))
     go_share = getattr(training, "standing_go_share", 0.5)
+    reasons = tuple(getattr(training, "balance_standing_reasons", ()))
     for key, weights in (("balance_commands", command_balance_weights),
-                         ("balance_standing", lambda x: standing_balance_weights(x, go_share=go_share))):
+                         ("balance_standing", lambda x: standing_balance_weights(x, go_share=go_share,
+                                                                                  reasons=reasons))):
         c = weights(samples) if getattr(training, key, False) else None
         if c is not None:
             w = c if w is None else w * c
@@ -315,17 +318,23 @@ def sampling_weights(samples: Sequence[Mapping[str, Any]], training: Any) -> np.
     return w
 
 
-def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: float = 0.5) -> np.ndarray | None:
+def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: float = 0.5,
+                             reasons: Sequence[str] = ()) -> np.ndarray | None:
     """Per-sample weights of ``balance_standing``: 1 for a moving car; for a standing
     one (measured ``speed`` < :data:`~drive_il.data.tools.STANDING_SPEED`) the frames
     where the expert starts off (:func:`~drive_il.data.tools.starting_off`: label >=
     ``GO_SPEED``) get the share ``go_share`` of the standing frames' count, the others
     (stop, creep; NaN labels count as stop) the rest (``go_share`` = 0.5: equal shares).
-    A class that is absent leaves the other at weight 1. Returns float64 weights of
-    shape (N,) with mean 1; None without label arrays (or without speed labels).
+    A class that is absent leaves the other at weight 1. ``reasons`` (names of
+    :data:`~drive_il.types.STOP_REASONS`, "none" for ""): only the standing runs whose
+    reason (:func:`~drive_il.data.tools.standing_run_reasons`) is listed are balanced, the others keep
+    weight 1; empty: all. Returns float64 weights of shape (N,) with mean 1; None
+    without label arrays (or without speed labels).
 
     Raises:
         ValueError: ``go_share`` outside (0, 1).
+        DataError: ``reasons`` given and standing frames without the expert's stop
+            reason (episodes of schema version 1 or 2).
     """
     from ..data.tools import STANDING_SPEED, starting_off
     if not 0.0 < go_share < 1.0:
@@ -335,6 +344,15 @@ def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: flo
         return None
     standing = np.asarray(speed, dtype=np.float64) < STANDING_SPEED
     go = starting_off(speed, target)
+    if reasons:
+        run = _standing_run_reasons(samples)
+        if run is None or np.any(standing & (run == STOP_REASON_UNKNOWN)):
+            raise DataError("balance_standing_reasons: the episodes do not record the expert's stop "
+                             "reason (steps/stop_reason, schema 3); re-collect them or leave the list empty")
+        names = tuple(r or "none" for r in STOP_REASONS)
+        keep = np.isin(run, [names.index(r) for r in reasons])
+        standing &= keep
+        go &= keep
     stop = standing & ~go
     w = np.ones(len(speed), dtype=np.float64)
     n_go, n_stop = int(go.sum()), int(stop.sum())
@@ -345,11 +363,33 @@ def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: flo
     return w * (len(w) / w.sum())
 
 
-def _label_array(samples: Sequence[Mapping[str, Any]], key: str) -> np.ndarray | None:
+def _standing_run_reasons(samples: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    """:func:`~drive_il.data.tools.standing_run_reasons` of a dataset's samples (of the
+    whole dataset when ``samples`` is a subset, then indexed: a subset need not keep the
+    time order); None without episode, speed or stop-reason label arrays."""
+    from ..data.tools import standing_run_reasons
+    labels, idx = _labels_of(samples)
+    if labels is None or not all(k in labels for k in ("episode", "speed", "stop_reason")):
+        return None
+    ep = np.asarray(labels["episode"])
+    order = np.lexsort((np.asarray(labels["frame"]), ep)) if "frame" in labels else np.arange(len(ep))
+    run = np.empty(len(ep), np.int64)
+    run[order] = standing_run_reasons(ep[order], np.asarray(labels["speed"])[order],
+                                      np.asarray(labels["stop_reason"])[order])
+    return run[idx] if idx is not None else run
+
+
+def _labels_of(samples: Any) -> tuple[Mapping[str, np.ndarray] | None, Any]:
+    """(the label arrays of ``samples`` or of the dataset it is a subset of, the
+    subset's indices into them or None)."""
     labels = getattr(samples, "labels", None)
-    idx = None
     if labels is None and hasattr(samples, "base") and hasattr(samples, "indices"):
-        labels, idx = getattr(samples.base, "labels", None), samples.indices
+        return getattr(samples.base, "labels", None), samples.indices
+    return labels, None
+
+
+def _label_array(samples: Sequence[Mapping[str, Any]], key: str) -> np.ndarray | None:
+    labels, idx = _labels_of(samples)
     if labels is None or key not in labels:
         return None
     a = np.asarray(labels[key])

@@ -65,3 +65,42 @@ def test_standing_and_starting_off_steps(tmp_path):
     assert info.speed_label_steps == 120 and info.standing_steps == 10 and info.starting_steps == 50
     line = next(line for line in format_info(info) if line.startswith("  standing"))
     assert "10 (8.3%)" in line and "50 (41.7%)" in line
+    # the waits they end: the synthetic files record no stop reason
+    assert info.starting_reasons == {"unknown": 50}
+    assert "  starting-off steps by the wait they end: unknown 50 (100.0%)" in format_info(info)
+
+
+def test_standing_run_reasons_by_hand():
+    from drive_il.data.tools import standing_run_reasons
+    from drive_il.types import STOP_REASON_UNKNOWN as U
+
+    # episode 0: moving, a red-light wait whose last frame (the start-off) has no reason,
+    # moving, a wait behind a vehicle that began unnamed; episode 1 starts standing
+    # (no reason: the episode's start), then an unknown-coded wait
+    ep = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    sp = np.array([5, 0, 0, 0, 5, 0, 0, 0, 5, 0, 0, 5, 0, 0], float)
+    code = np.array([0, 1, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, U, U])
+    assert standing_run_reasons(ep, sp, code).tolist() == [0, 1, 1, 1, 0, 0, 4, 4, 0, 0, 0, 0, U, U]
+    # a run does not carry over an episode boundary
+    assert standing_run_reasons(np.array([0, 1]), np.zeros(2), np.array([1, 0])).tolist() == [1, 0]
+
+
+def test_standing_gaps_by_stop_reason(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    (p,) = write_synthetic_episodes(tmp_path, 1, steps=60, height=16, width=24, seed=0, town="Town01")
+    with h5py.File(p, "r+") as f:                   # steps 50-59 stand: 5 behind a vehicle, 5 at a red light
+        f["steps/speed"][50:] = 0.0
+        f["steps/stop_reason"][50:55] = 4
+        f["steps/stop_reason"][55:] = 1
+        ob = f["steps/obstacle"][...]
+        ob[50:55, 0] = [2.0, 3.0, 4.0, 5.0, 6.0]
+        ob[55:, 0] = 1.0
+        ob[59, 0] = np.nan                           # unknown gaps are left out
+        f["steps/obstacle"][...] = ob
+    info = data_info([tmp_path])
+    assert info.standing_steps == 10
+    assert sorted(info.standing_gaps) == ["red_light", "vehicle"]
+    assert np.concatenate(info.standing_gaps["vehicle"]).tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert len(np.concatenate(info.standing_gaps["red_light"])) == 4
+    line = next(x for x in format_info(info) if x.startswith("  standing: gap"))
+    assert line.endswith("red_light 1.0 / 1.0 / 1.0, vehicle 2.4 / 4.0 / 5.6")

@@ -53,7 +53,10 @@ def _record(d, *, steps=24, n_cameras=1, learner=False):
         v = math.nan if t == 2 else 0.25 * t
         r = dataclasses.replace(r, events=ev, expert_target_speed=v,
                                 learner_target_speed=(1.5 * t if learner else math.nan),
-                                expert_stop_reason=(None if t == 3 else STOP_REASONS[t % len(STOP_REASONS)]))
+                                expert_stop_reason=(None if t == 3 else STOP_REASONS[t % len(STOP_REASONS)]),
+                                expert_obstacle_gap=(math.nan if t == 3 else math.inf if t % len(STOP_REASONS) == 0
+                                                     else 0.5 * t),
+                                expert_obstacle_speed=(math.nan if t % len(STOP_REASONS) in (0, 3) else 0.1 * t))
         rec.on_step(r)
         want.append(r)
     path = rec.on_episode_end(ep.result())
@@ -63,7 +66,7 @@ def _record(d, *, steps=24, n_cameras=1, learner=False):
 def test_round_trip_of_the_new_fields(tmp_path):
     path, recs = _record(tmp_path / "d", learner=True)
     with EpisodeReader(path) as r:
-        assert r.meta.schema_version == SCHEMA_VERSION == 3
+        assert r.meta.schema_version == SCHEMA_VERSION == 4
         ts = r.steps["target_speed"]
         assert ts.dtype == np.float32 and ts.shape == (len(recs),)
         assert math.isnan(ts[2]) and ts[3] == pytest.approx(0.75) and ts[20] == pytest.approx(5.0)
@@ -76,8 +79,13 @@ def test_round_trip_of_the_new_fields(tmp_path):
         assert codes.tolist() == [STOP_REASON_UNKNOWN if t == 3 else t % len(STOP_REASONS) for t in range(len(recs))]
         assert [stop_reason_name(c) for c in codes[:6]] == ["none", "red_light", "yellow_light", "unknown",
                                                             "vehicle", "none"]
+        ob = r.steps["obstacle"]
+        assert ob.dtype == np.float32 and ob.shape == (len(recs), 2)
+        assert np.isposinf(ob[0, 0]) and np.isnan(ob[0, 1]) and np.isnan(ob[3]).all()
+        np.testing.assert_allclose(ob[4], [2.0, 0.4], rtol=1e-6)
         cols = columns_from_file_arrays({k: np.asarray(r.steps[k]) for k in r.steps})
     rows = [rec.row() for rec in recs]
+    np.testing.assert_array_equal(cols["obstacle_gap"], np.array([row.obstacle_gap for row in rows], np.float32))
     assert rows[5].red_light and not rows[5].walker_collision and rows[9].walker_collision
     assert cols["red_light"].tolist() == [row.red_light for row in rows]
     assert verify_dir(tmp_path / "d").ok
@@ -91,6 +99,7 @@ def test_step_record_defaults_are_unknown():
     assert math.isnan(row.target_speed) and math.isnan(row.learner_target_speed)
     assert row.red_light is False and row.walker_collision is False
     assert row.stop_reason == STOP_REASON_UNKNOWN == stop_reason_code(None)
+    assert math.isnan(row.obstacle_gap) and math.isnan(row.obstacle_speed)
     with pytest.raises(ValueError, match="stop reason 'parked'"):
         dataclasses.replace(bare, expert_stop_reason="parked").row()
 
@@ -98,7 +107,7 @@ def test_step_record_defaults_are_unknown():
 def _downgrade_to_v1(path):
     """Rewrite a file as the version 1 writer left it: no new arrays, schema_version 1."""
     with h5py.File(path, "r+") as f:
-        for k in (*NEW_FIELDS, "stop_reason"):
+        for k in (*NEW_FIELDS, "stop_reason", "obstacle"):
             del f["steps"][k]
         f.attrs["schema_version"] = 1
 
@@ -117,6 +126,7 @@ def test_an_old_layout_file_reads_with_nan_and_false(tmp_path):
         assert not r.steps["walker_collision"].any()
         assert np.isnan(r.steps["learner_target_speed"]).all()
         assert (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all()
+        assert r.steps["obstacle"].shape == (20, 2) and np.isnan(r.steps["obstacle"]).all()
         with pytest.raises(KeyError):
             r.steps["no_such_field"]
     # the data tools keep working on it
@@ -136,14 +146,16 @@ def test_verify_reports_a_missing_new_array_of_a_version_2_file(tmp_path):
     rep = verify_dir(d)
     assert not rep.ok and any("steps/target_speed missing" in s for s in rep.problems)
     assert step_fields_of_version(1) == tuple(k for k in STEP_FIELDS if k not in STEP_FIELD_DEFAULTS)
-    assert step_fields_of_version(2) == tuple(k for k in STEP_FIELDS if k != "stop_reason")
-    assert step_fields_of_version(3) == tuple(STEP_FIELDS)
+    assert step_fields_of_version(2) == tuple(k for k in STEP_FIELDS if k not in ("stop_reason", "obstacle"))
+    assert step_fields_of_version(3) == tuple(k for k in STEP_FIELDS if k != "obstacle")
+    assert step_fields_of_version(4) == tuple(STEP_FIELDS)
 
 
 def test_a_version_2_file_reads_its_stop_reason_as_unknown(tmp_path):
     path, recs = _record(tmp_path / "d")
     with h5py.File(path, "r+") as f:
         del f["steps"]["stop_reason"]
+        del f["steps"]["obstacle"]
         f.attrs["schema_version"] = 2
     with EpisodeReader(path) as r:
         assert r.meta.schema_version == 2 and (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all()
@@ -151,6 +163,19 @@ def test_a_version_2_file_reads_its_stop_reason_as_unknown(tmp_path):
     assert verify_dir(tmp_path / "d").ok
     info = data_info([tmp_path / "d"])
     assert set(info.standing_reasons) <= {"unknown"} and sum(info.standing_reasons.values()) == info.standing_steps
+
+
+def test_a_version_3_file_reads_its_obstacle_as_unknown(tmp_path):
+    path, recs = _record(tmp_path / "d")
+    with h5py.File(path, "r+") as f:
+        del f["steps"]["obstacle"]
+        f.attrs["schema_version"] = 3
+    with EpisodeReader(path) as r:
+        assert r.meta.schema_version == 3 and r.steps["obstacle"].shape == (len(recs), 2)
+        assert np.isnan(r.steps["obstacle"]).all() and r.steps["stop_reason"][1] == 1
+    assert verify_dir(tmp_path / "d").ok
+    ds = EpisodeDataset(tmp_path / "d", cameras=None, speed_labels=True)
+    assert np.isnan(ds.labels["obstacle_gap"]).all()
 
 
 def test_dataset_speed_label_per_frame_and_camera(tmp_path):

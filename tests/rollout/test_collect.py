@@ -1,5 +1,6 @@
 """collect(): episodes into a directory, resumable, one seed per episode."""
 
+import numpy as np
 import pytest
 
 from drive_il.data.storage import EpisodeReader, list_episodes
@@ -157,7 +158,9 @@ def test_out_that_cannot_be_created_is_one_line(tmp_path):
 
 def test_the_expert_stop_reason_of_each_step_is_recorded(tmp_path):
     """``steps/stop_reason``: the code of what the expert's ``stop_reason`` said when it
-    labelled the step (schema version 3); an expert without the attribute: unknown."""
+    labelled the step (schema version 3), ``steps/obstacle`` the gap and speed of its
+    ``obstacle`` (version 4; none: +inf, NaN); an expert without the attributes: unknown."""
+    from drive_il.expert.local_planner import Lead
     from drive_il.types import STOP_REASON_UNKNOWN, STOP_REASONS, stop_reason_code
 
     class Stopping(Centering):
@@ -170,6 +173,7 @@ def test_the_expert_stop_reason_of_each_step_is_recorded(tmp_path):
         def act(self, step):
             self.stop_reason = STOP_REASONS[self.t % len(STOP_REASONS)]
             self.target_speed = 0.0 if self.stop_reason else 5.0
+            self.obstacle = Lead(gap=10.0 - self.t, speed=0.5 * self.t, actor_id=3) if self.stop_reason else None
             self.t += 1
             return super().act(step)
 
@@ -179,6 +183,12 @@ def test_the_expert_stop_reason_of_each_step_is_recorded(tmp_path):
         want = [stop_reason_code(STOP_REASONS[t % len(STOP_REASONS)]) for t in range(12)]
         assert r.steps["stop_reason"].tolist() == want == [0, 1, 2, 3, 4] * 2 + [0, 1]
         assert r.steps["target_speed"].tolist() == [5.0 if c == 0 else 0.0 for c in want]
+        ob = r.steps["obstacle"]
+        for t, c in enumerate(want):
+            if c == 0:
+                assert np.isposinf(ob[t, 0]) and np.isnan(ob[t, 1])
+            else:
+                assert ob[t].tolist() == [10.0 - t, 0.5 * t]
     collect(LineSim(), SC, tmp_path / "b", spec, Drivers(expert=Centering()), progress=False)
     with EpisodeReader(list_episodes(tmp_path / "b")[0]) as r:
-        assert (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all()
+        assert (r.steps["stop_reason"] == STOP_REASON_UNKNOWN).all() and np.isnan(r.steps["obstacle"]).all()

@@ -196,6 +196,49 @@ def test_standing_balance_weights():
             standing_balance_weights(samples, go_share=bad)
 
 
+def test_standing_balance_by_reason():
+    from types import SimpleNamespace
+
+    from drive_il.errors import DataError
+    from drive_il.training.trainer import sampling_weights, standing_balance_weights
+
+    # one episode: 4 moving frames; a red-light wait (4 stop + 1 start-off); a wait behind
+    # a vehicle (4 stop + 1 start-off)
+    speed = np.array([5.0] * 4 + [0.0] * 5 + [0.0] * 5)
+    target = np.array([5.0] * 4 + [0.0] * 4 + [4.0] + [0.0] * 4 + [4.0])
+    code = np.array([0] * 4 + [1] * 4 + [0] + [4] * 4 + [0])
+    labels = {"speed": speed, "target_speed": target, "stop_reason": code,
+              "episode": np.zeros(14, np.int64), "frame": np.arange(14)}
+    samples = SimpleNamespace(labels=labels)
+    w = standing_balance_weights(samples, reasons=("red_light",))
+    moving, red_stop, red_go, veh = w[:4], w[4:8], w[8], w[9:]
+    # only the red-light wait is balanced (its 5 frames: 2.5 each side); the vehicle wait keeps 1
+    assert np.allclose(veh, moving[0]) and np.isclose(red_go / moving[0], 2.5)
+    assert np.allclose(red_stop / moving[0], 2.5 / 4) and np.isclose(w.mean(), 1.0)
+    # empty: every wait balanced, as without reasons
+    assert np.allclose(standing_balance_weights(samples, reasons=()), standing_balance_weights(
+        SimpleNamespace(labels={"speed": speed, "target_speed": target})))
+    cfg = SimpleNamespace(balance_standing=True, balance_standing_reasons=("red_light",))
+    assert np.allclose(sampling_weights(samples, cfg), w)
+    # a subset out of time order (the training split) gets the weights of its frames' runs
+    # (frame 13, the start-off behind the vehicle, records no reason itself)
+    sub = SimpleNamespace(base=samples, indices=np.array([13, 9, 10, 0]))
+    assert np.allclose(standing_balance_weights(sub, reasons=("vehicle",)), [1.5, 0.75, 0.75, 1.0])
+    # episodes without stop reasons: a clear error, not a silent unbalanced run
+    old = dict(labels, stop_reason=np.full(14, 255))
+    with pytest.raises(DataError, match="stop reason"):
+        standing_balance_weights(SimpleNamespace(labels=old), reasons=("red_light",))
+
+
+def test_balance_standing_reasons_in_a_preset_is_checked(tmp_path):
+    from drive_il.errors import ConfigError
+    from drive_il.policies.presets import TrainConfig
+
+    assert TrainConfig(balance_standing_reasons=("red_light", "none")).balance_standing_reasons == ("red_light", "none")
+    with pytest.raises(ConfigError, match="balance_standing_reasons.*'green'"):
+        TrainConfig(balance_standing_reasons=("green",))
+
+
 def test_standing_go_share_in_a_preset_is_checked(tmp_path):
     from pathlib import Path
 

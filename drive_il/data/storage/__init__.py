@@ -10,7 +10,7 @@ A demonstration directory (one per collection run or DAgger round) looks like::
                                      left behind by a crash, reported by `data verify`)
 
     episode_NNNNNN.h5
-      /  attrs                       format = "drive_il.episode", schema_version = 3
+      /  attrs                       format = "drive_il.episode", schema_version = 4
                                      (version 1 files read too: see below),
                                      created (ISO 8601 UTC), drive_il_version,
                                      scenario, scenario_source, scenario_json,
@@ -58,6 +58,12 @@ A demonstration directory (one per collection run or DAgger round) looks like::
                                      (0 nothing, 1 red light, 2 yellow light, 3 walker,
                                      4 vehicle; 255 unknown; schema version 3: older
                                      files read it as 255)
+         obstacle (T, 2) f32         what stop_reason names (drive_il.expert.Lead): gap
+                                     from the front bumper along the route [m] (to a
+                                     vehicle's rear, a walker, a stop line) and its
+                                     speed along the route [m/s]; (+inf, NaN) when
+                                     nothing lowers the target speed, (NaN, NaN) unknown
+                                     (schema version 4: older files read NaN)
       /route/xy (N, 2) float64, yaw (N,) float64 [rad], s (N,) float64 [m],
              commands (N,) int8      the episode's route (absent when none)
 

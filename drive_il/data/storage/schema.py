@@ -41,11 +41,12 @@ __all__ = [
 
 #: Version of the on-disk layout written by this code. Bump on any incompatible change.
 #: Version 2 added the per-step ``target_speed``, ``learner_target_speed``, ``red_light``
-#: and ``walker_collision`` arrays, version 3 ``stop_reason`` (:data:`STEP_FIELD_DEFAULTS`).
-SCHEMA_VERSION = 3
+#: and ``walker_collision`` arrays, version 3 ``stop_reason``, version 4 ``obstacle``
+#: (:data:`STEP_FIELD_DEFAULTS`).
+SCHEMA_VERSION = 4
 #: Versions this code reads (version 1 files read with the arrays they lack filled in
 #: from :data:`STEP_FIELD_DEFAULTS`).
-SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3)
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 #: ``format`` attribute of every episode file.
 FORMAT_NAME = "drive_il.episode"
 MANIFEST_NAME = "manifest.jsonl"
@@ -78,6 +79,9 @@ STEP_FIELDS: dict[str, tuple[str, tuple[int, ...], str]] = {
     "stop_reason": ("uint8", (), "why the expert's target speed is below the route's speed profile: index into "
                     "drive_il.types.STOP_REASONS (0 nothing, 1 red light, 2 yellow light, 3 walker, 4 vehicle), "
                     "255 = unknown"),
+    "obstacle": ("float32", (2,), "what stop_reason names: gap from the front bumper along the route [m] and its "
+                 "speed along the route [m/s]; gap +inf and speed NaN when nothing lowers the target speed, "
+                 "both NaN = unknown"),
 }
 #: Event flags among STEP_FIELDS (EventKind values).
 EVENT_FIELDS: tuple[str, ...] = ("collision", "off_road", "lane_invasion", "red_light", "walker_collision")
@@ -89,6 +93,7 @@ STEP_FIELD_DEFAULTS: dict[str, tuple[int, Any]] = {
     "red_light": (2, False),
     "walker_collision": (2, False),
     "stop_reason": (3, STOP_REASON_UNKNOWN),
+    "obstacle": (4, float("nan")),
 }
 
 
