@@ -429,6 +429,8 @@ class Step:
 #: files (``steps/stop_reason``): "" = nothing (cruise, curve, junction or route end
 #: speed), then a red light, a yellow light it can stop for, a walker, a vehicle ahead.
 STOP_REASONS: tuple[str, ...] = ("", "red_light", "yellow_light", "walker", "vehicle")
+#: The names of :data:`STOP_REASONS` as reports and configs spell them ("none" for "").
+STOP_REASON_NAMES: tuple[str, ...] = tuple(r or "none" for r in STOP_REASONS)
 #: ``stop_reason`` code of a step whose reason is unknown (no such attribute on the
 #: expert, or an episode file of schema version 1 or 2).
 STOP_REASON_UNKNOWN = 255
@@ -452,8 +454,8 @@ def stop_reason_name(code: int) -> str:
     """The inverse of :func:`stop_reason_code`: "none" for "", "unknown" for
     :data:`STOP_REASON_UNKNOWN` (and any code outside the table)."""
     c = int(code)
-    if 0 <= c < len(STOP_REASONS):
-        return STOP_REASONS[c] or "none"
+    if 0 <= c < len(STOP_REASON_NAMES):
+        return STOP_REASON_NAMES[c]
     return "unknown"
 
 
@@ -735,7 +737,7 @@ def columns_from_file_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.n
     return out
 
 
-__all__ += ["STOP_REASONS", "STOP_REASON_UNKNOWN", "stop_reason_code", "stop_reason_name", "StepRecord", "StepRow", "STEP_ROW_DTYPES", "STEP_FILE_COLUMNS", "step_columns",
+__all__ += ["STOP_REASONS", "STOP_REASON_NAMES", "STOP_REASON_UNKNOWN", "stop_reason_code", "stop_reason_name", "StepRecord", "StepRow", "STEP_ROW_DTYPES", "STEP_FILE_COLUMNS", "step_columns",
             "file_arrays_from_columns", "columns_from_file_arrays"]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..config import validate_fields
 from ..errors import FieldError
-from ..types import STOP_REASONS
+from ..types import STOP_REASON_NAMES
 
 __all__ = ["DEFAULT_PATH_DISTANCES", "AugmentConfig", "OutputConfig", "TrainConfig"]
 
@@ -211,7 +211,7 @@ class TrainConfig:
             stop and go as an L1 head (tau = 0.5) on equal shares, for standing frames
             only (README, "A conservative speed head"). In (0.05, 0.95).
         balance_standing_reasons: with ``balance_standing``, the expert's stop reasons
-            (names of :data:`~drive_il.types.STOP_REASONS`, "none" for a stop it did not
+            (:data:`~drive_il.types.STOP_REASON_NAMES`; "none" for a stop it did not
             name, e.g. the episode's start) whose standing runs are balanced; the
             standing frames of the other runs keep weight 1, as moving frames. Empty:
             every run (as before stop reasons were recorded). A run's reason is the last
@@ -251,8 +251,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self)
-        names = tuple(r or "none" for r in STOP_REASONS)
         for r in self.balance_standing_reasons:
-            if r not in names:
+            if r not in STOP_REASON_NAMES:
                 raise FieldError("TrainConfig", "balance_standing_reasons",
-                                 f"unknown stop reason {r!r}: expected some of {list(names)}")
+                                 f"unknown stop reason {r!r}: expected some of {list(STOP_REASON_NAMES)}")

@@ -72,7 +72,7 @@ from ..policies.checkpoint import (
     save_optimizer,
 )
 from ..policies.registry import ModelPreset, build_policy, load_model_preset
-from ..types import STOP_REASON_UNKNOWN, STOP_REASONS
+from ..types import STOP_REASON_NAMES, STOP_REASON_UNKNOWN
 from .augment import SampleTransform
 
 __all__ = ["BCDataset", "NonFiniteLossError", "TrainResult", "draw_steering", "epoch_batches", "fit", "to_device",
@@ -325,8 +325,8 @@ def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: flo
     where the expert starts off (:func:`~drive_il.data.tools.starting_off`: label >=
     ``GO_SPEED``) get the share ``go_share`` of the standing frames' count, the others
     (stop, creep; NaN labels count as stop) the rest (``go_share`` = 0.5: equal shares).
-    A class that is absent leaves the other at weight 1. ``reasons`` (names of
-    :data:`~drive_il.types.STOP_REASONS`, "none" for ""): only the standing runs whose
+    A class that is absent leaves the other at weight 1. ``reasons`` (of
+    :data:`~drive_il.types.STOP_REASON_NAMES`): only the standing runs whose
     reason (:func:`~drive_il.data.tools.standing_run_reasons`) is listed are balanced, the others keep
     weight 1; empty: all. Returns float64 weights of shape (N,) with mean 1; None
     without label arrays (or without speed labels).
@@ -349,8 +349,7 @@ def standing_balance_weights(samples: Sequence[Mapping[str, Any]], go_share: flo
         if run is None or np.any(standing & (run == STOP_REASON_UNKNOWN)):
             raise DataError("balance_standing_reasons: the episodes do not record the expert's stop "
                              "reason (steps/stop_reason, schema 3); re-collect them or leave the list empty")
-        names = tuple(r or "none" for r in STOP_REASONS)
-        keep = np.isin(run, [names.index(r) for r in reasons])
+        keep = np.isin(run, [STOP_REASON_NAMES.index(r) for r in reasons])
         standing &= keep
         go &= keep
     stop = standing & ~go
