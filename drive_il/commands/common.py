@@ -97,7 +97,8 @@ def checked_sim(args: argparse.Namespace, scenario):
 
 
 def learner_from_args(args: argparse.Namespace, scenario):
-    """The learner of ``--checkpoint`` (a list: the flag is repeatable) on ``--device``:
+    """The learner of ``--checkpoint`` (a list: the flag is repeatable) on ``--device``
+    (with ``--path-follower`` where the command has it):
     one checkpoint as a :class:`~drive_il.policies.driver.PolicyDriver`, several as one
     :class:`~drive_il.policies.ensemble.EnsembleDriver` (the mean of their outputs).
 
@@ -106,7 +107,9 @@ def learner_from_args(args: argparse.Namespace, scenario):
             or a rig the scenario does not have.
     """
     device = resolve_device_arg(args)
-    kw = {} if device == "cpu" else {"device": device}
+    kw: dict = {} if device == "cpu" else {"device": device}
+    if getattr(args, "path_follower", None) is not None:
+        kw["path_follower"] = args.path_follower
     if len(args.checkpoint) > 1:
         from ..policies.ensemble import EnsembleDriver
         return EnsembleDriver.from_checkpoints(args.checkpoint, scenario=scenario, **kw)

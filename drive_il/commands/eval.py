@@ -34,6 +34,10 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", type=Path, action="append", default=None,
                    help="run or checkpoint directory (the learner); repeat it to evaluate an ensemble (the mean "
                         "output of the checkpoints: e.g. the same preset trained with several seeds)")
+    p.add_argument("--path-follower", choices=("pursuit", "expert"), default="pursuit",
+                   help="how the learner follows a path head's path: pursuit (default: plain pure pursuit) or "
+                        "expert (the expert's law: pure pursuit with the curvature feed-forward, remembered from "
+                        "the predicted paths; README, \"The learner's path follower\")")
     p.add_argument("--expert", action="store_true",
                    help="--protocol nocrash: evaluate the scenario's expert instead of a checkpoint")
     add_scenario_arg(p, positional=False)

@@ -278,7 +278,11 @@ class EpisodeDataset(_TorchDataset):
       :class:`~drive_il.types.Observation` ``target_point``);
     * with ``speed_labels``: ``target_speed`` float32 [m/s], the expert's target speed
       at the step (the label of a speed head; every camera of the step carries the same
-      one), NaN where the file has none (schema version 1): the loss masks those out.
+      one), NaN where the file has none (schema version 1): the loss masks those out;
+    * with ``gap_labels``: ``obstacle_gap`` float32 [m], the gap from the front bumper to
+      what the expert slows for (``steps/obstacle``'s gap; +inf where nothing slows it,
+      NaN where the file has none: schema version 3 or older), the label of an
+      obstacle-gap head (``[output] obstacle_gap``).
 
     ``transform(sample) -> sample`` is applied last (preprocessing, augmentation).
     Batch with :func:`collate_samples` (faster than torch's ``default_collate``, same
@@ -299,6 +303,7 @@ class EpisodeDataset(_TorchDataset):
         max_open_files: HDF5 handles kept open per worker.
         path_distances: arc lengths d_k [m] of path labels (None: no ``path`` key).
         speed_labels: add ``target_speed`` to every sample.
+        gap_labels: add ``obstacle_gap`` to every sample.
         target_points: add ``target_point`` to every sample.
 
     Attributes:
@@ -324,7 +329,7 @@ class EpisodeDataset(_TorchDataset):
                  select: Callable[[Mapping[str, np.ndarray], EpisodeMeta], np.ndarray] | None = None,
                  interventions_only: bool = False, exclude_noise: bool = False,
                  max_open_files: int = 128, path_distances: Sequence[float] | None = None,
-                 speed_labels: bool = False, target_points: bool = False) -> None:
+                 speed_labels: bool = False, target_points: bool = False, gap_labels: bool = False) -> None:
         if episodes is not None:
             paths = [Path(p) for p in episodes]
             if not paths:
@@ -337,6 +342,7 @@ class EpisodeDataset(_TorchDataset):
             paths = collect_episode_paths(dirs)
         self.transform = transform
         self.speed_labels = bool(speed_labels)
+        self.gap_labels = bool(gap_labels)
         self.max_open_files = max(1, int(max_open_files))
         self.episode_paths: list[Path] = paths
         self.metas: list[EpisodeMeta] = []
@@ -467,6 +473,8 @@ class EpisodeDataset(_TorchDataset):
             sample["target_point"] = self._target[g]
         if self.speed_labels:
             sample["target_speed"] = s["target_speed"][g]
+        if self.gap_labels:
+            sample["obstacle_gap"] = s["obstacle_gap"][g]
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

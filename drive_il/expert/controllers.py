@@ -53,10 +53,13 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..control import pure_pursuit_curvature
+
 __all__ = [
     "LongitudinalController",
     "LongitudinalGains",
     "rear_curvature",
+    "tracking_curvature",
 ]
 
 
@@ -137,3 +140,41 @@ def rear_curvature(kc: float, h: float) -> float:
         hk = math.copysign(0.9, hk)
         return hk / h / math.sqrt(1.0 - hk * hk)
     return kc / math.sqrt(1.0 - hk * hk)
+
+
+def tracking_curvature(rear_x: float, rear_y: float, yaw: float, *, proj_x: float, proj_y: float, path_yaw: float,
+                       target_x: float, target_y: float, path_curvature: float, preview_curvature: float,
+                       half_wheelbase: float, speed: float, recovery_lateral_accel: float) -> float:
+    """The expert's lateral law (module docstring): the rear-axle curvature [1/m]
+    ``kappa_ff + clip(kappa_pp(actual) - kappa_pp(ideal))``, + = right.
+
+    Shared by the expert (on the route, world frame) and the learner's path follower (on
+    its predicted path, ego frame: :class:`drive_il.policies.path.PathFollower`).
+
+    Args:
+        rear_x, rear_y, yaw: the rear axle [m] and heading [rad] of the car.
+        proj_x, proj_y: the car's reference point projected onto the path [m].
+        path_yaw: the path's direction there [rad].
+        target_x, target_y: the pure-pursuit target on the path [m].
+        path_curvature: the path's curvature at the projection [1/m] (sets the ideal
+            pose's steady-state heading).
+        preview_curvature: the path's curvature ``preview_time`` ahead [1/m] (the
+            feed-forward).
+        half_wheelbase: h, the reference point's distance ahead of the rear axle [m].
+        speed: [m/s]; above 1 m/s the correcting part is capped at
+            ``recovery_lateral_accel / v^2``.
+        recovery_lateral_accel: [m/s^2].
+    """
+    h = half_wheelbase
+    k_act = pure_pursuit_curvature(rear_x, rear_y, yaw, target_x, target_y)
+    kr0 = rear_curvature(path_curvature, h)
+    yi = path_yaw - math.atan(h * kr0)
+    k_ideal = pure_pursuit_curvature(proj_x - h * math.cos(yi), proj_y - h * math.sin(yi), yi, target_x, target_y)
+    k_fb = k_act - k_ideal
+    if speed > 1.0:
+        kmax = recovery_lateral_accel / (speed * speed)
+        if k_fb > kmax:
+            k_fb = kmax
+        elif k_fb < -kmax:
+            k_fb = -kmax
+    return rear_curvature(preview_curvature, h) + k_fb

@@ -74,8 +74,8 @@ import numpy as np
 from ..scenario import VehicleConfig
 from ..types import Control, Step, TrafficLight, TrafficLightState
 from .config import ExpertConfig
-from ..control import curvature_to_steer, pure_pursuit_curvature
-from .controllers import LongitudinalController, rear_curvature
+from ..control import curvature_to_steer
+from .controllers import LongitudinalController, tracking_curvature
 from ..sim.infractions import REAR_NEAR
 from .local_planner import Lead, RouteTracker, lead_vehicle, walker_obstacle
 
@@ -220,21 +220,12 @@ class Expert:
         ld = cfg.min_lookahead + cfg.lookahead_time * v
         ld = min(ld, cfg.max_lookahead)
         tx, ty, _ = tr.point_at(s0 + ld)
-        cy, sy = math.cos(yaw), math.sin(yaw)
-        k_act = pure_pursuit_curvature(ego.x - h * cy, ego.y - h * sy, yaw, tx, ty)
-        kr0 = rear_curvature(tr.curvature_at(s0), h)
-        path_yaw = yaw - p.heading_error
-        yi = path_yaw - math.atan(h * kr0)
-        k_ideal = pure_pursuit_curvature(p.x - h * math.cos(yi), p.y - h * math.sin(yi), yi, tx, ty)
-        k_fb = k_act - k_ideal
-        if v > 1.0:
-            kmax = cfg.recovery_lateral_accel / (v * v)
-            if k_fb > kmax:
-                k_fb = kmax
-            elif k_fb < -kmax:
-                k_fb = -kmax
-        k_ff = rear_curvature(tr.curvature_at(s0 + v * cfg.preview_time), h)
-        steer = curvature_to_steer(k_ff + k_fb, self._L, self._max_angle, clip=False)
+        k = tracking_curvature(ego.x - h * math.cos(yaw), ego.y - h * math.sin(yaw), yaw, proj_x=p.x, proj_y=p.y,
+                               path_yaw=yaw - p.heading_error, target_x=tx, target_y=ty,
+                               path_curvature=tr.curvature_at(s0),
+                               preview_curvature=tr.curvature_at(s0 + v * cfg.preview_time), half_wheelbase=h,
+                               speed=v, recovery_lateral_accel=cfg.recovery_lateral_accel)
+        steer = curvature_to_steer(k, self._L, self._max_angle, clip=False)
         ms = cfg.max_steer
         steer = ms if steer > ms else (max(steer, -ms))
         if cfg.max_steer_rate > 0.0:

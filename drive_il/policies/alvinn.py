@@ -172,7 +172,9 @@ class Alvinn(SpeedHeadMixin, nn.Module):
     Forward:
         image (B, C, H, W) float in [0, 255] -> (B, output_units) sigmoid activations;
         with a speed head (``[output] speed = true``) and ``with_speed=True`` ->
-        (that, (B,) target speed [m/s]; ``speed`` (B,) the measured speed [m/s]).
+        (that, (B,) target speed [m/s]; ``speed`` (B,) the measured speed [m/s]);
+        ``with_gap=True`` too -> (that, speed, (B,) obstacle gap [m] or None without a
+        gap head, ``[output] obstacle_gap``).
     """
 
     architecture: ClassVar[str] = "alvinn"
@@ -201,11 +203,13 @@ class Alvinn(SpeedHeadMixin, nn.Module):
                                      scale=self.output_config.speed_scale,
                                      measured_input=self.output_config.speed_measured_input)
                            if self.output_config.speed else None)
-
-
+        # [output] obstacle_gap = true: one more unit on the hidden layer (the gap [m])
+        self.gap_head = (SpeedHead(config.hidden_units, 1, activation=nn.Sigmoid, hidden=(),
+                                   scale=self.output_config.gap_range, measured_input=False)
+                         if self.output_config.obstacle_gap else None)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False):
+                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False):
         x = self.normalize(image).flatten(1)          # (B, 960)
         h = torch.sigmoid(self.hidden(x))             # (B, hidden)
         if self.path_decoder is not None:
@@ -214,7 +218,10 @@ class Alvinn(SpeedHeadMixin, nn.Module):
             out = torch.sigmoid(self.output(h))       # (B, 45)
         if not with_speed:
             return out
-        return out, (self.speed_head(h, speed) if self.speed_head is not None else None)   # (B,) [m/s]
+        v = self.speed_head(h, speed) if self.speed_head is not None else None   # (B,) [m/s]
+        if with_gap:
+            return out, v, (self.gap_head(h) if self.gap_head is not None else None)   # (B,) [m]
+        return out, v
 
     def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any = None,
                         max_steer_angle: Any = None, speed: torch.Tensor | None = None,

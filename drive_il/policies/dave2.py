@@ -172,6 +172,16 @@ def _speed_head(output: OutputConfig, n_features: int, n_branches: int, activati
                      scale=output.speed_scale, measured_input=output.speed_measured_input)
 
 
+def _gap_head(output: OutputConfig, n_features: int, n_branches: int, activation: str,
+              dropout: float) -> SpeedHead | None:
+    """The obstacle-gap head of ``[output] obstacle_gap = true`` (the speed head's module on
+    the image features alone, ``scale = gap_range``), else None."""
+    if not output.obstacle_gap:
+        return None
+    return SpeedHead(n_features, n_branches, activation=lambda: _act(activation), dropout=dropout,
+                     scale=output.gap_range, measured_input=False)
+
+
 def _flat_size(trunk: nn.Module, input_shape: tuple[int, int, int]) -> int:
     with torch.no_grad():
         return int(trunk(torch.zeros(1, *input_shape)).shape[1])
@@ -218,7 +228,8 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         image (B, C, H, W) float in [0, 255] -> (B, 1) inverse turning radius [1/m]
         (path head: (B, K, 2) points [m]); ``speed`` (B,) measured [m/s] feeds the
         speed head only; ``with_speed=True`` -> (that, (B,) target speed [m/s] or None
-        without a speed head).
+        without a speed head); ``with_gap=True`` too -> (that, speed, (B,) obstacle gap
+        [m] or None without a gap head, ``[output] obstacle_gap``).
     """
 
     architecture: ClassVar[str] = "dave2"
@@ -238,11 +249,10 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         self.head = _head(n_feat, config.activation, config.dropout, n_out)
         self._inv_scale = 1.0 / config.output_scale
         self.speed_head = _speed_head(self.output_config, n_feat, 1, config.activation, config.dropout)
-
-
+        self.gap_head = _gap_head(self.output_config, n_feat, 1, config.activation, config.dropout)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False):
+                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False):
         features = self.trunk(self.normalize(image))   # (B, 1152)
         if self.path_decoder is not None:
             out = self.path_decoder(self.head(features))   # (B, K, 2) [m]
@@ -250,7 +260,10 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             out = self.head(features) * self._inv_scale    # (B, 1) 1/r [1/m]
         if not with_speed:
             return out
-        return out, (self.speed_head(features, speed) if self.speed_head is not None else None)
+        v = self.speed_head(features, speed) if self.speed_head is not None else None
+        if with_gap:
+            return out, v, (self.gap_head(features) if self.gap_head is not None else None)   # (B,) [m]
+        return out, v
 
 
 class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
@@ -267,7 +280,8 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         -> (B, 1) inverse turning radius [1/m] of the head of each sample's command
         (path head: (B, K, 2) points [m] of that head); ``with_speed=True`` -> (that,
         (B,) target speed [m/s] of the speed branch of the command, or None without a
-        speed head).
+        speed head); ``with_gap=True`` too -> (that, speed, (B,) obstacle gap [m] of the
+        command's gap branch, or None without a gap head, ``[output] obstacle_gap``).
     """
 
     architecture: ClassVar[str] = "dave2_branched"
@@ -311,8 +325,7 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         self.register_buffer("_head_of", table, persistent=False)
         self._inv_scale = 1.0 / config.output_scale
         self.speed_head = _speed_head(self.output_config, n_feat, len(cmds), config.activation, config.dropout)
-
-
+        self.gap_head = _gap_head(self.output_config, n_feat, len(cmds), config.activation, config.dropout)
 
     def head_index(self, command: torch.Tensor | None, batch: int) -> torch.Tensor:
         """(B,) head index of each sample's command."""
@@ -322,7 +335,7 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         return self._head_of[c]
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False,
+                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False,
                 target_point: torch.Tensor | None = None):
         b = image.shape[0]
         features = self.trunk(self.normalize(image))                      # (B, 1152)
@@ -345,9 +358,11 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             out = outs.gather(1, idx) * self._inv_scale                   # (B, 1) 1/r [1/m]
         if not with_speed:
             return out
-        if self.speed_head is None:
-            return out, None
-        return out, self.speed_head(features, speed, self.head_index(command, b))   # (B,) [m/s]
+        idx = self.head_index(command, b)
+        v = self.speed_head(features, speed, idx) if self.speed_head is not None else None   # (B,) [m/s]
+        if with_gap:
+            return out, v, (self.gap_head(features, None, idx) if self.gap_head is not None else None)   # (B,) [m]
+        return out, v
 
 
 def count_parameters(module: nn.Module) -> int:

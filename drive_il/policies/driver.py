@@ -15,8 +15,12 @@ trained on, the speed, the navigation command and, for a model with
   own lateral law: pure pursuit (:func:`drive_il.control.pure_pursuit_curvature`, from
   the rear axle) towards the path at the expert preset's look-ahead
   ``min(min_lookahead + lookahead_time * v, max_lookahead)``, capped at its
-  ``max_steer`` (:func:`drive_il.policies.path.path_steer`); the last path is kept in
-  ``last_path``.
+  ``max_steer`` (:func:`drive_il.policies.path.path_steer`); ``path_follower="expert"``
+  adds the expert's curvature feed-forward, with the path's curvature at the car
+  remembered from the last metres of predicted paths
+  (:class:`drive_il.policies.path.PathFollower`: on the true path it no longer cuts tight
+  corners, but our learners' predicted paths are too uneven near the car for it; README,
+  "The learner's path follower"); the last path is kept in ``last_path``.
 * **longitudinal**: a cruise controller — the expert's PID
   (:class:`drive_il.expert.controllers.LongitudinalController`, with the gains of the
   scenario's expert preset) — holds the scenario's ``target_speed``; while the command
@@ -36,6 +40,14 @@ trained on, the speed, the navigation command and, for a model with
   ``LongitudinalController`` tracks ``min(v, curve governor)``; a prediction below
   ``stop_speed`` (0.3 m/s) means stop: the target is 0 and the controller brakes (and
   holds the car with full brake once at rest, as the expert's stop does).
+* **with an obstacle-gap head** too (``[output] obstacle_gap = true``): the predicted gap
+  g [m] to what the expert would slow for caps that target at the stopped-obstacle
+  braking curve ``sqrt(2 gap_deceleration max(0, g - gap_stop_distance))``
+  (:func:`drive_il.policies.speed.gap_speed_cap`, the preset's settings: the expert's
+  ``comfort_decel`` and standing gap); below ``stop_speed`` it stops as above. The speed
+  head says *whether* to go; the gap says how close the car may get, from what the
+  camera shows of the distance (Conditional Affordance Learning, Sauer et al., CoRL 2018,
+  predicts such distances and drives with rules).
 
 With a speed head, ``target_speed`` is the speed [m/s] the longitudinal controller was
 asked to hold at the last step (the prediction after the governor's cap, 0 when
@@ -43,7 +55,7 @@ stopping); the overlay and the arbitration read it, as they read the expert's
 ``target_speed``. Without one it stays the cruise speed (``cruise_speed``), as before;
 ``last_target_speed`` is, in both cases, the target of the last step.
 ``predicted_speed`` is the speed head's raw output at the last step [m/s] (NaN without
-a speed head).
+a speed head), ``predicted_gap`` the gap head's [m] (NaN without one).
 
 ``predict_steer(observation)`` gives the learner's steer without acting (DAgger and
 evaluation need the learner's prediction even when the expert drives).
@@ -69,8 +81,9 @@ from ..errors import CheckpointError
 from ..types import Control, Observation, RoadOption, Step
 from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
 from ..control import curvature_to_steer, steer_to_curvature
-from .path import PursuitParams, path_steer
+from .path import PathFollower, PursuitParams, path_steer
 from .preprocessing import preprocess
+from .speed import gap_speed_cap
 
 __all__ = ["PolicyDriver"]
 
@@ -103,6 +116,10 @@ class PolicyDriver:
         curve_hold: time constant [s] of the decaying peak of |1/r| (default 1.0).
         stop_speed: with a speed head, a predicted speed below it [m/s] means stop
             (default 0.3).
+        path_follower: how a path head's path is followed: ``"pursuit"`` (default)
+            plain pure pursuit (:func:`~drive_il.policies.path.path_steer`);
+            ``"expert"`` the expert's law, pure pursuit with the curvature feed-forward
+            (:class:`~drive_il.policies.path.PathFollower`).
         device: where the network runs: ``cpu`` (default; one intra-op thread),
             ``cuda``, ``cuda:N``, ``auto``, or a ``torch.device``
             (:func:`drive_il.devices.resolve_device`). The checkpoint loads on the CPU
@@ -112,17 +129,24 @@ class PolicyDriver:
         CheckpointError: unreadable checkpoint, or a scenario rig that lacks the model's
             camera or differs from the training rig.
         ConfigError: a bad ``device`` (``cuda`` without CUDA, unknown spec).
+        ValueError: an unknown ``path_follower``.
     """
 
     name = "learner"
+    #: the values of ``path_follower``
+    PATH_FOLLOWERS = ("pursuit", "expert")
 
     def __init__(self, policy: str | Path | tuple[Any, CheckpointInfo], *, scenario: Any = None,
                  vehicle: VehicleParams | None = None, target_speed: float | None = None,
                  turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None,
                  lateral_accel_limit: float | None = None, min_speed: float = 2.0,
-                 curve_hold: float = 1.0, stop_speed: float = 0.3, device: Any = "cpu") -> None:
+                 curve_hold: float = 1.0, stop_speed: float = 0.3, device: Any = "cpu",
+                 path_follower: str = "pursuit") -> None:
         import torch  # noqa: F401  (fail early if torch is missing)
 
+        if path_follower not in self.PATH_FOLLOWERS:
+            raise ValueError(f"path_follower: expected one of {', '.join(self.PATH_FOLLOWERS)}, got {path_follower!r}")
+        self.path_follower = path_follower
         self.device = resolve_device(device, flag="device")
         if isinstance(policy, (str, Path)):
             module, info = load_checkpoint(policy)
@@ -153,6 +177,11 @@ class PolicyDriver:
         except (AttributeError, TypeError, ValueError):
             self.pursuit = PursuitParams.from_expert()
         self.last_path: np.ndarray | None = None
+        self.follower = (PathFollower(self.path_distances, wheelbase=self.vehicle.wheelbase,
+                                      max_steer_angle=self.vehicle.max_steer_angle, pursuit=self.pursuit)
+                         if self.path_distances is not None and len(self.path_distances) >= 2
+                         and path_follower == "expert" else None)
+        self._follower_time: float | None = None
         self.cruise_speed = float(target_speed if target_speed is not None else
                                   (scenario.target_speed if scenario is not None else 8.0))
         if turn_speed is None:
@@ -164,6 +193,9 @@ class PolicyDriver:
             raise ValueError(f"stop_speed must be >= 0 m/s, got {stop_speed!r}")
         self.stop_speed = float(stop_speed)
         self.predicted_speed: float = math.nan
+        #: the network predicts the obstacle gap (``[output] obstacle_gap = true``)
+        self.has_gap_head = self.has_speed_head and bool(getattr(module, "has_gap_head", False))
+        self.predicted_gap: float = math.nan
         self.dt = float(dt if dt is not None else (scenario.dt if scenario is not None else 0.05))
         from ..expert.controllers import LongitudinalController
         self.cruise = LongitudinalController(expert_config)
@@ -206,10 +238,16 @@ class PolicyDriver:
         self.last_target_speed = self.cruise_speed
         self.last_path = None
         self.predicted_speed = math.nan
+        self.predicted_gap = math.nan
+        if self.follower is not None:
+            self.follower.reset()
+        self._follower_time = None
 
     def predict_steer(self, observation: Observation) -> float:
         """The policy's steer in [-1, 1] for this observation (no side effects but
-        ``last_path`` for a path head and ``predicted_speed`` for a speed head).
+        ``last_path`` for a path head, ``predicted_speed`` for a speed head,
+        ``predicted_gap`` for an obstacle-gap head, and the path follower's memory, which
+        advances by the speed times the sim time since the last call).
 
         Raises:
             CheckpointError: the observation lacks the model's camera.
@@ -244,7 +282,13 @@ class PolicyDriver:
             torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                if self.has_speed_head:
+                if self.has_gap_head:
+                    out, v, g = p(x, command, speed, with_speed=True, with_gap=True, **extra)
+                    v, g = float(v.float().reshape(-1)[0]), float(g.float().reshape(-1)[0])   # [m/s], [m]
+                    self.predicted_speed = v if math.isfinite(v) else 0.0
+                    self.predicted_gap = g if math.isfinite(g) else 0.0
+                    out = out.float().cpu()
+                elif self.has_speed_head:
                     out, v = p(x, command, speed, with_speed=True, **extra)
                     v = float(v.float().reshape(-1)[0])                       # target speed [m/s]
                     self.predicted_speed = v if math.isfinite(v) else 0.0
@@ -254,9 +298,17 @@ class PolicyDriver:
                 if p.output_kind == "path":
                     pts = out.reshape(-1, 2).numpy().astype(np.float64)      # (K, 2) ego frame [m]
                     self.last_path = pts
-                    s = path_steer(pts, self.path_distances or self.info.preset.output.path_distances,
-                                   float(observation.speed), wheelbase=self.vehicle.wheelbase,
-                                   max_steer_angle=self.vehicle.max_steer_angle, pursuit=self.pursuit)
+                    if self.follower is not None:
+                        t = float(observation.sim_time)
+                        last, self._follower_time = self._follower_time, t
+                        travelled = max(float(observation.speed), 0.0) * (t - last if last is not None and t > last
+                                                                           else 0.0)
+                        s = self.follower.steer(pts, float(observation.speed), travelled,
+                                                int(observation.command) if p.uses_command else None)
+                    else:
+                        s = path_steer(pts, self.path_distances or self.info.preset.output.path_distances,
+                                       float(observation.speed), wheelbase=self.vehicle.wheelbase,
+                                       max_steer_angle=self.vehicle.max_steer_angle, pursuit=self.pursuit)
                 elif p.output_kind == "curvature":
                     s = curvature_to_steer(float(out.reshape(-1)[0]), self.vehicle.wheelbase,
                                            self.vehicle.max_steer_angle)
@@ -290,6 +342,10 @@ class PolicyDriver:
         self._last_time = obs.sim_time
         if self.has_speed_head:
             v = max(0.0, self.predicted_speed)
+            if self.has_gap_head:
+                out = self.info.preset.output
+                v = min(v, gap_speed_cap(self.predicted_gap, stop_distance=out.gap_stop_distance,
+                                         deceleration=out.gap_deceleration))
             target = self.curve_speed(steer, v, dt)
             if v < self.stop_speed:
                 target = 0.0                                   # stop: the controller brakes

@@ -46,7 +46,8 @@ class EnsembleModule(nn.Module):
     ``target_point`` (B, 2) [m] or None (given to the members that read it) -> the
     members' mean output ((B, 1) 1/r or (B, K) unit activations); ``with_speed=True``
     -> (that, the members' mean target speed (B,) [m/s], or None unless every member
-    has a speed head).
+    has a speed head); ``with_gap=True`` too -> (that, speed, the members' mean obstacle
+    gap (B,) [m], or None unless every member has a gap head).
     """
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
@@ -61,26 +62,32 @@ class EnsembleModule(nn.Module):
         self.uses_command = any(bool(m.uses_command) for m in members)
         self.uses_speed = any(bool(m.uses_speed) for m in members)
         self.has_speed_head = all(bool(getattr(m, "has_speed_head", False)) for m in members)
+        self.has_gap_head = all(bool(getattr(m, "has_gap_head", False)) for m in members)
         self.uses_target_point = any(bool(getattr(m, "uses_target_point", False)) for m in members)
 
     def _call(self, m: nn.Module, image: torch.Tensor, command: torch.Tensor | None, speed: torch.Tensor | None,
-              target_point: torch.Tensor | None, with_speed: bool):
+              target_point: torch.Tensor | None, with_speed: bool, with_gap: bool = False):
         extra = {"target_point": target_point} if getattr(m, "uses_target_point", False) else {}
         if with_speed:
             extra["with_speed"] = True
+        if with_gap:
+            extra["with_gap"] = True
         return m(image, command if m.uses_command else None, speed if m.uses_speed else None, **extra)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False,
+                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False,
                 target_point: torch.Tensor | None = None):
         if not with_speed:
             outs = [self._call(m, image, command, speed, target_point, False) for m in self.members]
             return torch.stack([o.float() for o in outs]).mean(dim=0)
-        pairs = [self._call(m, image, command, speed, target_point, True) for m in self.members]
-        lateral = torch.stack([o.float() for o, _ in pairs]).mean(dim=0)
-        if not self.has_speed_head:
-            return lateral, None
-        return lateral, torch.stack([v.float() for _, v in pairs]).mean(dim=0)   # (B,) mean target speed [m/s]
+        gap = with_gap and self.has_gap_head
+        res = [self._call(m, image, command, speed, target_point, True, gap) for m in self.members]
+        lateral = torch.stack([r[0].float() for r in res]).mean(dim=0)
+        v = (torch.stack([r[1].float() for r in res]).mean(dim=0)   # (B,) mean target speed [m/s]
+             if self.has_speed_head else None)
+        if not with_gap:
+            return lateral, v
+        return lateral, v, (torch.stack([r[2].float() for r in res]).mean(dim=0) if gap else None)   # (B,) [m]
 
     def output_to_steer(self, output: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Decode the mean output as the first member decodes its own."""

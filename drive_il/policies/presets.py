@@ -89,6 +89,29 @@ class OutputConfig:
             not ignored.
         speed_scale: the speed unit predicts ``v / speed_scale``; also the
             normalisation of the measured-speed input [m/s].
+        obstacle_gap: add the **obstacle-gap head** (needs ``speed``): per command branch,
+            the gap [m] from the front bumper along the route to what the expert slows
+            for (a vehicle's rear, a walker, a red or yellow light's stop line; the
+            episode files' ``steps/obstacle`` gap, schema version 4), ``gap_range`` where
+            nothing slows it. Trained with ``gap_loss_weight * mean |g_pred - g_label|``
+            on labels clipped to [0, gap_range]. The driver then caps the speed head's
+            target at the stopped-obstacle braking curve of the predicted gap,
+            ``sqrt(2 gap_deceleration max(0, g - gap_stop_distance))``
+            (:func:`drive_il.policies.speed.gap_speed_cap`): a learner that sees the car
+            ahead 5 m away asks for at most 1.4 m/s and for 0 at the expert's standing
+            gap, however its speed head reads the frame. A predicted *affordance* (the
+            distance to the vehicle ahead, the light's state) that a fixed rule turns into
+            a speed is the Conditional Affordance Learning approach (Sauer, Savinov,
+            Geiger, "Conditional Affordance Learning for Driving in Urban Environments",
+            CoRL 2018); here it only caps the learned speed.
+        gap_range: the gap head's range [m]: labels beyond it (and +inf, nothing ahead)
+            train as ``gap_range``; the unit predicts ``g / gap_range``.
+        gap_loss_weight: weight of the gap head's L1 loss [per m].
+        gap_stop_distance: the gap [m] at which the cap is 0: the expert preset's
+            standing gap (``experts/urban.toml``: ``stop_gap`` and ``stop_line_margin``,
+            4 m).
+        gap_deceleration: the cap's braking deceleration [m/s^2] (the expert's
+            ``comfort_decel``, 2 m/s^2).
     """
 
     kind: str = field(default="native", metadata={"choices": ("native", "path")})
@@ -102,9 +125,20 @@ class OutputConfig:
     speed_loss: str = field(default="l1", metadata={"choices": ("l1", "quantile")})
     speed_quantile: float = field(default=0.5, metadata={"range": (0.01, 0.99)})
     speed_scale: float = field(default=10.0, metadata={"range": (0.1, 100.0)})
+    obstacle_gap: bool = False
+    gap_range: float = field(default=30.0, metadata={"range": (1.0, 500.0)})
+    gap_loss_weight: float = field(default=0.05, metadata={"range": (0.0, 100.0)})
+    gap_stop_distance: float = field(default=4.0, metadata={"range": (0.0, 50.0)})
+    gap_deceleration: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        if self.obstacle_gap and not self.speed:
+            raise FieldError("OutputConfig", "obstacle_gap",
+                             "the obstacle-gap head caps the speed head's target: set speed = true too")
+        if self.obstacle_gap and self.gap_stop_distance >= self.gap_range:
+            raise FieldError("OutputConfig", "gap_stop_distance",
+                             f"expected less than gap_range ({self.gap_range:g} m), got {self.gap_stop_distance:g}")
         d = tuple(float(v) for v in self.path_distances)
         if not 1 <= len(d) <= 64:
             raise FieldError("OutputConfig", "path_distances", f"expected 1 to 64 distances, got {len(d)}")

@@ -114,6 +114,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 #: The ``[output]`` keys of the speed head (drive_il.policies.speed).
 _SPEED_KEYS = ("speed", "speed_measured_input", "speed_loss_weight", "speed_loss", "speed_quantile", "speed_scale")
+#: The ``[output]`` keys of the obstacle-gap head.
+_GAP_KEYS = ("obstacle_gap", "gap_range", "gap_loss_weight", "gap_stop_distance", "gap_deceleration")
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,13 @@ class ModelPreset:
         }
         if self.output != OutputConfig():
             out = to_dict(self.output)
-            if not self.output.speed:   # without a speed head: written as before the speed head existed
-                default = OutputConfig()
-                for k in _SPEED_KEYS:
-                    if out.get(k) == to_dict(default)[k]:
-                        out.pop(k, None)
+            default = to_dict(OutputConfig())
+            # without a speed (gap) head: written as before the speed (gap) head existed
+            for on, keys in ((self.output.speed, _SPEED_KEYS), (self.output.obstacle_gap, _GAP_KEYS)):
+                if not on:
+                    for k in keys:
+                        if out.get(k) == default[k]:
+                            out.pop(k, None)
             d["output"] = out
         return d
 

@@ -24,6 +24,15 @@ clips it to >= 0 and reads < ``stop_speed`` as stop).
 Modules with a speed head return ``(lateral, speed)`` from
 ``forward(image, command, speed, with_speed=True)``, ``speed`` (B,) [m/s]; without
 ``with_speed`` their forward returns the lateral output alone, as before.
+
+**Obstacle-gap head** (``[output] obstacle_gap = true``): the same module, a second
+:class:`SpeedHead` named ``gap_head`` on the image features alone
+(``measured_input=False``, ``scale = gap_range``), predicts the gap [m] to what the
+expert slows for; ``forward(..., with_speed=True, with_gap=True)`` returns
+``(lateral, speed (B,) [m/s], gap (B,) [m])``. :func:`gap_speed_cap` turns a gap into
+the highest speed from which the car still stops ``stop_distance`` short of it (the
+expert's stopped-obstacle braking curve); the driver and the offline evaluation cap the
+speed head's target with it.
 """
 
 from __future__ import annotations
@@ -33,7 +42,20 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["SpeedHead", "SpeedHeadMixin"]
+__all__ = ["SpeedHead", "SpeedHeadMixin", "gap_speed_cap"]
+
+
+def gap_speed_cap(gap, *, stop_distance: float, deceleration: float):
+    """The highest speed [m/s] from which a car decelerating at ``deceleration`` [m/s^2]
+    stops ``stop_distance`` [m] short of an obstacle ``gap`` [m] ahead:
+    ``sqrt(2 b max(0, gap - d0))`` -- the expert's braking curve behind a stopped obstacle
+    (:meth:`drive_il.expert.expert.Expert._follow` with a lead speed of 0, and its
+    red-light stop). ``gap`` is a float or a numpy array (elementwise); +inf gives +inf,
+    NaN gives NaN."""
+    import numpy as np
+    free = np.maximum(np.asarray(gap, dtype=np.float64) - float(stop_distance), 0.0)
+    out = np.sqrt(2.0 * float(deceleration) * free)
+    return float(out) if out.ndim == 0 else out
 
 
 class SpeedHead(nn.Module):
@@ -113,6 +135,11 @@ class SpeedHeadMixin:
     @property
     def has_speed_head(self) -> bool:
         return self.speed_head is not None
+
+    @property
+    def has_gap_head(self) -> bool:
+        """The module predicts the obstacle gap (``[output] obstacle_gap = true``)."""
+        return getattr(self, "gap_head", None) is not None
 
     @property
     def uses_speed(self) -> bool:

@@ -296,7 +296,7 @@ class SampleTransform:
     [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad]; optionally ``path``
     (K, 2) [m], the path labels of a path head; optionally ``target_point`` (2,) [m], the
     route's target point (an input); optionally ``target_speed`` [m/s], a speed head's
-    label.
+    label; optionally ``obstacle_gap`` [m], an obstacle-gap head's label.
 
     Output: ``image`` (C, h, w) uint8, ``steer`` float32 (corrected label),
     ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
@@ -305,7 +305,10 @@ class SampleTransform:
     (virtual) camera's car (:func:`transform_path`, the same (y, psi) as the steering
     correction); with an input ``target_point``, ``target_point`` (2,) float32 moved the
     same way; with an input ``target_speed``, ``target_speed`` float32 [m/s]
-    unchanged (side cameras and shifted views keep the step's speed label).
+    unchanged (side cameras and shifted views keep the step's speed label); with an input
+    ``obstacle_gap``, ``obstacle_gap`` float32 [m] unchanged (a side camera sits 0.2-0.5 m
+    beside the centre one: the gap along the route changes by far less than the label's
+    error).
 
     With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
     cropped or resized), plus the parameters of the image operations, all float32:
@@ -396,6 +399,8 @@ class SampleTransform:
                                                        dtype=np.float32)
         if "target_speed" in sample:   # a speed head's label: the same for every view of the step
             out["target_speed"] = np.float32(sample["target_speed"])
+        if "obstacle_gap" in sample:   # an obstacle-gap head's label: also the same for every view
+            out["obstacle_gap"] = np.float32(sample["obstacle_gap"])
         if defer:
             out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow)
         return out

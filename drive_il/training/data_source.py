@@ -94,10 +94,12 @@ def _make_select(sample_filter: Callable[[Mapping[str, Any]], bool] | None):
 def label_options(preset: Any) -> dict[str, Any]:
     """The :class:`~drive_il.data.dataset.EpisodeDataset` keywords a model preset needs:
     ``path_distances`` (a path head's arc lengths [m], else None), ``speed_labels`` (a
-    speed head) and ``target_points`` (a model with ``target_point_input``)."""
+    speed head), ``gap_labels`` (an obstacle-gap head) and ``target_points`` (a model
+    with ``target_point_input``)."""
     out = getattr(preset, "output", None)
     return {"path_distances": tuple(out.path_distances) if out is not None and out.is_path else None,
             "speed_labels": bool(getattr(out, "speed", False)),
+            "gap_labels": bool(getattr(out, "obstacle_gap", False)),
             "target_points": bool(getattr(preset.model, "target_point_input", False))}
 
 
@@ -109,7 +111,8 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
     Raises:
         DataError: no episodes, mixed rigs, the model's camera missing from the data,
             no sample left after filtering, a path head and an episode without a route,
-            a speed head and no training sample with a speed label.
+            a speed head and no training sample with a speed label, an obstacle-gap
+            head and no training sample with a gap label.
     """
     from ..data.dataset import EpisodeDataset, collect_episode_paths, split_by_episode
 
@@ -145,6 +148,10 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
     if speed and len(train) and not np.isfinite(train.labels["target_speed"]).any():
         raise DataError(f"no speed labels (target_speed) in {', '.join(str(d) for d in dirs)}: a speed head "
                         "needs episodes recorded with schema version 2 or later (collect them again)")
+    if labels["gap_labels"] and len(train) and np.isnan(train.labels["obstacle_gap"]).all():
+        raise DataError(f"no obstacle-gap labels (steps/obstacle) in {', '.join(str(d) for d in dirs)}: an "
+                        "obstacle-gap head needs episodes recorded with schema version 4 or later (collect them "
+                        "again)")
     if val is not None and len(val) == 0:
         val = None
     metas = train.metas + (val.metas if val is not None else [])

@@ -40,6 +40,11 @@ between predicted and label points [m]), ``path_lateral_mae`` [m] and
   slower of "stop" and "go" where one frame leads to either). Metrics: the lateral
   loss's, plus ``speed_mae`` [m/s] (|prediction - label| whatever the loss, over the
   labelled samples; 0 when none) and ``lateral_loss``; ``loss`` is the total.
+
+  With an obstacle-gap head (``[output] obstacle_gap = true``) it also adds
+  ``gap_loss_weight * mean |g_pred - min(max(g_label, 0), gap_range)|`` [m] over the
+  samples whose ``obstacle_gap`` label is not NaN (+inf, nothing ahead, trains as
+  ``gap_range``), and the metric ``gap_mae`` [m] (the same mean).
 """
 
 
@@ -161,27 +166,39 @@ class SpeedLoss:
         lateral: the loss object of the lateral output.
         weight: ``speed_loss_weight`` [per m/s].
         quantile: tau of the pinball loss; 0.5 (default) is the L1 loss.
+        gap_weight: ``gap_loss_weight`` [per m] of an obstacle-gap head; None: no gap
+            head.
+        gap_range: the gap head's range [m] (labels are clipped to [0, gap_range]).
 
     Attributes:
         forward_kwargs: what the trainer passes to the model's forward
-            (``with_speed=True``: the model returns ``(lateral, speed (B,) [m/s])``).
+            (``with_speed=True``: the model returns ``(lateral, speed (B,) [m/s])``;
+            with a gap head also ``with_gap=True``: ``(lateral, speed, gap (B,) [m])``).
 
     Raises:
         KeyError: (call) the batch has no ``target_speed`` (the dataset was opened
-            without speed labels).
+            without speed labels), or, with a gap head, no ``obstacle_gap``.
     """
 
-    forward_kwargs = {"with_speed": True}
-
-    def __init__(self, lateral, weight: float = 0.1, quantile: float = 0.5) -> None:
+    def __init__(self, lateral, weight: float = 0.1, quantile: float = 0.5, *,
+                 gap_weight: float | None = None, gap_range: float = 30.0) -> None:
         if not 0.0 < quantile < 1.0:
             raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+        if not gap_range > 0:
+            raise ValueError(f"gap_range must be > 0 m, got {gap_range!r}")
         self.lateral = lateral
         self.weight = float(weight)
         self.quantile = float(quantile)
+        self.gap_weight = None if gap_weight is None else float(gap_weight)
+        self.gap_range = float(gap_range)
+        self.forward_kwargs = ({"with_speed": True} if self.gap_weight is None
+                               else {"with_speed": True, "with_gap": True})
 
     def __call__(self, policy, output, batch: Mapping[str, torch.Tensor]) -> LossOutput:
-        lateral, pred = output
+        if self.gap_weight is not None:
+            lateral, pred, gap = output
+        else:
+            lateral, pred = output
         lo = self.lateral(policy, lateral, batch)
         if "target_speed" not in batch:
             raise KeyError("target_speed: a speed head needs speed labels (EpisodeDataset(speed_labels=True))")
@@ -200,6 +217,15 @@ class SpeedLoss:
         m = dict(lo.metrics)
         m["lateral_loss"] = m["loss"]
         m["speed_mae"] = float(speed_l1.detach())
+        if self.gap_weight is not None:
+            if "obstacle_gap" not in batch:
+                raise KeyError("obstacle_gap: an obstacle-gap head needs gap labels (EpisodeDataset(gap_labels=True))")
+            g = batch["obstacle_gap"].reshape(-1).float()                  # (B,) [m], +inf = none, NaN = unknown
+            ok = ~torch.isnan(g)
+            g = torch.where(ok, g, torch.zeros_like(g)).clamp(0.0, self.gap_range)   # (+inf -> gap_range)
+            gap_l1 = ((g - gap.reshape(-1).float()).abs() * ok).sum() / ok.sum().clamp(min=1)
+            loss = loss + self.gap_weight * gap_l1
+            m["gap_mae"] = float(gap_l1.detach())
         m["loss"] = float(loss.detach())
         return LossOutput(loss, m, lo.steer, lo.steer_error_deg)
 
@@ -219,5 +245,7 @@ def make_loss(policy, *, pursuit=None):
         raise ValueError(f"no loss for output kind {kind!r}")
     if getattr(policy, "has_speed_head", False):
         out = policy.output_config   # speed_quantile is 0.5 (the L1) unless speed_loss = "quantile"
-        return SpeedLoss(lateral, out.speed_loss_weight, out.speed_quantile)
+        gap = getattr(policy, "has_gap_head", False)
+        return SpeedLoss(lateral, out.speed_loss_weight, out.speed_quantile,
+                         gap_weight=out.gap_loss_weight if gap else None, gap_range=out.gap_range)
     return lateral

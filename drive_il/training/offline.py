@@ -25,7 +25,14 @@ reported, per route command:
   **start-off** frames (:func:`~drive_il.data.tools.starting_off`) where it is below it
   (the learner would stay where the expert leaves); the standing frames are also split by
   the expert's stop reason (``steps/stop_reason``: a red light, a vehicle, a walker;
-  episodes of schema version 3), which says what the learner fails to stop for.
+  episodes of schema version 3), which says what the learner fails to stop for;
+* an obstacle-gap head (``[output] obstacle_gap``): ``gap_mae`` [m] over the frames with
+  a gap label (clipped to [0, gap_range], as in training) and over those with the label
+  below :data:`NEAR_GAP` (where the cap acts; NaN in episodes older than schema version
+  4, which have no gap labels); the standing and start-off figures above
+  are then those of the **capped** target, what the driver asks for
+  (:func:`drive_il.policies.speed.gap_speed_cap`), and ``standing_moving_share_uncapped``
+  is the speed head's own.
 
 Offline errors are not driving: Codevilla et al., "On Offline Evaluation of Vision-based
 Driving Models" (ECCV 2018) show that offline prediction error and closed-loop driving
@@ -57,6 +64,9 @@ PATH_BINS = (0.0, 0.3, 1.0, 2.0, math.inf)
 """Bin edges of |label lateral offset| [m] of the turn-depth table (path heads)."""
 STEER_BINS = (0.0, 0.05, 0.2, 0.5, math.inf)
 """Bin edges of |steer label| of the turn-depth table (1/r and ALVINN heads)."""
+NEAR_GAP = 15.0
+"""Gap labels below this [m] are "near" in the offline gap figures (the cap of the default
+settings, 4 m standing gap and 2 m/s^2, is 6.6 m/s there)."""
 _ORDER = ("LEFT", "RIGHT", "STRAIGHT", "LANEFOLLOW", "CHANGELANELEFT", "CHANGELANERIGHT")
 
 
@@ -179,6 +189,7 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     from ..data.dataset import EpisodeDataset
     from ..data.tools import STAND_SPEED, command_name, starting_off
     from ..policies.checkpoint import check_camera_rig, load_checkpoint
+    from ..policies.speed import gap_speed_cap
     from ..types import stop_reason_name
     from .augment import SampleTransform
     from .data_source import label_options
@@ -215,7 +226,8 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     loss_fn = make_loss(policy)
     loader = DataLoader(samples, batch_size=int(batch_size), shuffle=False, num_workers=0, collate_fn=_collate)
 
-    steer_p, steer_l, steer_deg, cmds, lat_p, lat_l, v_p, v_l, v_m = ([] for _ in range(9))
+    gap_head = bool(labels.get("gap_labels")) and speed_head
+    steer_p, steer_l, steer_deg, cmds, lat_p, lat_l, v_p, v_l, v_m, g_p, g_l = ([] for _ in range(11))
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -233,6 +245,9 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
                 v_p.append(out[1].float().reshape(-1).numpy())
                 v_l.append(batch["target_speed"].float().numpy())
                 v_m.append(batch["speed"].float().numpy())
+            if gap_head:
+                g_p.append(out[2].float().reshape(-1).numpy())
+                g_l.append(batch["obstacle_gap"].float().reshape(-1).numpy())
     finally:
         if threads:
             torch.set_num_threads(old_threads)
@@ -266,6 +281,20 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
                             "a speed head; episodes recorded with schema version 2 or later carry them")
         stand = ok & (vl < STAND_SPEED)
         go = ok & starting_off(vm, vl)
+        gap_figures: dict[str, float] = {}
+        if gap_head:
+            gp, gl = np.concatenate(g_p), np.concatenate(g_l)
+            has = ~np.isnan(gl)   # none in episodes of schema version 3 or older: the cap is still applied
+            gc = np.clip(np.where(has, gl, 0.0), 0.0, out_cfg.gap_range)
+            near = has & (gc < NEAR_GAP)
+            gap_figures = {"gap_frames": int(has.sum()),
+                           "gap_mae": float(np.abs(gp[has] - gc[has]).mean()) if has.any() else math.nan,
+                           "gap_near_frames": int(near.sum()),
+                           "gap_near_mae": float(np.abs(gp[near] - gc[near]).mean()) if near.any() else math.nan,
+                           "standing_moving_share_uncapped": (float((vp[stand] >= STAND_SPEED).mean())
+                                                              if stand.any() else math.nan)}
+            vp = np.minimum(vp, gap_speed_cap(gp, stop_distance=out_cfg.gap_stop_distance,
+                                              deceleration=out_cfg.gap_deceleration))
         codes = ds.labels["stop_reason"]
         by_name: dict[str, list[int]] = {}   # the few codes present, by name (any unlisted code: "unknown")
         for c in np.unique(codes[stand]):
@@ -283,6 +312,7 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
             "start_off_frames": int(go.sum()),
             "start_off_staying_share": float((vp[go] < STAND_SPEED).mean()) if go.any() else math.nan,
             "moving_mae": float(np.abs(vp[ok & ~stand] - vl[ok & ~stand]).mean()) if (ok & ~stand).any() else math.nan,
+            **gap_figures,
         }
     return rep
 
@@ -327,6 +357,12 @@ def format_offline(rep: OfflineReport) -> str:
                 f"mean {_num(row['pred_mean'], '{:.2f}')} m/s" for r, row in known.items()))
         out.append(f"  start-off: {s['start_off_frames']} frames, predicted < {STAND_SPEED:g} m/s in "
                    f"{_num(100.0 * s['start_off_staying_share'], '{:.1f}')} % (would stay)")
+        if "gap_mae" in s:
+            out.append(f"obstacle gap: {s['gap_frames']} labelled frames, MAE {_num(s['gap_mae'], '{:.2f}')} m (label < "
+                       f"{NEAR_GAP:g} m: {s['gap_near_frames']} frames, MAE {_num(s['gap_near_mae'], '{:.2f}')} m); "
+                       f"the speed figures above are the target capped by the gap (the speed head alone: "
+                       f"would creep in {_num(100.0 * s['standing_moving_share_uncapped'], '{:.1f}')} % of the "
+                       f"standing frames)")
     return "\n".join(out)
 
 

@@ -33,7 +33,8 @@ steps and per epoch: ``train/epoch_*``), ``val/loss``, ``val/steer_error_deg``,
 steer and curvature of pure pursuit along the predicted path, plus ``val/path_error_m``,
 ``val/path_lateral_mae``, ``val/path_final_error_m`` [m], see
 :mod:`drive_il.training.losses`; a speed head, ``[output] speed = true``:
-``train/speed_mae``, ``val/speed_mae`` [m/s] and ``val/lateral_loss``), histograms ``val/steer_error_deg_hist``,
+``train/speed_mae``, ``val/speed_mae`` [m/s] and ``val/lateral_loss``; an obstacle-gap head
+also ``train/gap_mae``, ``val/gap_mae`` [m]), histograms ``val/steer_error_deg_hist``,
 ``val/steer_pred``, ``val/steer_label``, image ``val/frames`` (a grid of validation
 frames with the expert's steering needle in green and the prediction in red), ``perf/samples_per_s``,
 ``perf/data_wait_fraction``, and the preset and run settings as text (``hparams``).
@@ -808,6 +809,8 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
                     writer.add_scalar("train/lr", lr, step)
                     if "speed_mae" in metrics:   # a speed head (losses.SpeedLoss)
                         writer.add_scalar("train/speed_mae", metrics["speed_mae"], step)
+                    if "gap_mae" in metrics:     # an obstacle-gap head
+                        writer.add_scalar("train/gap_mae", metrics["gap_mae"], step)
                 if show:
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", err=f"{metrics['steer_error_deg']:.2f}deg")
                 step += 1

@@ -204,3 +204,60 @@ def test_report_shows_the_stored_offline_evaluations(trained, capsys):
         assert "offline-broken.json: not an offline report" in err and len(err.splitlines()) == 1
     finally:
         bad.unlink()
+
+
+def test_an_obstacle_gap_head_reports_the_gap_and_the_capped_speed(tmp_path):
+    from drive_il.policies.speed import gap_speed_cap
+
+    data = tmp_path / "data"
+    rec = EpisodeRecorder(data)
+    gap_of = {0: 4.5, 1: math.inf, 2: 40.0}          # the range clips 40 m to 30 m; one NaN (unknown) step
+    for e in range(2):
+        ep = synthetic_episode(episode=e, seed=e, steps=12)
+        rec.on_episode_start(ep.info, ep.first)
+        for t, r in enumerate(ep.iter_records()):
+            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if t % 3 == 0 else 6.0,
+                                            expert_stop_reason=_reason(t),
+                                            expert_obstacle_gap=math.nan if t == 5 else gap_of[t % 3]))
+        rec.on_episode_end(ep.result())
+    base = load_model_preset("dave2_command_speed")
+    preset = base.replace(
+        output=dataclasses.replace(base.output, obstacle_gap=True),
+        augmentation=dataclasses.replace(base.augmentation, side_cameras=False),
+        training=dataclasses.replace(base.training, batch_size=8, epochs=1, val_fraction=0.0, image_log_every=0,
+                                     threads=1, balance_standing=False))
+    ck = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
+                      device="cpu").last
+    rep = evaluate_offline(ck, [data])
+    policy, info = load_checkpoint(ck)
+    vp, vl, gp, gl = [], [], [], []
+    for p in sorted(data.glob("*.h5")):
+        with EpisodeReader(p) as r:
+            steps = r.steps
+            speed, cmd, target, obstacle = (np.asarray(steps[k]) for k in ("speed", "command", "target_speed",
+                                                                           "obstacle"))
+            for t in range(len(speed)):
+                x = torch.from_numpy(preprocess(r.frame("center", t), info.preprocessing))[None]
+                with torch.no_grad():
+                    _, v, g = policy(x, torch.tensor([int(cmd[t])]), torch.tensor([float(speed[t])]),
+                                     with_speed=True, with_gap=True)
+                vp.append(float(v[0]))
+                gp.append(float(g[0]))
+                vl.append(float(target[t]))
+                gl.append(float(obstacle[t, 0]))
+    vp, vl, gp, gl = map(np.array, (vp, vl, gp, gl))
+    has = ~np.isnan(gl)
+    clipped = np.clip(gl[has], 0.0, 30.0)
+    assert rep.speed["gap_frames"] == int(has.sum()) == 22
+    assert rep.speed["gap_mae"] == pytest.approx(np.abs(gp[has] - clipped).mean(), abs=1e-4)
+    near = clipped < 15.0
+    assert rep.speed["gap_near_frames"] == int(near.sum()) == 8
+    assert rep.speed["gap_near_mae"] == pytest.approx(np.abs(gp[has][near] - clipped[near]).mean(), abs=1e-4)
+    # the standing figures are those of the capped target; the speed head's own beside them
+    capped = np.minimum(vp, gap_speed_cap(gp, stop_distance=4.0, deceleration=2.0))
+    stand = vl < STAND_SPEED
+    assert rep.speed["standing_moving_share"] == pytest.approx(float((capped[stand] >= STAND_SPEED).mean()))
+    assert rep.speed["standing_moving_share_uncapped"] == pytest.approx(float((vp[stand] >= STAND_SPEED).mean()))
+    assert rep.speed["speed_mae"] == pytest.approx(np.abs(capped - vl).mean(), abs=1e-4)
+    assert "obstacle gap: 22 labelled frames" in format_offline(rep)
+    json.dumps(rep.to_dict())

@@ -17,6 +17,7 @@ from drive_il.data.synthetic import synthetic_episode
 from drive_il.errors import DataError
 from drive_il.policies.driver import PolicyDriver
 from drive_il.policies.registry import build_policy, load_model_preset
+from drive_il.policies.speed import gap_speed_cap
 from drive_il.scenario import CameraConfig, Scenario
 from drive_il.training.losses import CurvatureLoss, SpeedLoss, make_loss
 from drive_il.training.trainer import train_policy
@@ -97,9 +98,10 @@ def _frames(rng, n, blob):
     return f
 
 
-def _write_light_episodes(d, n_eps=4, steps=32):
+def _write_light_episodes(d, n_eps=4, steps=32, *, gaps=False):
     """Episodes whose speed label is 0 on frames with a red blob, 8 m/s on the others
-    (the measured speed is always 8 m/s: only the image tells them apart)."""
+    (the measured speed is always 8 m/s: only the image tells them apart); with ``gaps``
+    the obstacle gap is 5 m on the blob frames and +inf (nothing ahead) on the others."""
     rec = EpisodeRecorder(d)
     rng = np.random.default_rng(0)
     for e in range(n_eps):
@@ -108,23 +110,34 @@ def _write_light_episodes(d, n_eps=4, steps=32):
         ep.pools = {"center": _frames(rng, 8, blob)}
         rec.on_episode_start(ep.info, ep.first)
         for t, r in enumerate(ep.iter_records()):
-            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if blob[t % 8] else 8.0))
+            b = bool(blob[t % 8])
+            r = dataclasses.replace(r, expert_target_speed=0.0 if b else 8.0)
+            if gaps:
+                r = dataclasses.replace(r, expert_obstacle_gap=5.0 if b else math.inf,
+                                        expert_obstacle_speed=0.0 if b else math.nan)
+            rec.on_step(r)
         rec.on_episode_end(ep.result())
+
+
+def _train_tiny(tmp_path, data, name, **output):
+    """DAVE-2 with a speed head (and ``output``'s other settings), 8 epochs on ``data``, no
+    augmentation: the TrainResult."""
+    base = load_model_preset("dave2")
+    preset = base.replace(
+        name=name,
+        output=dataclasses.replace(base.output, speed=True, speed_loss_weight=1.0, **output),
+        augmentation=dataclasses.replace(base.augmentation, side_cameras=False, brightness_prob=0.0,
+                                         shadow_prob=0.0, viewpoint_prob=0.0),
+        training=dataclasses.replace(base.training, batch_size=8, epochs=8, lr=2e-3, val_fraction=0.25,
+                                     image_log_every=0, threads=1))
+    return train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
+                        device="cpu")
 
 
 def test_a_speed_head_learns_to_stop_for_a_red_blob(tmp_path):
     data = tmp_path / "data"
     _write_light_episodes(data)
-    base = load_model_preset("dave2")
-    preset = base.replace(
-        name="dave2_speed_test",
-        output=dataclasses.replace(base.output, speed=True, speed_loss_weight=1.0),
-        augmentation=dataclasses.replace(base.augmentation, side_cameras=False, brightness_prob=0.0,
-                                         shadow_prob=0.0, viewpoint_prob=0.0),
-        training=dataclasses.replace(base.training, batch_size=8, epochs=8, lr=2e-3, val_fraction=0.25,
-                                     image_log_every=0, threads=1))
-    res = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
-                       device="cpu")
+    res = _train_tiny(tmp_path, data, "dave2_speed_test")
     hist = res.history
     assert hist[-1]["train_speed_mae"] < 0.5 * hist[0]["train_speed_mae"]      # the loss decreases
     # unseen frames: the trained model separates them
@@ -164,4 +177,52 @@ def test_a_speed_head_without_speed_labels_is_refused(tmp_path):
             f.attrs["schema_version"] = 1
     preset = load_model_preset("dave2_command_speed")
     with pytest.raises(DataError, match="no speed labels"):
+        train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", progress=False, device="cpu")
+
+
+def test_an_obstacle_gap_head_learns_the_gap_and_caps_the_speed(tmp_path):
+    from drive_il.data.dataset import EpisodeDataset
+
+    data = tmp_path / "data"
+    _write_light_episodes(data, gaps=True)
+    ds = EpisodeDataset(data, gap_labels=True)
+    gaps = np.array([ds[i]["obstacle_gap"] for i in range(8)])
+    np.testing.assert_array_equal(gaps, [math.inf] * 4 + [5.0] * 4)
+    assert "obstacle_gap" not in EpisodeDataset(data)[0]
+    res = _train_tiny(tmp_path, data, "dave2_gap_test", obstacle_gap=True, gap_loss_weight=0.2)
+    hist = res.history
+    assert hist[-1]["train_gap_mae"] < 0.5 * hist[0]["train_gap_mae"]          # the loss decreases
+    assert "val_gap_mae" in hist[-1]
+    rng = np.random.default_rng(123)
+    d = PolicyDriver(res.best, scenario=Scenario(cameras=(CAM,), target_speed=8.0), lateral_accel_limit=math.inf)
+    assert d.has_gap_head
+    near, far = [], []
+    for frames, out in ((_frames(rng, 6, np.ones(6, bool)), near), (_frames(rng, 6, np.zeros(6, bool)), far)):
+        for f in frames:
+            d.reset(None)
+            d.act(Step(observation=Observation(frames={"center": f}, speed=8.0), world_state=None))
+            out.append((d.predicted_gap, d.target_speed))
+    # unseen frames: the blob reads as near (label 5 m), none as far (label 30 m, the range)
+    assert np.median([g for g, _ in near]) < 10.0 and np.median([g for g, _ in far]) > 20.0
+    # near: the target is at most the braking curve of the predicted gap, whatever the speed head says
+    for g, v in near:
+        assert v <= gap_speed_cap(g, stop_distance=4.0, deceleration=2.0) + 1e-9
+    print(f"gap head, unseen frames: blob -> {np.mean([g for g, _ in near]):.1f} m, none -> "
+          f"{np.mean([g for g, _ in far]):.1f} m; gap MAE train {hist[0]['train_gap_mae']:.2f} -> "
+          f"{hist[-1]['train_gap_mae']:.2f} m")
+
+
+def test_an_obstacle_gap_head_without_gap_labels_is_refused(tmp_path):
+    import h5py
+
+    data = tmp_path / "data"
+    _write_light_episodes(data, n_eps=2, steps=8, gaps=True)
+    for p in sorted(data.glob("*.h5")):
+        with h5py.File(p, "r+") as f:                                   # as schema version 3 wrote it
+            del f["steps"]["obstacle"]
+            f.attrs["schema_version"] = 3
+    preset = load_model_preset("dave2_path_wide_speed_gap")
+    preset = preset.replace(augmentation=dataclasses.replace(preset.augmentation, side_cameras=False),
+                            preprocessing=dataclasses.replace(preset.preprocessing, camera="center"))
+    with pytest.raises(DataError, match="no obstacle-gap labels.*schema version 4"):
         train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", progress=False, device="cpu")
