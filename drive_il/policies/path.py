@@ -55,10 +55,10 @@ is the first segment's, carried back from its middle along the remembered curvat
 the projection lies the first distance back from the first point along that arc.
 Measured (README, "The learner's path follower"): on the true path it keeps the tight
 turns of held-out procedural towns within 0.2-0.3 m, as the expert (pure pursuit 0.6-0.9
-m); on our learners' *predicted* paths it steers a little worse than pure pursuit
-(held-out Town01 episodes, steer MAE against the expert's in LEFT turns 0.105 against
-0.078): the predicted points near the car are less even than the point 5 m ahead that
-pure pursuit reads. It is an option, for better path heads.
+m); on our learners' *predicted* paths it is level with pure pursuit in closed loop and a
+little worse offline (held-out Town01 episodes, steer MAE against the expert's in LEFT
+turns 0.093 against 0.078): the predicted points near the car are less even than the
+point 5 m ahead that pure pursuit reads. It is an option, for better path heads.
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ class PathFollower:
         max_steer_angle: road-wheel angle at steer 1 [rad].
         pursuit: the expert preset's look-ahead, steer cap, preview and recovery cap.
         span: spacing [m] of the three path points whose circle gives the curvature
-            (2 m: the curvature of the path's first 4 m, stored for ``d_1 + span``).
+            (3 m: the curvature of the path from d_1 to d_1 + 6 m, stored for ``d_1 + span``).
 
     ``steer(points, speed, travelled, command)``: (K, 2) ego-frame points [m], the
     measured speed [m/s], the distance driven since the last call [m] (>= 0) and the
@@ -266,7 +266,7 @@ class PathFollower:
     """
 
     def __init__(self, distances: Sequence[float], *, wheelbase: float, max_steer_angle: float,
-                 pursuit: PursuitParams, span: float = 2.0) -> None:
+                 pursuit: PursuitParams, span: float = 3.0) -> None:
         self.distances = np.asarray(distances, dtype=np.float64)
         if len(self.distances) < 2:
             raise ValueError(f"PathFollower needs at least two path distances, got {list(self.distances)}")

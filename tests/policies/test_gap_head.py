@@ -61,8 +61,8 @@ def test_shipped_gap_preset_is_the_speed_preset_plus_the_head():
     base = load_model_preset("dave2_path_wide_speed")
     o = p.output
     assert o.obstacle_gap and o.speed and o.gap_range == 30.0 and o.gap_loss_weight == 0.05
-    # the expert's standing gap and comfort deceleration (experts/urban.toml)
-    assert (o.gap_stop_distance, o.gap_deceleration) == (4.0, 2.0)
+    # the predicted standing gap in unseen towns, and the expert's comfort deceleration
+    assert (o.gap_stop_distance, o.gap_deceleration) == (6.0, 2.0)
     assert p.replace(name=base.name, source=base.source, output=base.output) == base
     assert dataclasses.replace(o, obstacle_gap=False) == base.output
 
@@ -139,9 +139,9 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("gap_bias, expected", [
-    (1.0, 8.0),                       # 30 m ahead: the cap (10.2 m/s) leaves the speed head's 8 m/s
-    (0.15, math.sqrt(2.0)),           # 4.5 m: sqrt(2 x 2 x 0.5)
-    (0.3, math.sqrt(20.0)),           # 9 m: sqrt(2 x 2 x 5)
+    (1.0, 8.0),                       # 30 m ahead: the cap (9.8 m/s) leaves the speed head's 8 m/s
+    (0.25, math.sqrt(6.0)),           # 7.5 m: sqrt(2 x 2 x 1.5)
+    (0.3, math.sqrt(12.0)),           # 9 m: sqrt(2 x 2 x 3)
 ])
 def test_driver_caps_the_speed_at_the_braking_curve_of_the_gap(tmp_path, gap_bias, expected):
     d = PolicyDriver(_gap_ckpt(tmp_path, speed_bias=0.8, gap_bias=gap_bias),
@@ -156,7 +156,7 @@ def test_driver_caps_the_speed_at_the_braking_curve_of_the_gap(tmp_path, gap_bia
 
 
 def test_driver_stops_inside_the_standing_gap(tmp_path):
-    d = PolicyDriver(_gap_ckpt(tmp_path, speed_bias=0.8, gap_bias=0.1),      # 3 m < 4 m
+    d = PolicyDriver(_gap_ckpt(tmp_path, speed_bias=0.8, gap_bias=0.19),     # 5.7 m < 6 m
                      scenario=Scenario(cameras=(CAM,), target_speed=8.0))
     d.reset(_step(0.0))
     ctl = d.act(_step(5.0))
@@ -167,10 +167,10 @@ def test_driver_stops_inside_the_standing_gap(tmp_path):
 
 def test_ensemble_averages_the_gap(tmp_path):
     a = _gap_ckpt(tmp_path, gap_bias=0.2, tag="a")
-    b = _gap_ckpt(tmp_path, gap_bias=0.4, tag="b")
+    b = _gap_ckpt(tmp_path, gap_bias=0.4, tag="b")             # mean 9 m: sqrt(2 x 2 x 3)
     d = EnsembleDriver([a, b], scenario=Scenario(cameras=(CAM,)), lateral_accel_limit=math.inf)
     assert d.has_gap_head
     d.reset(_step(0.0))
     d.act(_step(3.0))
     assert d.predicted_gap == pytest.approx(9.0, rel=1e-5)
-    assert d.target_speed == pytest.approx(math.sqrt(20.0), rel=1e-5)
+    assert d.target_speed == pytest.approx(math.sqrt(12.0), rel=1e-5)

@@ -83,8 +83,8 @@ def test_menger_curvature():
 
 def test_the_remembered_curvature_follows_the_road_under_the_car():
     """A car on a straight road that turns right (R = 6 m) 12 m ahead: the follower's
-    feed-forward curvature is the road's under the car, within the 4 m window it reads,
-    while pure pursuit steers into the turn 3-4 m before it."""
+    feed-forward curvature is the road's under the car, within the window it reads, while
+    pure pursuit steers into the turn metres before it."""
     straight, radius, v, dt = 12.0, 6.0, 4.0, 0.05
     pursuit = PursuitParams()
     f = PathFollower(DIST, wheelbase=L, max_steer_angle=MAX_ANGLE, pursuit=pursuit)
@@ -98,13 +98,14 @@ def test_the_remembered_curvature_follows_the_road_under_the_car():
         s += v * dt
     rows = np.array(rows)
     # on the straight the car reads the straight under it, up to the window's reach (the
-    # circle through the path at 1, 3 and 5 m, stored for 3 m: 2 m before the turn)
-    before = rows[:, 0] < straight - 2.0
+    # circle through the path at d_1, d_1 + span and d_1 + 2 span, stored for d_1 + span:
+    # span metres before the turn)
+    before = rows[:, 0] < straight - f.span
     assert np.abs(rows[before, 1]).max() < 1e-9
     # pure pursuit already turns there (its target, 5.3 m ahead, is in the arc); the
     # follower, on the road, does not
-    pre = (rows[:, 0] > straight - 4.0) & (rows[:, 0] < straight - 2.0)
-    assert rows[pre, 3].min() > 0.03 and rows[pre, 3].max() > 0.15 and np.abs(rows[pre, 2]).max() < 0.03
+    pre = (rows[:, 0] > straight - f.span - 2.0) & (rows[:, 0] < straight - f.span)
+    assert rows[pre, 3].max() > 0.07 and np.abs(rows[pre, 2]).max() < 0.01
     # in the arc: the feed-forward holds 1/R, and the steer is the expert's law with the
     # true projection (the car's centre), direction (its heading) and curvature
     arc = rows[:, 0] > straight + 3.0

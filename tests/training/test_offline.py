@@ -254,7 +254,9 @@ def test_an_obstacle_gap_head_reports_the_gap_and_the_capped_speed(tmp_path):
     assert rep.speed["gap_near_frames"] == int(near.sum()) == 8
     assert rep.speed["gap_near_mae"] == pytest.approx(np.abs(gp[has][near] - clipped[near]).mean(), abs=1e-4)
     # the standing figures are those of the capped target; the speed head's own beside them
-    capped = np.minimum(vp, gap_speed_cap(gp, stop_distance=4.0, deceleration=2.0))
+    o = info.preset.output
+    assert o.gap_stop_distance == 6.0
+    capped = np.minimum(vp, gap_speed_cap(gp, stop_distance=o.gap_stop_distance, deceleration=o.gap_deceleration))
     stand = vl < STAND_SPEED
     assert rep.speed["standing_moving_share"] == pytest.approx(float((capped[stand] >= STAND_SPEED).mean()))
     assert rep.speed["standing_moving_share_uncapped"] == pytest.approx(float((vp[stand] >= STAND_SPEED).mean()))

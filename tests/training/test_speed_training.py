@@ -205,8 +205,9 @@ def test_an_obstacle_gap_head_learns_the_gap_and_caps_the_speed(tmp_path):
     # unseen frames: the blob reads as near (label 5 m), none as far (label 30 m, the range)
     assert np.median([g for g, _ in near]) < 10.0 and np.median([g for g, _ in far]) > 20.0
     # near: the target is at most the braking curve of the predicted gap, whatever the speed head says
+    out = d.info.preset.output
     for g, v in near:
-        assert v <= gap_speed_cap(g, stop_distance=4.0, deceleration=2.0) + 1e-9
+        assert v <= gap_speed_cap(g, stop_distance=out.gap_stop_distance, deceleration=out.gap_deceleration) + 1e-9
     print(f"gap head, unseen frames: blob -> {np.mean([g for g, _ in near]):.1f} m, none -> "
           f"{np.mean([g for g, _ in far]):.1f} m; gap MAE train {hist[0]['train_gap_mae']:.2f} -> "
           f"{hist[-1]['train_gap_mae']:.2f} m")
