@@ -309,7 +309,11 @@ class PathFollower:
         d = self.distances
         d1, sp = float(d[0]), self.span
         a, b, c = (path_point_at(pts, d, x) for x in (d1, d1 + sp, d1 + 2.0 * sp))
-        self._memory.append((self._odo + d1 + sp, menger_curvature(a, b, c)))
+        entry = (self._odo + d1 + sp, menger_curvature(a, b, c))
+        if self._memory and self._memory[-1][0] >= entry[0]:   # not moved since: the newer view replaces it
+            self._memory[-1] = entry
+        else:
+            self._memory.append(entry)
         while len(self._memory) > 2 and self._memory[1][0] <= self._odo:   # passed: keep one behind the car
             self._memory.pop(0)
         v = max(float(speed), 0.0)

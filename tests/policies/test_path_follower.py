@@ -136,6 +136,11 @@ def test_a_new_command_clears_the_memory_and_bad_input():
         g.steer(straight, 4.0, 0.2, command=4)
     g.steer(turn, 4.0, 0.2, command=4)
     assert abs(g.curvature) < 1e-6
+    # standing still: one entry per place, however many steps
+    n = len(f._memory)
+    for _ in range(50):
+        f.steer(turn, 0.0, 0.0, command=2)
+    assert len(f._memory) == n
     bad = turn.copy()
     bad[3, 1] = math.nan
     assert f.steer(bad, 4.0, 0.2, command=2) == 0.0
