@@ -36,8 +36,9 @@ pose (``x' = x + L / 2``, as the expert pursues from ``pose - L/2``); the steer 
 
 **Driving with the expert's law** (:class:`PathFollower`,
 :class:`~drive_il.policies.driver.PolicyDriver`'s ``path_follower="expert"``; the
-default stays :func:`path_steer`): plain pure pursuit cuts corners (steady error ~ ``L_d^2 / 2R`` on a curve of
-radius R; Snider, CMU-RI-TR-09-08, 2009, sec. 2.2), and the expert removes that with a
+default stays :func:`path_steer`): plain pure pursuit cuts corners (steady error
+~ ``L_d^2 / 2R`` on a curve of radius R; Snider, CMU-RI-TR-09-08, 2009, sec. 2.2), and
+the expert removes that with a
 curvature feed-forward (:mod:`drive_il.expert.controllers`). On the *true* path (the
 route's labels) pure pursuit leaves the lane centre by 0.6-0.9 m in the tight right turns
 of held-out procedural towns and Town02, where the expert stays within 0.3 m (README,
@@ -249,7 +250,8 @@ def menger_curvature(a: Sequence[float], b: Sequence[float], c: Sequence[float])
 
 
 class PathFollower:
-    """The expert's lateral law on a predicted path (module docstring, "Driving").
+    """The expert's lateral law on a predicted path (module docstring, "Driving with the
+    expert's law").
 
     Args:
         distances: the path's arc lengths d_k [m] (at least two).
@@ -299,6 +301,8 @@ class PathFollower:
         return mem[-1][1]
 
     def steer(self, points: Any, speed: float, travelled: float, command: Any = None) -> float:
+        """The steer for (K, 2) ego-frame ``points`` [m] at ``speed`` [m/s], after
+        ``travelled`` [m] since the last call, under ``command`` (class docstring)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if not np.isfinite(pts).all():
             return 0.0
