@@ -75,6 +75,7 @@ import torch
 from torch import nn
 
 from ..control import curvature_to_steer, pure_pursuit_curvature
+from ..expert.controllers import tracking_curvature
 
 __all__ = [
     "PathDecoder",
@@ -334,7 +335,6 @@ class PathFollower:
         px, py = pts[0, 0] - d1 * math.cos(chord), pts[0, 1] - d1 * math.sin(chord)
         tx, ty = (float(t) for t in path_point_at(pts, d, lookahead_distance(v, p)))
         h = 0.5 * self.wheelbase
-        from ..expert.controllers import tracking_curvature
         kappa = tracking_curvature(-h, 0.0, 0.0, proj_x=px, proj_y=py, path_yaw=yaw0, target_x=tx, target_y=ty,
                                    path_curvature=k_here, preview_curvature=k_ahead, half_wheelbase=h, speed=v,
                                    recovery_lateral_accel=p.recovery_lateral_accel)

@@ -66,7 +66,7 @@ STEER_BINS = (0.0, 0.05, 0.2, 0.5, math.inf)
 """Bin edges of |steer label| of the turn-depth table (1/r and ALVINN heads)."""
 NEAR_GAP = 15.0
 """Gap labels below this [m] are "near" in the offline gap figures (the cap of the default
-settings, 4 m standing gap and 2 m/s^2, is 6.6 m/s there)."""
+settings, 6 m stop distance and 2 m/s^2, is 6.0 m/s there)."""
 _ORDER = ("LEFT", "RIGHT", "STRAIGHT", "LANEFOLLOW", "CHANGELANELEFT", "CHANGELANERIGHT")
 
 
