@@ -98,7 +98,7 @@ def checked_sim(args: argparse.Namespace, scenario):
 
 def learner_from_args(args: argparse.Namespace, scenario):
     """The learner of ``--checkpoint`` (a list: the flag is repeatable) on ``--device``
-    (with ``--path-follower`` where the command has it):
+    (with ``--path-follower`` and ``--curve-governor`` where the command has them):
     one checkpoint as a :class:`~drive_il.policies.driver.PolicyDriver`, several as one
     :class:`~drive_il.policies.ensemble.EnsembleDriver` (the mean of their outputs).
 
@@ -110,6 +110,8 @@ def learner_from_args(args: argparse.Namespace, scenario):
     kw: dict = {} if device == "cpu" else {"device": device}
     if getattr(args, "path_follower", None) is not None:
         kw["path_follower"] = args.path_follower
+    if getattr(args, "curve_governor", None) is not None:
+        kw["curve_governor"] = args.curve_governor
     if len(args.checkpoint) > 1:
         from ..policies.ensemble import EnsembleDriver
         return EnsembleDriver.from_checkpoints(args.checkpoint, scenario=scenario, **kw)

@@ -38,6 +38,9 @@ def register(sub) -> None:
                    help="how the learner follows a path head's path: pursuit (default: plain pure pursuit) or "
                         "expert (the expert's law: pure pursuit with the curvature feed-forward, remembered from "
                         "the predicted paths; README, \"The learner's path follower\")")
+    p.add_argument("--curve-governor", choices=("steer", "path"), default="steer",
+                   help="what slows the learner for bends: steer (default: the curvature of its own steer) or "
+                        "path (that and, for a path head, the expert's curve speeds on its predicted path ahead)")
     p.add_argument("--expert", action="store_true",
                    help="--protocol nocrash: evaluate the scenario's expert instead of a checkpoint")
     add_scenario_arg(p, positional=False)
@@ -187,8 +190,9 @@ def run_nocrash_command(args: argparse.Namespace) -> int:
         close_pool(pool)
     print(format_table(rep))
     if args.trace:
-        from ..evaluation.trace import format_collisions
+        from ..evaluation.trace import format_collisions, format_timeouts
         print(format_collisions(list(rep.collisions)))
+        print(format_timeouts(list(rep.timeouts)))
     if args.expert:
         run_dir = Path("runs") / base.name / "expert"
     else:

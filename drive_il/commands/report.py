@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..evaluation.nocrash import format_table
     from ..evaluation.report import nocrash_reports, write_report
-    from ..evaluation.trace import collision_counts
+    from ..evaluation.trace import collision_counts, timeout_counts
     from ..training.offline import format_offline, offline_reports
     if not args.run.is_dir():
         raise DataError(f"{args.run}: no such run directory")
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(rep))
         for line in collision_counts(list(rep.collisions)):
             print(f"collisions {line}")
+        for line in timeout_counts(list(rep.timeouts)):
+            print(f"timeouts {line}")
     for _, rep in offline:
         print(format_offline(rep))
     plots = out.parent / "plots"

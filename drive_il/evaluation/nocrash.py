@@ -308,6 +308,11 @@ class NoCrashReport:
             (where, what was hit and from where, the learner's steer and target speed
             against the expert's over the 1.5 s before) with town, density, weather_set
             and weather; ``drive-il eval --protocol nocrash --trace`` prints them.
+        timeouts: one dict per episode that timed out (no collision, goal not reached):
+            the trace's ``"timeout"`` row (its longest standstill: where, how long, the
+            learner's and the expert's target speed, what the expert stops for, what
+            stood ahead) with town, density, weather_set and weather; printed by
+            ``--trace`` too.
     """
 
     scenario: str
@@ -320,6 +325,7 @@ class NoCrashReport:
     conditions: tuple[dict, ...]
     episodes: tuple[dict, ...] = field(default=(), repr=False)
     collisions: tuple[dict, ...] = field(default=(), repr=False)
+    timeouts: tuple[dict, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -341,7 +347,7 @@ class NoCrashReport:
                        densities=tuple(d["densities"]),
                        weather_sets={k: tuple(v) for k, v in d["weather_sets"].items()},
                        conditions=tuple(_nan(c) for c in d["conditions"]), episodes=tuple(d.get("episodes", ())),
-                       collisions=tuple(d.get("collisions", ())))
+                       collisions=tuple(d.get("collisions", ())), timeouts=tuple(d.get("timeouts", ())))
         except KeyError as e:
             raise ValueError(f"NoCrash report: missing key {e.args[0]!r}") from None
 
@@ -379,13 +385,15 @@ def run_nocrash(sim, test: Scenario, *, learner, expert, driver: str = "learner"
     spec = nocrash_spec(driver, test)
     episodes: list[dict] = []
     collisions: list[dict] = []
+    timeouts: list[dict] = []
     for c in grid:
         rep = evaluate(sim, c.scenario, learner=learner if driver == "learner" else None, expert=expert, seeds=1,
                        episodes=routes, spec=spec, extra_observers=lambda: (NoCrashObserver(),), pool=pool,
                        progress=progress, checkpoint=policy)
         meta = {"town": c.town, "density": c.density, "weather_set": c.weather_set, "weather": c.weather}
         episodes.extend({**e, **meta, "drawn_town": e["town"]} for e in rep.episodes)
-        collisions.extend({**meta, **row} for row in rep.interventions)
+        for row in rep.interventions:
+            (timeouts if row["cause"] == "timeout" else collisions).append({**meta, **row})
     cells: list[dict] = []
     for town in dict.fromkeys(c.town for c in grid):
         for d in densities:
@@ -396,7 +404,7 @@ def run_nocrash(sim, test: Scenario, *, learner, expert, driver: str = "learner"
     return NoCrashReport(scenario=test.name, policy=policy or driver, routes=int(routes),
                          route_length=float(test.route_length), seed=int(test.seed), densities=tuple(densities),
                          weather_sets={ws: WEATHER_SETS[ws] for ws in weather_sets}, conditions=tuple(cells),
-                         episodes=tuple(episodes), collisions=tuple(collisions))
+                         episodes=tuple(episodes), collisions=tuple(collisions), timeouts=tuple(timeouts))
 
 
 #: Table columns: (header, condition key, format).

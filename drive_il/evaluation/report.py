@@ -32,7 +32,7 @@ from ..metrics import upgrade_keys
 from ..pipeline import PipelineConfig, pipeline_from_record
 from ..scenario import towns_label
 from .nocrash import NoCrashReport, markdown_table
-from .trace import collision_counts
+from .trace import collision_counts, timeout_counts
 
 __all__ = ["write_report", "failure_curve", "pipeline_section", "nocrash_reports", "nocrash_section"]
 
@@ -150,6 +150,9 @@ def nocrash_section(run: str | Path) -> list[str]:
         if counts:
             lines += ["", f"Collisions ({len(rep.collisions)}; `drive-il eval --protocol nocrash --trace` lists "
                       "them): " + "; ".join(counts), ""]
+        if rep.timeouts:
+            lines += ["", f"Timeouts ({len(rep.timeouts)}, each at its longest standstill): "
+                      + "; ".join(timeout_counts(list(rep.timeouts))), ""]
     return lines
 
 

@@ -36,8 +36,26 @@ learner's and the expert's target speed [m/s] (means over the window; None witho
 speed head), which tells a collision at the learner's own speed from one the expert would
 have slowed for.
 
+With ``collisions=True`` an episode that ends with neither a collision nor the goal (a
+NoCrash timeout: the time limit ran out, or the car was stuck) gets one row too, ``cause``
+``"timeout"``, for the episode's longest standstill (speed below
+:data:`~drive_il.data.tools.STAND_SPEED`): where it began (``s``, command, junction,
+lateral deviation), ``stood_s`` [s] how long it lasted, the learner's and the expert's
+target speed [m/s] averaged over it, ``expert_moving`` [%] the share of it in which the
+expert would have driven (its target speed at least ``STAND_SPEED``), ``expert_stop`` the
+expert's most frequent stop reason over it (:data:`~drive_il.types.STOP_REASON_NAMES`:
+``"none"`` = nothing made the expert slow), and ``ahead`` the nearest vehicle or walker
+in the lane corridor ahead when it began (:data:`AHEAD_CORRIDOR`; ``forward``, ``right``
+[m], ``speed`` [m/s], ``walker``) or None. ``kind`` is ``"standstill"`` (it stood for at least
+:data:`STANDSTILL_S`) or ``"slow"`` (it drove, too slowly to make the time limit). A
+standstill through which the expert would have driven (``expert_moving`` near 100 %,
+``expert_stop`` "none", nothing ahead) is the learner stopping for nothing; one at a red
+light that the expert would have left at green (``expert_moving`` well above 0) is the
+learner standing through the greens.
+
 The rows go into the evaluation report (``EvalReport.interventions``, the JSON;
-``NoCrashReport.collisions``) and are printed by ``drive-il eval --trace``.
+``NoCrashReport.collisions`` and ``NoCrashReport.timeouts``) and are printed by
+``drive-il eval --trace``.
 """
 
 from __future__ import annotations
@@ -51,10 +69,11 @@ import numpy as np
 from ..data.tools import STAND_SPEED
 from ..geometry import to_local, wrap_angle
 from ..metrics import count_infractions
-from ..types import EventKind, StepRecord
+from ..types import STOP_REASON_NAMES, STOP_REASONS, EventKind, StepRecord
 
-__all__ = ["TRACE_COLUMNS", "InterventionTrace", "classify", "collision_counts", "collision_geometry",
-           "format_collisions", "format_trace"]
+__all__ = ["AHEAD_CORRIDOR", "STANDSTILL_S", "TRACE_COLUMNS", "InterventionTrace", "classify",
+           "collision_counts", "collision_geometry", "format_collisions", "format_timeouts", "format_trace",
+           "timeout_counts"]
 
 #: Columns printed by :func:`format_trace` (keys of a trace row).
 TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed", "lateral_deviation", "heading_deg",
@@ -62,6 +81,11 @@ TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed"
 
 #: |mean expert steer| below which the expert counts as going straight [steer units].
 STRAIGHT_STEER = 0.1
+#: A timeout row's longest standstill lasting at least this long [s] is a ``"standstill"``.
+STANDSTILL_S = 5.0
+#: (length [m], half width [m]) of the corridor ahead of the ego, in its frame, searched
+#: for what a timeout's standstill stood behind (a lane and a half across).
+AHEAD_CORRIDOR = (30.0, 2.5)
 
 
 def classify(learner_steer: float, expert_steer: float, *, tolerance: float = 0.05) -> str:
@@ -173,12 +197,17 @@ class InterventionTrace:
         self._prev_inter = False
         self._episode = 0
         self._seed: int | None = None
+        self._collided = False
+        self._stand: _Standstill | None = None      # the standstill going on
+        self._longest: _Standstill | None = None    # the episode's longest so far
 
     def on_episode_start(self, info, first) -> None:
         self._hist = deque()
         self._prev_inter = False
         self._episode = int(getattr(info, "episode", 0) or 0)
         self._seed = getattr(info, "seed", None)
+        self._collided = False
+        self._stand = self._longest = None
 
     def on_step(self, record: StepRecord) -> None:
         dt = record.step.world_state.dt or 0.05
@@ -188,13 +217,44 @@ class InterventionTrace:
             self.rows.append(self._row(record, prev, list(self._hist)[-n:]))
         elif self.collisions and not record.intervention and (cause := _collision_cause(record.events)):
             self.rows.append(self._row(record, prev, list(self._hist)[-n:], cause=cause, contact=record))
+            self._collided = True
+        if self.collisions:
+            self._track_standstill(record, dt)
         self._prev_inter = record.intervention
         self._hist.append(record)
         while len(self._hist) > n:
             self._hist.popleft()
 
     def on_episode_end(self, result) -> None:
+        termination = getattr(result, "termination", None)
+        if self.collisions and not self._collided and termination not in (None, "route_completed", "off_route"):
+            self.rows.append(self._timeout_row(result))
         self._hist = deque()     # the frames of the window need not travel back from a worker
+        self._stand = self._longest = None
+
+    def _track_standstill(self, record: StepRecord, dt: float) -> None:
+        """Follow the standstills (speed below STAND_SPEED) of the episode; keep the longest."""
+        if record.step.observation.speed >= STAND_SPEED:
+            self._stand = None
+            return
+        st = self._stand
+        if st is None:
+            st = self._stand = _Standstill(record)
+        st.add(record, dt)
+        if self._longest is None or st.seconds > self._longest.seconds:
+            self._longest = st
+
+    def _timeout_row(self, result) -> dict[str, Any]:
+        """The row of an episode that timed out (module docstring)."""
+        st = self._longest
+        row: dict[str, Any] = {"episode": self._episode, "seed": self._seed, "cause": "timeout",
+                               "termination": result.termination, "geometry": "-", "other": None}
+        if st is None:  # it never stood: too slow
+            return {**row, "kind": "slow", "s": None, "command": "-", "commands": [], "junction": False,
+                    "speed": None, "lateral_deviation": None, "heading_deg": None, "stood_s": 0.0,
+                    "learner_target_speed": None, "expert_target_speed": None, "expert_moving": None,
+                    "expert_stop": "-", "ahead": None}
+        return {**row, "kind": "standstill" if st.seconds >= STANDSTILL_S else "slow", **st.summary()}
 
     def _cause(self, record: StepRecord, prev: StepRecord | None) -> str:
         """The cause of an intervention onset (module docstring)."""
@@ -246,6 +306,62 @@ class InterventionTrace:
         }
 
 
+class _Standstill:
+    """One standstill of an episode: where it began, how long it lasted, and the running
+    sums of the learner's and the expert's target speeds and the expert's stop reasons."""
+
+    def __init__(self, first: StepRecord) -> None:
+        self.first = {"s": round(float(first.route_progress), 1),
+                      "command": first.step.observation.command.name,
+                      "junction": bool(first.in_junction),
+                      "speed": round(float(first.step.observation.speed), 2),
+                      "lateral_deviation": round(float(first.lateral_deviation), 3),
+                      "heading_deg": round(math.degrees(first.heading_error), 1),
+                      "ahead": _ahead(first)}
+        self.seconds = 0.0
+        self._sums = {"learner_target_speed": [0.0, 0], "expert_target_speed": [0.0, 0]}
+        self._expert_moving = 0
+        self._reasons: dict[str, int] = {}
+
+    def add(self, record: StepRecord, dt: float) -> None:
+        self.seconds += dt
+        for key, acc in self._sums.items():
+            v = float(getattr(record, key, math.nan))
+            if math.isfinite(v):
+                acc[0] += v
+                acc[1] += 1
+                if key == "expert_target_speed" and v >= STAND_SPEED:
+                    self._expert_moving += 1
+        r = record.expert_stop_reason
+        if r is not None:
+            name = STOP_REASON_NAMES[STOP_REASONS.index(r)] if r in STOP_REASONS else str(r)
+            self._reasons[name] = self._reasons.get(name, 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        means = {k: (round(a / n, 2) if n else None) for k, (a, n) in self._sums.items()}
+        stop = max(self._reasons.items(), key=lambda kv: kv[1])[0] if self._reasons else "-"
+        n = self._sums["expert_target_speed"][1]
+        return {**self.first, "commands": [self.first["command"]], "stood_s": round(self.seconds, 2),
+                **means, "expert_moving": round(100.0 * self._expert_moving / n, 1) if n else None,
+                "expert_stop": stop}
+
+
+def _ahead(record: StepRecord) -> dict[str, Any] | None:
+    """The nearest vehicle or walker centre in the corridor :data:`AHEAD_CORRIDOR` ahead
+    of the ego (its frame): ``forward``, ``right`` [m], ``speed`` [m/s], ``walker``; None."""
+    ws = record.step.world_state
+    ego = ws.ego
+    length, half = AHEAD_CORRIDOR
+    best = None
+    for pool, walker in ((ws.actors, False), (ws.walkers, True)):
+        for a in pool or ():
+            fwd, right = to_local(a.x, a.y, ego.x, ego.y, ego.yaw)
+            if 0.0 < fwd <= length and abs(right) <= half and (best is None or fwd < best["forward"]):
+                best = {"forward": round(fwd, 2), "right": round(right, 2), "speed": round(float(a.speed), 2),
+                        "walker": walker}
+    return best
+
+
 def _mean_speed(records: list[StepRecord], key: str) -> float | None:
     """The mean of the finite ``key`` values [m/s], None when there is none (JSON null; a
     NaN would make equal rows compare unequal)."""
@@ -263,7 +379,9 @@ def _contact(record: StepRecord | None) -> dict[str, Any]:
 
 def format_trace(rows: list[dict[str, Any]]) -> str:
     """The rows as an aligned text table (one line per intervention), followed by
-    counts per cause, kind and command; ``"no interventions"`` when empty."""
+    counts per cause, kind and command; ``"no interventions"`` when empty. Timeout rows
+    (``collisions=True``) are left out: :func:`format_timeouts` prints them."""
+    rows = [r for r in rows if r["cause"] != "timeout"]
     if not rows:
         return "no interventions"
     head = ("ep", "s [m]", "cause", "kind", "command", "junc", "v [m/s]", "lat. dev. [m]", "head [deg]",
@@ -314,6 +432,37 @@ def format_collisions(rows: list[dict[str, Any]]) -> str:
     out = _aligned(head, lines)
     out += collision_counts(rows)
     return "\n".join(out)
+
+
+def format_timeouts(rows: list[dict[str, Any]]) -> str:
+    """Timeout rows (``collisions=True``; NoCrash adds ``town``, ``density`` and
+    ``weather``) as an aligned text table, one line per episode (its longest standstill),
+    followed by counts per kind, the expert's stop reason and command; ``"no timeouts"``
+    when empty."""
+    if not rows:
+        return "no timeouts"
+    head = ("town", "traffic", "weather", "route", "s [m]", "kind", "stood [s]", "command", "junc",
+            "learner v* [m/s]", "expert v* [m/s]", "expert moving [%]", "expert stops for", "ahead fwd/right [m]",
+            "ahead v [m/s]")
+    lines = []
+    for r in rows:
+        a = r.get("ahead") or {}
+        lines.append((str(r.get("town", "-")), str(r.get("density", "-")), str(r.get("weather", "-")),
+                      str(r.get("seed", "-")), _f(r.get("s"), "{:.1f}"), r["kind"], _f(r.get("stood_s"), "{:.1f}"),
+                      r.get("command", "-"), "yes" if r.get("junction") else "no",
+                      _f(r.get("learner_target_speed"), "{:.1f}"), _f(r.get("expert_target_speed"), "{:.1f}"),
+                      _f(r.get("expert_moving"), "{:.0f}"), str(r.get("expert_stop", "-")),
+                      (f"{a['forward']:+.1f}/{a['right']:+.1f}" + (" walker" if a.get("walker") else "")) if a else "-",
+                      _f(a.get("speed"), "{:.1f}")))
+    out = _aligned(head, lines)
+    out += timeout_counts(rows)
+    return "\n".join(out)
+
+
+def timeout_counts(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines ``by kind: ...``, ``by expert_stop: ...``, ``by command: ...`` of timeout rows
+    (most frequent first); [] when there are none."""
+    return _counts(rows, ("kind", "expert_stop", "command")) if rows else []
 
 
 def collision_counts(rows: list[dict[str, Any]]) -> list[str]:

@@ -32,7 +32,11 @@ trained on, the speed, the navigation command and, for a model with
   car keeps the slower speed through the whole bend. The learner thus slows in the bends
   it steers through, as the expert does, without reading the route. The learners of the
   papers predict steering only (ALVINN, DAVE-2); CIL's expert also slowed to ~15 km/h in
-  turns (REFERENCES.md).
+  turns (REFERENCES.md). With ``curve_governor="path"`` a path head's predicted path
+  caps the speed too, *before* the bend: the expert's speed profile on that path
+  (:func:`drive_il.policies.path.path_curve_speed`: the curve speed of each bend ahead,
+  reached at the expert's ``comfort_decel``), never below ``min_speed``; the steer
+  governor alone only slows once the car already steers into the bend.
 * **longitudinal, with a speed head** (a preset's ``[output] speed = true``,
   :mod:`drive_il.policies.speed`; CILRS, Codevilla et al. ICCV 2019): the network's
   predicted target speed v (of the command's branch, from the frame and the measured
@@ -81,7 +85,7 @@ from ..errors import CheckpointError
 from ..types import Control, Observation, RoadOption, Step
 from .checkpoint import CheckpointInfo, VehicleParams, check_camera_rig, load_checkpoint
 from ..control import curvature_to_steer, steer_to_curvature
-from .path import PathFollower, PursuitParams, path_steer
+from .path import PathFollower, PursuitParams, path_curve_speed, path_steer
 from .preprocessing import preprocess
 from .speed import gap_speed_cap
 
@@ -120,6 +124,9 @@ class PolicyDriver:
             plain pure pursuit (:func:`~drive_il.policies.path.path_steer`);
             ``"expert"`` the expert's law, pure pursuit with the curvature feed-forward
             (:class:`~drive_il.policies.path.PathFollower`).
+        curve_governor: what the curve governor reads: ``"steer"`` (default) the
+            curvature of the learner's own steer; ``"path"`` that and, for a path head,
+            the bends of its predicted path ahead (module docstring).
         device: where the network runs: ``cpu`` (default; one intra-op thread),
             ``cuda``, ``cuda:N``, ``auto``, or a ``torch.device``
             (:func:`drive_il.devices.resolve_device`). The checkpoint loads on the CPU
@@ -129,24 +136,30 @@ class PolicyDriver:
         CheckpointError: unreadable checkpoint, or a scenario rig that lacks the model's
             camera or differs from the training rig.
         ConfigError: a bad ``device`` (``cuda`` without CUDA, unknown spec).
-        ValueError: an unknown ``path_follower``.
+        ValueError: an unknown ``path_follower`` or ``curve_governor``.
     """
 
     name = "learner"
     #: the values of ``path_follower``
     PATH_FOLLOWERS = ("pursuit", "expert")
+    #: the values of ``curve_governor``
+    CURVE_GOVERNORS = ("steer", "path")
 
     def __init__(self, policy: str | Path | tuple[Any, CheckpointInfo], *, scenario: Any = None,
                  vehicle: VehicleParams | None = None, target_speed: float | None = None,
                  turn_speed: float | None = None, expert_config: Any = None, dt: float | None = None,
                  lateral_accel_limit: float | None = None, min_speed: float = 2.0,
                  curve_hold: float = 1.0, stop_speed: float = 0.3, device: Any = "cpu",
-                 path_follower: str = "pursuit") -> None:
+                 path_follower: str = "pursuit", curve_governor: str = "steer") -> None:
         import torch  # noqa: F401  (fail early if torch is missing)
 
         if path_follower not in self.PATH_FOLLOWERS:
             raise ValueError(f"path_follower: expected one of {', '.join(self.PATH_FOLLOWERS)}, got {path_follower!r}")
+        if curve_governor not in self.CURVE_GOVERNORS:
+            raise ValueError(f"curve_governor: expected one of {', '.join(self.CURVE_GOVERNORS)}, "
+                             f"got {curve_governor!r}")
         self.path_follower = path_follower
+        self.curve_governor = curve_governor
         self.device = resolve_device(device, flag="device")
         if isinstance(policy, (str, Path)):
             module, info = load_checkpoint(policy)
@@ -330,6 +343,19 @@ class PolicyDriver:
         v = math.sqrt(self.lateral_accel_limit / self._curvature_peak)
         return min(target, max(v, self.min_speed))
 
+    def path_speed(self, target: float) -> float:
+        """``target`` [m/s] capped by the bends of the last predicted path
+        (``curve_governor="path"`` with a path head:
+        :func:`~drive_il.policies.path.path_curve_speed` at the expert preset's
+        ``lateral_accel_limit`` and ``comfort_decel``), never below ``min_speed`` (nor
+        above ``target``); ``target`` itself otherwise."""
+        if self.curve_governor != "path" or self.last_path is None or not math.isfinite(self.lateral_accel_limit):
+            return target
+        cap = path_curve_speed(self.last_path, self.path_distances or self.info.preset.output.path_distances,
+                               lateral_accel_limit=self.lateral_accel_limit,
+                               deceleration=float(getattr(self.expert_config, "comfort_decel", 2.0)))
+        return min(target, max(cap, self.min_speed))
+
     def act(self, step: Step) -> Control:
         """Steer from the policy, throttle/brake from the longitudinal controller (the
         cruise speed, or the speed head's target; module docstring)."""
@@ -346,13 +372,13 @@ class PolicyDriver:
                 out = self.info.preset.output
                 v = min(v, gap_speed_cap(self.predicted_gap, stop_distance=out.gap_stop_distance,
                                          deceleration=out.gap_deceleration))
-            target = self.curve_speed(steer, v, dt)
+            target = self.curve_speed(steer, self.path_speed(v), dt)
             if v < self.stop_speed:
                 target = 0.0                                   # stop: the controller brakes
         else:
             turning = obs.command in (RoadOption.LEFT, RoadOption.RIGHT)
             target = self.turn_speed if turning else self.cruise_speed
-            target = self.curve_speed(steer, target, dt)
+            target = self.curve_speed(steer, self.path_speed(target), dt)
         self.last_target_speed = target
         throttle, brake = self.cruise.control(float(obs.speed), target, dt)
         return Control.clipped(steer, throttle, brake)

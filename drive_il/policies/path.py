@@ -84,6 +84,7 @@ __all__ = [
     "lateral_to_points",
     "lookahead_distance",
     "menger_curvature",
+    "path_curve_speed",
     "path_point_at",
     "path_pursuit_curvature",
     "path_steer",
@@ -237,6 +238,51 @@ def path_steer(points: Any, distances: Sequence[float], speed: float, *, wheelba
     kappa = pure_pursuit_curvature(-0.5 * float(wheelbase), 0.0, 0.0, tx, ty)
     s = curvature_to_steer(kappa, wheelbase, max_steer_angle)
     return max(-pursuit.max_steer, min(pursuit.max_steer, s))
+
+
+def path_curve_speed(points: Any, distances: Sequence[float], *, lateral_accel_limit: float,
+                     deceleration: float, span: float = 3.0) -> float:
+    """The highest speed [m/s] from which the car can slow, at ``deceleration``, to the
+    curve speed of every bend of a predicted path: the expert's speed profile
+    (:class:`drive_il.expert.local_planner.RouteTracker`: the curve speed
+    ``sqrt(lateral_accel_limit / |kappa|)`` and a backward pass at its ``comfort_decel``)
+    on the learner's own path instead of the route.
+
+    ``kappa(d)`` is the curvature of the circle through the path at ``d - span``, ``d``
+    and ``d + span`` (:func:`menger_curvature`; the expert smooths its route's curvature
+    over 3 m too), for every ``d`` with both ends on the path (``d_1 + span`` to ``d_K -
+    span``, every metre); that bend may begin where its circle does, so it allows
+    ``sqrt(v_c(d)^2 + 2 b (d - span))`` now (on a path that is one circle, from ``d_1``:
+    ``sqrt(v_c^2 + 2 b d_1)``, the car being in the bend already).
+
+    Args:
+        points: (K, 2) ego-frame points [m] (x forward, y right).
+        distances: their arc lengths d_k [m], increasing.
+        lateral_accel_limit: [m/s^2] (the expert's ``lateral_accel_limit``).
+        deceleration: b [m/s^2] (the expert's ``comfort_decel``).
+        span: [m], > 0.
+
+    Returns:
+        the cap [m/s]; ``math.inf`` for a path too short for one circle, a straight one,
+        or a non-finite one.
+
+    Raises:
+        ValueError: ``lateral_accel_limit``, ``deceleration`` or ``span`` not > 0.
+    """
+    if not (lateral_accel_limit > 0 and deceleration > 0 and span > 0):
+        raise ValueError(f"path_curve_speed: lateral_accel_limit, deceleration and span must be > 0, got "
+                         f"{lateral_accel_limit!r}, {deceleration!r}, {span!r}")
+    pts = np.asarray(points, dtype=np.float64)
+    if not np.isfinite(pts).all():
+        return math.inf
+    d_lo, d_hi = float(distances[0]) + span, float(distances[-1]) - span
+    cap = math.inf
+    for d in np.arange(d_lo, d_hi + 1e-9, 1.0).tolist():
+        k = abs(menger_curvature(path_point_at(pts, distances, d - span), path_point_at(pts, distances, d),
+                                 path_point_at(pts, distances, d + span)))
+        if k > 1e-9:
+            cap = min(cap, math.sqrt(lateral_accel_limit / k + 2.0 * deceleration * (d - span)))
+    return cap
 
 
 def menger_curvature(a: Sequence[float], b: Sequence[float], c: Sequence[float]) -> float:

@@ -219,6 +219,46 @@ def test_collisions_of_a_learner_are_traced_per_condition(tmp_path):
     assert "Collisions (" in write_report(tmp_path).read_text()
 
 
+class _Frozen:
+    """A learner that never moves: every episode times out (NoCrash's time limit)."""
+
+    name = "learner"
+
+    def reset(self, step):
+        pass
+
+    def act(self, step):
+        return Control(steer=0.0, throttle=0.0, brake=1.0)
+
+
+def test_a_learner_that_times_out_gets_a_timeout_row(tmp_path):
+    from drive_il.evaluation.trace import format_timeouts
+    from drive_il.expert.expert import Expert
+    from drive_il.sim import make_simulator
+    test = Scenario(name="nc", town="grid", route_length=30.0, test=SplitConfig(seed=7)).test_scenario()
+    sim = make_simulator("embedded")
+    try:
+        rep = run_nocrash(sim, test, learner=_Frozen(), expert=Expert.for_scenario(test), routes=1,
+                          densities=("empty",), weather_sets=("new",))
+    finally:
+        sim.close()
+    assert [e["nocrash"]["outcome"] for e in rep.episodes] == ["timeout"] * len(rep.episodes)
+    assert rep.collisions == () and len(rep.timeouts) == len(rep.episodes)
+    for row, ep in zip(rep.timeouts, rep.episodes):
+        assert (row["town"], row["weather"], row["seed"]) == ("grid", ep["weather"], ep["seed"])
+        assert row["cause"] == "timeout"
+        # it stood from the start, the whole episode, where the expert would have driven on
+        assert row["kind"] == "standstill" and row["s"] == 0.0
+        assert row["stood_s"] == pytest.approx(ep["steps"] * test.dt, abs=2 * test.dt)
+        assert row["expert_stop"] == "none" and row["expert_target_speed"] > 1.0 and row["ahead"] is None
+        assert row["expert_moving"] > 90.0
+    write_json(tmp_path / "eval" / "nocrash-nc-test.json", rep.to_dict())
+    back = nocrash_reports(tmp_path)[0]
+    assert back.timeouts == rep.timeouts
+    assert "by expert_stop: none" in format_timeouts(list(back.timeouts))
+    assert "Timeouts (" in write_report(tmp_path).read_text()
+
+
 def _report():
     cond = {"town": "Town02", "density": "dense", "weather_set": "new", "weathers": list(NEW_WEATHERS),
             **condition_summary([_row("success", 100.0, 400.0, red=1, ds=70.0), _row("timeout", 50.0, 400.0, ds=50.0)])}

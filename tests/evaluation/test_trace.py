@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from drive_il.evaluation.trace import (InterventionTrace, classify, collision_counts, collision_geometry,
-                                      format_collisions, format_trace)
+                                      format_collisions, format_timeouts, format_trace, timeout_counts)
 from drive_il.types import (ActorState, Control, Event, EventKind, Observation, RoadOption, Route, RouteWaypoint,
                             Step, StepRecord, VehicleState, WalkerState, WorldState)
 
@@ -17,7 +17,7 @@ ROUTE = Route(tuple(RouteWaypoint(x=float(i), y=0.0, yaw=0.0, is_junction=20 <= 
 
 
 def _rec(i, *, lat=0.0, inter=False, ls=0.0, es=0.0, events=(), cmd=None, speed=5.0, actors=(), walkers=(),
-         yaw=0.0, lv=math.nan, ev=math.nan):
+         yaw=0.0, lv=math.nan, ev=math.nan, stop=None):
     s = float(i) * 0.25
     c = cmd if cmd is not None else ROUTE.waypoints[int(s)].command
     step = Step(observation=Observation(frames={}, speed=speed, command=c),
@@ -26,15 +26,16 @@ def _rec(i, *, lat=0.0, inter=False, ls=0.0, es=0.0, events=(), cmd=None, speed=
     return StepRecord(step=step, executed=Control(), expert=Control(steer=es), learner=Control(steer=ls),
                       driver="expert" if inter else "learner", intervention=inter, lateral_deviation=lat,
                       heading_error=math.radians(-10.0) if inter else 0.0, route_progress=s, events=tuple(events),
-                      learner_target_speed=lv, expert_target_speed=ev)
+                      learner_target_speed=lv, expert_target_speed=ev, expert_stop_reason=stop,
+                      in_junction=ROUTE.waypoints[int(s)].is_junction)
 
 
-def _run(records, threshold=1.0, episode=3, collisions=False):
+def _run(records, threshold=1.0, episode=3, collisions=False, termination=None):
     tr = InterventionTrace(threshold=threshold, window=0.5, collisions=collisions)
     tr.on_episode_start(SimpleNamespace(episode=episode, seed=77), None)
     for r in records:
         tr.on_step(r)
-    tr.on_episode_end(None)
+    tr.on_episode_end(None if termination is None else SimpleNamespace(termination=termination))
     assert not tr._hist       # no frames travel back from a worker
     return tr.rows
 
@@ -167,3 +168,67 @@ def test_an_intervention_after_a_collision_says_what_was_hit():
     recs.append(_rec(11, lat=0.2, inter=True))
     (row,) = _run(recs)                          # the takeover's row (the step after the contact's)
     assert row["cause"] == "collision" and row["geometry"] == "rear-end" and row["other"]["actor"] == 3
+
+
+def _stand_episode(ahead=(), stop=""):
+    """5 m/s for 1 s; stood 2 s; 5 m/s for 1 s; stood 6 s at s = 15 m (the longest; the
+    learner asks for 0 m/s, the expert for 4); 5 m/s for 0.5 s."""
+    recs = [_rec(i) for i in range(20)]
+    recs += [_rec(20, speed=0.0, lv=1.0, ev=0.0, stop="vehicle") for _ in range(40)]
+    recs += [_rec(i) for i in range(21, 41)]
+    recs += [_rec(60, speed=0.1, lv=0.0, ev=4.0, stop=stop, actors=ahead) for _ in range(120)]
+    recs += [_rec(i) for i in range(61, 71)]
+    return recs
+
+
+def test_a_timeout_row_describes_the_longest_standstill():
+    recs = _stand_episode()
+    assert _run(recs, termination="stopped") == []                        # collision rows only on request
+    (row,) = _run(recs, collisions=True, termination="stopped")
+    assert row["cause"] == "timeout" and row["kind"] == "standstill" and row["termination"] == "stopped"
+    assert row["s"] == 15.0 and row["command"] == "LANEFOLLOW" and row["junction"] is False
+    assert row["stood_s"] == pytest.approx(6.0) and row["seed"] == 77 and row["episode"] == 3
+    assert row["learner_target_speed"] == 0.0 and row["expert_target_speed"] == 4.0
+    assert row["expert_stop"] == "none" and row["ahead"] is None                 # the learner stood for nothing
+    assert row["expert_moving"] == 100.0
+    # what stood ahead: the nearest vehicle or walker in the corridor (30 m long, 2.5 m either side)
+    far = ActorState(actor_id=1, x=15.0 + 20.0, y=0.5, yaw=0.0, speed=0.0)
+    near = ActorState(actor_id=2, x=15.0 + 8.0, y=-1.0, yaw=0.0, speed=0.1)
+    aside = ActorState(actor_id=3, x=15.0 + 3.0, y=4.0, yaw=0.0, speed=0.0)
+    behind = ActorState(actor_id=4, x=15.0 - 5.0, y=0.0, yaw=0.0, speed=0.0)
+    beyond = ActorState(actor_id=5, x=15.0 + 31.0, y=0.0, yaw=0.0, speed=0.0)
+    (row,) = _run(_stand_episode((far, near, aside, behind, beyond), stop="vehicle"), collisions=True,
+                  termination="timeout")
+    assert row["ahead"] == {"forward": 8.0, "right": -1.0, "speed": 0.1, "walker": False}
+    assert row["expert_stop"] == "vehicle"
+    text = format_timeouts([{**row, "town": "Town02", "density": "dense", "weather": "WetSunset"}])
+    lines = text.splitlines()
+    assert lines[0].split()[:5] == ["town", "traffic", "weather", "route", "s"]
+    assert lines[1].split() == ["Town02", "dense", "WetSunset", "77", "15.0", "standstill", "6.0", "LANEFOLLOW", "no",
+                                "0.0", "4.0", "100", "vehicle", "+8.0/-1.0", "0.1"]
+    assert lines[2:] == ["by kind: standstill 1", "by expert_stop: vehicle 1", "by command: LANEFOLLOW 1"]
+    assert format_timeouts([]) == "no timeouts" and timeout_counts([]) == []
+    assert format_trace([row]) == "no interventions"                           # printed by format_timeouts
+
+
+def test_no_timeout_row_for_a_goal_a_collision_or_leaving_the_route():
+    recs = _stand_episode()
+    for term in ("route_completed", "off_route"):
+        assert _run(recs, collisions=True, termination=term) == []
+    car = ActorState(actor_id=7, x=30.0, y=0.0, yaw=0.0, speed=0.0)
+    hit = recs + [_rec(200, actors=(car,), events=(Event(EventKind.COLLISION, 200, 10.0, other_actor=7),))]
+    assert [r["cause"] for r in _run(hit, collisions=True, termination="collision")] == ["vehicle"]
+    # never stood: too slow for the time limit
+    (row,) = _run([_rec(i, speed=0.5) for i in range(50)], collisions=True, termination="stopped")
+    assert row["kind"] == "slow" and row["s"] is None and row["stood_s"] == 0.0 and row["ahead"] is None
+    assert "slow" in format_timeouts([row]).splitlines()[1].split()
+    # a short last standstill: "slow", at the standstill
+    (row,) = _run([_rec(i) for i in range(20)] + [_rec(20, speed=0.0) for _ in range(30)], collisions=True,
+                  termination="stopped")
+    assert row["kind"] == "slow" and row["stood_s"] == pytest.approx(1.5) and row["s"] == 5.0
+    assert row["learner_target_speed"] is None and row["expert_stop"] == "-" and row["expert_moving"] is None
+    # the expert moving for a part of the standstill (a light turned green): its share
+    half = [_rec(20, speed=0.0, ev=0.0 if k < 30 else 3.0, stop="red_light" if k < 30 else "") for k in range(40)]
+    (row,) = _run(half, collisions=True, termination="stopped")
+    assert row["expert_moving"] == 25.0 and row["expert_stop"] == "red_light"
+    assert row["expert_target_speed"] == pytest.approx(0.75)

@@ -119,7 +119,7 @@ class DriverRecipe:
 
     #: PolicyDriver attributes that :meth:`of` reads and :meth:`build` passes back.
     LEARNER_FIELDS = ("vehicle", "target_speed", "turn_speed", "expert_config", "dt", "lateral_accel_limit",
-                      "min_speed", "curve_hold", "path_follower")
+                      "min_speed", "curve_hold", "path_follower", "curve_governor")
 
     @classmethod
     def of(cls, drivers: Drivers) -> DriverRecipe:

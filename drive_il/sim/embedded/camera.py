@@ -30,7 +30,7 @@ Rendering, per frame, for a flat ground plane z = 0:
    per face, graded and hazed like the ground) projected with the pinhole model,
    clipped against the near plane, back faces culled, painted far to near with
    ``cv2.fillConvexPoly`` (anti-aliased). Vehicles under 12 px tall are drawn as
-   two silhouettes. Vehicles out of view cost one cheap test each.
+   three silhouettes (shadow, body, cabin). Vehicles out of view cost one cheap test each.
    With a seeded look (:class:`~drive_il.sim.embedded.appearance.Appearance`), the
    town's roadside objects (:class:`~drive_il.sim.embedded.appearance.Scenery`:
    buildings, tree trunks and canopies, poles, fence panels; static, placed once per
@@ -124,7 +124,7 @@ WALKER_DRAW = 90.0
 
 _RAIN_BANK = 16     # precomputed rain layers
 _MIN_BAND = 3       # rows; thinner level bands are merged
-_SIMPLE_PX = 12     # vehicles less tall than this [px] are drawn as two silhouettes
+_SIMPLE_PX = 12     # vehicles less tall than this [px] are drawn as three silhouettes (shadow, body, cabin)
 _SMALL_FRAME = 40_000  # px; frames up to this size get the "small" LOD defaults
 _SOLID_SIMPLE_PX = 24  # roadside solids (buildings) less tall than this [px]: one silhouette
 _TINY_PX = 5          # walkers less tall than this [px]: one silhouette
@@ -224,6 +224,17 @@ class Camera(DepthLabelRendering):
         sa = math.radians(look.sun_altitude)
         az = math.radians(look.sun_azimuth)
         self._sun = (math.cos(sa) * math.cos(az), math.cos(sa) * math.sin(az), math.sin(sa))
+        sx, sy = self._sun[0], self._sun[1]
+        # a vehicle's (front, rear, right, left) faces: sun . normal = c * sun_c + s * sun_s
+        # for the yaw's (c, s)
+        self._sun_c = np.array((sx, -sx, sy, -sy))
+        self._sun_s = np.array((sy, -sy, -sx, sx))
+        # grading of the vehicles, lights and walkers (:meth:`_graded`)
+        self._gain = np.asarray(look.gain, np.float64)
+        self._bias = np.asarray(look.bias, np.float64)
+        self._haze = np.asarray(look.haze_colour, np.float64)
+        sh = 0.5 * (1.0 + look.ambient)
+        self._sil_shade = np.array((1.0, sh, sh))  # vehicle silhouettes: shadow, body, cabin
         # camera axes -> sub-pixel (cv2 shift) homogeneous pixels
         self._Kp = model.axes_to_pixel * np.array([[ONE], [ONE], [1.0]])
         G = 8 * max(W, H)  # guard band [px] around the image for clipped polygons
@@ -458,126 +469,122 @@ class Camera(DepthLabelRendering):
         Rw = ((fw[0] * c - fw[1] * s, fw[0] * s + fw[1] * c, fw[2]),
               (rt[0] * c - rt[1] * s, rt[0] * s + rt[1] * c, rt[2]),
               (up[0] * c - up[1] * s, up[0] * s + up[1] * c, up[2]))
+        (r00, r01, r02), (r10, r11, _) = Rw[0], Rw[1]
         th = self._tan_half
+        hypot = math.hypot
         todo = []
         for a in actors:
             dx, dy = a.x - Cx, a.y - Cy
-            rad = 0.5 * math.hypot(a.length, a.width) + 0.5
-            xc = Rw[0][0] * dx + Rw[0][1] * dy + Rw[0][2] * (0.5 * a.height - Cz)
+            rad = 0.5 * hypot(a.length, a.width) + 0.5
+            xc = r00 * dx + r01 * dy + r02 * (0.5 * a.height - Cz)
             if xc < -rad:
                 continue
-            dist = math.hypot(dx, dy)
+            dist = hypot(dx, dy)
             if dist > MAX_DRAW + rad:
                 continue
-            yc = Rw[1][0] * dx + Rw[1][1] * dy
-            if abs(yc) > max(xc, 0.0) * th + rad * 1.5:
+            if abs(r10 * dx + r11 * dy) > max(xc, 0.0) * th + rad * 1.5:
                 continue
             todo.append((dist, a))
-        todo.sort(key=lambda t: -t[0])  # painter's order: far to near
+        todo.sort(key=_FIRST, reverse=True)  # painter's order: far to near
         return todo, np.array(Rw), (Cx, Cy, Cz)
 
     def _draw_vehicles(self, out, todo, Rw: np.ndarray, C, before=None) -> None:
         """Ground shadow, body and glass cabin with a roof: shaded boxes, visible faces
         only, painted in the order given (far to near). The corners of all vehicles are
         projected at once: ``P = (Kp @ Rw) @ B_i @ template`` with ``B_i`` the vehicle's
-        local frame scaled by its size."""
-        acts = [a for _, a in todo]
+        local frame scaled by its size; their colours (the silhouettes of the small ones,
+        the faces of the others) are graded at once too."""
+        n = len(todo)
         Cx, Cy, Cz = C
-        trig = [(math.cos(a.yaw), math.sin(a.yaw)) for a in acts]
-        B = np.array([((a.length * c, -a.width * s, 0.0, a.x - Cx),
-                       (a.length * s, a.width * c, 0.0, a.y - Cy),
-                       (0.0, 0.0, a.height, -Cz)) for a, (c, s) in zip(acts, trig)])
+        f = self._f
+        hk = self.look.haze_k
+        rows, tints, trig, als, small = [], [], [], [], []
+        for d, a in todo:
+            c, s = math.cos(a.yaw), math.sin(a.yaw)
+            rows += (a.length * c, -a.width * s, 0.0, a.x - Cx,
+                     a.length * s, a.width * c, 0.0, a.y - Cy,
+                     0.0, 0.0, a.height, -Cz)
+            tints += _SHADOW
+            tints += a.color
+            tints += _GLASS
+            trig.append((c, s))
+            als.append(1.0 - math.exp(-hk * d))
+            small.append(f * a.height < _SIMPLE_PX * d)
+        B = np.array(rows).reshape(n, 3, 4)
         P = np.matmul(np.matmul(self._Kp @ Rw, B), _TPL)     # (n, 3, K): (u w, v w, w = depth)
-        depth = P[:, 2]
-        behind = (depth < NEAR).any(axis=1).tolist()
+        behind = (P[:, 2] < NEAR).any(axis=1).tolist()
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = P[:, :2] / P[:, 2:3]
-        np.clip(uv, -1e7, 1e7, out=uv)  # (NaN only for vehicles handled by clipping)
+        # (NaN only for vehicles handled by clipping)
+        np.minimum(np.maximum(uv, -1e7, out=uv), 1e7, out=uv)
         pts_all = np.rint(uv).astype(np.int32).transpose(0, 2, 1).copy()  # (n, K, 2)
-        look = self.look
-        gain, bias, haze = look.gain, look.bias, look.haze_colour
-        sun = self._sun
-        amb = look.ambient
-        f = self._f
-        fill = self._fill
+        tints = np.array(tints, np.float64).reshape(n, 3, 3)
+        al = np.array(als)
+        # the small (far) ones are drawn as silhouettes: shadow, body, cabin
+        sil = self._graded(tints, self._sil_shade, al)
+        small = [sm and not bh for sm, bh in zip(small, behind)]
+        faces = None if all(small) else self._vehicle_faces(tints, trig, al)
         aa = cv2.LINE_AA
-        hk = look.haze_k
-        als = [1.0 - math.exp(-hk * d) for d, _ in todo]
-        sh = 0.5 * (1.0 + amb)
-        # the small (far) ones are drawn as three silhouettes (shadow, body, cabin): their
-        # colours for all of them in one pass, the arithmetic of grade() below element
-        # by element (the same floats, then the same clamp and truncation)
-        small = [not behind[i] and f * a.height < _SIMPLE_PX * todo[i][0] for i, a in enumerate(acts)]
-        sil: dict[int, list] = {}
-        if any(small):
-            ids = [i for i in range(len(acts)) if small[i]]
-            base = np.array([(_SHADOW, acts[i].color, _GLASS) for i in ids], np.float64)
-            al_s = np.array([als[i] for i in ids])[:, None, None]
-            v = (base * np.array([1.0, sh, sh])[None, :, None] * np.asarray(gain) + np.asarray(bias)) \
-                * (1.0 - al_s) + np.asarray(haze) * al_s
-            cols = np.minimum(np.maximum(v, 0.0), 255.0).astype(np.int64).tolist()
-            sil = dict(zip(ids, cols))
-        for i, a in enumerate(acts):
-            dist = todo[i][0]
+        fill = cv2.fillConvexPoly
+        hull = cv2.convexHull
+        for i, (dist, a) in enumerate(todo):
             if before is not None:
                 before(dist)  # what lies farther (roadside objects) first
             pts = pts_all[i]
+            shadow, body, glass = sil[i]
             if small[i]:
-                # small (far): shadow, body and cabin silhouettes
-                shadow, body, glass = sil[i]
-                cv2.fillConvexPoly(out, pts[:4], tuple(shadow), aa, SHIFT)
-                cv2.fillConvexPoly(out, cv2.convexHull(pts[4:12]), tuple(body), aa, SHIFT)
-                cv2.fillConvexPoly(out, cv2.convexHull(pts[12:20]), tuple(glass), aa, SHIFT)
+                fill(out, pts[:4], shadow, aa, SHIFT)
+                fill(out, hull(pts[4:12]), body, aa, SHIFT)
+                fill(out, hull(pts[12:20]), glass, aa, SHIFT)
                 continue
-            al = als[i]
-            k1 = 1.0 - al
-            c, s = trig[i]
-
-            def grade(rgb, shade, k1=k1, al=al):
-                return (int(min(max((rgb[0] * shade * gain[0] + bias[0]) * k1 + haze[0] * al, 0.0), 255.0)),
-                        int(min(max((rgb[1] * shade * gain[1] + bias[1]) * k1 + haze[1] * al, 0.0), 255.0)),
-                        int(min(max((rgb[2] * shade * gain[2] + bias[2]) * k1 + haze[2] * al, 0.0), 255.0)))
-
             clip = behind[i]
             cam = None
             if clip:
                 # camera coordinates for near-plane clipping: undo the projection
                 cam = np.matmul(np.matmul(Rw, B[i]), _TPL)
-            if not clip:
-                cv2.fillConvexPoly(out, pts[:4], grade(_SHADOW, 1.0), aa, SHIFT)
+                self._fill(out, None, _SHADOW_IDX, cam, shadow)
             else:
-                fill(out, None, _SHADOW_IDX, cam, grade(_SHADOW, 1.0))
-            # shade per face orientation (top, front, rear, right, left)
-            lam = (sun[2], c * sun[0] + s * sun[1], -c * sun[0] - s * sun[1],
-                   -s * sun[0] + c * sun[1], s * sun[0] - c * sun[1])
+                fill(out, pts[:4], shadow, aa, SHIFT)
             # the camera in the vehicle's frame decides which faces are visible
+            c, s = trig[i]
             dxa, dya = Cx - a.x, Cy - a.y
             cam_f = dxa * c + dya * s
             cam_r = -dxa * s + dya * c
-            for bi, (f0, ln, wd, z0, z1, side, top) in enumerate(_boxes(a.length, a.width, a.height, None)):
+            cols = faces[i]
+            for bi, (f0, ln, wd, _z0, z1, _, _) in enumerate(_boxes(a.length, a.width, a.height, None)):
                 fidx = _FACE_IDX[bi]
-                base_side = a.color if side == _C_BODY else _GLASS
-                base_top = a.color
-                faces = []
+                vis = []  # (top, front, rear, right, left)
                 if Cz > z1:
-                    faces.append((0, base_top))
+                    vis.append(0)
                 if cam_f > f0 + 0.5 * ln:
-                    faces.append((1, base_side))
+                    vis.append(1)
                 elif cam_f < f0 - 0.5 * ln:
-                    faces.append((2, base_side))
+                    vis.append(2)
                 if cam_r > 0.5 * wd:
-                    faces.append((3, base_side))
+                    vis.append(3)
                 elif cam_r < -0.5 * wd:
-                    faces.append((4, base_side))
-                for k, base in faces:
-                    shade = amb + (1.0 - amb) * max(lam[k], 0.0)
-                    if k == 0:
-                        shade *= 1.12
-                    colour = grade(base, shade)
+                    vis.append(4)
+                for k in vis:
                     if clip:
-                        fill(out, None, fidx[k], cam, colour)
+                        self._fill(out, None, fidx[k], cam, cols[5 * bi + k])
                     else:
-                        cv2.fillConvexPoly(out, pts[fidx[k]], colour, aa, SHIFT)
+                        fill(out, pts[fidx[k]], cols[5 * bi + k], aa, SHIFT)
+
+    def _vehicle_faces(self, tints: np.ndarray, trig, al: np.ndarray) -> list:
+        """Colours of the faces of vehicles drawn face by face: (n, 10, 3) int lists,
+        per box (body, cabin) its (top, front, rear, right, left) faces, sun-shaded by
+        their orientation. ``tints`` (n, 3, 3): each vehicle's colour rows (shadow,
+        :data:`_C_BODY`, :data:`_C_GLASS`); ``trig``: (cos, sin) of each one's yaw;
+        ``al`` (n,): haze opacities."""
+        amb = self.look.ambient
+        cs = np.array(trig)
+        # sun . normal of the (front, rear, right, left) faces: c (sx, -sx, sy, -sy) +
+        # s (sy, -sy, -sx, sx), the same products and sums as face by face
+        lam = cs[:, :1] * self._sun_c + cs[:, 1:] * self._sun_s
+        shade = np.empty((len(cs), 2, 5))
+        shade[:, :, 0] = (amb + (1.0 - amb) * max(self._sun[2], 0.0)) * 1.12  # top
+        shade[:, :, 1:] = (amb + (1.0 - amb) * np.maximum(lam, 0.0))[:, None]
+        return self._graded(tints[:, _FACE_TINT].reshape(-1, 10, 3), shade.reshape(-1, 10), al)
 
     # -- roadside objects ---------------------------------------------------------------------
     def _scene_pre(self) -> None:
@@ -927,30 +934,32 @@ class Camera(DepthLabelRendering):
     def _project_parts(self, B: np.ndarray, tpl: np.ndarray, KR: np.ndarray, nparts: int):
         """Corners of ``nparts`` 8-corner parts per object: ``B`` (k, 3, M) object
         frames relative to the camera times ``tpl`` (M, N >= nparts * 8) -> (pixel
-        corners (k, nparts, 8, 2) int32 in cv2 shift units, drawable directly (all
-        corners in front of the near plane, within the guard band) (k, nparts) bool, any
-        corner in front of the near plane (k, nparts) bool, points relative to the
+        corners (k, nparts, 8, 2) int32 in cv2 shift units, contiguous, drawable directly
+        (all corners in front of the near plane, within the guard band) (k, nparts) bool,
+        any corner in front of the near plane (k, nparts) bool, points relative to the
         camera (k, 3, N), projected points (k, 3, N)). Call under
         ``np.errstate(divide="ignore", invalid="ignore")`` (parts behind the camera)."""
         rel = np.matmul(B, tpl)
         P = np.matmul(KR, rel)
-        m = nparts * 8
-        k = len(B)
+        k, m = len(B), nparts * 8
         Pm = P[:, :, :m]
-        front = (Pm[:, 2] >= NEAR).reshape(k, nparts, 8)
-        uv = (Pm[:, :2] / Pm[:, 2:3]).reshape(k, 2, nparts, 8)
-        ok = front.all(axis=2) & (np.abs(uv).max(axis=(1, 3)) < self._guard_abs)
-        pts = np.rint(uv).astype(np.int32).transpose(0, 2, 3, 1)
-        return pts, ok, front.any(axis=2), rel, P
+        front = Pm[:, 2] >= NEAR                                                # (k, m)
+        uv = Pm[:, :2] / Pm[:, 2:3]                                             # (k, 2, m)
+        inside = np.abs(uv) < self._guard_abs
+        ok = (front & inside[:, 0] & inside[:, 1]).reshape(k, nparts, 8).all(axis=2)
+        pts = np.rint(uv).astype(np.int32).transpose(0, 2, 1).reshape(k, nparts, 8, 2)
+        return pts, ok, front.reshape(k, nparts, 8).any(axis=2), rel, P
 
-    def _graded(self, base: np.ndarray, shade: np.ndarray, dist: np.ndarray) -> list:
-        """Colours (k, p, 3) int lists: ``base`` (k, p, 3) RGB times ``shade`` (k, p),
-        graded by the look and hazed at ``dist`` (k,) [m], as the vehicles."""
-        L = self.look
-        al = (1.0 - np.exp(-L.haze_k * dist))[:, None, None]
-        col = (base * shade[..., None] * np.asarray(L.gain) + np.asarray(L.bias)) * (1.0 - al) \
-            + np.asarray(L.haze_colour) * al
-        return np.clip(col, 0.0, 255.0).astype(np.int32).tolist()
+    def _graded(self, base: np.ndarray, shade: np.ndarray, al: np.ndarray) -> list:
+        """Colours (k, p, 3) int lists: ``base`` (k, p, 3) RGB times ``shade`` ((k, p),
+        or (p,) for all), graded by the look and hazed with opacity ``al`` (k,)
+        (``1 - exp(-haze_k * distance)``): ``(base * shade * gain + bias) * (1 - al) +
+        haze colour * al``, clamped to [0, 255] and truncated."""
+        al = al[:, None, None]
+        col = (base * shade[..., None] * self._gain + self._bias) * (1.0 - al) + self._haze * al
+        np.maximum(col, 0.0, out=col)
+        np.minimum(col, 255.0, out=col)
+        return col.astype(np.int32).tolist()
 
     def _urban_objects(self, Rw: np.ndarray, C, lights, walkers, cams: bool = False) -> list:
         """The traffic lights and walkers in view, far to near: (distance [m], kind (0
@@ -1015,7 +1024,7 @@ class Camera(DepthLabelRendering):
                     rows += (c, -s, 0.0, 0.0, lt.x - Cx, s, c, 0.0, 0.0, lt.y - Cy, 0.0, 0.0, 1.0, lt.height, -Cz)
                 pts, ok, anyf, rel, P = self._project_parts(np.array(rows).reshape(k, 3, 5), _LIGHT_TPL, KR, 2)
                 ok, anyf = ok.tolist(), anyf.tolist()
-                cols = self._graded(_LIGHT_BASE, np.full((k, 5), sh), dist)
+                cols = self._graded(_LIGHT_BASE, np.full((k, 5), sh), 1.0 - np.exp(-look.haze_k * dist))
                 LP = P[:, :, 16:].transpose(0, 2, 1).tolist()   # lamps (k, 3, 3)
                 for j, i in enumerate(sl):
                     lt = lights[i]
@@ -1048,17 +1057,17 @@ class Camera(DepthLabelRendering):
             xc = Rw[0, 0] * x + Rw[0, 1] * y + Rw[0, 2] * hm
             yc = Rw[1, 0] * x + Rw[1, 1] * y + Rw[1, 2] * hm
             keep = (d <= WALKER_DRAW) & (xc > -rad) & (np.abs(yc) <= np.maximum(xc, 0.0) * th + rad * 1.5)
-            sel = np.nonzero(keep)[0].tolist()
-            if sel:
-                k = len(sel)
-                ws = [walkers[i] for i in sel]
-                dist = d[sel]
+            idx = np.nonzero(keep)[0]
+            if len(idx):
+                k = len(idx)
+                dist = d[idx]
                 # (flat float lists: one cheap conversion each)
                 rows, bases, shades = [], [], []
                 sun0, sun1 = self._sun[0], self._sun[1]
                 amb = look.ambient
                 nt, nsk = len(_TROUSERS), len(_SKIN)
-                for w in ws:
+                for i in idx.tolist():
+                    w = walkers[i]
                     c, s = math.cos(w.yaw), math.sin(w.yaw)
                     h = w.height
                     sc = h / 1.75
@@ -1073,9 +1082,9 @@ class Camera(DepthLabelRendering):
                     shades += (sh, sh, amb + (1.0 - amb) * (0.35 + 0.4 * abs(c * sun1 - s * sun0)), sh)
                 pts, ok, anyf, rel, _ = self._project_parts(np.array(rows).reshape(k, 3, 4), _WALKER_TPL, KR, 4)
                 cols = self._graded(np.array(bases, np.float64).reshape(k, 4, 3), np.array(shades).reshape(k, 4),
-                                    dist)
-                py = pts[..., 1]
-                tall = py.max(axis=(1, 2)) - py.min(axis=(1, 2))
+                                    1.0 - np.exp(-look.haze_k * dist))
+                py = pts[..., 1].reshape(k, 32)
+                tall = py.max(axis=1) - py.min(axis=1)
                 small = (tall < _SIMPLE_PX * ONE).tolist()
                 tiny = (tall < _TINY_PX * ONE).tolist()
                 # silhouettes of small walkers: legs, torso with head (parts 0-1, 2-3); of
@@ -1086,7 +1095,7 @@ class Camera(DepthLabelRendering):
                 for j in range(k):
                     res.append((dl[j], 1, collect(pts, ok, anyf, rel, cols, j,
                                                   (lod1 if tiny[j] else lod) if small[j] else None), ()))
-        res.sort(key=lambda o: -o[0])
+        res.sort(key=_FIRST, reverse=True)
         return res
 
     def _draw_object(self, out: np.ndarray, obj) -> None:
@@ -1212,6 +1221,7 @@ _SKIN = ((232, 190, 160), (198, 150, 110), (150, 100, 70), (96, 64, 44))
 
 
 _GET_X, _GET_Y = operator.attrgetter("x"), operator.attrgetter("y")
+_FIRST = operator.itemgetter(0)  # (sort key: distance first)
 #: walkers are culled as if this tall [m] (CARLA's tallest walkers are under 2 m)
 _WALKER_CULL_H = 2.0
 #: lights farther than this [m] from the camera are dropped before anything else (their
@@ -1221,19 +1231,21 @@ _LIGHT_PRESELECT = LIGHT_DRAW + 30.0
 
 def _near_lights(lights, C) -> list:
     """The lights within :data:`_LIGHT_PRESELECT` of the camera position ``C``."""
-    n = len(lights)
-    if not n:
-        return []
-    x = np.fromiter(map(_GET_X, lights), np.float64, n) - C[0]
-    y = np.fromiter(map(_GET_Y, lights), np.float64, n) - C[1]
-    near = np.nonzero(x * x + y * y <= _LIGHT_PRESELECT ** 2)[0].tolist()
-    return [lights[i] for i in near]
+    Cx, Cy = C[0], C[1]
+    r2 = _LIGHT_PRESELECT ** 2
+    near = []
+    for lt in lights:
+        dx, dy = lt.x - Cx, lt.y - Cy
+        if dx * dx + dy * dy <= r2:
+            near.append(lt)
+    return near
 
 
 _SHADOW = (18, 18, 20)
 _GLASS = (38, 44, 54)
-# box colours: body paint or glass
-_C_BODY, _C_GLASS = 2, 3
+#: a vehicle's colour rows (its "tints", :meth:`Camera._draw_vehicles`): the shadow
+#: (row 0), the body paint, the glass
+_C_BODY, _C_GLASS = 1, 2
 
 
 def _boxes(L: float, W: float, H: float, body):
@@ -1252,7 +1264,8 @@ _FACE_IDX = tuple(
           for face in ((4, 5, 6, 7), (0, 1, 5, 4), (2, 3, 7, 6), (1, 2, 6, 5), (3, 0, 4, 7)))
     for b in range(2))
 _SHADOW_IDX = np.arange(4, dtype=np.intp)
-#: faces of a box whose corners are 4 bottom then 4 top points (same order)
+#: per box: the colour row of its (top, front, rear, right, left) faces
+_FACE_TINT = np.array([[top] + [side] * 4 for *_, side, top in _boxes(1.0, 1.0, 1.0, None)], np.intp)
 
 
 def _template() -> tuple[np.ndarray, ...]:
