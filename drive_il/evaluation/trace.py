@@ -69,7 +69,7 @@ import numpy as np
 from ..data.tools import STAND_SPEED
 from ..geometry import to_local, wrap_angle
 from ..metrics import count_infractions
-from ..types import STOP_REASON_NAMES, STOP_REASONS, EventKind, StepRecord
+from ..types import EventKind, StepRecord, stop_reason_code, stop_reason_name
 
 __all__ = ["AHEAD_CORRIDOR", "STANDSTILL_S", "TRACE_COLUMNS", "InterventionTrace", "classify",
            "collision_counts", "collision_geometry", "format_collisions", "format_timeouts", "format_trace",
@@ -334,7 +334,7 @@ class _Standstill:
                     self._expert_moving += 1
         r = record.expert_stop_reason
         if r is not None:
-            name = STOP_REASON_NAMES[STOP_REASONS.index(r)] if r in STOP_REASONS else str(r)
+            name = stop_reason_name(stop_reason_code(r))
             self._reasons[name] = self._reasons.get(name, 0) + 1
 
     def summary(self) -> dict[str, Any]:
