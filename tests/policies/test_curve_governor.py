@@ -53,22 +53,11 @@ def test_a_bend_farther_ahead_allows_more_and_a_straight_road_no_cap():
         path_curve_speed(bad, DIST, lateral_accel_limit=A, deceleration=0.0)
 
 
-def test_policy_driver_option(tmp_path):
-    import torch
-
-    from drive_il.policies.checkpoint import VehicleParams, save_checkpoint
+def test_policy_driver_option(path_checkpoint, worker_learner_kwargs):
     from drive_il.policies.driver import PolicyDriver
-    from drive_il.policies.registry import build_policy, load_model_preset
-    from drive_il.rollout.arbitration import Drivers
-    from drive_il.rollout.parallel.jobs import DriverRecipe
     from drive_il.types import Observation, Step
 
-    preset = load_model_preset("dave2_path")
-    torch.manual_seed(0)
-    rig = [{"name": "center", "width": 200, "height": 66, "fov_deg": 60.0, "x": 1.4, "y": 0.0, "z": 1.5,
-            "pitch_deg": -8.0, "yaw_deg": 0.0}]
-    ck = save_checkpoint(tmp_path / "p" / "best", build_policy(preset), preset,
-                         vehicle=VehicleParams(2.9, math.radians(35.0)), cameras=rig)
+    ck = path_checkpoint
     plain = PolicyDriver(ck)
     d = PolicyDriver(ck, curve_governor="path")
     assert plain.curve_governor == "steer" and d.curve_governor == "path"
@@ -87,9 +76,4 @@ def test_policy_driver_option(tmp_path):
     assert d.last_target_speed <= d.path_speed(d.cruise_speed) + 1e-12
     with pytest.raises(ValueError, match="curve_governor"):
         PolicyDriver(ck, curve_governor="route")
-
-    class _Expert:
-        config, vehicle = None, None
-
-    recipe = DriverRecipe.of(Drivers(expert=_Expert(), learner=d))
-    assert dict(recipe.learner_kwargs)["curve_governor"] == "path"
+    assert worker_learner_kwargs(d)["curve_governor"] == "path"     # a rollout worker drives the same

@@ -152,22 +152,11 @@ def test_a_new_command_clears_the_memory_and_bad_input():
         PathFollower(DIST, wheelbase=L, max_steer_angle=MAX_ANGLE, pursuit=pursuit, span=0.0)
 
 
-def test_policy_driver_option(tmp_path):
-    import torch
-
-    from drive_il.policies.checkpoint import VehicleParams, save_checkpoint
+def test_policy_driver_option(path_checkpoint, worker_learner_kwargs):
     from drive_il.policies.driver import PolicyDriver
-    from drive_il.policies.registry import build_policy, load_model_preset
-    from drive_il.rollout.arbitration import Drivers
-    from drive_il.rollout.parallel.jobs import DriverRecipe
     from drive_il.types import Observation, Step
 
-    preset = load_model_preset("dave2_path")
-    torch.manual_seed(0)
-    m = build_policy(preset)
-    rig = [{"name": "center", "width": 200, "height": 66, "fov_deg": 60.0, "x": 1.4, "y": 0.0, "z": 1.5,
-            "pitch_deg": -8.0, "yaw_deg": 0.0}]
-    ck = save_checkpoint(tmp_path / "p" / "best", m, preset, vehicle=VehicleParams(L, MAX_ANGLE), cameras=rig)
+    ck = path_checkpoint
     plain = PolicyDriver(ck)
     assert plain.path_follower == "pursuit" and plain.follower is None
     d = PolicyDriver(ck, path_follower="expert")
@@ -181,12 +170,7 @@ def test_policy_driver_option(tmp_path):
     with pytest.raises(ValueError, match="path_follower"):
         PolicyDriver(ck, path_follower="stanley")
     # a rollout worker rebuilds the learner with the same follower
-
-    class _Expert:
-        config, vehicle = None, None
-
-    recipe = DriverRecipe.of(Drivers(expert=_Expert(), learner=d))
-    assert dict(recipe.learner_kwargs)["path_follower"] == "expert"
+    assert worker_learner_kwargs(d)["path_follower"] == "expert"
 
 
 def _true_path_drive(follower: str, town: str, seed: int) -> float:
