@@ -319,7 +319,7 @@ class PolicyDriver:
                         s = self.follower.steer(pts, float(observation.speed), travelled,
                                                 int(observation.command) if p.uses_command else None)
                     else:
-                        s = path_steer(pts, self.path_distances or self.info.preset.output.path_distances,
+                        s = path_steer(pts, self.path_distances,
                                        float(observation.speed), wheelbase=self.vehicle.wheelbase,
                                        max_steer_angle=self.vehicle.max_steer_angle, pursuit=self.pursuit)
                 elif p.output_kind == "curvature":
@@ -351,7 +351,7 @@ class PolicyDriver:
         above ``target``); ``target`` itself otherwise."""
         if self.curve_governor != "path" or self.last_path is None or not math.isfinite(self.lateral_accel_limit):
             return target
-        cap = path_curve_speed(self.last_path, self.path_distances or self.info.preset.output.path_distances,
+        cap = path_curve_speed(self.last_path, self.path_distances,
                                lateral_accel_limit=self.lateral_accel_limit,
                                deceleration=float(getattr(self.expert_config, "comfort_decel", 2.0)))
         return min(target, max(cap, self.min_speed))

@@ -37,6 +37,7 @@ speed head's target with it.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -52,6 +53,9 @@ def gap_speed_cap(gap, *, stop_distance: float, deceleration: float):
     (:meth:`drive_il.expert.expert.Expert._follow` with a lead speed of 0, and its
     red-light stop). ``gap`` is a float or a numpy array (elementwise); +inf gives +inf,
     NaN gives NaN."""
+    if isinstance(gap, (float, int)):  # the driver's per-step scalar: no numpy round trip
+        g = float(gap) - float(stop_distance)
+        return g if g != g else math.sqrt(2.0 * float(deceleration) * (g if g > 0.0 else 0.0))
     import numpy as np
     free = np.maximum(np.asarray(gap, dtype=np.float64) - float(stop_distance), 0.0)
     out = np.sqrt(2.0 * float(deceleration) * free)

@@ -551,7 +551,7 @@ class Camera(DepthLabelRendering):
             cam_f = dxa * c + dya * s
             cam_r = -dxa * s + dya * c
             cols = faces[i]
-            for bi, (f0, ln, wd, _z0, z1, _, _) in enumerate(_boxes(a.length, a.width, a.height, None)):
+            for bi, (f0, ln, wd, _z0, z1, _, _) in enumerate(_boxes(a.length, a.width, a.height)):
                 fidx = _FACE_IDX[bi]
                 vis = []  # (top, front, rear, right, left)
                 if Cz > z1:
@@ -1248,7 +1248,7 @@ _GLASS = (38, 44, 54)
 _C_BODY, _C_GLASS = 1, 2
 
 
-def _boxes(L: float, W: float, H: float, body):
+def _boxes(L: float, W: float, H: float):
     """(forward offset, length, width, z0, z1, side colour row, top colour row) [m] of
     the body and cabin boxes of a vehicle of size L x W x H (the dark ground shadow
     shows under the body, where the wheels are)."""
@@ -1265,7 +1265,7 @@ _FACE_IDX = tuple(
     for b in range(2))
 _SHADOW_IDX = np.arange(4, dtype=np.intp)
 #: per box: the colour row of its (top, front, rear, right, left) faces
-_FACE_TINT = np.array([[top] + [side] * 4 for *_, side, top in _boxes(1.0, 1.0, 1.0, None)], np.intp)
+_FACE_TINT = np.array([[top] + [side] * 4 for *_, side, top in _boxes(1.0, 1.0, 1.0)], np.intp)
 
 
 def _template() -> tuple[np.ndarray, ...]:
@@ -1274,7 +1274,7 @@ def _template() -> tuple[np.ndarray, ...]:
     # shadow: slightly larger footprint at ground level
     for f_, r_ in ((0.53, -0.56), (0.53, 0.56), (-0.53, 0.56), (-0.53, -0.56)):
         fs.append(f_); fo.append(0.0); rs.append(r_); zs.append(0.0)
-    for off, ln, wd, z0, z1, _, _ in _boxes(1.0, 1.0, 1.0, None):
+    for off, ln, wd, z0, z1, _, _ in _boxes(1.0, 1.0, 1.0):
         loc = ((0.5 * ln, -0.5 * wd), (0.5 * ln, 0.5 * wd), (-0.5 * ln, 0.5 * wd), (-0.5 * ln, -0.5 * wd))
         for z in (z0, z1):
             for f_, r_ in loc:
