@@ -55,7 +55,7 @@ def gap_speed_cap(gap, *, stop_distance: float, deceleration: float):
     NaN gives NaN."""
     if isinstance(gap, (float, int)):  # the driver's per-step scalar: no numpy round trip
         g = float(gap) - float(stop_distance)
-        return g if g != g else math.sqrt(2.0 * float(deceleration) * (g if g > 0.0 else 0.0))
+        return g if math.isnan(g) else math.sqrt(2.0 * float(deceleration) * max(0.0, g))
     import numpy as np
     free = np.maximum(np.asarray(gap, dtype=np.float64) - float(stop_distance), 0.0)
     out = np.sqrt(2.0 * float(deceleration) * free)
