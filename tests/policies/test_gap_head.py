@@ -43,6 +43,11 @@ def test_the_cap_by_hand():
     v = gap_speed_cap(np.array([0.0, 6.0, 14.0]), stop_distance=2.0, deceleration=1.0)
     np.testing.assert_allclose(v, [0.0, math.sqrt(8.0), math.sqrt(24.0)])
     assert isinstance(gap_speed_cap(5.0, stop_distance=4.0, deceleration=2.0), float)
+    assert math.isnan(gap_speed_cap(math.nan, stop_distance=4.0, deceleration=2.0))
+    # the scalar branch (the driver's per-step call) gives the array branch's floats
+    gaps = [-1.0, 0.0, 3.9, 4.0, 4.37, 7.5, 29.99, math.inf]
+    arr = gap_speed_cap(np.array(gaps), stop_distance=4.0, deceleration=2.0)
+    assert [gap_speed_cap(g, stop_distance=4.0, deceleration=2.0) for g in gaps] == arr.tolist()
 
 
 def test_preset_checks():
