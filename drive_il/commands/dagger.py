@@ -1,6 +1,7 @@
 """``drive-il dagger --scenario S --test-scenario T --model M --rounds N --out RUN``:
-behaviour cloning (round 0) then DAgger rounds, each evaluated on the test scenario;
-resumable (see drive_il.dagger.loop).
+behaviour cloning (round 0) then DAgger rounds, each evaluated on the test scenario
+(``Scenario.test_scenario()`` of T, default of S: the file's ``[test]`` table applied, as
+``drive-il eval`` drives a file); resumable (see drive_il.dagger.loop).
 
 The pipeline flags are generated from :class:`drive_il.pipeline.PipelineConfig` (one
 per field, with the old spellings ``--rounds``, ``--episodes-per-round``, ``--schedule``,
@@ -30,7 +31,8 @@ def register(sub) -> None:
                                    "Defaults come from the scenario's [pipeline] table.")
     p.add_argument("--scenario", default=None, help="training scenario (default: scenarios/default.toml)")
     p.add_argument("--test-scenario", default=None,
-                   help="test scenario file (default: the training scenario's [test] routes/town)")
+                   help="test scenario file: its [test] table applied, as `drive-il eval FILE` drives it "
+                        "(default: the training scenario's [test] routes/town)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<scenario>/dagger)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(p, PipelineConfig, title=PIPELINE_FLAGS, defaults_from="[pipeline]")
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from ..scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    test = load_scenario(args.test_scenario) if args.test_scenario else scenario.test_scenario()
+    # a test scenario file is driven as `drive-il eval FILE` drives it: its [test] table applied
+    test = (load_scenario(args.test_scenario) if args.test_scenario else scenario).test_scenario()
     cfg, scenario = pipeline_config(args, scenario)
     out = args.out or Path("runs") / scenario.name / "dagger"
     weathers = tuple(dict.fromkeys((test.weather, *scenario.test.weathers, *scenario.test.unseen_weathers)))

@@ -89,6 +89,20 @@ def test_unavailable_test_town_is_one_line(tmp_path):
     assert len(lines) == 1 and "NoSuchTown" in lines[0]
 
 
+def test_test_scenario_file_is_driven_with_its_test_table(tmp_path):
+    """``--test-scenario FILE`` drives FILE's [test] town (as ``drive-il eval FILE``), not
+    its training town: an unavailable [test] town is the one-line error."""
+    sc = tmp_path / "s.toml"
+    sc.write_text(TINY + '\n')
+    t = tmp_path / "t.toml"
+    t.write_text('name = "t"\ntown = "circuit"\n\n[test]\ntown = "NoSuchTestTown"\n')
+    cp = subprocess.run(dagger_cmd(sc, tmp_path / "run", "--test-scenario", str(t), "--maps-dir", str(tmp_path)),
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NoSuchTestTown" in lines[0]
+
+
 def test_run_directory_of_another_configuration_is_refused(tmp_path):
     from drive_il.dagger.loop import run_dagger
     from drive_il.errors import ConfigError
