@@ -43,7 +43,22 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["SpeedHead", "SpeedHeadMixin", "gap_speed_cap"]
+__all__ = ["SpeedHead", "SpeedHeadMixin", "gap_speed_cap", "gap_target"]
+
+
+def gap_target(gap, gap_range: float):
+    """The obstacle-gap head's training target and which labels are known: ``(target,
+    known)`` for gap labels [m] (a numpy array or a torch tensor, any shape; +inf =
+    nothing ahead, NaN = unknown), the target ``min(max(gap, 0), gap_range)`` (+inf ->
+    ``gap_range``) and 0 where unknown, ``known`` = not NaN (bool, same kind and shape).
+    The one clipping the loss (:class:`drive_il.training.losses.SpeedLoss`) and the
+    offline evaluation (:mod:`drive_il.training.offline`) use."""
+    import numpy as np
+    if isinstance(gap, np.ndarray):
+        known = ~np.isnan(gap)
+        return np.clip(np.where(known, gap, 0.0), 0.0, float(gap_range)), known
+    known = ~torch.isnan(gap)
+    return torch.where(known, gap, torch.zeros_like(gap)).clamp(0.0, float(gap_range)), known
 
 
 def gap_speed_cap(gap, *, stop_distance: float, deceleration: float):

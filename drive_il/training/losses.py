@@ -56,6 +56,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..policies.speed import gap_target
+
 __all__ = ["AlvinnLoss", "CurvatureLoss", "LossOutput", "PathLoss", "SpeedLoss", "make_loss"]
 
 
@@ -220,9 +222,8 @@ class SpeedLoss:
         if self.gap_weight is not None:
             if "obstacle_gap" not in batch:
                 raise KeyError("obstacle_gap: an obstacle-gap head needs gap labels (EpisodeDataset(gap_labels=True))")
-            g = batch["obstacle_gap"].reshape(-1).float()                  # (B,) [m], +inf = none, NaN = unknown
-            ok = ~torch.isnan(g)
-            g = torch.where(ok, g, torch.zeros_like(g)).clamp(0.0, self.gap_range)   # (+inf -> gap_range)
+            # (B,) [m], +inf = none, NaN = unknown -> clipped to [0, gap_range], known mask
+            g, ok = gap_target(batch["obstacle_gap"].reshape(-1).float(), self.gap_range)
             gap_l1 = ((g - gap.reshape(-1).float()).abs() * ok).sum() / ok.sum().clamp(min=1)
             loss = loss + self.gap_weight * gap_l1
             m["gap_mae"] = float(gap_l1.detach())

@@ -189,7 +189,7 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     from ..data.dataset import EpisodeDataset
     from ..data.tools import STAND_SPEED, command_name, starting_off
     from ..policies.checkpoint import check_camera_rig, load_checkpoint
-    from ..policies.speed import gap_speed_cap
+    from ..policies.speed import gap_speed_cap, gap_target
     from ..types import stop_reason_name
     from .augment import SampleTransform
     from .data_source import label_options
@@ -284,8 +284,8 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
         gap_figures: dict[str, float] = {}
         if gap_head:
             gp, gl = np.concatenate(g_p), np.concatenate(g_l)
-            has = ~np.isnan(gl)   # none in episodes of schema version 3 or older: the cap is still applied
-            gc = np.clip(np.where(has, gl, 0.0), 0.0, out_cfg.gap_range)
+            # (no labels in episodes of schema version 3 or older: the cap is still applied)
+            gc, has = gap_target(gl, out_cfg.gap_range)
             near = has & (gc < NEAR_GAP)
             gap_figures = {"gap_frames": int(has.sum()),
                            "gap_mae": float(np.abs(gp[has] - gc[has]).mean()) if has.any() else math.nan,

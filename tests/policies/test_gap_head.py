@@ -20,7 +20,7 @@ from drive_il.policies.registry import (
     load_model_preset,
     model_preset_from_dict,
 )
-from drive_il.policies.speed import gap_speed_cap
+from drive_il.policies.speed import gap_speed_cap, gap_target
 from drive_il.scenario import CameraConfig, Scenario
 from drive_il.types import Observation, RoadOption, Step
 
@@ -48,6 +48,15 @@ def test_the_cap_by_hand():
     gaps = [-1.0, 0.0, 3.9, 4.0, 4.37, 7.5, 29.99, math.inf]
     arr = gap_speed_cap(np.array(gaps), stop_distance=4.0, deceleration=2.0)
     assert [gap_speed_cap(g, stop_distance=4.0, deceleration=2.0) for g in gaps] == arr.tolist()
+
+
+def test_gap_target_clips_the_labels_the_same_in_numpy_and_torch():
+    labels = np.array([-1.0, 0.0, 4.5, 30.0, 45.0, math.inf, math.nan])
+    want = [0.0, 0.0, 4.5, 30.0, 30.0, 30.0, 0.0]
+    t, known = gap_target(labels, 30.0)
+    assert t.tolist() == want and known.tolist() == [True] * 6 + [False]
+    tt, tk = gap_target(torch.tensor(labels, dtype=torch.float32), 30.0)
+    assert tt.tolist() == want and tk.tolist() == known.tolist()
 
 
 def test_preset_checks():
