@@ -329,9 +329,9 @@ class Camera(DepthLabelRendering):
                 off[v, :3] = [a + (b - a) * t for a, b in zip(L.sky_top, L.sky_horizon)]
                 continue
             d = self._dist[v]
-            a = 1.0 if not math.isfinite(d) else 1.0 - math.exp(-L.haze_k * d)
+            a = L.haze_alpha(d)
             # wet ground reflects the sky at grazing angles (Fresnel-like, grows with distance)
-            sheen = 0.0 if not math.isfinite(d) else L.wet * 0.35 * (1.0 - math.exp(-d / 30.0))
+            sheen = L.wet_sheen(d)
             for c in range(3):
                 g = L.gain[c] * (1.0 - sheen)
                 bb = L.bias[c] * (1.0 - sheen) + sheen * L.sky_horizon[c]
@@ -497,7 +497,7 @@ class Camera(DepthLabelRendering):
         n = len(todo)
         Cx, Cy, Cz = C
         f = self._f
-        hk = self.look.haze_k
+        haze_alpha = self.look.haze_alpha
         rows, tints, trig, als, small = [], [], [], [], []
         for d, a in todo:
             c, s = math.cos(a.yaw), math.sin(a.yaw)
@@ -508,7 +508,7 @@ class Camera(DepthLabelRendering):
             tints += a.color
             tints += _GLASS
             trig.append((c, s))
-            als.append(1.0 - math.exp(-hk * d))
+            als.append(haze_alpha(d))
             small.append(f * a.height < _SIMPLE_PX * d)
         B = np.array(rows).reshape(n, 3, 4)
         P = np.matmul(np.matmul(self._Kp @ Rw, B), _TPL)     # (n, 3, K): (u w, v w, w = depth)
@@ -711,7 +711,7 @@ class Camera(DepthLabelRendering):
         e = np.abs(loc) - hs
         np.maximum(e, 0.0, out=e)
         ds = np.hypot(e[:, 0], e[:, 1])
-        col = gmh[sel] * np.exp(-self.look.haze_k * ds)[:, None, None]
+        col = gmh[sel] * self.look.haze_transmission(ds)[:, None, None]
         col += self._scn_haze
         np.clip(col, 0.0, 255.0, out=col)
         order = np.argsort(-ds, kind="stable").tolist()
@@ -901,8 +901,8 @@ class Camera(DepthLabelRendering):
             quad = ((x0 - hx - Cx, y0 - hy - Cy), (x1 - hx - Cx, y1 - hy - Cy),
                     (x1 + hx - Cx, y1 + hy - Cy), (x0 + hx - Cx, y0 + hy - Cy))
             if colour is None:
-                a = 1.0 - math.exp(-L.haze_k * d)
-                sheen = L.wet * 0.35 * (1.0 - math.exp(-d / 30.0))
+                a = L.haze_alpha(d)
+                sheen = L.wet_sheen(d)
                 col = tuple(int(min(max(((_PAINT[k] * L.gain[k] + L.bias[k]) * (1.0 - sheen)
                                          + sheen * L.sky_horizon[k]) * (1.0 - a) + L.haze_colour[k] * a,
                                         0.0), 255.0)) for k in range(3))
@@ -1024,7 +1024,7 @@ class Camera(DepthLabelRendering):
                     rows += (c, -s, 0.0, 0.0, lt.x - Cx, s, c, 0.0, 0.0, lt.y - Cy, 0.0, 0.0, 1.0, lt.height, -Cz)
                 pts, ok, anyf, rel, P = self._project_parts(np.array(rows).reshape(k, 3, 5), _LIGHT_TPL, KR, 2)
                 ok, anyf = ok.tolist(), anyf.tolist()
-                cols = self._graded(_LIGHT_BASE, np.full((k, 5), sh), 1.0 - np.exp(-look.haze_k * dist))
+                cols = self._graded(_LIGHT_BASE, np.full((k, 5), sh), look.haze_alpha(dist))
                 LP = P[:, :, 16:].transpose(0, 2, 1).tolist()   # lamps (k, 3, 3)
                 for j, i in enumerate(sl):
                     lt = lights[i]
@@ -1082,7 +1082,7 @@ class Camera(DepthLabelRendering):
                     shades += (sh, sh, amb + (1.0 - amb) * (0.35 + 0.4 * abs(c * sun1 - s * sun0)), sh)
                 pts, ok, anyf, rel, _ = self._project_parts(np.array(rows).reshape(k, 3, 4), _WALKER_TPL, KR, 4)
                 cols = self._graded(np.array(bases, np.float64).reshape(k, 4, 3), np.array(shades).reshape(k, 4),
-                                    1.0 - np.exp(-look.haze_k * dist))
+                                    look.haze_alpha(dist))
                 py = pts[..., 1].reshape(k, 32)
                 tall = py.max(axis=1) - py.min(axis=1)
                 small = (tall < _SIMPLE_PX * ONE).tolist()

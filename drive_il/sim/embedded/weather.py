@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = ["CARLA_WEATHER", "WeatherLook", "preset_names"]
 
 #: ``carla.WeatherParameters`` presets of the carla 0.9.16 client:
@@ -163,9 +165,26 @@ class WeatherLook:
 
         return carla.WeatherParameters(**self.carla_parameters())
 
-    def haze_alpha(self, distance: float) -> float:
-        """Haze opacity at ``distance`` [m]: 1 - exp(-k d)."""
-        return 1.0 - math.exp(-self.haze_k * max(distance, 0.0))
+    def haze_transmission(self, distance):
+        """The share of an object's own colour left at ``distance`` [m] (a float, or a
+        numpy array elementwise): ``exp(-k d)`` (Koschmieder's law; module docstring),
+        negative distances taken as 0, +inf gives 0."""
+        if isinstance(distance, np.ndarray):
+            return np.exp(-self.haze_k * np.maximum(distance, 0.0))
+        return math.exp(-self.haze_k * max(distance, 0.0))
+
+    def haze_alpha(self, distance):
+        """Haze opacity at ``distance`` [m] (a float, or a numpy array elementwise):
+        ``1 - exp(-k d)`` (:meth:`haze_transmission`); +inf gives 1."""
+        return 1.0 - self.haze_transmission(distance)
+
+    def wet_sheen(self, distance: float) -> float:
+        """Share of the sky's horizon colour the wet ground reflects at ``distance`` [m]
+        (Fresnel-like, growing towards grazing angles): ``0.35 wet (1 - exp(-d / 30 m))``;
+        0 for a non-finite distance."""
+        if not math.isfinite(distance):
+            return 0.0
+        return self.wet * 0.35 * (1.0 - math.exp(-distance / 30.0))
 
     def grade(self, rgb, distance: float) -> tuple[int, int, int]:
         """Grade an RGB colour seen at ``distance`` [m] as the ground is graded."""

@@ -95,3 +95,16 @@ def test_haze_grows_with_distance(ground):
     near = np.abs(img[-10:].mean(axis=(0, 1)) - haze).sum()
     far = np.abs(img[g0:g0 + 3].mean(axis=(0, 1)) - haze).sum()
     assert far < 0.5 * near
+
+
+def test_haze_and_sheen_by_hand_floats_and_arrays_alike():
+    look = WeatherLook.from_preset("WetCloudyNoon")
+    d = np.array([-5.0, 0.0, 12.5, 80.0, math.inf])
+    a = look.haze_alpha(d)
+    assert a.tolist() == [look.haze_alpha(float(v)) for v in d]
+    assert a[0] == 0.0 and a[1] == 0.0 and a[-1] == 1.0
+    assert a[3] == pytest.approx(1.0 - math.exp(-look.haze_k * 80.0))
+    assert np.allclose(look.haze_transmission(d), 1.0 - a, rtol=0.0, atol=1e-15)
+    assert look.wet_sheen(math.inf) == 0.0 and look.wet_sheen(0.0) == 0.0
+    assert look.wet_sheen(30.0) == pytest.approx(look.wet * 0.35 * (1.0 - math.exp(-1.0)))
+    assert look.wet > 0.0
