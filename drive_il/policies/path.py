@@ -275,14 +275,29 @@ def path_curve_speed(points: Any, distances: Sequence[float], *, lateral_accel_l
     pts = np.asarray(points, dtype=np.float64)
     if not np.isfinite(pts).all():
         return math.inf
-    d_lo, d_hi = float(distances[0]) + span, float(distances[-1]) - span
-    cap = math.inf
-    for d in np.arange(d_lo, d_hi + 1e-9, 1.0).tolist():
-        k = abs(menger_curvature(path_point_at(pts, distances, d - span), path_point_at(pts, distances, d),
-                                 path_point_at(pts, distances, d + span)))
-        if k > 1e-9:
-            cap = min(cap, math.sqrt(lateral_accel_limit / k + 2.0 * deceleration * (d - span)))
-    return cap
+    dist = np.asarray(distances, dtype=np.float64)
+    d_lo, d_hi = float(dist[0]) + span, float(dist[-1]) - span
+    d = np.arange(d_lo, d_hi + 1e-9, 1.0)
+    if len(d) == 0 or len(dist) < 2:
+        return math.inf
+    # every point interpolated once (path_point_at's formula, elementwise: the same floats)
+    q = np.concatenate([d - span, d, d + span])
+    i = np.clip(np.searchsorted(dist, q) - 1, 0, len(dist) - 2)
+    t = ((q - dist[i]) / (dist[i + 1] - dist[i]))[:, None]
+    P = pts[i] + t * (pts[i + 1] - pts[i])
+    a, b, c = P[:len(d)], P[len(d):2 * len(d)], P[2 * len(d):]
+    # |menger_curvature(a, b, c)| per circle, the same operations
+    abx, aby = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+    bcx, bcy = c[:, 0] - b[:, 0], c[:, 1] - b[:, 1]
+    cax, cay = a[:, 0] - c[:, 0], a[:, 1] - c[:, 1]
+    den = np.sqrt((abx * abx + aby * aby) * (bcx * bcx + bcy * bcy) * (cax * cax + cay * cay))
+    bent = den > 1e-12
+    k = np.zeros(len(d))
+    k[bent] = np.abs(2.0 * (abx[bent] * bcy[bent] - aby[bent] * bcx[bent]) / den[bent])
+    bent = k > 1e-9
+    if not bent.any():
+        return math.inf
+    return float(np.sqrt(lateral_accel_limit / k[bent] + 2.0 * deceleration * (d[bent] - span)).min())
 
 
 def menger_curvature(a: Sequence[float], b: Sequence[float], c: Sequence[float]) -> float:
