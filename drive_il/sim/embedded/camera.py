@@ -497,8 +497,7 @@ class Camera(DepthLabelRendering):
         n = len(todo)
         Cx, Cy, Cz = C
         f = self._f
-        haze_alpha = self.look.haze_alpha
-        rows, tints, trig, als, small = [], [], [], [], []
+        rows, tints, trig, small = [], [], [], []
         for d, a in todo:
             c, s = math.cos(a.yaw), math.sin(a.yaw)
             rows += (a.length * c, -a.width * s, 0.0, a.x - Cx,
@@ -508,7 +507,6 @@ class Camera(DepthLabelRendering):
             tints += a.color
             tints += _GLASS
             trig.append((c, s))
-            als.append(haze_alpha(d))
             small.append(f * a.height < _SIMPLE_PX * d)
         B = np.array(rows).reshape(n, 3, 4)
         P = np.matmul(np.matmul(self._Kp @ Rw, B), _TPL)     # (n, 3, K): (u w, v w, w = depth)
@@ -519,7 +517,7 @@ class Camera(DepthLabelRendering):
         np.minimum(np.maximum(uv, -1e7, out=uv), 1e7, out=uv)
         pts_all = np.rint(uv).astype(np.int32).transpose(0, 2, 1).copy()  # (n, K, 2)
         tints = np.array(tints, np.float64).reshape(n, 3, 3)
-        al = np.array(als)
+        al = self.look.haze_alpha(np.array([d for d, _ in todo]))
         # the small (far) ones are drawn as silhouettes: shadow, body, cabin
         sil = self._graded(tints, self._sil_shade, al)
         small = [sm and not bh for sm, bh in zip(small, behind)]
