@@ -77,30 +77,29 @@ def test_killed_run_resumes_from_last_finished_round(tmp_path):
     assert "## Where the expert took over" in text
 
 
-def test_unavailable_test_town_is_one_line(tmp_path):
+def _one_line_town_error(tmp_path, test_toml: str, town: str) -> None:
+    """``drive-il dagger --test-scenario`` with a test file naming an unavailable town:
+    exit 2 and one line naming it."""
     sc = tmp_path / "s.toml"
     sc.write_text(TINY + '\n')
     t = tmp_path / "t.toml"
-    t.write_text('name = "t"\ntown = "NoSuchTown"\n')
+    t.write_text(test_toml)
     cp = subprocess.run(dagger_cmd(sc, tmp_path / "run", "--test-scenario", str(t), "--maps-dir", str(tmp_path)),
                         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert cp.returncode == 2
+    assert cp.returncode == 2, cp.stdout + cp.stderr
     lines = cp.stderr.strip().splitlines()
-    assert len(lines) == 1 and "NoSuchTown" in lines[0]
+    assert len(lines) == 1 and town in lines[0]
+
+
+def test_unavailable_test_town_is_one_line(tmp_path):
+    _one_line_town_error(tmp_path, 'name = "t"\ntown = "NoSuchTown"\n', "NoSuchTown")
 
 
 def test_test_scenario_file_is_driven_with_its_test_table(tmp_path):
     """``--test-scenario FILE`` drives FILE's [test] town (as ``drive-il eval FILE``), not
     its training town: an unavailable [test] town is the one-line error."""
-    sc = tmp_path / "s.toml"
-    sc.write_text(TINY + '\n')
-    t = tmp_path / "t.toml"
-    t.write_text('name = "t"\ntown = "circuit"\n\n[test]\ntown = "NoSuchTestTown"\n')
-    cp = subprocess.run(dagger_cmd(sc, tmp_path / "run", "--test-scenario", str(t), "--maps-dir", str(tmp_path)),
-                        cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert cp.returncode == 2, cp.stdout + cp.stderr
-    lines = cp.stderr.strip().splitlines()
-    assert len(lines) == 1 and "NoSuchTestTown" in lines[0]
+    _one_line_town_error(tmp_path, 'name = "t"\ntown = "circuit"\n\n[test]\ntown = "NoSuchTestTown"\n',
+                         "NoSuchTestTown")
 
 
 def test_run_directory_of_another_configuration_is_refused(tmp_path):
