@@ -82,6 +82,18 @@ class ExpertConfig:
             keeps a margin of several stopping errors while leaving the car visibly at
             the line (the 1-2 m drivers leave; a stop line sits ~1.2 m, 4 ft, before a
             crosswalk in the MUTCD, sec. 3B.16).
+        light_view_angle: [deg], 0 = off. For a camera learner: the expert stops for a
+            light so far back that its head stays within this angle of the lane
+            direction at the stop line, seen from the front bumper (a camera behind the
+            bumper sees it at a smaller angle) -- ``stop_line_margin`` becomes
+            ``max(stop_line_margin, f + |r| / tan(angle))`` (f, r: the head's position
+            forward of the stop line and to the side of the route there), at most
+            ``max_stop_line_margin``. The extra distance is given up where the car could
+            not stop before it at 1.4 ``comfort_decel`` (a light that turns red late:
+            the expert then stops as far back as it can at that deceleration, and never
+            brakes in full for it: that takes more than 1.5). A head far to the side of a wide road (two lanes and a
+            sidewalk: 7 m) is out of a 100 deg camera's view from 4 m.
+        max_stop_line_margin: cap of the margin that ``light_view_angle`` sets [m].
         walker_margin: a walker is in or entering the lane when its footprint circle
             comes within half the lane width + this of the route [m].
         walker_prediction_time: walkers are predicted at constant velocity (every
@@ -117,6 +129,8 @@ class ExpertConfig:
     prediction_time: float = field(default=2.0, metadata=R(0.0, 5.0))
     route_end_margin: float = field(default=2.0, metadata=R(0.0, 50.0))
     stop_line_margin: float = field(default=1.5, metadata=R(0.0, 20.0))
+    light_view_angle: float = field(default=0.0, metadata=R(0.0, 80.0))
+    max_stop_line_margin: float = field(default=10.0, metadata=R(0.0, 50.0))
     walker_margin: float = field(default=0.25, metadata=R(-1.0, 5.0))
     walker_prediction_time: float = field(default=3.0, metadata=R(0.0, 10.0))
 

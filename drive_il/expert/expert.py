@@ -44,6 +44,13 @@ of the front bumper (within ``detection_range``):
   the straddling car's own light was then beside its camera through the red; README,
   "Standing with the light out of view").
 
+With ``light_view_angle`` set (``experts/urban.toml``), the stop point of a light whose
+head stands far to the side (a wide road) moves back until the head is within that angle
+of the lane direction, as seen from the front bumper, so a camera learner keeps seeing
+the light it waits for; the extra distance is given up where the car could not stop
+before it at 1.4 ``comfort_decel``, below the full-brake threshold (:meth:`Expert._moved_back`), and the stop's ``gap`` (the
+recorded obstacle gap) is to the moved line.
+
 The stop is a stopped obstacle at the stop point with the constant-deceleration
 braking curve ``v = sqrt(2 comfort_decel free)`` (the route-end stop's profile; no
 time gap to a fixed line), full brake (``emergency_brake``) when it needs more than
@@ -83,6 +90,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import carla
 
 __all__ = ["Expert"]
+
+#: A light's stop moved back for the view (``light_view_angle``) is given up where the car
+#: could not stop before it at this many ``comfort_decel`` (below the 1.5 at which the
+#: expert brakes in full).
+_VIEW_DECEL = 1.4
 
 
 class Expert:
@@ -153,7 +165,8 @@ class Expert:
         self.obstacle: Lead | None = None
         self.max_deceleration = float(config.emergency_brake * vehicle.max_deceleration)
         self._light_sig: tuple | None = None
-        self._light_stops: list[tuple[float, int]] = []
+        self._light_stops: list[tuple[float, int, float]] = []   # (s of the line, light id, view extra [m])
+        self._view_latch: tuple[int, float] | None = None   # (light id, its stop moved back [m])
         self._light_pos: dict[int, int] = {}
         self._committed: int | None = None
 
@@ -191,6 +204,7 @@ class Expert:
         self._tracker = RouteTracker(route, self.config)
         self._route = route
         self._light_sig = None
+        self._view_latch = None
         ego = step.world_state.ego
         self._tracker.locate(ego.x, ego.y, ego.yaw, first=True)
 
@@ -260,6 +274,8 @@ class Expert:
                     vt, reason, obstacle = v_w, "walker", walker
         if ws.traffic_lights:
             stop = self._light_stop(ws.traffic_lights, s0 + 0.5 * self._length, v, v_allowed=vt)
+            if stop is None:
+                self._view_latch = None
             if stop is not None:
                 free = stop.gap - cfg.stop_line_margin
                 b = cfg.comfort_decel
@@ -324,15 +340,16 @@ class Expert:
         """
         sig = (len(lights), lights[0].light_id, lights[0].stop_line, lights[-1].light_id)
         if sig != self._light_sig:
-            self._light_stops = self._tracker.light_stops(lights)
             self._light_pos = {light.light_id: k for k, light in enumerate(lights)}
+            self._light_stops = [(s_line, lid, self._view_extra(lights[self._light_pos[lid]], s_line))
+                                 for s_line, lid in self._tracker.light_stops(lights)]
             self._light_sig = sig
         cfg = self.config
         pos = self._light_pos
         # the leaderboard's red-light test point (drive_il.sim.infractions.RedLightRule):
         # REAR_NEAR half-lengths behind the centre
         s_rear = s_front - 0.5 * self._length * (1.0 + REAR_NEAR)
-        for s_line, lid in self._light_stops:
+        for s_line, lid, extra in self._light_stops:
             gap = s_line - s_front
             if s_line < s_rear:  # the rear is past this stop line: the light is behind
                 if lid == self._committed:
@@ -362,25 +379,63 @@ class Expert:
                 continue
             if state == TrafficLightState.RED:
                 if v < 0.5 or v * v <= 2.0 * self.max_deceleration * gap:
-                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="red_light")
+                    return self._moved_back(Lead(gap=gap, speed=0.0, actor_id=lid, kind="red_light"), extra, v)
                 continue  # cannot stop before the line any more: clear the junction
             if state == TrafficLightState.YELLOW:
                 free = gap - cfg.stop_line_margin
                 if v < 0.5 or (free > 0.0 and v * v <= 2.0 * cfg.comfort_decel * free):
                     self._committed = lid
-                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
+                    return self._moved_back(Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light"), extra, v)
                 hard = v * v <= 2.0 * self.max_deceleration * gap
                 if lid == self._committed and hard:
-                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
+                    return self._moved_back(Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light"), extra, v)
                 # the dilemma zone: go on when the red-light test point clears the line
                 # before the yellow ends (at the present speed), else stop, harder
                 if hard and (s_line - s_rear) > v * (lights[k].yellow_time - lights[k].elapsed):
                     self._committed = lid
-                    return Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light")
+                    return self._moved_back(Lead(gap=gap, speed=0.0, actor_id=lid, kind="yellow_light"), extra, v)
                 continue
             if lid == self._committed:
                 self._committed = None
         return None
+
+    def _view_extra(self, light: TrafficLight, s_line: float) -> float:
+        """How much farther back than ``stop_line_margin`` [m] the expert stops for
+        ``light`` (whose stop line lies at route arc length ``s_line``) to keep its head
+        within ``light_view_angle`` of the lane direction (``ExpertConfig``); 0 when off."""
+        cfg = self.config
+        if cfg.light_view_angle <= 0.0:
+            return 0.0
+        x, y, yaw = self._tracker.point_at(s_line)
+        c, s = math.cos(yaw), math.sin(yaw)
+        dx, dy = light.x - x, light.y - y
+        need = dx * c + dy * s + abs(dy * c - dx * s) / math.tan(math.radians(cfg.light_view_angle))
+        return max(0.0, min(need, cfg.max_stop_line_margin) - cfg.stop_line_margin)
+
+    def _moved_back(self, stop: Lead, extra: float, v: float) -> Lead:
+        """``stop`` with its line moved ``extra`` [m] back (:meth:`_view_extra`), less
+        where the car at ``v`` [m/s] could not stop before it at :data:`_VIEW_DECEL`
+        ``comfort_decel`` (below 1.5 ``comfort_decel``, the expert's full-brake
+        threshold): the stop point is then as far back as the car can stop at that
+        deceleration (never nearer the line than ``stop_line_margin``), so the moved
+        line never makes the expert brake in full.
+        (At ``comfort_decel`` itself the braking curve's lag behind the target would
+        give the extra up step by step.) ``Lead.gap`` is to the moved line: the expert
+        stops ``stop_line_margin`` before it, and the recorded obstacle gap (the
+        learner's gap label) is to it too. The amount is decided when the stop first
+        comes up and kept while the expert keeps stopping for that light."""
+        if extra <= 0.0:
+            return stop
+        latch = self._view_latch
+        if latch is not None and latch[0] == stop.actor_id:
+            e = latch[1]   # fixed for this stop: a stop point that moves with the car would let it creep
+        else:
+            cfg = self.config
+            e = max(0.0, min(extra, stop.gap - cfg.stop_line_margin - v * v / (2.0 * _VIEW_DECEL * cfg.comfort_decel)))
+            self._view_latch = (stop.actor_id, e)
+        if e <= 0.0:
+            return stop
+        return Lead(gap=stop.gap - e, speed=stop.speed, actor_id=stop.actor_id, kind=stop.kind)
 
     # ------------------------------------------------------------------ overlay
 

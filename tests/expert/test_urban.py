@@ -121,6 +121,54 @@ def test_stops_before_a_red_stop_line_and_goes_on_green():
     assert green[-1][1] > 150.0 and all(r[3] == "" for r in green)
 
 
+def _side_light(y: float, state=RED):
+    return TrafficLight(light_id=7, x=LINE, y=y, yaw=0.0, state=state, stop_line=((LINE, 1.75), (LINE, -1.75)),
+                        lanes=((1, -1),))
+
+
+@pytest.mark.parametrize("side,margin", [(2.5, 4.0), (7.2, 7.2 / math.tan(math.radians(40.0))), (20.0, 10.0)])
+def test_light_view_angle_stops_where_the_head_stays_in_view(side, margin):
+    """``light_view_angle`` 40 deg: a head 2.5 m to the side is in view from the 4 m
+    margin already; one 7.2 m to the side (a wide road) moves the stop back to 8.6 m;
+    the margin is capped at ``max_stop_line_margin``. The recorded gap is to the moved
+    line: ``stop_line_margin`` when standing."""
+    cfg = dataclasses.replace(CFG, stop_line_margin=4.0, light_view_angle=40.0, max_stop_line_margin=10.0)
+    ex = Expert(config=cfg, vehicle=VEH)
+    rows = drive(BicycleWorld(ROUTE, lights=(_side_light(side),)), seconds=30.0, expert=ex)
+    front = max(r[1] for r in rows)
+    assert LINE - margin - 0.3 <= front <= LINE - margin + 0.3
+    assert abs(rows[-1][2]) < 0.05 and rows[-1][3] == "red_light"
+    assert ex.obstacle.gap == pytest.approx(cfg.stop_line_margin, abs=0.3)
+    # off (the default): the plain margin, whatever the side
+    plain = drive(BicycleWorld(ROUTE, lights=(_side_light(side),)),
+                  seconds=30.0, expert=Expert(config=dataclasses.replace(cfg, light_view_angle=0.0), vehicle=VEH))
+    assert LINE - 4.3 <= max(r[1] for r in plain) <= LINE - 3.7
+
+
+def test_light_view_angle_never_brakes_in_full():
+    """A red seen 18 m before the line at 8 m/s: a stop 8.6 m before it would need 3.4
+    m/s^2, more than 1.5 comfort_decel (the full-brake threshold; the plain 4 m stop
+    needs 2.3), so the view angle moves the stop back only as far as the car can stop
+    at 1.4 comfort_decel: no full brake (but for the last few cm/s, as at any stop), and
+    a stop between the 8.6 m point and the plain 4 m one."""
+    cfg = dataclasses.replace(CFG, stop_line_margin=4.0, light_view_angle=40.0)
+    fronts = []
+    for c in (cfg, dataclasses.replace(cfg, light_view_angle=0.0)):
+        world = BicycleWorld(ROUTE, x=LINE - 18.0 - HALF, speed=8.0, lights=(_side_light(7.2),))
+        ex = Expert(config=c, vehicle=VEH)
+        step = world.reset()
+        ex.reset(step)
+        for _ in range(200):
+            ctl = ex.act(step)
+            assert ctl.brake < c.emergency_brake or step.world_state.ego.speed < 1.0   # (settling at the stop point)
+            step = world.step(ctl)
+        assert step.world_state.ego.speed < 0.05
+        fronts.append(step.world_state.ego.x + HALF)
+    # 18 - 4 - 64 / (2 x 1.4 x 2) = 2.6 m farther back
+    assert fronts[0] == pytest.approx(LINE - 4.0 - 2.57, abs=0.3)
+    assert fronts[1] == pytest.approx(LINE - 4.0, abs=0.3)
+
+
 def test_goes_on_green_without_slowing():
     plain = drive(BicycleWorld(ROUTE), seconds=20.0)
     lit = drive(BicycleWorld(ROUTE, lights=(light(GREEN),)), seconds=20.0)
