@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..routing.target import SparseRoute
+from ..types import stop_reason_code
 from .storage import RIG_KEYS, EpisodeMeta, EpisodeReader, RigChecker, list_episodes
 
 try:  # torch is a dependency, but keep the module importable for data tools without it
@@ -303,7 +304,9 @@ class EpisodeDataset(_TorchDataset):
         max_open_files: HDF5 handles kept open per worker.
         path_distances: arc lengths d_k [m] of path labels (None: no ``path`` key).
         speed_labels: add ``target_speed`` to every sample.
-        gap_labels: add ``obstacle_gap`` to every sample.
+        gap_labels: add ``obstacle_gap`` to every sample; ``"vehicles"``: NaN (unknown)
+            where the expert's stop reason is a red or yellow light (``[output]
+            gap_lights = false``).
         target_points: add ``target_point`` to every sample.
 
     Attributes:
@@ -329,7 +332,7 @@ class EpisodeDataset(_TorchDataset):
                  select: Callable[[Mapping[str, np.ndarray], EpisodeMeta], np.ndarray] | None = None,
                  interventions_only: bool = False, exclude_noise: bool = False,
                  max_open_files: int = 128, path_distances: Sequence[float] | None = None,
-                 speed_labels: bool = False, target_points: bool = False, gap_labels: bool = False) -> None:
+                 speed_labels: bool = False, target_points: bool = False, gap_labels: bool | str = False) -> None:
         if episodes is not None:
             paths = [Path(p) for p in episodes]
             if not paths:
@@ -342,7 +345,11 @@ class EpisodeDataset(_TorchDataset):
             paths = collect_episode_paths(dirs)
         self.transform = transform
         self.speed_labels = bool(speed_labels)
+        if gap_labels not in (False, True, "vehicles"):
+            raise ValueError(f"gap_labels: expected True, False or 'vehicles', got {gap_labels!r}")
         self.gap_labels = bool(gap_labels)
+        light_codes = np.array([stop_reason_code("red_light"), stop_reason_code("yellow_light")], np.uint8) \
+            if gap_labels == "vehicles" else None
         self.max_open_files = max(1, int(max_open_files))
         self.episode_paths: list[Path] = paths
         self.metas: list[EpisodeMeta] = []
@@ -378,7 +385,10 @@ class EpisodeDataset(_TorchDataset):
                 cols["noise"].append(np.asarray(steps["noise"], dtype=bool))
                 cols["target_speed"].append(np.asarray(steps["target_speed"], dtype=np.float32))
                 cols["stop_reason"].append(np.asarray(steps["stop_reason"], dtype=np.uint8))
-                cols["obstacle_gap"].append(np.asarray(steps["obstacle"][:, 0], dtype=np.float32))
+                gap = np.array(steps["obstacle"][:, 0], dtype=np.float32)
+                if light_codes is not None:
+                    gap[np.isin(cols["stop_reason"][-1], light_codes)] = np.nan
+                cols["obstacle_gap"].append(gap)
                 m = np.ones(meta.steps, dtype=bool)
                 if interventions_only:
                     m &= cols["intervention"][-1]

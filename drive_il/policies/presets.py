@@ -114,6 +114,12 @@ class OutputConfig:
             held-out procedural towns): 6 m (README, "A gap head").
         gap_deceleration: the cap's braking deceleration [m/s^2] (the expert's
             ``comfort_decel``, 2 m/s^2).
+        gap_lights: the gap labels include the stop lines of red and yellow lights
+            (default). False: the frames where the expert slows for a light carry no gap
+            label (unknown, masked out of the loss and of the offline figures), so the gap
+            head learns vehicles and walkers only and the speed head alone stops for
+            lights: the cap then cannot hold the car at a light whose lamp the network
+            does not read (README, "A gap head").
     """
 
     kind: str = field(default="native", metadata={"choices": ("native", "path")})
@@ -132,6 +138,7 @@ class OutputConfig:
     gap_loss_weight: float = field(default=0.05, metadata={"range": (0.0, 100.0)})
     gap_stop_distance: float = field(default=6.0, metadata={"range": (0.0, 50.0)})
     gap_deceleration: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
+    gap_lights: bool = True
 
     def __post_init__(self) -> None:
         validate_fields(self)

@@ -115,7 +115,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 #: The ``[output]`` keys of the speed head (drive_il.policies.speed).
 _SPEED_KEYS = ("speed", "speed_measured_input", "speed_loss_weight", "speed_loss", "speed_quantile", "speed_scale")
 #: The ``[output]`` keys of the obstacle-gap head.
-_GAP_KEYS = ("obstacle_gap", "gap_range", "gap_loss_weight", "gap_stop_distance", "gap_deceleration")
+_GAP_KEYS = ("obstacle_gap", "gap_range", "gap_loss_weight", "gap_stop_distance", "gap_deceleration", "gap_lights")
 
 
 @dataclass(frozen=True)

@@ -94,12 +94,16 @@ def _make_select(sample_filter: Callable[[Mapping[str, Any]], bool] | None):
 def label_options(preset: Any) -> dict[str, Any]:
     """The :class:`~drive_il.data.dataset.EpisodeDataset` keywords a model preset needs:
     ``path_distances`` (a path head's arc lengths [m], else None), ``speed_labels`` (a
-    speed head), ``gap_labels`` (an obstacle-gap head) and ``target_points`` (a model
-    with ``target_point_input``)."""
+    speed head), ``gap_labels`` (an obstacle-gap head; ``"vehicles"`` with ``[output]
+    gap_lights = false``: no labels where the expert slows for a light) and
+    ``target_points`` (a model with ``target_point_input``)."""
     out = getattr(preset, "output", None)
+    gap = bool(getattr(out, "obstacle_gap", False))
+    if gap and not getattr(out, "gap_lights", True):
+        gap = "vehicles"
     return {"path_distances": tuple(out.path_distances) if out is not None and out.is_path else None,
             "speed_labels": bool(getattr(out, "speed", False)),
-            "gap_labels": bool(getattr(out, "obstacle_gap", False)),
+            "gap_labels": gap,
             "target_points": bool(getattr(preset.model, "target_point_input", False))}
 
 

@@ -227,3 +227,30 @@ def test_an_obstacle_gap_head_without_gap_labels_is_refused(tmp_path):
                             preprocessing=dataclasses.replace(preset.preprocessing, camera="center"))
     with pytest.raises(DataError, match="no obstacle-gap labels.*schema version 4"):
         train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", progress=False, device="cpu")
+
+
+def test_gap_lights_false_leaves_the_light_stops_unlabelled(tmp_path):
+    """``[output] gap_lights = false``: where the expert slows for a red or yellow light
+    the gap label is unknown (NaN, masked out of the loss); vehicles keep theirs."""
+    from drive_il.data.dataset import EpisodeDataset
+    from drive_il.training.data_source import label_options
+
+    d = tmp_path / "data"
+    rec = EpisodeRecorder(d)
+    ep = synthetic_episode(episode=0, seed=0, steps=8, n_cameras=1)
+    rec.on_episode_start(ep.info, ep.first)
+    reasons = ["", "red_light", "yellow_light", "vehicle", "walker", "", "red_light", "vehicle"]
+    for r, why in zip(ep.iter_records(), reasons):
+        rec.on_step(dataclasses.replace(r, expert_stop_reason=why, expert_obstacle_gap=math.inf if not why else 5.0))
+    rec.on_episode_end(ep.result())
+    want = [math.inf, math.nan, math.nan, 5.0, 5.0, math.inf, math.nan, 5.0]
+    got = [float(EpisodeDataset(d, gap_labels="vehicles")[i]["obstacle_gap"]) for i in range(8)]
+    np.testing.assert_array_equal(got, want)
+    assert [float(EpisodeDataset(d, gap_labels=True)[i]["obstacle_gap"]) for i in range(8)] == \
+        [math.inf if not w else 5.0 for w in reasons]
+    base = load_model_preset("dave2_path_wide_speed_gap")
+    assert label_options(base)["gap_labels"] is True
+    off = base.replace(output=dataclasses.replace(base.output, gap_lights=False))
+    assert label_options(off)["gap_labels"] == "vehicles"
+    with pytest.raises(ValueError, match="gap_labels"):
+        EpisodeDataset(d, gap_labels="lights")
