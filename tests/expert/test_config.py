@@ -33,9 +33,7 @@ def test_cautious_is_slower_and_keeps_larger_gaps():
 def test_urban_is_the_default_expert_stopping_farther_before_the_line():
     d, u = load_expert_config("default"), load_expert_config("urban")
     assert u.stop_line_margin == 4.0 and d.stop_line_margin == 1.5
-    assert u.light_view_angle == 40.0 and d.light_view_angle == 0.0
-    assert dataclasses.replace(u, name="default", stop_line_margin=d.stop_line_margin,
-                               light_view_angle=d.light_view_angle) == d
+    assert dataclasses.replace(u, name="default", stop_line_margin=d.stop_line_margin) == d
 
 
 def test_default_when_none_and_path(tmp_path):

@@ -77,8 +77,10 @@ def test_shipped_gap_preset_is_the_speed_preset_plus_the_head():
     assert o.obstacle_gap and o.speed and o.gap_range == 30.0 and o.gap_loss_weight == 0.05
     # the predicted standing gap in unseen towns, and the expert's comfort deceleration
     assert (o.gap_stop_distance, o.gap_deceleration) == (6.0, 2.0)
+    # the gap head learns vehicles and walkers; the speed head alone stops for lights
+    assert o.gap_lights is False
     assert p.replace(name=base.name, source=base.source, output=base.output) == base
-    assert dataclasses.replace(o, obstacle_gap=False) == base.output
+    assert dataclasses.replace(o, obstacle_gap=False, gap_lights=True) == base.output
 
 
 @pytest.mark.parametrize("name", ["dave2", "dave2_path", "alvinn"])

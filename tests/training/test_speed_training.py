@@ -248,9 +248,9 @@ def test_gap_lights_false_leaves_the_light_stops_unlabelled(tmp_path):
     np.testing.assert_array_equal(got, want)
     assert [float(EpisodeDataset(d, gap_labels=True)[i]["obstacle_gap"]) for i in range(8)] == \
         [math.inf if not w else 5.0 for w in reasons]
-    base = load_model_preset("dave2_path_wide_speed_gap")
-    assert label_options(base)["gap_labels"] is True
-    off = base.replace(output=dataclasses.replace(base.output, gap_lights=False))
-    assert label_options(off)["gap_labels"] == "vehicles"
+    shipped = load_model_preset("dave2_path_wide_speed_gap")
+    assert label_options(shipped)["gap_labels"] == "vehicles"
+    on = shipped.replace(output=dataclasses.replace(shipped.output, gap_lights=True))
+    assert label_options(on)["gap_labels"] is True
     with pytest.raises(ValueError, match="gap_labels"):
         EpisodeDataset(d, gap_labels="lights")
