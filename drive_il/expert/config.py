@@ -91,8 +91,9 @@ class ExpertConfig:
             ``max_stop_line_margin``. The extra distance is given up where the car could
             not stop before it at 1.4 ``comfort_decel`` (a light that turns red late:
             the expert then stops as far back as it can at that deceleration, and never
-            brakes in full for it: that takes more than 1.5). A head far to the side of a wide road (two lanes and a
-            sidewalk: 7 m) is out of a 100 deg camera's view from 4 m.
+            brakes in full for it: that takes more than 1.5). A head far to the side of
+            a wide road (two lanes and a sidewalk: 7 m) is out of a 100 deg camera's
+            view from 4 m.
         max_stop_line_margin: cap of the margin that ``light_view_angle`` sets [m].
         walker_margin: a walker is in or entering the lane when its footprint circle
             comes within half the lane width + this of the route [m].

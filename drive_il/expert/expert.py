@@ -44,12 +44,13 @@ of the front bumper (within ``detection_range``):
   the straddling car's own light was then beside its camera through the red; README,
   "Standing with the light out of view").
 
-With ``light_view_angle`` set (``experts/urban.toml``), the stop point of a light whose
-head stands far to the side (a wide road) moves back until the head is within that angle
-of the lane direction, as seen from the front bumper, so a camera learner keeps seeing
-the light it waits for; the extra distance is given up where the car could not stop
-before it at 1.4 ``comfort_decel``, below the full-brake threshold (:meth:`Expert._moved_back`), and the stop's ``gap`` (the
-recorded obstacle gap) is to the moved line.
+With ``light_view_angle`` set (an expert preset's option, off in the shipped ones), the
+stop point of a light whose head stands far to the side (a wide road) moves back until
+the head is within that angle of the lane direction, as seen from the front bumper, so a
+camera learner keeps seeing the light it waits for; the extra distance is given up where
+the car could not stop before it at 1.4 ``comfort_decel``, below the full-brake threshold
+(:meth:`Expert._moved_back`), and the stop's ``gap`` (the recorded obstacle gap) is to
+the moved line.
 
 The stop is a stopped obstacle at the stop point with the constant-deceleration
 braking curve ``v = sqrt(2 comfort_decel free)`` (the route-end stop's profile; no
@@ -276,7 +277,7 @@ class Expert:
             stop = self._light_stop(ws.traffic_lights, s0 + 0.5 * self._length, v, v_allowed=vt)
             if stop is None:
                 self._view_latch = None
-            if stop is not None:
+            else:
                 free = stop.gap - cfg.stop_line_margin
                 b = cfg.comfort_decel
                 if free <= 0.0:

@@ -278,7 +278,7 @@ def path_curve_speed(points: Any, distances: Sequence[float], *, lateral_accel_l
     dist = np.asarray(distances, dtype=np.float64)
     d_lo, d_hi = float(dist[0]) + span, float(dist[-1]) - span
     d = np.arange(d_lo, d_hi + 1e-9, 1.0)
-    if len(d) == 0 or len(dist) < 2:
+    if len(d) == 0:  # (also every path of one point: d_lo > d_hi)
         return math.inf
     # every point interpolated once (path_point_at's formula, elementwise: the same floats)
     q = np.concatenate([d - span, d, d + span])
@@ -291,9 +291,9 @@ def path_curve_speed(points: Any, distances: Sequence[float], *, lateral_accel_l
     bcx, bcy = c[:, 0] - b[:, 0], c[:, 1] - b[:, 1]
     cax, cay = a[:, 0] - c[:, 0], a[:, 1] - c[:, 1]
     den = np.sqrt((abx * abx + aby * aby) * (bcx * bcx + bcy * bcy) * (cax * cax + cay * cay))
-    bent = den > 1e-12
+    ok = den > 1e-12   # (menger_curvature's 0 for coincident points)
     k = np.zeros(len(d))
-    k[bent] = np.abs(2.0 * (abx[bent] * bcy[bent] - aby[bent] * bcx[bent]) / den[bent])
+    k[ok] = np.abs(2.0 * (abx[ok] * bcy[ok] - aby[ok] * bcx[ok]) / den[ok])
     bent = k > 1e-9
     if not bent.any():
         return math.inf
