@@ -283,7 +283,11 @@ class EpisodeDataset(_TorchDataset):
     * with ``gap_labels``: ``obstacle_gap`` float32 [m], the gap from the front bumper to
       what the expert slows for (``steps/obstacle``'s gap; +inf where nothing slows it,
       NaN where the file has none: schema version 3 or older), the label of an
-      obstacle-gap head (``[output] obstacle_gap``).
+      obstacle-gap head (``[output] obstacle_gap``);
+    * with ``reason_labels``: ``stop_reason`` int64, the code of what the expert slows for
+      at the step (``steps/stop_reason``, :data:`~drive_il.types.STOP_REASONS`;
+      :data:`~drive_il.types.STOP_REASON_UNKNOWN` where the file has none), the label of
+      a stop-reason head (``[output] stop_reason_head``).
 
     ``transform(sample) -> sample`` is applied last (preprocessing, augmentation).
     Batch with :func:`collate_samples` (faster than torch's ``default_collate``, same
@@ -307,6 +311,7 @@ class EpisodeDataset(_TorchDataset):
         gap_labels: add ``obstacle_gap`` to every sample; ``"vehicles"``: NaN (unknown)
             where the expert's stop reason is a red or yellow light (``[output]
             gap_lights = false``).
+        reason_labels: add ``stop_reason`` to every sample.
         target_points: add ``target_point`` to every sample.
 
     Attributes:
@@ -332,7 +337,8 @@ class EpisodeDataset(_TorchDataset):
                  select: Callable[[Mapping[str, np.ndarray], EpisodeMeta], np.ndarray] | None = None,
                  interventions_only: bool = False, exclude_noise: bool = False,
                  max_open_files: int = 128, path_distances: Sequence[float] | None = None,
-                 speed_labels: bool = False, target_points: bool = False, gap_labels: bool | str = False) -> None:
+                 speed_labels: bool = False, target_points: bool = False, gap_labels: bool | str = False,
+                 reason_labels: bool = False) -> None:
         if episodes is not None:
             paths = [Path(p) for p in episodes]
             if not paths:
@@ -348,6 +354,7 @@ class EpisodeDataset(_TorchDataset):
         if gap_labels not in (False, True, "vehicles"):
             raise ValueError(f"gap_labels: expected True, False or 'vehicles', got {gap_labels!r}")
         self.gap_labels = bool(gap_labels)
+        self.reason_labels = bool(reason_labels)
         light_codes = np.array([stop_reason_code("red_light"), stop_reason_code("yellow_light")], np.uint8) \
             if gap_labels == "vehicles" else None
         self.max_open_files = max(1, int(max_open_files))
@@ -485,6 +492,8 @@ class EpisodeDataset(_TorchDataset):
             sample["target_speed"] = s["target_speed"][g]
         if self.gap_labels:
             sample["obstacle_gap"] = s["obstacle_gap"][g]
+        if self.reason_labels:
+            sample["stop_reason"] = np.int64(s["stop_reason"][g])
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

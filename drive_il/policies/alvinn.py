@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from ..config import validate_fields
+from ..types import STOP_REASONS
 from .path import PathDecoder, PursuitParams, path_steer_batch
 from .presets import OutputConfig
 from .speed import SpeedHead, SpeedHeadMixin
@@ -174,7 +175,10 @@ class Alvinn(SpeedHeadMixin, nn.Module):
         with a speed head (``[output] speed = true``) and ``with_speed=True`` ->
         (that, (B,) target speed [m/s]; ``speed`` (B,) the measured speed [m/s]);
         ``with_gap=True`` too -> (that, speed, (B,) obstacle gap [m] or None without a
-        gap head, ``[output] obstacle_gap``).
+        gap head, ``[output] obstacle_gap``); ``with_reason=True`` (with ``with_speed``)
+        -> (that, speed, gap or None, (B, 5) stop-reason logits or None without a
+        stop-reason head, ``[output] stop_reason_head``: one linear layer on the hidden
+        units).
     """
 
     architecture: ClassVar[str] = "alvinn"
@@ -207,9 +211,13 @@ class Alvinn(SpeedHeadMixin, nn.Module):
         self.gap_head = (SpeedHead(config.hidden_units, 1, activation=nn.Sigmoid, hidden=(),
                                    scale=self.output_config.gap_range, measured_input=False)
                          if self.output_config.obstacle_gap else None)
+        # [output] stop_reason_head = true: logits of the expert's stop reason (auxiliary)
+        self.reason_head = (nn.Linear(config.hidden_units, len(STOP_REASONS))
+                            if self.output_config.stop_reason_head else None)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False):
+                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False,
+                with_reason: bool = False):
         x = self.normalize(image).flatten(1)          # (B, 960)
         h = torch.sigmoid(self.hidden(x))             # (B, hidden)
         if self.path_decoder is not None:
@@ -219,6 +227,9 @@ class Alvinn(SpeedHeadMixin, nn.Module):
         if not with_speed:
             return out
         v = self.speed_head(h, speed) if self.speed_head is not None else None   # (B,) [m/s]
+        if with_reason:
+            return (out, v, self.gap_head(h) if self.gap_head is not None else None,
+                    self.reason_head(h) if self.reason_head is not None else None)   # (B, 5) logits
         if with_gap:
             return out, v, (self.gap_head(h) if self.gap_head is not None else None)   # (B,) [m]
         return out, v

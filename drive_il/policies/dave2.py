@@ -44,7 +44,9 @@ model (no ``[output]`` table) is built exactly as before.
 speed as its input, one branch per command head (``Dave2Branched``) or one (``Dave2``);
 ``forward(..., with_speed=True)`` returns ``(lateral, target speed (B,) [m/s])``. It is
 created after every other layer, so the other layers of a seeded model are initialised
-as without it.
+as without it. The auxiliary **stop-reason head** (``[output] stop_reason_head = true``:
+FC 100/50/10/5 on the shared features, logits of what the expert slows for) is created
+last of all, for the same reason.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ import torch
 from torch import nn
 
 from ..config import validate_fields
-from ..types import RoadOption
+from ..types import STOP_REASONS, RoadOption
 from ..control import curvature_to_steer
 from .path import PathDecoder, PursuitParams, path_steer_batch
 from .presets import OutputConfig
@@ -182,6 +184,15 @@ def _gap_head(output: OutputConfig, n_features: int, n_branches: int, activation
                      scale=output.gap_range, measured_input=False)
 
 
+def _reason_head(output: OutputConfig, n_features: int, activation: str, dropout: float) -> nn.Module | None:
+    """The stop-reason head of ``[output] stop_reason_head = true``: DAVE-2's FC
+    100/50/10 and one logit per :data:`~drive_il.types.STOP_REASONS` entry, on the
+    shared features (not branched: a red light is red whatever the command), else None."""
+    if not output.stop_reason_head:
+        return None
+    return _head(n_features, activation, dropout, len(STOP_REASONS))
+
+
 def _flat_size(trunk: nn.Module, input_shape: tuple[int, int, int]) -> int:
     with torch.no_grad():
         return int(trunk(torch.zeros(1, *input_shape)).shape[1])
@@ -229,7 +240,9 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         (path head: (B, K, 2) points [m]); ``speed`` (B,) measured [m/s] feeds the
         speed head only; ``with_speed=True`` -> (that, (B,) target speed [m/s] or None
         without a speed head); ``with_gap=True`` too -> (that, speed, (B,) obstacle gap
-        [m] or None without a gap head, ``[output] obstacle_gap``).
+        [m] or None without a gap head, ``[output] obstacle_gap``); ``with_reason=True``
+        (with ``with_speed``) -> (that, speed, gap or None, (B, 5) stop-reason logits or
+        None without a stop-reason head, ``[output] stop_reason_head``).
     """
 
     architecture: ClassVar[str] = "dave2"
@@ -250,9 +263,11 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         self._inv_scale = 1.0 / config.output_scale
         self.speed_head = _speed_head(self.output_config, n_feat, 1, config.activation, config.dropout)
         self.gap_head = _gap_head(self.output_config, n_feat, 1, config.activation, config.dropout)
+        self.reason_head = _reason_head(self.output_config, n_feat, config.activation, config.dropout)
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
-                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False):
+                speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False,
+                with_reason: bool = False):
         features = self.trunk(self.normalize(image))   # (B, 1152)
         if self.path_decoder is not None:
             out = self.path_decoder(self.head(features))   # (B, K, 2) [m]
@@ -261,6 +276,9 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         if not with_speed:
             return out
         v = self.speed_head(features, speed) if self.speed_head is not None else None
+        if with_reason:
+            return (out, v, self.gap_head(features) if self.gap_head is not None else None,
+                    self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
         if with_gap:
             return out, v, (self.gap_head(features) if self.gap_head is not None else None)   # (B,) [m]
         return out, v
@@ -281,7 +299,9 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         (path head: (B, K, 2) points [m] of that head); ``with_speed=True`` -> (that,
         (B,) target speed [m/s] of the speed branch of the command, or None without a
         speed head); ``with_gap=True`` too -> (that, speed, (B,) obstacle gap [m] of the
-        command's gap branch, or None without a gap head, ``[output] obstacle_gap``).
+        command's gap branch, or None without a gap head, ``[output] obstacle_gap``);
+        ``with_reason=True`` (with ``with_speed``) -> (that, speed, gap or None, (B, 5)
+        stop-reason logits of the one shared head or None, ``[output] stop_reason_head``).
     """
 
     architecture: ClassVar[str] = "dave2_branched"
@@ -326,6 +346,7 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         self._inv_scale = 1.0 / config.output_scale
         self.speed_head = _speed_head(self.output_config, n_feat, len(cmds), config.activation, config.dropout)
         self.gap_head = _gap_head(self.output_config, n_feat, len(cmds), config.activation, config.dropout)
+        self.reason_head = _reason_head(self.output_config, n_feat, config.activation, config.dropout)
 
     def head_index(self, command: torch.Tensor | None, batch: int) -> torch.Tensor:
         """(B,) head index of each sample's command."""
@@ -336,7 +357,7 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
 
     def forward(self, image: torch.Tensor, command: torch.Tensor | None = None,
                 speed: torch.Tensor | None = None, *, with_speed: bool = False, with_gap: bool = False,
-                target_point: torch.Tensor | None = None):
+                with_reason: bool = False, target_point: torch.Tensor | None = None):
         b = image.shape[0]
         features = self.trunk(self.normalize(image))                      # (B, 1152)
         if self.speed_fc is not None:
@@ -360,6 +381,9 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             return out
         idx = self.head_index(command, b)
         v = self.speed_head(features, speed, idx) if self.speed_head is not None else None   # (B,) [m/s]
+        if with_reason:
+            return (out, v, self.gap_head(features, None, idx) if self.gap_head is not None else None,
+                    self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
         if with_gap:
             return out, v, (self.gap_head(features, None, idx) if self.gap_head is not None else None)   # (B,) [m]
         return out, v

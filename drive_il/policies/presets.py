@@ -120,6 +120,17 @@ class OutputConfig:
             head learns vehicles and walkers only and the speed head alone stops for
             lights: the cap then cannot hold the car at a light whose lamp the network
             does not read (README, "A gap head").
+        stop_reason_head: add an auxiliary **stop-reason head** (needs ``speed``): a
+            classifier on the shared image features (DAVE-2 FC 100/50/10; ALVINN: one
+            linear layer on the hidden units) of what the expert slows for, the episode
+            files' ``steps/stop_reason`` (:data:`~drive_il.types.STOP_REASONS`: none, red
+            light, yellow light, walker, vehicle; schema version 3), trained with
+            ``stop_reason_loss_weight`` x cross-entropy [nats] over the frames whose reason
+            is known. It only shapes the features the speed head reads (an auxiliary
+            task: Ishihara et al., "Multi-task Learning with Attention for End-to-end
+            Autonomous Driving", CVPRW 2021, add traffic-light classification to CIL for
+            that); the driver does not use its output.
+        stop_reason_loss_weight: weight of the stop-reason head's cross-entropy [per nat].
     """
 
     kind: str = field(default="native", metadata={"choices": ("native", "path")})
@@ -139,9 +150,14 @@ class OutputConfig:
     gap_stop_distance: float = field(default=6.0, metadata={"range": (0.0, 50.0)})
     gap_deceleration: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
     gap_lights: bool = True
+    stop_reason_head: bool = False
+    stop_reason_loss_weight: float = field(default=0.1, metadata={"range": (0.0, 100.0)})
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        if self.stop_reason_head and not self.speed:
+            raise FieldError("OutputConfig", "stop_reason_head",
+                             "the stop-reason head trains next to the speed head: set speed = true too")
         if self.obstacle_gap and not self.speed:
             raise FieldError("OutputConfig", "obstacle_gap",
                              "the obstacle-gap head caps the speed head's target: set speed = true too")

@@ -116,6 +116,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 _SPEED_KEYS = ("speed", "speed_measured_input", "speed_loss_weight", "speed_loss", "speed_quantile", "speed_scale")
 #: The ``[output]`` keys of the obstacle-gap head.
 _GAP_KEYS = ("obstacle_gap", "gap_range", "gap_loss_weight", "gap_stop_distance", "gap_deceleration", "gap_lights")
+#: The ``[output]`` keys of the stop-reason head.
+_REASON_KEYS = ("stop_reason_head", "stop_reason_loss_weight")
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,9 @@ class ModelPreset:
         if self.output != OutputConfig():
             out = to_dict(self.output)
             default = to_dict(OutputConfig())
-            # without a speed (gap) head: written as before the speed (gap) head existed
-            for on, keys in ((self.output.speed, _SPEED_KEYS), (self.output.obstacle_gap, _GAP_KEYS)):
+            # without a speed (gap, stop-reason) head: written as before that head existed
+            for on, keys in ((self.output.speed, _SPEED_KEYS), (self.output.obstacle_gap, _GAP_KEYS),
+                             (self.output.stop_reason_head, _REASON_KEYS)):
                 if not on:
                     for k in keys:
                         if out.get(k) == default[k]:

@@ -161,5 +161,11 @@ class SpeedHeadMixin:
         return getattr(self, "gap_head", None) is not None
 
     @property
+    def has_reason_head(self) -> bool:
+        """The module classifies the expert's stop reason (``[output] stop_reason_head =
+        true``, an auxiliary training task)."""
+        return getattr(self, "reason_head", None) is not None
+
+    @property
     def uses_speed(self) -> bool:
         return self._speed_input() or (self.speed_head is not None and self.speed_head.measured_input)

@@ -296,7 +296,8 @@ class SampleTransform:
     [m/s], ``command``, ``wheelbase`` [m], ``max_steer_angle`` [rad]; optionally ``path``
     (K, 2) [m], the path labels of a path head; optionally ``target_point`` (2,) [m], the
     route's target point (an input); optionally ``target_speed`` [m/s], a speed head's
-    label; optionally ``obstacle_gap`` [m], an obstacle-gap head's label.
+    label; optionally ``obstacle_gap`` [m], an obstacle-gap head's label; optionally
+    ``stop_reason`` (int code), a stop-reason head's label.
 
     Output: ``image`` (C, h, w) uint8, ``steer`` float32 (corrected label),
     ``curvature`` float32 (1/r of the corrected label) [1/m], ``expert_steer`` float32
@@ -308,7 +309,7 @@ class SampleTransform:
     unchanged (side cameras and shifted views keep the step's speed label); with an input
     ``obstacle_gap``, ``obstacle_gap`` float32 [m] unchanged (a side camera sits 0.2-0.5 m
     beside the centre one: the gap along the route changes by far less than the label's
-    error).
+    error); with an input ``stop_reason``, ``stop_reason`` int64 unchanged.
 
     With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
     cropped or resized), plus the parameters of the image operations, all float32:
@@ -401,6 +402,8 @@ class SampleTransform:
             out["target_speed"] = np.float32(sample["target_speed"])
         if "obstacle_gap" in sample:   # an obstacle-gap head's label: also the same for every view
             out["obstacle_gap"] = np.float32(sample["obstacle_gap"])
+        if "stop_reason" in sample:    # a stop-reason head's label: what the expert slows for
+            out["stop_reason"] = np.int64(sample["stop_reason"])
         if defer:
             out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow)
         return out

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..policies.checkpoint import VehicleParams
+from ..types import STOP_REASON_UNKNOWN
 
 __all__ = ["Subset", "TrainingData", "label_options", "open_training_data"]
 
@@ -95,8 +96,8 @@ def label_options(preset: Any) -> dict[str, Any]:
     """The :class:`~drive_il.data.dataset.EpisodeDataset` keywords a model preset needs:
     ``path_distances`` (a path head's arc lengths [m], else None), ``speed_labels`` (a
     speed head), ``gap_labels`` (an obstacle-gap head; ``"vehicles"`` with ``[output]
-    gap_lights = false``: no labels where the expert slows for a light) and
-    ``target_points`` (a model with ``target_point_input``)."""
+    gap_lights = false``: no labels where the expert slows for a light), ``reason_labels``
+    (a stop-reason head) and ``target_points`` (a model with ``target_point_input``)."""
     out = getattr(preset, "output", None)
     gap = bool(getattr(out, "obstacle_gap", False))
     if gap and not getattr(out, "gap_lights", True):
@@ -104,6 +105,7 @@ def label_options(preset: Any) -> dict[str, Any]:
     return {"path_distances": tuple(out.path_distances) if out is not None and out.is_path else None,
             "speed_labels": bool(getattr(out, "speed", False)),
             "gap_labels": gap,
+            "reason_labels": bool(getattr(out, "stop_reason_head", False)),
             "target_points": bool(getattr(preset.model, "target_point_input", False))}
 
 
@@ -116,7 +118,8 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
         DataError: no episodes, mixed rigs, the model's camera missing from the data,
             no sample left after filtering, a path head and an episode without a route,
             a speed head and no training sample with a speed label, an obstacle-gap
-            head and no training sample with a gap label.
+            head and no training sample with a gap label, a stop-reason head and no
+            training sample with a known stop reason.
     """
     from ..data.dataset import EpisodeDataset, collect_episode_paths, split_by_episode
 
@@ -156,6 +159,9 @@ def open_training_data(data_dirs: Iterable[str | Path], preset: Any, *, seed: in
         raise DataError(f"no obstacle-gap labels (steps/obstacle) in {', '.join(str(d) for d in dirs)}: an "
                         "obstacle-gap head needs episodes recorded with schema version 4 or later (collect them "
                         "again)")
+    if labels["reason_labels"] and len(train) and (train.labels["stop_reason"] == STOP_REASON_UNKNOWN).all():
+        raise DataError(f"no stop reasons (steps/stop_reason) in {', '.join(str(d) for d in dirs)}: a stop-reason "
+                        "head needs episodes recorded with schema version 3 or later (collect them again)")
     if val is not None and len(val) == 0:
         val = None
     metas = train.metas + (val.metas if val is not None else [])

@@ -45,6 +45,13 @@ between predicted and label points [m]), ``path_lateral_mae`` [m] and
   ``gap_loss_weight * mean |g_pred - min(max(g_label, 0), gap_range)|`` [m] over the
   samples whose ``obstacle_gap`` label is not NaN (+inf, nothing ahead, trains as
   ``gap_range``), and the metric ``gap_mae`` [m] (the same mean).
+
+  With a stop-reason head (``[output] stop_reason_head = true``) it adds
+  ``stop_reason_loss_weight`` x the cross-entropy [nats] of the head's logits against the
+  batch's ``stop_reason`` codes (:data:`~drive_il.types.STOP_REASONS`), over the samples
+  whose reason is known (:data:`~drive_il.types.STOP_REASON_UNKNOWN` is masked out), and
+  the metrics ``stop_reason_ce`` [nats] and ``stop_reason_acc`` (the share of known
+  samples whose most likely class is the label; 0 when none is known).
 """
 
 
@@ -57,6 +64,7 @@ from dataclasses import dataclass
 import torch
 
 from ..policies.speed import gap_target
+from ..types import STOP_REASON_UNKNOWN
 
 __all__ = ["AlvinnLoss", "CurvatureLoss", "LossOutput", "PathLoss", "SpeedLoss", "make_loss"]
 
@@ -171,19 +179,25 @@ class SpeedLoss:
         gap_weight: ``gap_loss_weight`` [per m] of an obstacle-gap head; None: no gap
             head.
         gap_range: the gap head's range [m] (labels are clipped to [0, gap_range]).
+        reason_weight: ``stop_reason_loss_weight`` [per nat] of a stop-reason head;
+            None: no such head.
 
     Attributes:
         forward_kwargs: what the trainer passes to the model's forward
             (``with_speed=True``: the model returns ``(lateral, speed (B,) [m/s])``;
-            with a gap head also ``with_gap=True``: ``(lateral, speed, gap (B,) [m])``).
+            with a gap head also ``with_gap=True``: ``(lateral, speed, gap (B,) [m])``;
+            with a stop-reason head ``with_reason=True``: ``(lateral, speed, gap or None,
+            logits (B, 5))``).
 
     Raises:
         KeyError: (call) the batch has no ``target_speed`` (the dataset was opened
-            without speed labels), or, with a gap head, no ``obstacle_gap``.
+            without speed labels), or, with a gap head, no ``obstacle_gap``, or, with a
+            stop-reason head, no ``stop_reason``.
     """
 
     def __init__(self, lateral, weight: float = 0.1, quantile: float = 0.5, *,
-                 gap_weight: float | None = None, gap_range: float = 30.0) -> None:
+                 gap_weight: float | None = None, gap_range: float = 30.0,
+                 reason_weight: float | None = None) -> None:
         if not 0.0 < quantile < 1.0:
             raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
         if not gap_range > 0:
@@ -193,11 +207,18 @@ class SpeedLoss:
         self.quantile = float(quantile)
         self.gap_weight = None if gap_weight is None else float(gap_weight)
         self.gap_range = float(gap_range)
-        self.forward_kwargs = ({"with_speed": True} if self.gap_weight is None
-                               else {"with_speed": True, "with_gap": True})
+        self.reason_weight = None if reason_weight is None else float(reason_weight)
+        self.forward_kwargs = {"with_speed": True}
+        if self.gap_weight is not None:
+            self.forward_kwargs["with_gap"] = True
+        if self.reason_weight is not None:
+            self.forward_kwargs["with_reason"] = True
 
     def __call__(self, policy, output, batch: Mapping[str, torch.Tensor]) -> LossOutput:
-        if self.gap_weight is not None:
+        logits = None
+        if self.reason_weight is not None:
+            lateral, pred, gap, logits = output
+        elif self.gap_weight is not None:
             lateral, pred, gap = output
         else:
             lateral, pred = output
@@ -227,6 +248,20 @@ class SpeedLoss:
             gap_l1 = ((g - gap.reshape(-1).float()).abs() * ok).sum() / ok.sum().clamp(min=1)
             loss = loss + self.gap_weight * gap_l1
             m["gap_mae"] = float(gap_l1.detach())
+        if self.reason_weight is not None:
+            if "stop_reason" not in batch:
+                raise KeyError("stop_reason: a stop-reason head needs reason labels (EpisodeDataset(reason_labels=True))")
+            code = batch["stop_reason"].reshape(-1).long()              # (B,), 255 = unknown
+            known = code != STOP_REASON_UNKNOWN
+            k = known.sum()
+            ce = torch.nn.functional.cross_entropy(logits.float(), torch.where(known, code, 0),
+                                                   reduction="none")    # (B,) [nats]
+            reason_ce = (ce * known).sum() / k.clamp(min=1)
+            loss = loss + self.reason_weight * reason_ce
+            m["stop_reason_ce"] = float(reason_ce.detach())
+            with torch.no_grad():
+                hit = (logits.argmax(dim=1) == code) & known
+                m["stop_reason_acc"] = float(hit.sum() / k.clamp(min=1))
         m["loss"] = float(loss.detach())
         return LossOutput(loss, m, lo.steer, lo.steer_error_deg)
 
@@ -247,6 +282,8 @@ def make_loss(policy, *, pursuit=None):
     if getattr(policy, "has_speed_head", False):
         out = policy.output_config   # speed_quantile is 0.5 (the L1) unless speed_loss = "quantile"
         gap = getattr(policy, "has_gap_head", False)
+        reason = getattr(policy, "has_reason_head", False)
         return SpeedLoss(lateral, out.speed_loss_weight, out.speed_quantile,
-                         gap_weight=out.gap_loss_weight if gap else None, gap_range=out.gap_range)
+                         gap_weight=out.gap_loss_weight if gap else None, gap_range=out.gap_range,
+                         reason_weight=out.stop_reason_loss_weight if reason else None)
     return lateral

@@ -32,7 +32,10 @@ reported, per route command:
   4, which have no gap labels); the standing and start-off figures above
   are then those of the **capped** target, what the driver asks for
   (:func:`drive_il.policies.speed.gap_speed_cap`), and ``standing_moving_share_uncapped``
-  is the speed head's own.
+  is the speed head's own;
+* a stop-reason head (``[output] stop_reason_head``): over the frames whose reason is
+  known, the share classified right and, per reason the expert gave, its frames and the
+  share of them the head names (recall).
 
 Offline errors are not driving: Codevilla et al., "On Offline Evaluation of Vision-based
 Driving Models" (ECCV 2018) show that offline prediction error and closed-loop driving
@@ -114,6 +117,8 @@ class OfflineReport:
     # the standing frames by the expert's stop reason ("red_light", "vehicle", ...; "unknown"
     # in episodes older than schema version 3): {"frames", "moving_share", "pred_mean" [m/s]}
     standing_by_reason: dict[str, dict[str, float]] = field(default_factory=dict)
+    # a stop-reason head: {"frames", "accuracy", "recall": {reason: {"frames", "recall"}}}
+    stop_reason: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..rollout import jsonable
@@ -137,9 +142,13 @@ class OfflineReport:
         speed = {str(k): (int(v) if k.endswith("frames") else num(v)) for k, v in (d.get("speed") or {}).items()}
         by_reason = {str(r): {str(k): (int(v) if k == "frames" else num(v)) for k, v in row.items()}
                      for r, row in (d.get("standing_by_reason") or {}).items()}
+        sr = d.get("stop_reason") or {}
+        reason = ({"frames": int(sr["frames"]), "accuracy": num(sr["accuracy"]),
+                   "recall": {str(r): {"frames": int(v["frames"]), "recall": num(v["recall"])}
+                              for r, v in sr["recall"].items()}} if sr else {})
         return cls(str(d["checkpoint"]), [str(x) for x in d["data"]], int(d["episodes"]), int(d["frames"]),
                    str(d["camera"]), int(d["every"]), str(d["output"]), num(d["reference_distance"]),
-                   rows, depth, speed, by_reason)
+                   rows, depth, speed, by_reason, reason)
 
 
 def _depth_rows(command: str, label: np.ndarray, pred: np.ndarray, edges: Sequence[float]) -> list[DepthRow]:
@@ -190,7 +199,7 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     from ..data.tools import STAND_SPEED, command_name, starting_off
     from ..policies.checkpoint import check_camera_rig, load_checkpoint
     from ..policies.speed import gap_speed_cap, gap_target
-    from ..types import stop_reason_name
+    from ..types import STOP_REASON_UNKNOWN, stop_reason_name
     from .augment import SampleTransform
     from .data_source import label_options
     from .losses import make_loss
@@ -227,7 +236,8 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
     loader = DataLoader(samples, batch_size=int(batch_size), shuffle=False, num_workers=0, collate_fn=_collate)
 
     gap_head = bool(labels.get("gap_labels")) and speed_head
-    steer_p, steer_l, steer_deg, cmds, lat_p, lat_l, v_p, v_l, v_m, g_p, g_l = ([] for _ in range(11))
+    reason_head = bool(labels.get("reason_labels")) and speed_head
+    steer_p, steer_l, steer_deg, cmds, lat_p, lat_l, v_p, v_l, v_m, g_p, g_l, r_p, r_l = ([] for _ in range(13))
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -248,6 +258,9 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
             if gap_head:
                 g_p.append(out[2].float().reshape(-1).numpy())
                 g_l.append(batch["obstacle_gap"].float().reshape(-1).numpy())
+            if reason_head:
+                r_p.append(out[3].argmax(dim=1).numpy())
+                r_l.append(batch["stop_reason"].reshape(-1).numpy())
     finally:
         if threads:
             torch.set_num_threads(old_threads)
@@ -314,6 +327,16 @@ def evaluate_offline(checkpoint: str | Path, data: Sequence[str | Path], *, ever
             "moving_mae": float(np.abs(vp[ok & ~stand] - vl[ok & ~stand]).mean()) if (ok & ~stand).any() else math.nan,
             **gap_figures,
         }
+    if reason_head:
+        rp, rl = np.concatenate(r_p), np.concatenate(r_l)
+        known = rl != STOP_REASON_UNKNOWN
+        recall = {}
+        for c in sorted(set(rl[known].tolist()), key=lambda c: -int((rl == c).sum())):   # most frames first
+            m = rl == c
+            recall[stop_reason_name(int(c))] = {"frames": int(m.sum()), "recall": float((rp[m] == c).mean())}
+        rep.stop_reason = {"frames": int(known.sum()),
+                           "accuracy": float((rp[known] == rl[known]).mean()) if known.any() else math.nan,
+                           "recall": recall}
     return rep
 
 
@@ -363,6 +386,12 @@ def format_offline(rep: OfflineReport) -> str:
                        f"the speed figures above are the target capped by the gap (the speed head alone: "
                        f"would creep in {_num(100.0 * s['standing_moving_share_uncapped'], '{:.1f}')} % of the "
                        f"standing frames)")
+    r = rep.stop_reason
+    if r:
+        out.append(f"stop reason: {r['frames']} frames with a known reason, {_num(100.0 * r['accuracy'], '{:.1f}')} % "
+                   "classified right; recall: " + "; ".join(
+                       f"{name} {row['frames']} frames, {_num(100.0 * row['recall'], '{:.1f}')} %"
+                       for name, row in r["recall"].items()))
     return "\n".join(out)
 
 

@@ -34,7 +34,8 @@ steer and curvature of pure pursuit along the predicted path, plus ``val/path_er
 ``val/path_lateral_mae``, ``val/path_final_error_m`` [m], see
 :mod:`drive_il.training.losses`; a speed head, ``[output] speed = true``:
 ``train/speed_mae``, ``val/speed_mae`` [m/s] and ``val/lateral_loss``; an obstacle-gap head
-also ``train/gap_mae``, ``val/gap_mae`` [m]), histograms ``val/steer_error_deg_hist``,
+also ``train/gap_mae``, ``val/gap_mae`` [m]; a stop-reason head ``train/stop_reason_acc``,
+``val/stop_reason_acc`` and ``val/stop_reason_ce`` [nats]), histograms ``val/steer_error_deg_hist``,
 ``val/steer_pred``, ``val/steer_label``, image ``val/frames`` (a grid of validation
 frames with the expert's steering needle in green and the prediction in red), ``perf/samples_per_s``,
 ``perf/data_wait_fraction``, and the preset and run settings as text (``hparams``).
@@ -811,6 +812,8 @@ def fit(*, policy, preset: ModelPreset, train_data: Sequence[Mapping[str, Any]],
                         writer.add_scalar("train/speed_mae", metrics["speed_mae"], step)
                     if "gap_mae" in metrics:     # an obstacle-gap head
                         writer.add_scalar("train/gap_mae", metrics["gap_mae"], step)
+                    if "stop_reason_acc" in metrics:   # a stop-reason head
+                        writer.add_scalar("train/stop_reason_acc", metrics["stop_reason_acc"], step)
                 if show:
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", err=f"{metrics['steer_error_deg']:.2f}deg")
                 step += 1

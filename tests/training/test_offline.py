@@ -206,28 +206,38 @@ def test_report_shows_the_stored_offline_evaluations(trained, capsys):
         bad.unlink()
 
 
-def test_an_obstacle_gap_head_reports_the_gap_and_the_capped_speed(tmp_path):
-    from drive_il.policies.speed import gap_speed_cap
-
-    data = tmp_path / "data"
+def _speed_episodes(data, edit):
+    """Two synthetic episodes of 12 steps whose speed label is 0 m/s every third step, 6 m/s
+    otherwise; ``edit(t, record) -> record`` sets the other labels of step t."""
     rec = EpisodeRecorder(data)
-    gap_of = {0: 4.5, 1: math.inf, 2: 40.0}          # the range clips 40 m to 30 m; one NaN (unknown) step
     for e in range(2):
         ep = synthetic_episode(episode=e, seed=e, steps=12)
         rec.on_episode_start(ep.info, ep.first)
         for t, r in enumerate(ep.iter_records()):
-            rec.on_step(dataclasses.replace(r, expert_target_speed=0.0 if t % 3 == 0 else 6.0,
-                                            expert_stop_reason=_reason(t),
-                                            expert_obstacle_gap=math.nan if t == 5 else gap_of[t % 3]))
+            rec.on_step(edit(t, dataclasses.replace(r, expert_target_speed=0.0 if t % 3 == 0 else 6.0)))
         rec.on_episode_end(ep.result())
+
+
+def _train_speed_head(tmp_path, data, **output):
+    """``dave2_command_speed`` with ``output``'s settings, one epoch on ``data``: its last checkpoint."""
     base = load_model_preset("dave2_command_speed")
     preset = base.replace(
-        output=dataclasses.replace(base.output, obstacle_gap=True),
+        output=dataclasses.replace(base.output, **output),
         augmentation=dataclasses.replace(base.augmentation, side_cameras=False),
         training=dataclasses.replace(base.training, batch_size=8, epochs=1, val_fraction=0.0, image_log_every=0,
                                      threads=1, balance_standing=False))
-    ck = train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
-                      device="cpu").last
+    return train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", seed=0, progress=False,
+                        device="cpu").last
+
+
+def test_an_obstacle_gap_head_reports_the_gap_and_the_capped_speed(tmp_path):
+    from drive_il.policies.speed import gap_speed_cap
+
+    data = tmp_path / "data"
+    gap_of = {0: 4.5, 1: math.inf, 2: 40.0}          # the range clips 40 m to 30 m; one NaN (unknown) step
+    _speed_episodes(data, lambda t, r: dataclasses.replace(
+        r, expert_stop_reason=_reason(t), expert_obstacle_gap=math.nan if t == 5 else gap_of[t % 3]))
+    ck = _train_speed_head(tmp_path, data, obstacle_gap=True)
     rep = evaluate_offline(ck, [data])
     policy, info = load_checkpoint(ck)
     vp, vl, gp, gl = [], [], [], []
@@ -263,3 +273,38 @@ def test_an_obstacle_gap_head_reports_the_gap_and_the_capped_speed(tmp_path):
     assert rep.speed["speed_mae"] == pytest.approx(np.abs(capped - vl).mean(), abs=1e-4)
     assert "obstacle gap: 22 labelled frames" in format_offline(rep)
     json.dumps(rep.to_dict())
+
+
+def test_a_stop_reason_head_reports_its_accuracy_and_recall(tmp_path):
+    from drive_il.training.offline import OfflineReport
+    from drive_il.types import STOP_REASON_UNKNOWN, stop_reason_code, stop_reason_name
+
+    data = tmp_path / "data"
+    _speed_episodes(data, lambda t, r: dataclasses.replace(r, expert_stop_reason=None if t == 5 else _reason(t)))
+    ck = _train_speed_head(tmp_path, data, stop_reason_head=True)
+    rep = evaluate_offline(ck, [data])
+    policy, info = load_checkpoint(ck)
+    pred, lab = [], []
+    for p in sorted(data.glob("*.h5")):
+        with EpisodeReader(p) as r:
+            steps = r.steps
+            speed, cmd, why = (np.asarray(steps[k]) for k in ("speed", "command", "stop_reason"))
+            for t in range(len(speed)):
+                x = torch.from_numpy(preprocess(r.frame("center", t), info.preprocessing))[None]
+                with torch.no_grad():
+                    logits = policy(x, torch.tensor([int(cmd[t])]), torch.tensor([float(speed[t])]),
+                                    with_speed=True, with_reason=True)[3]
+                pred.append(int(logits.argmax()))
+                lab.append(int(why[t]))
+    pred, lab = np.array(pred), np.array(lab)
+    known = lab != STOP_REASON_UNKNOWN
+    assert rep.stop_reason["frames"] == int(known.sum()) == 22
+    assert rep.stop_reason["accuracy"] == pytest.approx(float((pred[known] == lab[known]).mean()))
+    for c in set(lab[known].tolist()):
+        row = rep.stop_reason["recall"][stop_reason_name(c)]
+        assert row["frames"] == int((lab == c).sum())
+        assert row["recall"] == pytest.approx(float((pred[lab == c] == c).mean()))
+    assert stop_reason_code("red_light") in set(lab.tolist())
+    assert "stop reason: 22 frames with a known reason" in format_offline(rep)
+    back = OfflineReport.from_dict(json.loads(json.dumps(rep.to_dict())))
+    assert back.stop_reason == rep.stop_reason

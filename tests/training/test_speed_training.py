@@ -98,10 +98,12 @@ def _frames(rng, n, blob):
     return f
 
 
-def _write_light_episodes(d, n_eps=4, steps=32, *, gaps=False):
+def _write_light_episodes(d, n_eps=4, steps=32, *, gaps=False, reasons=False):
     """Episodes whose speed label is 0 on frames with a red blob, 8 m/s on the others
     (the measured speed is always 8 m/s: only the image tells them apart); with ``gaps``
-    the obstacle gap is 5 m on the blob frames and +inf (nothing ahead) on the others."""
+    the obstacle gap is 5 m on the blob frames and +inf (nothing ahead) on the others;
+    with ``reasons`` the expert's stop reason is a red light on the blob frames, none on
+    the others."""
     rec = EpisodeRecorder(d)
     rng = np.random.default_rng(0)
     for e in range(n_eps):
@@ -115,6 +117,8 @@ def _write_light_episodes(d, n_eps=4, steps=32, *, gaps=False):
             if gaps:
                 r = dataclasses.replace(r, expert_obstacle_gap=5.0 if b else math.inf,
                                         expert_obstacle_speed=0.0 if b else math.nan)
+            if reasons:
+                r = dataclasses.replace(r, expert_stop_reason="red_light" if b else "")
             rec.on_step(r)
         rec.on_episode_end(ep.result())
 
@@ -254,3 +258,51 @@ def test_gap_lights_false_leaves_the_light_stops_unlabelled(tmp_path):
     assert label_options(on)["gap_labels"] is True
     with pytest.raises(ValueError, match="gap_labels"):
         EpisodeDataset(d, gap_labels="lights")
+
+
+def test_a_stop_reason_head_learns_the_red_blob(tmp_path):
+    """``[output] stop_reason_head``: the labels reach the batch through the dataset and
+    the augmentation, the cross-entropy falls, and the head tells the blob frames apart."""
+    from drive_il.data.dataset import EpisodeDataset
+    from drive_il.policies.checkpoint import load_checkpoint
+    from drive_il.policies.preprocessing import preprocess_batch
+    from drive_il.types import stop_reason_code
+
+    data = tmp_path / "data"
+    _write_light_episodes(data, reasons=True)
+    ds = EpisodeDataset(data, reason_labels=True)
+    red = stop_reason_code("red_light")
+    assert [int(ds[i]["stop_reason"]) for i in range(8)] == [0] * 4 + [red] * 4
+    assert ds[0]["stop_reason"].dtype == np.int64
+    assert "stop_reason" not in EpisodeDataset(data)[0]
+    res = _train_tiny(tmp_path, data, "dave2_reason_test", stop_reason_head=True, stop_reason_loss_weight=1.0)
+    hist = res.history
+    assert hist[-1]["train_stop_reason_ce"] < 0.5 * hist[0]["train_stop_reason_ce"]
+    assert "val_stop_reason_acc" in hist[-1]
+    m, info = load_checkpoint(res.best)
+    rng = np.random.default_rng(123)
+    x = np.concatenate([_frames(rng, 6, np.ones(6, bool)), _frames(rng, 6, np.zeros(6, bool))])
+    img = torch.from_numpy(preprocess_batch(x, info.preset.preprocessing))
+    with torch.no_grad():
+        logits = m(img, None, torch.full((12,), 8.0), with_speed=True, with_reason=True)[3]
+    pred = logits.argmax(dim=1).tolist()
+    # unseen frames: most blob frames read as a red light, most others as none
+    assert sum(p == red for p in pred[:6]) >= 5 and sum(p == 0 for p in pred[6:]) >= 5
+    print(f"stop-reason head, unseen frames: {pred}; CE train {hist[0]['train_stop_reason_ce']:.2f} -> "
+          f"{hist[-1]['train_stop_reason_ce']:.2f} nats")
+
+
+def test_a_stop_reason_head_without_reasons_is_refused(tmp_path):
+    import h5py
+
+    data = tmp_path / "data"
+    _write_light_episodes(data, n_eps=2, steps=8)
+    for p in sorted(data.glob("*.h5")):
+        with h5py.File(p, "r+") as f:                                   # as schema version 2 wrote it
+            for k in ("stop_reason", "obstacle"):
+                del f["steps"][k]
+            f.attrs["schema_version"] = 2
+    base = load_model_preset("dave2")
+    preset = base.replace(output=dataclasses.replace(base.output, speed=True, stop_reason_head=True))
+    with pytest.raises(DataError, match="no stop reasons.*schema version 3"):
+        train_policy(data_dirs=[data], model_config=preset, out_dir=tmp_path / "run", progress=False, device="cpu")
