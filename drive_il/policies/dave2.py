@@ -276,12 +276,12 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
         if not with_speed:
             return out
         v = self.speed_head(features, speed) if self.speed_head is not None else None
-        if with_reason:
-            return (out, v, self.gap_head(features) if self.gap_head is not None else None,
-                    self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
-        if with_gap:
-            return out, v, (self.gap_head(features) if self.gap_head is not None else None)   # (B,) [m]
-        return out, v
+        if not (with_gap or with_reason):
+            return out, v
+        g = self.gap_head(features) if self.gap_head is not None else None   # (B,) [m]
+        if not with_reason:
+            return out, v, g
+        return out, v, g, (self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
 
 
 class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
@@ -381,12 +381,12 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             return out
         idx = self.head_index(command, b)
         v = self.speed_head(features, speed, idx) if self.speed_head is not None else None   # (B,) [m/s]
-        if with_reason:
-            return (out, v, self.gap_head(features, None, idx) if self.gap_head is not None else None,
-                    self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
-        if with_gap:
-            return out, v, (self.gap_head(features, None, idx) if self.gap_head is not None else None)   # (B,) [m]
-        return out, v
+        if not (with_gap or with_reason):
+            return out, v
+        g = self.gap_head(features, None, idx) if self.gap_head is not None else None   # (B,) [m]
+        if not with_reason:
+            return out, v, g
+        return out, v, g, (self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -215,7 +215,6 @@ class SpeedLoss:
             self.forward_kwargs["with_reason"] = True
 
     def __call__(self, policy, output, batch: Mapping[str, torch.Tensor]) -> LossOutput:
-        logits = None
         if self.reason_weight is not None:
             lateral, pred, gap, logits = output
         elif self.gap_weight is not None:
