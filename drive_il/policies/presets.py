@@ -209,6 +209,14 @@ class AugmentConfig:
         viewpoint_prob: probability of a viewpoint shift/rotation of a frame.
         viewpoint_shift_std: std of the lateral shift [m] (clipped at 2.5 std).
         viewpoint_yaw_std_deg: std of the yaw rotation [deg] (clipped at 2.5 std).
+        flip_prob: probability of a horizontal mirror of the frame, with the labels
+            mirrored (steer, 1/r and the path's lateral offsets negated; LEFT and RIGHT,
+            CHANGELANELEFT and CHANGELANERIGHT swapped; speed, gap and stop reason
+            unchanged). A mirrored frame shows left-hand traffic: every turn of the data
+            also trains the opposite command's branch, at the other side's radius, and
+            the learner learns the left lane as a lane to drive in (on Town02 it then
+            drove into oncoming cars; README, "A horizontal mirror"): 0 in every shipped
+            preset.
     """
 
     side_cameras: bool = True
@@ -222,6 +230,7 @@ class AugmentConfig:
     viewpoint_prob: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
     viewpoint_shift_std: float = field(default=0.4, metadata={"range": (0.0, 5.0)})
     viewpoint_yaw_std_deg: float = field(default=2.0, metadata={"range": (0.0, 45.0)})
+    flip_prob: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
 
     def __post_init__(self) -> None:
         validate_fields(self)

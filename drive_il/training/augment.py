@@ -50,6 +50,18 @@ episode's camera rig with ``PinholeCamera.from_rig``).
 **Photometric**: random brightness (a factor on the RGB frame) and random shadows (one
 side of a random line across the frame darkened), as in common DAVE-2 reproductions.
 
+**Horizontal mirror** (``flip_prob``): the preprocessed frame flipped left to right, with
+the labels of the mirrored scene: steer, 1/r and the path's (and target point's) lateral
+offsets negated, LEFT <-> RIGHT and CHANGELANELEFT <-> CHANGELANERIGHT swapped
+(:data:`MIRRORED_COMMAND`); speed, gap and stop-reason labels unchanged. The camera model
+is symmetric about its optical axis (CARLA's principal point is the image centre), so the
+mirrored frame is what a camera at -y, yawed -psi, would see in the mirrored world: the
+recovery label computed for (y, psi) and then mirrored is that camera's. The mirrored world
+drives on the left: a right turn of the data (the near lane's tight radius) trains the LEFT
+branch too, and a left turn (the far lane's wide radius) the RIGHT one. A common
+augmentation of DAVE-2 reproductions (steering negated); for command branches the swap
+of the turn commands is the only addition.
+
 **On the training device**: ``SampleTransform(..., defer_image_ops=True)`` makes the same
 draws and labels but returns the raw frame and the drawn parameters; the image work is
 then done batched by :class:`drive_il.training.device_augment.DeviceAugment`.
@@ -74,6 +86,7 @@ from ..policies.presets import AugmentConfig  # the [augmentation] table of a mo
 from ..policies.preprocessing import PreprocessConfig, preprocess_uint8
 
 __all__ = [
+    "MIRRORED_COMMAND",
     "AugmentConfig",
     "SampleTransform",
     "corrected_steer",
@@ -87,6 +100,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Route command (CARLA's RoadOption numbers) -> the command of the mirrored scene.
+MIRRORED_COMMAND = {1: 2, 2: 1, 5: 6, 6: 5}
 
 
 def recovery_curvature(lateral_offset: float, heading_offset: float, speed: float, *,
@@ -309,7 +325,10 @@ class SampleTransform:
     unchanged (side cameras and shifted views keep the step's speed label); with an input
     ``obstacle_gap``, ``obstacle_gap`` float32 [m] unchanged (a side camera sits 0.2-0.5 m
     beside the centre one: the gap along the route changes by far less than the label's
-    error); with an input ``stop_reason``, ``stop_reason`` int64 unchanged.
+    error); with an input ``stop_reason``, ``stop_reason`` int64 unchanged. A mirrored
+    sample (``flip_prob``, module doc) has its image flipped and ``steer``, ``curvature``,
+    ``expert_steer``, the lateral components of ``path`` and ``target_point`` negated and
+    ``command`` mirrored (:data:`MIRRORED_COMMAND`).
 
     With ``defer_image_ops``: ``image`` is the raw frame as (3, H, W) uint8 (RGB, not
     cropped or resized), plus the parameters of the image operations, all float32:
@@ -320,7 +339,8 @@ class SampleTransform:
     ``aug_shadow`` (4,), ``(x_top, x_bot, factor, right_side)``: the shadow line's ends
     [px] at the top and bottom edge of the frame, rounded to 1/16 px as the polygon fill of
     :func:`random_shadow` rounds them, the darkening factor and 1 when the right side of
-    the line is darkened (0: the left side); ``(0, 0, 1, 0)`` when not applied.
+    the line is darkened (0: the left side); ``(0, 0, 1, 0)`` when not applied;
+    ``aug_flip`` (), 1 when the output image is to be mirrored (the labels are already), else 0.
     """
 
     def __init__(self, preprocessing: PreprocessConfig, augment: AugmentConfig | None = None, *,
@@ -374,6 +394,8 @@ class SampleTransform:
                                        0.0 if left_side else 1.0], np.float32)
                 else:
                     img = random_shadow(img, rng, a.shadow_strength)
+        # drawn last, and only when enabled: the other draws (and so earlier runs) unchanged
+        flip = a is not None and rng is not None and a.flip_prob > 0 and rng.random() < a.flip_prob
         wheelbase = float(sample.get("wheelbase", 2.9))
         max_steer = float(sample.get("max_steer_angle", math.radians(35.0)))
         expert = float(sample["steer"])
@@ -404,6 +426,17 @@ class SampleTransform:
             out["obstacle_gap"] = np.float32(sample["obstacle_gap"])
         if "stop_reason" in sample:    # a stop-reason head's label: what the expert slows for
             out["stop_reason"] = np.int64(sample["stop_reason"])
+        if flip:
+            if not defer:
+                out["image"] = np.ascontiguousarray(out["image"][:, :, ::-1])
+            for k in ("steer", "curvature", "expert_steer"):
+                out[k] = np.float32(-out[k])
+            for k in ("path", "target_point"):   # a new array: the input may be the sample's own
+                if k in out:
+                    out[k] = out[k] * np.array([1.0, -1.0], np.float32)
+            c = int(out["command"])
+            out["command"] = np.int64(MIRRORED_COMMAND.get(c, c))
         if defer:
-            out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow)
+            out.update(aug_homography=homography, aug_horizon=horizon, aug_brightness=brightness, aug_shadow=shadow,
+                       aug_flip=np.float32(1.0 if flip else 0.0))
         return out

@@ -30,7 +30,9 @@ reproductions) and :mod:`drive_il.policies.preprocessing`:
    56x200 -> 30x32), and a matrix product could run in TF32 on a GPU, hence the
    explicit taps (elementwise, float32);
 4. **colour**: OpenCV's fixed-point ``RGB2YUV`` / ``RGB2GRAY`` formulas (14/15-bit
-   coefficients), exact in float32, or a band.
+   coefficients), exact in float32, or a band;
+5. **mirror** (``aug_flip``): the frames to mirror flipped left to right (the labels
+   were mirrored by the transform).
 
 Every stage is rounded to whole grey levels like the uint8 CPU path, so the output is
 the (B, C, h, w) float32 batch in [0, 255] with whole values that ``preprocess_uint8``
@@ -87,7 +89,7 @@ __all__ = ["AUG_KEYS", "DeviceAugment", "make_train_transform", "resize_taps"]
 log = logging.getLogger(__name__)
 
 #: The parameter keys of a deferred :class:`SampleTransform`, consumed by :class:`DeviceAugment`.
-AUG_KEYS = ("aug_homography", "aug_horizon", "aug_brightness", "aug_shadow")
+AUG_KEYS = ("aug_homography", "aug_horizon", "aug_brightness", "aug_shadow", "aug_flip")
 
 _INTERPOLATIONS = ("area", "linear")
 _COLOURS = ("yuv", "rgb", "gray", "red", "green", "blue")
@@ -279,6 +281,9 @@ class DeviceAugment(torch.nn.Module):
             img = self._apply_taps(img, iy, wy, 2)
             img = _round(self._apply_taps(img, ix, wx, 3))
         img = self._colour(img)
+        flip = batch.get("aug_flip")
+        if flip is not None:
+            img = torch.where((flip > 0.5).reshape(b, 1, 1, 1), img.flip(3), img)
         out = {k: v for k, v in batch.items() if k not in AUG_KEYS}
         out["image"] = img
         return out

@@ -150,3 +150,57 @@ def test_homography_warp_equals_per_pixel_maps(shift, yaw):
     out = warp_viewpoint(img, cam, shift, yaw)
     assert np.abs(ref.astype(int) - out.astype(int)).max() <= 2
     assert not np.array_equal(out, img)
+
+
+def _path_sample(camera="right", y=0.5, yaw=0.08, command=2):
+    s = _sample(camera, y, yaw, steer=0.3)
+    k = np.arange(1.0, 11.0)
+    s.update(command=command, path=np.stack([k, 0.05 * k * k], 1),       # a right turn
+             target_point=np.array([10.0, 4.0]), target_speed=5.0, obstacle_gap=12.0, stop_reason=1)
+    return s
+
+
+@pytest.mark.parametrize("command,mirrored", [(1, 2), (2, 1), (3, 3), (4, 4), (5, 6), (6, 5)])
+def test_mirror_flips_the_frame_and_mirrors_the_labels(command, mirrored):
+    aug = {"brightness_prob": 1.0, "shadow_prob": 1.0, "viewpoint_prob": 0.0}
+    plain = SampleTransform(PreprocessConfig(), AugmentConfig(**aug))
+    flip = SampleTransform(PreprocessConfig(), AugmentConfig(**aug, flip_prob=1.0))
+    s = _path_sample(command=command)
+    path_in = s["path"].copy()
+    a = plain(s, np.random.default_rng([4, 0, 1]))
+    b = flip(s, np.random.default_rng([4, 0, 1]))     # the same draws, then the flip's
+    assert np.array_equal(b["image"], a["image"][:, :, ::-1])
+    for k in ("steer", "curvature", "expert_steer"):
+        assert b[k] == -a[k] and b[k].dtype == np.float32, k
+    for k in ("path", "target_point"):
+        assert np.array_equal(b[k][..., 0], a[k][..., 0]) and np.array_equal(b[k][..., 1], -a[k][..., 1]), k
+        assert b[k].dtype == np.float32
+    assert b["command"] == mirrored and b["command"].dtype == np.int64
+    for k in ("speed", "target_speed", "obstacle_gap", "stop_reason"):
+        assert b[k] == a[k], k
+    assert np.array_equal(s["path"], path_in)        # the input sample is not changed
+
+
+def test_mirrored_side_camera_label_is_the_other_cameras_in_the_mirrored_scene():
+    """flip(label seen from (y, psi)) == label seen from (-y, -psi) of the mirrored path."""
+    flip = SampleTransform(PreprocessConfig(), AugmentConfig(brightness_prob=0.0, shadow_prob=0.0, flip_prob=1.0))
+    val = SampleTransform(PreprocessConfig(), None)
+    s = _path_sample("right", 0.5, 0.08)
+    m = _path_sample("left", -0.5, -0.08)
+    m["path"] = s["path"] * np.array([1.0, -1.0])
+    m["target_point"] = s["target_point"] * np.array([1.0, -1.0])
+    m["steer"] = -s["steer"]
+    b = flip(s, np.random.default_rng(0))
+    c = val(m, None)
+    np.testing.assert_allclose(b["path"], c["path"], atol=1e-6)
+    np.testing.assert_allclose(b["target_point"], c["target_point"], atol=1e-6)
+    assert math.isclose(float(b["steer"]), float(c["steer"]), abs_tol=1e-6)
+    assert b["path"][-1, 1] < 0.0                   # the right turn seen as a left one
+
+
+def test_no_mirror_draw_when_off():
+    s = _path_sample()
+    r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
+    SampleTransform(PreprocessConfig(), AugmentConfig(flip_prob=0.0))(s, r1)
+    SampleTransform(PreprocessConfig(), AugmentConfig(flip_prob=1e-9))(s, r2)
+    assert r1.random() != r2.random()               # one more draw with the mirror on

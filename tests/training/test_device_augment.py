@@ -33,6 +33,8 @@ AUGS = {
     "shadow": AugmentConfig(brightness_prob=0.0, shadow_prob=1.0, viewpoint_prob=0.0),
     "all": AugmentConfig(brightness_prob=1.0, shadow_prob=1.0, viewpoint_prob=1.0),
     "mixed": AugmentConfig(brightness_prob=0.5, shadow_prob=0.3, viewpoint_prob=0.5),
+    "flip": AugmentConfig(brightness_prob=0.0, shadow_prob=0.0, viewpoint_prob=0.0, flip_prob=1.0),
+    "mixed_flip": AugmentConfig(brightness_prob=0.5, shadow_prob=0.3, viewpoint_prob=0.5, flip_prob=0.5),
 }
 
 
@@ -105,6 +107,7 @@ def test_deferred_parameters_mark_what_was_not_applied():
     assert np.array_equal(y["aug_homography"], np.stack([np.eye(3)] * 2).astype(np.float32))
     assert y["aug_brightness"] == 1.0 and y["aug_horizon"] == 0.0
     assert np.array_equal(y["aug_shadow"], np.array([0, 0, 1, 0], np.float32))
+    assert y["aug_flip"] == 0.0
     v = SampleTransform(PreprocessConfig(), None, defer_image_ops=True)(_samples(1)[0], None)
     assert v["aug_brightness"] == 1.0
     assert "aug_shadow" not in SampleTransform(PreprocessConfig(), None)(_samples(1)[0], None)
@@ -121,13 +124,15 @@ def test_deferred_parameters_mark_what_was_not_applied():
     ("shadow", 0.1, 1.0, 0.005),
     ("all", 0.1, 1.0, 0.006),
     ("mixed", 0.1, 1.0, 0.006),
+    ("flip", 0.0, 0.0, 0.0),
+    ("mixed_flip", 0.1, 1.0, 0.006),
 ])
 def test_device_images_match_the_cpu_path_dave2(name, mean, p99, frac):
     a, _, dev = _both(PreprocessConfig(), AUGS[name])
     d = _diff(a, dev)
     assert d.mean() <= mean and np.percentile(d, 99) <= p99 and (d > 0).mean() <= frac, \
         (d.mean(), np.percentile(d, 99), (d > 0).mean())
-    if name in ("none", "brightness", "viewpoint"):
+    if name in ("none", "brightness", "viewpoint", "flip"):
         assert d.max() <= 1
 
 
