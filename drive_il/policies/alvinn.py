@@ -226,13 +226,7 @@ class Alvinn(SpeedHeadMixin, nn.Module):
             out = torch.sigmoid(self.output(h))       # (B, 45)
         if not with_speed:
             return out
-        v = self.speed_head(h, speed) if self.speed_head is not None else None   # (B,) [m/s]
-        if not (with_gap or with_reason):
-            return out, v
-        g = self.gap_head(h) if self.gap_head is not None else None   # (B,) [m]
-        if not with_reason:
-            return out, v, g
-        return out, v, g, (self.reason_head(h) if self.reason_head is not None else None)   # (B, 5) logits
+        return self._speed_outputs(out, h, speed, with_gap, with_reason)
 
     def output_to_steer(self, output: torch.Tensor, *, wheelbase: Any = None,
                         max_steer_angle: Any = None, speed: torch.Tensor | None = None,

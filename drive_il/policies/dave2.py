@@ -275,13 +275,7 @@ class Dave2(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             out = self.head(features) * self._inv_scale    # (B, 1) 1/r [1/m]
         if not with_speed:
             return out
-        v = self.speed_head(features, speed) if self.speed_head is not None else None
-        if not (with_gap or with_reason):
-            return out, v
-        g = self.gap_head(features) if self.gap_head is not None else None   # (B,) [m]
-        if not with_reason:
-            return out, v, g
-        return out, v, g, (self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
+        return self._speed_outputs(out, features, speed, with_gap, with_reason)
 
 
 class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
@@ -379,14 +373,7 @@ class Dave2Branched(SpeedHeadMixin, _CurvatureOutput, nn.Module):
             out = outs.gather(1, idx) * self._inv_scale                   # (B, 1) 1/r [1/m]
         if not with_speed:
             return out
-        idx = self.head_index(command, b)
-        v = self.speed_head(features, speed, idx) if self.speed_head is not None else None   # (B,) [m/s]
-        if not (with_gap or with_reason):
-            return out, v
-        g = self.gap_head(features, None, idx) if self.gap_head is not None else None   # (B,) [m]
-        if not with_reason:
-            return out, v, g
-        return out, v, g, (self.reason_head(features) if self.reason_head is not None else None)   # (B, 5) logits
+        return self._speed_outputs(out, features, speed, with_gap, with_reason, self.head_index(command, b))
 
 
 def count_parameters(module: nn.Module) -> int:

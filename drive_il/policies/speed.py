@@ -169,3 +169,29 @@ class SpeedHeadMixin:
     @property
     def uses_speed(self) -> bool:
         return self._speed_input() or (self.speed_head is not None and self.speed_head.measured_input)
+
+    def _speed_outputs(self, out: torch.Tensor, features: torch.Tensor, speed: torch.Tensor | None,
+                       with_gap: bool, with_reason: bool, branch: torch.Tensor | None = None) -> tuple:
+        """The tail of ``forward(..., with_speed=True)``, the same for every architecture.
+
+        Args:
+            out: (B, ...) the lateral output.
+            features: (B, F) the features the heads read.
+            speed: (B,) measured speed [m/s] or None.
+            with_gap, with_reason: the extra outputs asked for.
+            branch: (B,) int64 command branch of each sample (branched models), or None.
+
+        Returns:
+            ``(out, v)``; with ``with_gap`` ``(out, v, g)``; with ``with_reason`` ``(out, v,
+            g, logits)``: v (B,) target speed [m/s], g (B,) obstacle gap [m], logits (B, 5)
+            stop reasons, each None where the module has no such head.
+        """
+        v = self.speed_head(features, speed, branch) if self.speed_head is not None else None
+        if not (with_gap or with_reason):
+            return out, v
+        gap_head = getattr(self, "gap_head", None)
+        g = gap_head(features, None, branch) if gap_head is not None else None
+        if not with_reason:
+            return out, v, g
+        reason_head = getattr(self, "reason_head", None)
+        return out, v, g, (reason_head(features) if reason_head is not None else None)

@@ -84,6 +84,7 @@ from ..camera import PinholeCamera
 from ..control import curvature_to_steer, steer_to_curvature
 from ..policies.presets import AugmentConfig  # the [augmentation] table of a model preset
 from ..policies.preprocessing import PreprocessConfig, preprocess_uint8
+from ..types import RoadOption
 
 __all__ = [
     "MIRRORED_COMMAND",
@@ -101,8 +102,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Route command (CARLA's RoadOption numbers) -> the command of the mirrored scene.
-MIRRORED_COMMAND = {1: 2, 2: 1, 5: 6, 6: 5}
+#: Route command -> the command of the mirrored scene (the others map to themselves).
+MIRRORED_COMMAND = {RoadOption.LEFT: RoadOption.RIGHT, RoadOption.RIGHT: RoadOption.LEFT,
+                    RoadOption.CHANGELANELEFT: RoadOption.CHANGELANERIGHT,
+                    RoadOption.CHANGELANERIGHT: RoadOption.CHANGELANELEFT}
 
 
 def recovery_curvature(lateral_offset: float, heading_offset: float, speed: float, *,
