@@ -34,7 +34,12 @@ path), ``"side"``, ``"from-behind"`` (it hit us from behind); walkers ``"walker-
 ``"walker-side"``, ``"walker-behind"``; ``"-"`` for other rows. Rows also carry the
 learner's and the expert's target speed [m/s] (means over the window; None without a
 speed head), which tells a collision at the learner's own speed from one the expert would
-have slowed for.
+have slowed for; ``speed_kind`` names that (:func:`classify_speed`): ``"no-stop"`` (the
+expert was stopping over the whole window, the learner was not: a red light, a walker or a
+queue the learner drove on into), ``"faster"`` / ``"slower"`` (targets more than
+:data:`SPEED_MARGIN` apart), ``"same"``, or ``"-"`` without a speed head. ``kind`` reads the
+steering alone: a rear-end into a queue at a small steer difference can be a
+``"under-steer"`` and a ``"no-stop"``; the second is what failed.
 
 With ``collisions=True`` an episode that ends with neither a collision nor the goal (a
 NoCrash timeout: the time limit ran out, or the car was stuck) gets one row too, ``cause``
@@ -71,9 +76,9 @@ from ..geometry import to_local, wrap_angle
 from ..metrics import count_infractions
 from ..types import EventKind, StepRecord, stop_reason_code, stop_reason_name
 
-__all__ = ["AHEAD_CORRIDOR", "STANDSTILL_S", "TRACE_COLUMNS", "InterventionTrace", "classify",
-           "collision_counts", "collision_geometry", "format_collisions", "format_timeouts", "format_trace",
-           "timeout_counts"]
+__all__ = ["AHEAD_CORRIDOR", "SPEED_MARGIN", "STANDSTILL_S", "TRACE_COLUMNS", "InterventionTrace", "classify",
+           "classify_speed", "collision_counts", "collision_geometry", "format_collisions", "format_timeouts",
+           "format_trace", "timeout_counts"]
 
 #: Columns printed by :func:`format_trace` (keys of a trace row).
 TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed", "lateral_deviation", "heading_deg",
@@ -81,6 +86,9 @@ TRACE_COLUMNS = ("episode", "s", "cause", "kind", "command", "junction", "speed"
 
 #: |mean expert steer| below which the expert counts as going straight [steer units].
 STRAIGHT_STEER = 0.1
+#: Learner's and expert's mean target speeds [m/s] further apart than this are ``"faster"``
+#: or ``"slower"`` (:func:`classify_speed`).
+SPEED_MARGIN = 1.0
 #: A timeout row's longest standstill lasting at least this long [s] is a ``"standstill"``.
 STANDSTILL_S = 5.0
 #: (length [m], half width [m]) of the corridor ahead of the ego, in its frame, searched
@@ -109,6 +117,38 @@ def classify(learner_steer: float, expert_steer: float, *, tolerance: float = 0.
     if abs(diff) < tolerance:
         return "other"
     return "under-steer" if abs(learner_steer) < abs(expert_steer) else "over-steer"
+
+
+def classify_speed(learner_target: float | None, expert_target: float | None, *,
+                   margin: float = SPEED_MARGIN) -> str:
+    """Name the learner's speed error over the window before a row's onset.
+
+    Args:
+        learner_target, expert_target: mean target speeds [m/s] over the window (the
+            row's ``learner_target_speed`` and ``expert_target_speed``); None when not
+            recorded (a learner without a speed head).
+        margin: [m/s], >= 0.
+
+    Returns:
+        ``"no-stop"`` (the expert's mean below :data:`~drive_il.data.tools.STAND_SPEED`:
+        it was stopping; the learner's at or above it), ``"faster"`` / ``"slower"`` (the
+        learner's more than ``margin`` above / below the expert's), ``"same"``, or ``"-"``
+        when either is None.
+
+    Raises:
+        ValueError: ``margin`` negative or not finite.
+    """
+    if not (math.isfinite(margin) and margin >= 0.0):
+        raise ValueError(f"classify_speed: margin must be a finite number >= 0 [m/s], got {margin!r}")
+    if learner_target is None or expert_target is None:
+        return "-"
+    if expert_target < STAND_SPEED <= learner_target:
+        return "no-stop"
+    if learner_target > expert_target + margin:
+        return "faster"
+    if learner_target < expert_target - margin:
+        return "slower"
+    return "same"
 
 
 #: Bearing of the other actor's centre [deg] within which it counts as ahead (and beyond
@@ -288,6 +328,8 @@ class InterventionTrace:
             name = r.step.observation.command.name
             if not commands or commands[-1] != name:
                 commands.append(name)
+        l_target = _mean_speed([*window, record], "learner_target_speed")
+        e_target = _mean_speed([*window, record], "expert_target_speed")
         return {
             "episode": self._episode, "seed": self._seed, "s": round(float(record.route_progress), 1),
             "cause": cause,
@@ -300,8 +342,8 @@ class InterventionTrace:
             "steer_diff": round(l_mean - e_mean, 3),
             "learner_steers": [round(float(v), 3) for v in ls[:: max(1, len(ls) // 6)]],
             "expert_steers": [round(float(v), 3) for v in es[:: max(1, len(es) // 6)]],
-            "learner_target_speed": _mean_speed([*window, record], "learner_target_speed"),
-            "expert_target_speed": _mean_speed([*window, record], "expert_target_speed"),
+            "learner_target_speed": l_target, "expert_target_speed": e_target,
+            "speed_kind": classify_speed(l_target, e_target),
             **_contact(contact),
         }
 
@@ -413,18 +455,18 @@ def _f(v: Any, fmt: str) -> str:
 def format_collisions(rows: list[dict[str, Any]]) -> str:
     """Collision rows (``collisions=True``; NoCrash adds ``town``, ``density`` and
     ``weather``) as an aligned text table, one line per collision, followed by counts per
-    cause, geometry, kind and command; ``"no collisions"`` when empty."""
+    cause, geometry, kind, speed kind and command; ``"no collisions"`` when empty."""
     if not rows:
         return "no collisions"
-    head = ("town", "traffic", "weather", "route", "s [m]", "cause", "geometry", "kind", "command", "junc",
-            "v [m/s]", "lat. dev. [m]", "other fwd/right [m]", "other yaw [deg]", "other v [m/s]",
+    head = ("town", "traffic", "weather", "route", "s [m]", "cause", "geometry", "kind", "speed kind", "command",
+            "junc", "v [m/s]", "lat. dev. [m]", "other fwd/right [m]", "other yaw [deg]", "other v [m/s]",
             "learner v* [m/s]", "expert v* [m/s]")
     lines = []
     for r in rows:
         o = r.get("other") or {}
         lines.append((str(r.get("town", "-")), str(r.get("density", "-")), str(r.get("weather", "-")),
                       str(r.get("seed", "-")), f"{r['s']:.1f}", r["cause"], r.get("geometry", "-"), r["kind"],
-                      r["command"], "yes" if r["junction"] else "no", f"{r['speed']:.1f}",
+                      r.get("speed_kind", "-"), r["command"], "yes" if r["junction"] else "no", f"{r['speed']:.1f}",
                       f"{r['lateral_deviation']:+.2f}",
                       f"{o['forward']:+.1f}/{o['right']:+.1f}" if o else "-", _f(o.get("rel_yaw_deg"), "{:+.0f}"),
                       _f(o.get("speed"), "{:.1f}"), _f(r.get("learner_target_speed"), "{:.1f}"),
@@ -466,7 +508,8 @@ def timeout_counts(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
-    """Lines ``by cause: ...``, ``by geometry: ...``, ``by kind: ...``, ``by command: ...``
+    """Lines ``by cause: ...``, ``by geometry: ...``, ``by kind: ...``, ``by speed_kind: ...``,
+    ``by command: ...``
     of collision rows (most frequent first); [] when there are none. The geometry line
     also says how many rear-ends hit a vehicle that stood (its speed below
     :data:`~drive_il.data.tools.STAND_SPEED`, 0.3 m/s): the learner creeping into a queue."""
@@ -475,7 +518,7 @@ def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
     standing = sum(1 for r in rows if r.get("geometry") == "rear-end" and _other_speed(r) < STAND_SPEED)
     notes = {("geometry", "rear-end"): f"({standing} into a standing vehicle, < {STAND_SPEED:g} m/s)"} \
         if standing else {}
-    return _counts(rows, ("cause", "geometry", "kind", "command"), notes)
+    return _counts(rows, ("cause", "geometry", "kind", "speed_kind", "command"), notes)
 
 
 def _other_speed(row: dict[str, Any]) -> float:

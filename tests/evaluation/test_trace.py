@@ -3,11 +3,11 @@
 import math
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
-from drive_il.evaluation.trace import (InterventionTrace, classify, collision_counts, collision_geometry,
-                                      format_collisions, format_timeouts, format_trace, timeout_counts)
+from drive_il.evaluation.trace import (InterventionTrace, classify, classify_speed, collision_counts,
+                                      collision_geometry, format_collisions, format_timeouts, format_trace,
+                                      timeout_counts)
 from drive_il.types import (ActorState, Control, Event, EventKind, Observation, RoadOption, Route, RouteWaypoint,
                             Step, StepRecord, VehicleState, WalkerState, WorldState)
 
@@ -45,6 +45,20 @@ def _run(records, threshold=1.0, episode=3, collisions=False, termination=None):
                                         (0.02, 0.3, "late-turn")])
 def test_classify(ls, es, kind):
     assert classify(ls, es) == kind
+
+
+@pytest.mark.parametrize("lv,ev,kind", [(4.1, 0.0, "no-stop"), (0.3, 0.29, "no-stop"), (0.29, 0.0, "same"),
+                                        (4.1, 0.3, "faster"), (4.5, 3.4, "faster"), (4.4, 3.4, "same"),
+                                        (2.0, 3.5, "slower"), (0.0, 3.0, "slower"), (None, 3.0, "-"),
+                                        (3.0, None, "-")])
+def test_classify_speed(lv, ev, kind):
+    assert classify_speed(lv, ev) == kind
+
+
+def test_classify_speed_bad_margin():
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="margin must be a finite number >= 0"):
+            classify_speed(1.0, 2.0, margin=bad)
 
 
 def test_one_row_per_onset_with_window_means():
@@ -135,9 +149,11 @@ def test_collision_rows_say_what_was_hit_and_from_where():
     assert car_row["other"] == {"actor": 7, "forward": 4.0, "right": -1.0, "rel_yaw_deg": -150.0, "speed": 0.0}
     # means over the 0.5 s window (10 steps) and the contact's step
     assert car_row["learner_target_speed"] == pytest.approx(4.41) and car_row["expert_target_speed"] == 3.41
+    assert car_row["speed_kind"] == "same"                   # 1.0 m/s apart: not more than SPEED_MARGIN
     assert ped_row["geometry"] == "walker-ahead" and ped_row["other"]["actor"] == 900
     assert ped_row["other"]["rel_yaw_deg"] is None and ped_row["other"]["speed"] == 1.2
     assert ped_row["learner_target_speed"] is None           # no speed head in its window
+    assert ped_row["speed_kind"] == "-"
     assert lay_row["geometry"] == "-" and lay_row["other"] is None
     # an actor the world state does not list: the row stays, without "other"
     ghost = [_rec(0, events=(Event(EventKind.COLLISION, 0, 0.0, other_actor=55),))]
@@ -148,9 +164,12 @@ def test_collision_rows_say_what_was_hit_and_from_where():
     first = lines[1].split()
     assert first[:3] == ["Town02", "dense", "WetSunset"] and "head-on" in first and "+4.0/-1.0" in first
     assert first[-5:] == ["+4.0/-1.0", "-150", "0.0", "4.4", "3.4"]
-    assert lines[-4] == "by cause: vehicle 1, walker 1, layout 1"
-    assert lines[-3].startswith("by geometry: ") and "head-on 1" in lines[-3]
-    assert "standing" not in lines[-3]                  # the head-on car stands, but it is no rear-end
+    assert first[first.index("head-on") + 1:first.index("head-on") + 3] == ["under-steer", "same"]
+    assert "speed kind" in lines[0]
+    assert lines[-5] == "by cause: vehicle 1, walker 1, layout 1"
+    assert lines[-4].startswith("by geometry: ") and "head-on 1" in lines[-4]
+    assert "standing" not in lines[-4]                  # the head-on car stands, but it is no rear-end
+    assert lines[-2] == "by speed_kind: - 2, same 1"
     # rear-ends: into a standing vehicle (< 0.3 m/s), into a moving one, the hit actor unknown
     rear = [{"cause": "vehicle", "geometry": "rear-end", "kind": "other", "command": "LANEFOLLOW",
              "other": {"speed": v}} for v in (0.0, 0.29, 0.3, 4.0)]
@@ -159,6 +178,18 @@ def test_collision_rows_say_what_was_hit_and_from_where():
                  "other": {"speed": 0.0}})
     assert collision_counts(rear)[1] == "by geometry: rear-end 5 (2 into a standing vehicle, < 0.3 m/s), head-on 1"
     assert format_collisions([]) == "no collisions" and collision_counts([]) == []
+
+
+def test_a_rear_end_the_expert_would_have_stopped_for_is_a_no_stop():
+    # the expert stops (target 0) for a standing car 3 m ahead; the learner keeps its 4 m/s and
+    # steers 0.05 less than the expert: a steering "kind" of its own, but the speed is what failed
+    car = ActorState(actor_id=4, x=13.0, y=0.0, yaw=0.0, speed=0.0)
+    recs = [_rec(i, ls=0.15, es=0.21, lv=4.0, ev=0.0) for i in range(40)]
+    recs.append(_rec(40, ls=0.15, es=0.21, lv=4.0, ev=0.0, actors=(car,),
+                     events=(Event(EventKind.COLLISION, 40, 2.0, other_actor=4),)))
+    (row,) = _run(recs, collisions=True)
+    assert row["geometry"] == "rear-end" and row["kind"] == "under-steer" and row["speed_kind"] == "no-stop"
+    assert collision_counts([row])[3] == "by speed_kind: no-stop 1"
 
 
 def test_an_intervention_after_a_collision_says_what_was_hit():
