@@ -165,10 +165,14 @@ def test_debug_drawing_forces_and_level_boxes_are_accepted(server):
     world = client.get_world()
     assert world.get_level_bbs() == []
     assert world.get_level_bbs(carla.CityObjectLabel.Buildings) == []
-    v = world.spawn_actor(world.get_blueprint_library().find("vehicle.audi.a2"),
-                          world.get_map().get_spawn_points()[13])
+    spawn = world.get_map().get_spawn_points()[13]
+    v = world.spawn_actor(world.get_blueprint_library().find("vehicle.audi.a2"), spawn)
     try:
+        # the client reads an actor's location from the latest world snapshot, which lists a
+        # new actor from the next tick on (before it: (0, 0, 0)); asynchronous mode here
+        world.wait_for_tick(20.0)
         loc = v.get_location()
+        assert loc.distance(spawn.location) < 1.0
         red = carla.Color(255, 0, 0)
         world.debug.draw_point(loc, 0.1, red, 1.0)
         world.debug.draw_line(loc, loc + carla.Location(z=2), 0.1, red, 1.0)
@@ -181,7 +185,9 @@ def test_debug_drawing_forces_and_level_boxes_are_accepted(server):
         v.add_force(carla.Vector3D(100, 0, 0))
         v.add_torque(carla.Vector3D(0, 0, 10))
         v.add_angular_impulse(carla.Vector3D(0, 0, 10))
-        assert v.get_location().distance(loc) < 1.0  # a waited call after them: answered in order
+        assert world.get_settings().synchronous_mode is False  # a waited call after them: answered in order
+        world.wait_for_tick(20.0)
+        assert v.get_location().distance(loc) < 1.0  # the forces and impulses moved nothing
     finally:
         _destroy(client, [v.id])
     log = server_log(server)
