@@ -37,9 +37,11 @@ speed head), which tells a collision at the learner's own speed from one the exp
 have slowed for; ``speed_kind`` names that (:func:`classify_speed`): ``"no-stop"`` (the
 expert was stopping over the whole window, the learner was not: a red light, a walker or a
 queue the learner drove on into), ``"faster"`` / ``"slower"`` (targets more than
-:data:`SPEED_MARGIN` apart), ``"same"``, or ``"-"`` without a speed head. ``kind`` reads the
-steering alone: a rear-end into a queue at a small steer difference can be a
-``"under-steer"`` and a ``"no-stop"``; the second is what failed.
+:data:`SPEED_MARGIN` apart), ``"same"``, or ``"-"`` without a speed head. ``expert_stop``
+is the expert's most frequent stop reason over the window (as a timeout row's, below;
+``"-"`` where not recorded). ``kind`` reads the steering alone: a rear-end into a queue at
+a small steer difference can be an ``"under-steer"`` and a ``"no-stop"``; the second is
+what failed.
 
 With ``collisions=True`` an episode that ends with neither a collision nor the goal (a
 NoCrash timeout: the time limit ran out, or the car was stuck) gets one row too, ``cause``
@@ -330,6 +332,11 @@ class InterventionTrace:
                 commands.append(name)
         l_target = _mean_speed([*window, record], "learner_target_speed")
         e_target = _mean_speed([*window, record], "expert_target_speed")
+        reasons: dict[str, int] = {}
+        for r in (*window, record):
+            name = _stop_name(r)
+            if name is not None:
+                reasons[name] = reasons.get(name, 0) + 1
         return {
             "episode": self._episode, "seed": self._seed, "s": round(float(record.route_progress), 1),
             "cause": cause,
@@ -343,7 +350,7 @@ class InterventionTrace:
             "learner_steers": [round(float(v), 3) for v in ls[:: max(1, len(ls) // 6)]],
             "expert_steers": [round(float(v), 3) for v in es[:: max(1, len(es) // 6)]],
             "learner_target_speed": l_target, "expert_target_speed": e_target,
-            "speed_kind": classify_speed(l_target, e_target),
+            "speed_kind": classify_speed(l_target, e_target), "expert_stop": _most_frequent(reasons),
             **_contact(contact),
         }
 
@@ -374,18 +381,29 @@ class _Standstill:
                 acc[1] += 1
                 if key == "expert_target_speed" and v >= STAND_SPEED:
                     self._expert_moving += 1
-        r = record.expert_stop_reason
-        if r is not None:
-            name = stop_reason_name(stop_reason_code(r))
+        name = _stop_name(record)
+        if name is not None:
             self._reasons[name] = self._reasons.get(name, 0) + 1
 
     def summary(self) -> dict[str, Any]:
         means = {k: (round(a / n, 2) if n else None) for k, (a, n) in self._sums.items()}
-        stop = max(self._reasons.items(), key=lambda kv: kv[1])[0] if self._reasons else "-"
+        stop = _most_frequent(self._reasons)
         n = self._sums["expert_target_speed"][1]
         return {**self.first, "commands": [self.first["command"]], "stood_s": round(self.seconds, 2),
                 **means, "expert_moving": round(100.0 * self._expert_moving / n, 1) if n else None,
                 "expert_stop": stop}
+
+
+def _stop_name(record: StepRecord) -> str | None:
+    """The expert's stop reason of a record by name (``"none"``, ``"red_light"``, ...),
+    None where not recorded."""
+    r = record.expert_stop_reason
+    return None if r is None else stop_reason_name(stop_reason_code(r))
+
+
+def _most_frequent(counts: dict[str, int]) -> str:
+    """The most frequent name of ``counts`` (the first seen of a tie); ``"-"`` if empty."""
+    return max(counts.items(), key=lambda kv: kv[1])[0] if counts else "-"
 
 
 def _ahead(record: StepRecord) -> dict[str, Any] | None:
@@ -455,12 +473,13 @@ def _f(v: Any, fmt: str) -> str:
 def format_collisions(rows: list[dict[str, Any]]) -> str:
     """Collision rows (``collisions=True``; NoCrash adds ``town``, ``density`` and
     ``weather``) as an aligned text table, one line per collision, followed by counts per
-    cause, geometry, kind, speed kind and command; ``"no collisions"`` when empty."""
+    cause, geometry, kind, speed kind, the expert's stop reason and command; ``"no
+    collisions"`` when empty."""
     if not rows:
         return "no collisions"
     head = ("town", "traffic", "weather", "route", "s [m]", "cause", "geometry", "kind", "speed kind", "command",
             "junc", "v [m/s]", "lat. dev. [m]", "other fwd/right [m]", "other yaw [deg]", "other v [m/s]",
-            "learner v* [m/s]", "expert v* [m/s]")
+            "learner v* [m/s]", "expert v* [m/s]", "expert stops for")
     lines = []
     for r in rows:
         o = r.get("other") or {}
@@ -470,7 +489,7 @@ def format_collisions(rows: list[dict[str, Any]]) -> str:
                       f"{r['lateral_deviation']:+.2f}",
                       f"{o['forward']:+.1f}/{o['right']:+.1f}" if o else "-", _f(o.get("rel_yaw_deg"), "{:+.0f}"),
                       _f(o.get("speed"), "{:.1f}"), _f(r.get("learner_target_speed"), "{:.1f}"),
-                      _f(r.get("expert_target_speed"), "{:.1f}")))
+                      _f(r.get("expert_target_speed"), "{:.1f}"), str(r.get("expert_stop", "-"))))
     out = _aligned(head, lines)
     out += collision_counts(rows)
     return "\n".join(out)
@@ -509,7 +528,7 @@ def timeout_counts(rows: list[dict[str, Any]]) -> list[str]:
 
 def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
     """Lines ``by cause: ...``, ``by geometry: ...``, ``by kind: ...``, ``by speed_kind: ...``,
-    ``by command: ...``
+    ``by expert_stop: ...``, ``by command: ...``
     of collision rows (most frequent first); [] when there are none. The geometry line
     also says how many rear-ends hit a vehicle that stood (its speed below
     :data:`~drive_il.data.tools.STAND_SPEED`, 0.3 m/s): the learner creeping into a queue."""
@@ -518,7 +537,7 @@ def collision_counts(rows: list[dict[str, Any]]) -> list[str]:
     standing = sum(1 for r in rows if r.get("geometry") == "rear-end" and _other_speed(r) < STAND_SPEED)
     notes = {("geometry", "rear-end"): f"({standing} into a standing vehicle, < {STAND_SPEED:g} m/s)"} \
         if standing else {}
-    return _counts(rows, ("cause", "geometry", "kind", "speed_kind", "command"), notes)
+    return _counts(rows, ("cause", "geometry", "kind", "speed_kind", "expert_stop", "command"), notes)
 
 
 def _other_speed(row: dict[str, Any]) -> float:

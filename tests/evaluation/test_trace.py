@@ -163,13 +163,13 @@ def test_collision_rows_say_what_was_hit_and_from_where():
     assert lines[0].split()[:4] == ["town", "traffic", "weather", "route"]
     first = lines[1].split()
     assert first[:3] == ["Town02", "dense", "WetSunset"] and "head-on" in first and "+4.0/-1.0" in first
-    assert first[-5:] == ["+4.0/-1.0", "-150", "0.0", "4.4", "3.4"]
+    assert first[-6:] == ["+4.0/-1.0", "-150", "0.0", "4.4", "3.4", "-"]   # no stop reasons recorded
     assert first[first.index("head-on") + 1:first.index("head-on") + 3] == ["under-steer", "same"]
     assert "speed kind" in lines[0]
-    assert lines[-5] == "by cause: vehicle 1, walker 1, layout 1"
-    assert lines[-4].startswith("by geometry: ") and "head-on 1" in lines[-4]
-    assert "standing" not in lines[-4]                  # the head-on car stands, but it is no rear-end
-    assert lines[-2] == "by speed_kind: - 2, same 1"
+    assert lines[-6] == "by cause: vehicle 1, walker 1, layout 1"
+    assert lines[-5].startswith("by geometry: ") and "head-on 1" in lines[-5]
+    assert "standing" not in lines[-5]                  # the head-on car stands, but it is no rear-end
+    assert lines[-3:-1] == ["by speed_kind: - 2, same 1", "by expert_stop: - 3"]
     # rear-ends: into a standing vehicle (< 0.3 m/s), into a moving one, the hit actor unknown
     rear = [{"cause": "vehicle", "geometry": "rear-end", "kind": "other", "command": "LANEFOLLOW",
              "other": {"speed": v}} for v in (0.0, 0.29, 0.3, 4.0)]
@@ -184,12 +184,14 @@ def test_a_rear_end_the_expert_would_have_stopped_for_is_a_no_stop():
     # the expert stops (target 0) for a standing car 3 m ahead; the learner keeps its 4 m/s and
     # steers 0.05 less than the expert: a steering "kind" of its own, but the speed is what failed
     car = ActorState(actor_id=4, x=13.0, y=0.0, yaw=0.0, speed=0.0)
-    recs = [_rec(i, ls=0.15, es=0.21, lv=4.0, ev=0.0) for i in range(40)]
-    recs.append(_rec(40, ls=0.15, es=0.21, lv=4.0, ev=0.0, actors=(car,),
+    recs = [_rec(i, ls=0.15, es=0.21, lv=4.0, ev=0.0, stop="vehicle" if i > 34 else "walker") for i in range(40)]
+    recs.append(_rec(40, ls=0.15, es=0.21, lv=4.0, ev=0.0, actors=(car,), stop="vehicle",
                      events=(Event(EventKind.COLLISION, 40, 2.0, other_actor=4),)))
     (row,) = _run(recs, collisions=True)
     assert row["geometry"] == "rear-end" and row["kind"] == "under-steer" and row["speed_kind"] == "no-stop"
-    assert collision_counts([row])[3] == "by speed_kind: no-stop 1"
+    assert row["expert_stop"] == "vehicle"           # most of the window: "walker" before
+    assert collision_counts([row])[3:5] == ["by speed_kind: no-stop 1", "by expert_stop: vehicle 1"]
+    assert format_collisions([row]).splitlines()[1].split()[-1] == "vehicle"
 
 
 def test_an_intervention_after_a_collision_says_what_was_hit():
