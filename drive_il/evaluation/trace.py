@@ -253,7 +253,7 @@ class InterventionTrace:
 
     def on_step(self, record: StepRecord) -> None:
         dt = record.step.world_state.dt or 0.05
-        n = max(1, int(round(self.window / dt)))
+        n = max(1, round(self.window / dt))
         prev = self._hist[-1] if self._hist else None
         if record.intervention and not self._prev_inter:
             self.rows.append(self._row(record, prev, list(self._hist)[-n:]))
